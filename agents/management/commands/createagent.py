@@ -1,0 +1,57 @@
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.utils.module_loading import import_string
+from django.utils.text import slugify
+
+from agents.models import Agent
+from agents.services import agent_key_create
+from approvals import audit
+from approvals.audit import Actor
+
+
+class Command(BaseCommand):
+    help = "Register an agent (or add a key to an existing one). Prints the API key last."
+
+    def add_arguments(self, parser):
+        parser.add_argument("slug")
+        parser.add_argument("--name", default="")
+        parser.add_argument("--callback-url", default="")
+        parser.add_argument("--hosted", default="", metavar="CLASS",
+                            help="dotted path of a hosted agent class")
+        parser.add_argument("--owner", default="", help="username of the owner (four-eyes)")
+        parser.add_argument("--key-name", default="cli")
+
+    def handle(self, *args, **opts):
+        slug = opts["slug"]
+        if slugify(slug) != slug:
+            raise CommandError(f"{slug!r} is not a valid slug (use lowercase letters, digits, -)")
+        if opts["hosted"]:
+            try:
+                import_string(opts["hosted"])
+            except ImportError as exc:
+                raise CommandError(f"--hosted {opts['hosted']!r}: {exc}") from None
+        owner = None
+        if opts["owner"]:
+            owner = get_user_model().objects.filter(username=opts["owner"]).first()
+            if owner is None:
+                raise CommandError(f"no user {opts['owner']!r}")
+        actor = Actor.system("createagent")
+        with transaction.atomic():
+            agent, created = Agent.objects.get_or_create(
+                slug=slug,
+                defaults={
+                    "name": opts["name"] or slug,
+                    "kind": Agent.Kind.HOSTED if opts["hosted"] else Agent.Kind.EXTERNAL,
+                    "runtime": opts["hosted"],
+                    "callback_url": opts["callback_url"],
+                    "owner": owner,
+                },
+            )
+            if created:
+                audit.record(actor, "agent.created", agent, {"slug": slug, "kind": agent.kind})
+            key = agent_key_create(agent, actor, name=opts["key_name"])
+        verb = "Created agent" if created else "Added a key to existing agent"
+        self.stdout.write(f"{verb} {slug!r} (id {agent.pk}). Webhook secret: {agent.webhook_secret}")
+        self.stdout.write("API key (shown once):")
+        self.stdout.write(key)

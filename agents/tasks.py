@@ -1,0 +1,28 @@
+"""django-q2 tasks of the agent side. They take ids, load rows, call transitions, and are
+idempotent: a duplicate delivery finds the work done and does nothing."""
+
+from __future__ import annotations
+
+import logging
+
+from agents.models import Agent, Run
+from agents.transitions import run_resume
+from approvals.audit import Actor
+from approvals.exceptions import Conflict
+
+log = logging.getLogger(__name__)
+
+
+def resume_run(run_id: str) -> str:
+    try:
+        run = run_resume(run_id, Actor.system("resume-task"))
+    except Conflict as exc:
+        log.info("resume of run %s skipped: %s", run_id, exc)
+        return f"skipped: {exc}"
+    except Run.DoesNotExist:
+        return "skipped: no such run"
+    if run.agent.kind == Agent.Kind.HOSTED:
+        from agents.runtime import continue_run
+
+        continue_run(run.pk)
+    return "resumed"

@@ -1,0 +1,162 @@
+"""The run state machine: the only code that changes a run's status.
+
+    (new) ──start──▶ running ──wait──▶ waiting ──resume (one winner)──▶ running
+    running|waiting ──complete──▶ completed
+    running|waiting ──fail──────▶ failed
+    running|waiting ──cancel────▶ cancelled   (pending checkpoints are cancelled with it)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from agents.models import Agent, Run
+from approvals import audit
+from approvals.audit import Actor
+from approvals.exceptions import Conflict
+from approvals.models import Checkpoint
+from approvals.transitions import checkpoint_cancel
+from hitlportal.queue import enqueue
+
+Status = Run.Status
+RESUME_TASK = "agents.tasks.resume_run"
+
+
+def _move(run_id, allowed: tuple[str, ...], new: str, **fields: Any) -> Run:
+    """Conditional update: only from an allowed status; raises Conflict naming the current one."""
+    now = timezone.now()
+    updated = Run.objects.filter(pk=run_id, status__in=allowed).update(
+        status=new, version=F("version") + 1, updated_at=now, **fields
+    )
+    run = Run.objects.select_related("agent").get(pk=run_id)
+    if not updated:
+        raise Conflict(
+            f"Run is {run.status}, not {' or '.join(allowed)}",
+            status=run.status,
+            winner=run.status,
+            at=run.updated_at,
+        )
+    return run
+
+
+def run_start(
+    *,
+    agent: Agent,
+    task: str,
+    actor: Actor,
+    input: dict | None = None,
+    external_id: str = "",
+    metadata: dict | None = None,
+    created_by=None,
+) -> Run:
+    with transaction.atomic():
+        run = Run.objects.create(
+            agent=agent,
+            task=task,
+            input=input or {},
+            external_id=external_id,
+            metadata=metadata or {},
+            created_by=created_by,
+            status=Status.RUNNING,
+        )
+        audit.record(actor, "run.started", run, {"agent": agent.slug, "task": task[:500]})
+    return run
+
+
+def run_wait(run_id, actor: Actor, *, checkpoint_id=None) -> Run:
+    """running → waiting. A run already waiting (parallel checkpoints) stays waiting."""
+    with transaction.atomic():
+        try:
+            run = _move(run_id, (Status.RUNNING,), Status.WAITING)
+        except Conflict as exc:
+            if exc.status == Status.WAITING:
+                return Run.objects.get(pk=run_id)
+            raise
+        audit.record(
+            actor, "run.waiting", run, {"checkpoint": str(checkpoint_id) if checkpoint_id else None}
+        )
+    return run
+
+
+def run_request_resume(run_id, *, reason: str) -> bool:
+    """Schedule the resume follow-up for a waiting run once nothing is pending any more.
+
+    Called inside the resolving transaction (and by the reconcile sweep). Records the request
+    on the row, so the sweep can tell a lost enqueue from one in flight, and enqueues on commit.
+    Returns whether a resume was scheduled.
+    """
+    with transaction.atomic():
+        pending = Checkpoint.objects.filter(run_id=run_id, status=Checkpoint.Status.PENDING)
+        if pending.exists():
+            return False
+        updated = Run.objects.filter(pk=run_id, status=Status.WAITING).update(
+            resume_requested_at=timezone.now(), resume_attempts=F("resume_attempts") + 1
+        )
+        if not updated:
+            return False
+        transaction.on_commit(lambda: enqueue(RESUME_TASK, str(run_id), reason=reason))
+    return True
+
+
+def run_resume(run_id, actor: Actor) -> Run:
+    """waiting → running. Of any number of concurrent resumers exactly one wins; the others
+    get Conflict and must do nothing."""
+    with transaction.atomic():
+        if Checkpoint.objects.filter(run_id=run_id, status=Checkpoint.Status.PENDING).exists():
+            raise Conflict("Run still has pending checkpoints", status=Status.WAITING)
+        run = _move(run_id, (Status.WAITING,), Status.RUNNING)
+        resolved = list(
+            Checkpoint.objects.filter(run_id=run_id)
+            .exclude(status=Checkpoint.Status.PENDING)
+            .order_by("-resolved_at")
+            .values_list("id", "status")[:10]
+        )
+        audit.record(
+            actor,
+            "run.resumed",
+            run,
+            {"checkpoints": [[str(pk), status] for pk, status in resolved]},
+        )
+    return run
+
+
+def _finish(run_id, new: str, actor: Actor, verb: str, **fields: Any) -> Run:
+    with transaction.atomic():
+        run = _move(
+            run_id, (Status.RUNNING, Status.WAITING), new, finished_at=timezone.now(), **fields
+        )
+        for cp_id in Checkpoint.objects.filter(
+            run_id=run_id, status=Checkpoint.Status.PENDING
+        ).values_list("id", flat=True):
+            try:
+                checkpoint_cancel(cp_id, actor, reason=f"run {new}")
+            except Conflict:
+                pass  # decided at the same moment; the decision stands
+        audit.record(
+            actor,
+            verb,
+            run,
+            {k: v for k, v in fields.items() if k in ("result", "error")},
+        )
+    return run
+
+
+def run_complete(run_id, actor: Actor, *, result: Any = None) -> Run:
+    return _finish(run_id, Status.COMPLETED, actor, "run.completed", result=result)
+
+
+def run_fail(run_id, actor: Actor, *, error: str = "") -> Run:
+    return _finish(run_id, Status.FAILED, actor, "run.failed", error=error)
+
+
+def run_cancel(run_id, actor: Actor, *, reason: str = "") -> Run:
+    return _finish(run_id, Status.CANCELLED, actor, "run.cancelled", error=reason)
+
+
+def max_resume_attempts() -> int:
+    return getattr(settings, "HITL_MAX_RESUME_ATTEMPTS", 5)

@@ -1,0 +1,162 @@
+"""The tamper-evident audit trail: append (inside the caller's transaction) and verify.
+
+Each event's hash is sha256 over a canonical JSON of its content including the previous
+event's hash. Appends are serialized (a PostgreSQL advisory lock; SQLite's IMMEDIATE
+transactions already serialize writers) and `seq` is unique, so the chain cannot fork.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from approvals.models import AuditEvent
+
+GENESIS_HASH = "0" * 64
+_ADVISORY_LOCK_KEY = 0x4A171  # any constant shared by every process appending to the chain
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _normalize(data: dict[str, Any] | None) -> dict[str, Any]:
+    # Round-trip through JSON so what we hash is exactly what the JSONField gives back later.
+    return json.loads(canonical_json(data or {}))
+
+
+@dataclass(frozen=True)
+class Actor:
+    type: str
+    id: str = ""
+    label: str = ""
+
+    @classmethod
+    def for_user(cls, user) -> Actor:
+        return cls(AuditEvent.ActorType.USER, str(user.pk), user.get_username())
+
+    @classmethod
+    def for_agent(cls, agent) -> Actor:
+        return cls(AuditEvent.ActorType.AGENT, str(agent.pk), agent.slug)
+
+    @classmethod
+    def system(cls, label: str = "system") -> Actor:
+        return cls(AuditEvent.ActorType.SYSTEM, "", label)
+
+
+def _timestamp(at: dt.datetime) -> str:
+    return at.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def compute_hash(
+    *,
+    seq: int,
+    at: dt.datetime,
+    actor_type: str,
+    actor_id: str,
+    actor_label: str,
+    verb: str,
+    target_type: str,
+    target_id: str,
+    data: dict[str, Any],
+    prev_hash: str,
+) -> str:
+    payload = canonical_json(
+        {
+            "seq": seq,
+            "at": _timestamp(at),
+            "actor": [actor_type, actor_id, actor_label],
+            "verb": verb,
+            "target": [target_type, target_id],
+            "data": data,
+            "prev_hash": prev_hash,
+        }
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def event_hash(event: AuditEvent) -> str:
+    return compute_hash(
+        seq=event.seq,
+        at=event.at,
+        actor_type=event.actor_type,
+        actor_id=event.actor_id,
+        actor_label=event.actor_label,
+        verb=event.verb,
+        target_type=event.target_type,
+        target_id=event.target_id,
+        data=event.data,
+        prev_hash=event.prev_hash,
+    )
+
+
+def record(
+    actor: Actor, verb: str, target: Any, data: dict[str, Any] | None = None
+) -> AuditEvent:
+    """Append one event. Call inside the transaction of the change it describes."""
+    target_type = target._meta.label_lower if hasattr(target, "_meta") else str(target[0])
+    target_id = str(target.pk) if hasattr(target, "_meta") else str(target[1])
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ADVISORY_LOCK_KEY])
+        last = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
+        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+        fields = {
+            "seq": seq,
+            "at": timezone.now(),
+            "actor_type": actor.type,
+            "actor_id": actor.id,
+            "actor_label": actor.label,
+            "verb": verb,
+            "target_type": target_type,
+            "target_id": target_id,
+            "data": _normalize(data),
+            "prev_hash": prev_hash,
+        }
+        return AuditEvent.objects.create(hash=compute_hash(**fields), **fields)
+
+
+@dataclass
+class VerifyResult:
+    ok: bool
+    checked: int
+    bad_seq: int | None = None
+    problem: str = ""
+
+
+def _events() -> Iterator[AuditEvent]:
+    return AuditEvent.objects.order_by("seq").iterator(chunk_size=2000)
+
+
+def verify_chain() -> VerifyResult:
+    """Walk the chain; report the first event that was changed, deleted or inserted."""
+    expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
+    for event in _events():
+        if event.seq != expected_seq:
+            return VerifyResult(
+                False,
+                checked,
+                event.seq,
+                f"sequence gap: expected #{expected_seq}, found #{event.seq} "
+                f"(event #{expected_seq} was deleted or renumbered)",
+            )
+        if event.prev_hash != prev_hash:
+            return VerifyResult(
+                False, checked, event.seq, "prev_hash does not link to the previous event"
+            )
+        if event_hash(event) != event.hash:
+            return VerifyResult(
+                False, checked, event.seq, "content does not match its hash (changed)"
+            )
+        prev_hash = event.hash
+        expected_seq += 1
+        checked += 1
+    return VerifyResult(True, checked)

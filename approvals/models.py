@@ -1,0 +1,331 @@
+"""The human side: checkpoints, their artifacts and decisions, routing policies, the audit trail.
+
+Status fields are changed only by `approvals.transitions`; nothing else assigns them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Risk(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+    CRITICAL = "critical", "Critical"
+
+
+RISK_ORDER = {Risk.LOW: 0, Risk.MEDIUM: 1, Risk.HIGH: 2, Risk.CRITICAL: 3}
+
+
+class ExpiryAction(models.TextChoices):
+    REJECT = "reject", "Auto-reject"
+    ESCALATE = "escalate", "Escalate"
+
+
+class Policy(models.Model):
+    """A routing rule. The first active policy (by priority, then id) whose match fields all
+    match a request decides who reviews it; empty match fields match anything."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    active = models.BooleanField(default=True)
+    priority = models.IntegerField(default=100, help_text="Lower numbers are tried first.")
+    match_agent = models.CharField(
+        max_length=100, blank=True, help_text="Agent slug glob, e.g. 'sql-*'. Empty: any."
+    )
+    match_tool = models.CharField(
+        max_length=200, blank=True, help_text="Tool name glob, e.g. 'delete_*'. Empty: any."
+    )
+    match_kind = models.CharField(max_length=20, blank=True, help_text="Checkpoint kind or empty.")
+    min_risk = models.CharField(
+        max_length=10, choices=Risk.choices, blank=True, help_text="Match this risk and above."
+    )
+    stages = models.JSONField(
+        default=list,
+        help_text='Ordered review stages: [{"role": "ops", "approvals": 1}, ...]',
+    )
+    timeout_seconds = models.PositiveIntegerField(default=1800)
+    expiry_action = models.CharField(
+        max_length=10, choices=ExpiryAction.choices, default=ExpiryAction.REJECT
+    )
+    escalation_role = models.CharField(max_length=150, blank=True)
+    escalation_timeout_seconds = models.PositiveIntegerField(default=1800)
+    sla_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Target time to decision, for reports."
+    )
+
+    class Meta:
+        ordering = ["priority", "id"]
+        verbose_name_plural = "policies"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def matches(self, *, agent_slug: str, tool: str, kind: str, risk: str) -> bool:
+        if self.match_agent and not fnmatch.fnmatchcase(agent_slug, self.match_agent):
+            return False
+        if self.match_tool and not fnmatch.fnmatchcase(tool or "", self.match_tool):
+            return False
+        if self.match_kind and self.match_kind != kind:
+            return False
+        return not (self.min_risk and RISK_ORDER[risk] < RISK_ORDER[self.min_risk])
+
+
+class Checkpoint(models.Model):
+    class Kind(models.TextChoices):
+        APPROVAL = "approval", "Approval"
+        QUESTION = "question", "Question"
+        REVIEW = "review", "Review"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        ANSWERED = "answered", "Answered"
+        EXPIRED = "expired", "Expired"
+        CANCELLED = "cancelled", "Cancelled"
+
+    RESOLVED = (Status.APPROVED, Status.REJECTED, Status.ANSWERED, Status.EXPIRED, Status.CANCELLED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    run = models.ForeignKey("agents.Run", on_delete=models.CASCADE, related_name="checkpoints")
+    agent = models.ForeignKey("agents.Agent", on_delete=models.PROTECT, related_name="checkpoints")
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="requested_checkpoints",
+        help_text="The human on whose behalf the agent asks (four-eyes: may never decide it).",
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.APPROVAL)
+    title = models.CharField(max_length=300)
+    summary = models.TextField(blank=True)
+    action = models.JSONField(default=dict, blank=True, help_text="{tool, args} as proposed")
+    context = models.JSONField(default=dict, blank=True)
+    risk = models.CharField(max_length=10, choices=Risk.choices, default=Risk.MEDIUM)
+    options = models.JSONField(default=list, blank=True)
+    role_hint = models.CharField(max_length=150, blank=True)
+
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    # Routing, copied from the policy at request time so later policy edits don't move it.
+    policy = models.ForeignKey(Policy, null=True, blank=True, on_delete=models.SET_NULL)
+    stages = models.JSONField(default=list)
+    stage = models.PositiveSmallIntegerField(default=0)
+    current_role = models.CharField(max_length=150)
+    approvals_needed = models.PositiveSmallIntegerField(default=1)
+    deadline = models.DateTimeField()
+    expiry_action = models.CharField(
+        max_length=10, choices=ExpiryAction.choices, default=ExpiryAction.REJECT
+    )
+    escalation_role = models.CharField(max_length=150, blank=True)
+    escalation_timeout_seconds = models.PositiveIntegerField(default=1800)
+    escalated = models.BooleanField(default=False)
+    sla_seconds = models.PositiveIntegerField(null=True, blank=True)
+
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="claimed_checkpoints",
+    )
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
+
+    # The outcome, once resolved.
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="resolved_checkpoints",
+    )
+    resolution_reason = models.TextField(blank=True)
+    final_action = models.JSONField(null=True, blank=True, help_text="The action as approved")
+    final_action_sha256 = models.CharField(max_length=64, blank=True)
+    answer = models.TextField(blank=True)
+
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    version = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["deadline", "created_at"]
+        indexes = [
+            # The queue: pending items of a role, soonest deadline first.
+            models.Index(
+                fields=["current_role", "deadline"],
+                condition=Q(status="pending"),
+                name="cp_queue_pending",
+            ),
+            # The expiry sweep: pending items by deadline.
+            models.Index(
+                fields=["deadline"], condition=Q(status="pending"), name="cp_sweep_pending"
+            ),
+            models.Index(fields=["run", "status"], name="cp_run_status"),
+            models.Index(fields=["status", "resolved_at"], name="cp_status_resolved"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agent", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="cp_unique_agent_idempotency_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == self.Status.PENDING
+
+    def claim_is_active(self, now=None) -> bool:
+        now = now or timezone.now()
+        return bool(self.claimed_by_id and self.claim_expires_at and self.claim_expires_at > now)
+
+
+def action_sha256(action: dict | None) -> str:
+    """A stable fingerprint of an action: what was approved is provably what runs."""
+    from approvals.audit import canonical_json
+
+    return hashlib.sha256(canonical_json(action or {}).encode()).hexdigest()
+
+
+class Artifact(models.Model):
+    class Kind(models.TextChoices):
+        DIFF = "diff", "Diff"
+        LOG = "log", "Log"
+        FILE = "file", "File"
+        JSON = "json", "JSON"
+        MARKDOWN = "markdown", "Markdown"
+        IMAGE = "image", "Image"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    checkpoint = models.ForeignKey(
+        Checkpoint, null=True, blank=True, on_delete=models.CASCADE, related_name="artifacts"
+    )
+    agent = models.ForeignKey(
+        "agents.Agent", null=True, blank=True, on_delete=models.CASCADE, related_name="artifacts"
+    )
+    name = models.CharField(max_length=255)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.FILE)
+    content_type = models.CharField(max_length=100, default="text/plain")
+    inline = models.TextField(blank=True, help_text="Small text artifacts are stored inline.")
+    file = models.FileField(upload_to="artifacts/%Y/%m/", blank=True)
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField(default=0)
+    # For `review` checkpoints: the reviewer's edited version points at the original.
+    edited_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="edits"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def ref(self) -> str:
+        return f"artifact://{self.id}"
+
+
+class Decision(models.Model):
+    """One reviewer's vote on one stage of a checkpoint."""
+
+    class Outcome(models.TextChoices):
+        APPROVE = "approve", "Approve"
+        REJECT = "reject", "Reject"
+        MODIFY = "modify", "Approve with edits"
+        ANSWER = "answer", "Answer"
+
+    class Channel(models.TextChoices):
+        WEB = "web", "Web"
+        API = "api", "API"
+        ADMIN = "admin", "Admin"
+        CLI = "cli", "CLI"
+
+    checkpoint = models.ForeignKey(Checkpoint, on_delete=models.CASCADE, related_name="decisions")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="decisions"
+    )
+    stage = models.PositiveSmallIntegerField(default=0)
+    role = models.CharField(max_length=150)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    comment = models.TextField(blank=True)
+    edited_action = models.JSONField(null=True, blank=True)
+    answer = models.TextField(blank=True)
+    # The action this vote approved (after edits): votes for different versions don't add up.
+    action_sha256 = models.CharField(max_length=64, blank=True)
+    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.WEB)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            # One vote per reviewer per stage: a double-submit cannot count twice.
+            models.UniqueConstraint(
+                fields=["checkpoint", "reviewer", "stage"], name="decision_one_vote_per_stage"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reviewer} {self.outcome} {self.checkpoint_id}"
+
+
+class UserToken(models.Model):
+    """A reviewer's personal API token (for the CLI and scripts). Stored as prefix + hash."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=16, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.prefix}"
+
+
+class AuditEvent(models.Model):
+    """Append-only, hash-chained. Written only by `approvals.audit.record`."""
+
+    class ActorType(models.TextChoices):
+        USER = "user", "User"
+        AGENT = "agent", "Agent"
+        SYSTEM = "system", "System"
+
+    seq = models.PositiveBigIntegerField(unique=True)
+    at = models.DateTimeField()
+    actor_type = models.CharField(max_length=10, choices=ActorType.choices)
+    actor_id = models.CharField(max_length=64, blank=True)
+    actor_label = models.CharField(max_length=200, blank=True)
+    verb = models.CharField(max_length=64, db_index=True)
+    target_type = models.CharField(max_length=64)
+    target_id = models.CharField(max_length=64, db_index=True)
+    data = models.JSONField(default=dict)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["seq"]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.verb} {self.target_type}:{self.target_id}"

@@ -1,0 +1,43 @@
+"""Writes on the human side that are not checkpoint status changes."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from approvals import audit
+from approvals.audit import Actor
+from approvals.models import UserToken
+from hitlportal import tokens
+
+
+def user_token_create(user, *, name: str = "", actor: Actor | None = None) -> str:
+    """A reviewer's personal API token; returns the plaintext (shown once)."""
+    new = tokens.generate("u")
+    with transaction.atomic():
+        token = UserToken.objects.create(
+            user=user, name=name, prefix=new.prefix, secret_hash=new.secret_hash
+        )
+        audit.record(
+            actor or Actor.for_user(user), "user.token_created", user,
+            {"prefix": token.prefix, "name": name},
+        )
+    return new.plaintext
+
+
+def user_token_authenticate(token: str) -> UserToken | None:
+    parts = tokens.split(token)
+    if parts is None:
+        return None
+    prefix, secret = parts
+    row = (
+        UserToken.objects.select_related("user")
+        .filter(prefix=prefix, revoked_at__isnull=True, user__is_active=True)
+        .first()
+    )
+    if row is None or not tokens.matches(secret, row.secret_hash):
+        return None
+    now = timezone.now()
+    if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
+        UserToken.objects.filter(pk=row.pk).update(last_used_at=now)
+    return row

@@ -1,0 +1,545 @@
+"""The checkpoint state machine: the only code that changes a checkpoint's status.
+
+Every function here is one transaction: lock or conditionally update the row, check that
+the move is still allowed, write the audit event, and schedule follow-ups on commit.
+A caller that lost a race gets `Conflict` naming the winner.
+
+    pending ──decide(approve/modify, quorum reached, last stage)──▶ approved
+    pending ──decide(approve/modify, quorum reached, more stages)──▶ pending (next stage)
+    pending ──decide(reject)───────────────────────────────────────▶ rejected
+    pending ──decide(answer)───────────────────────────────────────▶ answered
+    pending ──expire(deadline passed, expiry_action=reject)────────▶ expired
+    pending ──expire(deadline passed, expiry_action=escalate)──────▶ pending (escalation role)
+    pending ──cancel──────────────────────────────────────────────▶ cancelled
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from approvals import audit, routing, selectors
+from approvals.audit import Actor
+from approvals.exceptions import Conflict, InvalidDecision, NotAllowed
+from approvals.models import Artifact, Checkpoint, Decision, ExpiryAction, action_sha256
+from approvals.signals import checkpoint_resolved
+
+Status = Checkpoint.Status
+Outcome = Decision.Outcome
+
+# Artifacts up to this size are kept inline in the row; bigger ones go to storage.
+INLINE_ARTIFACT_LIMIT = 256 * 1024
+
+ALLOWED_OUTCOMES = {
+    Checkpoint.Kind.APPROVAL: {Outcome.APPROVE, Outcome.REJECT, Outcome.MODIFY},
+    Checkpoint.Kind.REVIEW: {Outcome.APPROVE, Outcome.REJECT, Outcome.MODIFY},
+    Checkpoint.Kind.QUESTION: {Outcome.ANSWER, Outcome.REJECT},
+}
+
+
+def _winner(cp: Checkpoint) -> str:
+    if cp.status == Status.EXPIRED:
+        return "expiry"
+    if cp.status == Status.CANCELLED:
+        return cp.resolution_reason or "cancelled"
+    if cp.resolved_by_id:
+        return cp.resolved_by.get_username()
+    return ""
+
+
+def _conflict_for(cp: Checkpoint) -> Conflict:
+    cp = Checkpoint.objects.select_related("resolved_by").get(pk=cp.pk)
+    winner = _winner(cp)
+    return Conflict(
+        f"Checkpoint is already {cp.status}" + (f" (by {winner})" if winner else ""),
+        status=cp.status,
+        winner=winner,
+        at=cp.resolved_at,
+    )
+
+
+# --- request ----------------------------------------------------------------------------------
+
+
+@dataclass
+class ArtifactInput:
+    name: str
+    kind: str = Artifact.Kind.FILE
+    content: str | bytes | None = None
+    ref: Artifact | None = None  # an uploaded artifact to attach
+    content_type: str = ""
+
+
+def _attach_artifact(cp: Checkpoint, item: ArtifactInput) -> Artifact:
+    if item.ref is not None:
+        Artifact.objects.filter(pk=item.ref.pk, checkpoint__isnull=True).update(checkpoint=cp)
+        item.ref.refresh_from_db()
+        if item.ref.checkpoint_id != cp.pk:
+            raise InvalidDecision(f"artifact {item.ref.ref} is attached elsewhere", "artifacts")
+        return item.ref
+    raw = item.content if isinstance(item.content, bytes) else (item.content or "").encode()
+    artifact = Artifact(
+        checkpoint=cp,
+        agent_id=cp.agent_id,
+        name=item.name,
+        kind=item.kind,
+        content_type=item.content_type or _default_content_type(item.kind),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        size=len(raw),
+    )
+    if len(raw) <= INLINE_ARTIFACT_LIMIT and not isinstance(item.content, bytes):
+        artifact.inline = raw.decode()
+    else:
+        from django.core.files.base import ContentFile
+
+        artifact.file.save(item.name or "artifact", ContentFile(raw), save=False)
+    artifact.save()
+    return artifact
+
+
+def _default_content_type(kind: str) -> str:
+    return {
+        Artifact.Kind.DIFF: "text/x-diff",
+        Artifact.Kind.JSON: "application/json",
+        Artifact.Kind.MARKDOWN: "text/markdown",
+        Artifact.Kind.IMAGE: "application/octet-stream",
+    }.get(kind, "text/plain")
+
+
+def checkpoint_request(
+    *,
+    run,
+    actor: Actor,
+    title: str,
+    kind: str = Checkpoint.Kind.APPROVAL,
+    summary: str = "",
+    action: dict | None = None,
+    context: dict | None = None,
+    risk: str = "medium",
+    options: list | None = None,
+    role_hint: str = "",
+    expires_in: int | None = None,
+    requester=None,
+    idempotency_key: str = "",
+    artifacts: list[ArtifactInput] | None = None,
+) -> Checkpoint:
+    """Create a pending checkpoint for `run`, routed by policy. The caller (agents) marks the
+    run waiting in the same transaction."""
+    agent = run.agent
+    action = action or {}
+    hint = role_hint if role_hint and Group.objects.filter(name=role_hint).exists() else ""
+    route = routing.route(
+        agent_slug=agent.slug, tool=action.get("tool", ""), kind=kind, risk=risk, role_hint=hint
+    )
+    now = timezone.now()
+    timeout = expires_in if expires_in else route.timeout_seconds
+    with transaction.atomic():
+        cp = Checkpoint.objects.create(
+            run=run,
+            agent=agent,
+            requester=requester or getattr(run, "created_by", None),
+            kind=kind,
+            title=title,
+            summary=summary,
+            action=action,
+            context=context or {},
+            risk=risk,
+            options=options or [],
+            role_hint=role_hint,
+            policy=route.policy,
+            stages=route.stages,
+            stage=0,
+            current_role=route.stages[0]["role"],
+            approvals_needed=route.stages[0]["approvals"],
+            deadline=now + dt.timedelta(seconds=timeout),
+            expiry_action=route.expiry_action,
+            escalation_role=route.escalation_role,
+            escalation_timeout_seconds=route.escalation_timeout_seconds,
+            sla_seconds=route.sla_seconds,
+            idempotency_key=idempotency_key,
+            created_at=now,
+        )
+        attached = [_attach_artifact(cp, a) for a in artifacts or []]
+        audit.record(
+            actor,
+            "checkpoint.requested",
+            cp,
+            {
+                "run": str(run.pk),
+                "kind": kind,
+                "title": title,
+                "risk": risk,
+                "action_sha256": action_sha256(action),
+                "stages": route.stages,
+                "policy": route.policy.name if route.policy else None,
+                "routing": route.notes,
+                "deadline": cp.deadline,
+                "artifacts": [{"ref": a.ref, "sha256": a.sha256} for a in attached],
+            },
+        )
+    return cp
+
+
+# --- claim / release ----------------------------------------------------------------------------
+
+
+def _check_may_review(user, cp: Checkpoint) -> None:
+    if not selectors.can_decide(user, cp):
+        raise NotAllowed(f"{user.get_username()} is not a reviewer for role {cp.current_role!r}")
+    if user.pk in (cp.requester_id, cp.agent.owner_id):
+        raise NotAllowed("Four-eyes: the requester of a checkpoint cannot review it")
+
+
+def checkpoint_claim(checkpoint_id, user, *, lease_seconds: int | None = None) -> Checkpoint:
+    """Take a lease on a pending checkpoint so other reviewers leave it alone."""
+    lease = dt.timedelta(seconds=lease_seconds or settings.HITL_CLAIM_LEASE)
+    with transaction.atomic():
+        cp = Checkpoint.objects.select_related("agent").get(pk=checkpoint_id)
+        _check_may_review(user, cp)
+        now = timezone.now()
+        updated = (
+            Checkpoint.objects.filter(pk=cp.pk, status=Status.PENDING)
+            .filter(
+                Q(claimed_by__isnull=True) | Q(claim_expires_at__lte=now) | Q(claimed_by=user)
+            )
+            .update(claimed_by=user, claim_expires_at=now + lease, version=F("version") + 1)
+        )
+        if not updated:
+            cp.refresh_from_db()
+            if cp.status != Status.PENDING:
+                raise _conflict_for(cp)
+            holder = cp.claimed_by.get_username() if cp.claimed_by else ""
+            raise Conflict(
+                f"Checkpoint is claimed by {holder} until {cp.claim_expires_at:%H:%M:%S} UTC",
+                status=cp.status,
+                winner=holder,
+                at=cp.claim_expires_at,
+            )
+        cp.refresh_from_db()
+        audit.record(
+            Actor.for_user(user), "checkpoint.claimed", cp, {"until": cp.claim_expires_at}
+        )
+    return cp
+
+
+def checkpoint_release(checkpoint_id, user, *, reassign_to=None) -> Checkpoint:
+    """Give up a claim. Managers may release anyone's claim, or hand it to another reviewer."""
+    with transaction.atomic():
+        cp = Checkpoint.objects.select_related("agent", "claimed_by").get(pk=checkpoint_id)
+        manager = selectors.is_manager(user)
+        if cp.claimed_by_id != user.pk and not manager:
+            raise NotAllowed("Only the holder of a claim or a manager can release it")
+        if reassign_to is not None:
+            if not manager:
+                raise NotAllowed("Only managers can reassign a checkpoint")
+            _check_may_review(reassign_to, cp)
+        now = timezone.now()
+        new = {
+            "claimed_by": reassign_to,
+            "claim_expires_at": (
+                now + dt.timedelta(seconds=settings.HITL_CLAIM_LEASE) if reassign_to else None
+            ),
+        }
+        updated = Checkpoint.objects.filter(
+            pk=cp.pk, status=Status.PENDING, claimed_by_id=cp.claimed_by_id
+        ).update(version=F("version") + 1, **new)
+        if not updated:
+            cp.refresh_from_db()
+            if cp.status != Status.PENDING:
+                raise _conflict_for(cp)
+            raise Conflict("The claim changed meanwhile; reload", status=cp.status)
+        previous = cp.claimed_by.get_username() if cp.claimed_by else None
+        cp.refresh_from_db()
+        if reassign_to is not None:
+            verb, data = "checkpoint.reassigned", {
+                "from": previous,
+                "to": reassign_to.get_username(),
+            }
+        else:
+            verb, data = "checkpoint.released", {"from": previous}
+        audit.record(Actor.for_user(user), verb, cp, data)
+    return cp
+
+
+# --- decide -----------------------------------------------------------------------------------
+
+
+@dataclass
+class DecideResult:
+    checkpoint: Checkpoint
+    decision: Decision
+    resolved: bool
+    stage_advanced: bool = False
+
+
+def _validate_decision(
+    cp: Checkpoint, outcome: str, comment: str, action: Any, answer: str
+) -> dict | None:
+    if outcome not in Outcome.values:
+        raise InvalidDecision(f"Unknown outcome {outcome!r}", "outcome")
+    if outcome not in ALLOWED_OUTCOMES[cp.kind]:
+        allowed = ", ".join(sorted(ALLOWED_OUTCOMES[cp.kind]))
+        raise InvalidDecision(
+            f"A {cp.kind} checkpoint takes one of: {allowed}", "outcome"
+        )
+    if outcome == Outcome.REJECT and not (comment or "").strip():
+        raise InvalidDecision("A rejection needs a reason the agent can act on", "comment")
+    if outcome == Outcome.ANSWER:
+        if not (answer or "").strip():
+            raise InvalidDecision("An answer is required", "answer")
+        values = [o.get("value") if isinstance(o, dict) else o for o in cp.options]
+        if values and answer not in values:
+            raise InvalidDecision(f"Answer must be one of {values}", "answer")
+    if outcome == Outcome.MODIFY:
+        if not isinstance(action, dict) or not isinstance(action.get("args"), dict):
+            raise InvalidDecision(
+                'An edited action must be an object like {"tool": ..., "args": {...}}', "action"
+            )
+        original_tool = (cp.action or {}).get("tool")
+        tool = action.get("tool", original_tool)
+        if tool != original_tool:
+            raise InvalidDecision(
+                f"Edits may change the arguments, not the tool ({original_tool!r})", "action"
+            )
+        return {**(cp.final_action or cp.action or {}), "tool": tool, "args": action["args"]}
+    return None
+
+
+def checkpoint_decide(
+    checkpoint_id,
+    user,
+    outcome: str,
+    *,
+    comment: str = "",
+    action: Any = None,
+    answer: str = "",
+    channel: str = Decision.Channel.WEB,
+) -> DecideResult:
+    """Record one reviewer's vote; resolve or advance the checkpoint when its stage's quorum
+    is reached (one rejection resolves it at once)."""
+    with transaction.atomic():
+        # Row lock on PostgreSQL; on SQLite the IMMEDIATE transaction already holds the write
+        # lock. The conditional update below re-checks either way.
+        cp = (
+            Checkpoint.objects.select_for_update()
+            .select_related("agent", "resolved_by")
+            .get(pk=checkpoint_id)
+        )
+        if cp.status != Status.PENDING:
+            raise _conflict_for(cp)
+        now = timezone.now()
+        if cp.deadline <= now:
+            raise Conflict(
+                "The deadline has passed; the checkpoint is being expired",
+                status="expired" if cp.expiry_action == ExpiryAction.REJECT else cp.status,
+                winner="expiry",
+                at=cp.deadline,
+            )
+        _check_may_review(user, cp)
+        if cp.claim_is_active(now) and cp.claimed_by_id != user.pk:
+            holder = cp.claimed_by.get_username()
+            raise Conflict(
+                f"Checkpoint is claimed by {holder}", status=cp.status, winner=holder
+            )
+        edited = _validate_decision(cp, outcome, comment, action, answer)
+        current_action = edited if edited is not None else (cp.final_action or cp.action)
+        try:
+            with transaction.atomic():
+                decision = Decision.objects.create(
+                    checkpoint=cp,
+                    reviewer=user,
+                    stage=cp.stage,
+                    role=cp.current_role,
+                    outcome=outcome,
+                    comment=comment or "",
+                    edited_action=edited,
+                    answer=answer or "",
+                    action_sha256=(
+                        action_sha256(current_action)
+                        if outcome in (Outcome.APPROVE, Outcome.MODIFY)
+                        else ""
+                    ),
+                    channel=channel,
+                    created_at=now,
+                )
+        except IntegrityError:
+            raise Conflict(
+                "You already voted on this stage", status=cp.status, winner=user.get_username()
+            ) from None
+        actor = Actor.for_user(user)
+        audit.record(
+            actor,
+            "decision.recorded",
+            cp,
+            {
+                "decision": decision.pk,
+                "outcome": outcome,
+                "stage": cp.stage,
+                "role": cp.current_role,
+                "comment": comment,
+                "edited_action": edited,
+                "answer": answer,
+                "action_sha256": decision.action_sha256,
+                "channel": channel,
+            },
+        )
+
+        if outcome == Outcome.REJECT:
+            return _resolve(cp, decision, Status.REJECTED, actor, now, reason=comment)
+        if outcome == Outcome.ANSWER:
+            return _resolve(cp, decision, Status.ANSWERED, actor, now, answer=answer)
+
+        # approve / modify: count votes in this stage for this exact version of the action
+        votes = (
+            Decision.objects.filter(
+                checkpoint=cp,
+                stage=cp.stage,
+                outcome__in=[Outcome.APPROVE, Outcome.MODIFY],
+                action_sha256=decision.action_sha256,
+            )
+            .values("reviewer")
+            .distinct()
+            .count()
+        )
+        if votes < cp.approvals_needed:
+            _conditional_update(cp, final_action=current_action, claimed_by=None,
+                                claim_expires_at=None)
+            return DecideResult(cp, decision, resolved=False)
+        if cp.stage + 1 < len(cp.stages):
+            nxt = cp.stages[cp.stage + 1]
+            _conditional_update(
+                cp,
+                final_action=current_action,
+                stage=cp.stage + 1,
+                current_role=nxt["role"],
+                approvals_needed=nxt["approvals"],
+                claimed_by=None,
+                claim_expires_at=None,
+            )
+            audit.record(
+                actor,
+                "checkpoint.stage_advanced",
+                cp,
+                {"stage": cp.stage, "role": nxt["role"], "approvals_needed": nxt["approvals"]},
+            )
+            return DecideResult(cp, decision, resolved=False, stage_advanced=True)
+        return _resolve(cp, decision, Status.APPROVED, actor, now, final_action=current_action)
+
+
+def _conditional_update(cp: Checkpoint, **fields) -> None:
+    """Update a pending checkpoint only if nobody changed it since we read it."""
+    updated = Checkpoint.objects.filter(
+        pk=cp.pk, status=Status.PENDING, version=cp.version
+    ).update(version=cp.version + 1, updated_at=timezone.now(), **fields)
+    if not updated:
+        raise _conflict_for(cp)
+    for name, value in fields.items():
+        setattr(cp, name, value)
+    cp.version += 1
+
+
+def _resolve(
+    cp: Checkpoint,
+    decision: Decision | None,
+    status: str,
+    actor: Actor,
+    now: dt.datetime,
+    *,
+    reason: str = "",
+    answer: str = "",
+    final_action: dict | None = None,
+) -> DecideResult:
+    fields: dict[str, Any] = {
+        "status": status,
+        "resolved_at": now,
+        "resolved_by": decision.reviewer if decision else None,
+        "resolution_reason": reason,
+        "answer": answer,
+        "claimed_by": None,
+        "claim_expires_at": None,
+    }
+    if final_action is not None:
+        fields["final_action"] = final_action
+        fields["final_action_sha256"] = action_sha256(final_action)
+    _conditional_update(cp, **fields)
+    audit.record(
+        actor,
+        f"checkpoint.{status}",
+        cp,
+        {
+            "decision": decision.pk if decision else None,
+            "reason": reason,
+            "answer": answer,
+            "final_action_sha256": fields.get("final_action_sha256", ""),
+            "edited": bool(final_action is not None and final_action != cp.action),
+        },
+    )
+    checkpoint_resolved.send(sender=Checkpoint, checkpoint=cp)
+    return DecideResult(cp, decision, resolved=True)  # type: ignore[arg-type]
+
+
+# --- expire / cancel --------------------------------------------------------------------------
+
+
+def checkpoint_expire(checkpoint_id, *, now: dt.datetime | None = None) -> str:
+    """Act on a checkpoint whose deadline passed: auto-reject it, or escalate it once.
+    Returns "expired" or "escalated"; raises Conflict if a decision got there first."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        cp = Checkpoint.objects.select_for_update().get(pk=checkpoint_id)
+        if cp.status != Status.PENDING:
+            raise _conflict_for(cp)
+        if cp.deadline > now:
+            raise Conflict("The deadline has not passed", status=cp.status)
+        actor = Actor.system("expiry-sweep")
+        if (
+            cp.expiry_action == ExpiryAction.ESCALATE
+            and cp.escalation_role
+            and not cp.escalated
+        ):
+            new_deadline = now + dt.timedelta(seconds=cp.escalation_timeout_seconds)
+            _conditional_update(
+                cp,
+                current_role=cp.escalation_role,
+                approvals_needed=1,
+                deadline=new_deadline,
+                escalated=True,
+                claimed_by=None,
+                claim_expires_at=None,
+            )
+            audit.record(
+                actor,
+                "checkpoint.escalated",
+                cp,
+                {"role": cp.escalation_role, "deadline": new_deadline},
+            )
+            return "escalated"
+        waited = int((now - cp.created_at).total_seconds())
+        reason = f"No decision within {waited} s (deadline {cp.deadline:%Y-%m-%d %H:%M:%S} UTC); auto-rejected"
+        _resolve(cp, None, Status.EXPIRED, actor, now, reason=reason)
+        return "expired"
+
+
+def checkpoint_cancel(checkpoint_id, actor: Actor, *, reason: str = "") -> Checkpoint:
+    """Withdraw a pending checkpoint (the agent no longer needs it, or its run ended)."""
+    with transaction.atomic():
+        cp = Checkpoint.objects.select_for_update().get(pk=checkpoint_id)
+        if cp.status != Status.PENDING:
+            raise _conflict_for(cp)
+        _resolve(
+            cp,
+            None,
+            Status.CANCELLED,
+            actor,
+            timezone.now(),
+            reason=reason or f"cancelled by {actor.label or actor.type}",
+        )
+    return cp

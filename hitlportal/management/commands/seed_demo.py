@@ -1,0 +1,151 @@
+"""Demo data for `make run`. Idempotent: a second run finds everything and changes nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from agents.models import Agent, AgentKey, Run
+from agents.services import request_checkpoint
+from agents.transitions import run_start
+from approvals import audit
+from approvals.audit import Actor
+from approvals.models import Checkpoint, Policy
+from hitlportal import tokens
+
+ROLES = ["ops", "code-review", "dba"]
+DEMO_PASSWORD = "hitl-demo"
+USERS = [
+    # username, groups, is_superuser
+    ("reviewer", ["ops"], False),
+    ("coder", ["code-review"], False),
+    ("dba", ["dba"], False),
+    ("manager", [settings.HITL_MANAGERS_GROUP], False),
+    ("admin", [], True),
+]
+POLICIES = [
+    {"name": "Database changes need a DBA", "priority": 10, "match_tool": "sql_*",
+     "stages": [{"role": "dba", "approvals": 1}], "timeout_seconds": 3600},
+    {"name": "Code changes need code review", "priority": 20, "match_tool": "apply_patch",
+     "stages": [{"role": "code-review", "approvals": 1}], "timeout_seconds": 3600},
+    {"name": "Critical risk: ops, then a DBA", "priority": 5, "min_risk": "critical",
+     "stages": [{"role": "ops", "approvals": 1}, {"role": "dba", "approvals": 1}],
+     "timeout_seconds": 3600, "expiry_action": "escalate", "escalation_role": "ops"},
+    {"name": "Everything else: ops", "priority": 1000,
+     "stages": [{"role": "ops", "approvals": 1}], "timeout_seconds": 1800},
+]
+DEMO_DIFF = """\
+--- a/app/settings.py
++++ b/app/settings.py
+@@ -1,5 +1,5 @@
+ import os
+
+-DEBUG = True
++DEBUG = os.environ.get("DEBUG") == "1"
+ ALLOWED_HOSTS = ["*"]
+ TIME_ZONE = "UTC"
+"""
+
+
+def demo_agent_key() -> tokens.NewToken:
+    """Derived from SECRET_KEY so every run prints the same key without storing plaintext."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), b"hitl-demo-agent", hashlib.sha256).hexdigest()
+    prefix, secret = "ademo" + digest[:7], digest[7:47]
+    return tokens.NewToken(prefix, tokens.hash_secret(secret), f"hitl_{prefix}_{secret}")
+
+
+class Command(BaseCommand):
+    help = "Create demo roles, users, policies, an external demo agent and a few checkpoints."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--quiet", action="store_true")
+
+    @transaction.atomic
+    def handle(self, *args, **opts):
+        actor = Actor.system("seed_demo")
+        User = get_user_model()
+        groups = {name: Group.objects.get_or_create(name=name)[0]
+                  for name in [*ROLES, settings.HITL_MANAGERS_GROUP]}
+        self._grant_admin_permissions(groups)
+        users = {}
+        for username, group_names, superuser in USERS:
+            user, created = User.objects.get_or_create(
+                username=username,
+                defaults={"is_staff": True, "is_superuser": superuser,
+                          "email": f"{username}@example.com"},
+            )
+            if created:
+                user.set_password(DEMO_PASSWORD)
+                user.save()
+                user.groups.set([groups[g] for g in group_names])
+                audit.record(actor, "user.created", user, {"groups": group_names})
+            users[username] = user
+        for spec in POLICIES:
+            if not Policy.objects.filter(name=spec["name"]).exists():
+                policy = Policy.objects.create(**spec)
+                audit.record(actor, "policy.created", policy, {"name": policy.name})
+
+        agent, created = Agent.objects.get_or_create(
+            slug="demo-agent",
+            defaults={"name": "Demo agent", "kind": Agent.Kind.EXTERNAL,
+                      "description": "An external agent for trying the API."},
+        )
+        if created:
+            audit.record(actor, "agent.created", agent, {"slug": agent.slug})
+        key = demo_agent_key()
+        if not AgentKey.objects.filter(prefix=key.prefix).exists():
+            AgentKey.objects.create(agent=agent, name="demo", prefix=key.prefix,
+                                    secret_hash=key.secret_hash)
+            audit.record(actor, "agent.key_created", agent, {"prefix": key.prefix})
+        self._demo_checkpoints(agent, Actor.for_agent(agent))
+
+        if not opts["quiet"]:
+            self.stdout.write("Demo logins (password for all: %s):" % DEMO_PASSWORD)
+            for username, group_names, superuser in USERS:
+                role = "superuser" if superuser else ", ".join(group_names)
+                self.stdout.write(f"  {username:<9} {role}")
+            self.stdout.write("Demo agent 'demo-agent' API key:")
+            self.stdout.write(f"  {key.plaintext}")
+
+    def _grant_admin_permissions(self, groups: dict[str, Group]) -> None:
+        # Reviewers and managers see checkpoints, decisions, artifacts, runs in the admin;
+        # what they may *do* is decided by the selectors and transitions, not these perms.
+        view = Permission.objects.filter(
+            codename__in=["view_checkpoint", "view_decision", "view_artifact", "view_run",
+                          "view_agent", "view_auditevent", "view_policy"]
+        )
+        for group in groups.values():
+            group.permissions.add(*view)
+
+    def _demo_checkpoints(self, agent: Agent, actor: Actor) -> None:
+        demos = [
+            ("demo-1", "Delete 3 log files older than 7 days", "delete_files",
+             {"paths": ["/var/log/app/a.log", "/var/log/app/b.log", "/var/log/app/c.log"]},
+             "medium", []),
+            ("demo-2", "Apply patch: read DEBUG from the environment", "apply_patch",
+             {"repo": "sample-repo", "patch": "artifact"}, "high",
+             [{"name": "settings.diff", "kind": "diff", "content": DEMO_DIFF}]),
+            ("demo-3", "UPDATE orders SET status='void' WHERE created < 2020", "sql_execute",
+             {"sql": "UPDATE orders SET status='void' WHERE created < '2020-01-01'"}, "high", []),
+        ]
+        from approvals.transitions import ArtifactInput
+
+        for key, title, tool, args, risk, artifacts in demos:
+            if Checkpoint.objects.filter(agent=agent, idempotency_key=key).exists():
+                continue
+            run = Run.objects.filter(agent=agent, external_id=key).first() or run_start(
+                agent=agent, task=title, actor=actor, external_id=key
+            )
+            request_checkpoint(
+                run, actor, title=title, action={"tool": tool, "args": args}, risk=risk,
+                summary="Created by seed_demo so the queue has something in it.",
+                context={"request": title, "reasoning": ["Demo data."]},
+                expires_in=7 * 24 * 3600, idempotency_key=key,
+                artifacts=[ArtifactInput(**a) for a in artifacts],
+            )
