@@ -329,8 +329,8 @@ def checkpoint_decide(
         # Row lock on PostgreSQL; on SQLite the IMMEDIATE transaction already holds the write
         # lock. The conditional update below re-checks either way.
         cp = (
-            Checkpoint.objects.select_for_update()
-            .select_related("agent", "resolved_by")
+            Checkpoint.objects.select_for_update(of=("self",))
+            .select_related("agent")
             .get(pk=checkpoint_id)
         )
         if cp.status != Status.PENDING:

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 def enqueue(func: str, *args, reason: str = "", **kwargs) -> str | None:
     try:
-        return async_task(func, *args, q_options={"task_name": None}, **kwargs)
+        return async_task(func, *args, **kwargs)
     except Exception:
         # The rows remember the follow-up is owed; the reconcile sweep will enqueue it again.
         log.exception("enqueue of %s%r failed (%s); reconcile will retry", func, args, reason)

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import factory
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from agents.models import Agent, Run
+from approvals.models import Policy
+
+
+class GroupFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Group
+        django_get_or_create = ("name",)
+
+    name = "ops"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    is_staff = True
+    password = factory.PostGenerationMethodCall("set_password", "pw-for-tests")
+
+    @factory.post_generation
+    def roles(self, create, extracted, **kwargs):
+        if create and extracted:
+            self.groups.set([GroupFactory(name=name) for name in extracted])
+        if create:
+            self.save()
+
+
+class AgentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Agent
+        django_get_or_create = ("slug",)
+
+    name = factory.Sequence(lambda n: f"Agent {n}")
+    slug = factory.Sequence(lambda n: f"agent-{n}")
+    kind = Agent.Kind.EXTERNAL
+
+
+class RunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Run
+
+    agent = factory.SubFactory(AgentFactory)
+    task = "Do something risky"
+    status = Run.Status.RUNNING
+
+
+class PolicyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Policy
+
+    name = factory.Sequence(lambda n: f"policy {n}")
+    stages = factory.LazyFunction(lambda: [{"role": "ops", "approvals": 1}])
+    timeout_seconds = 1800
