@@ -26,3 +26,10 @@ def resume_run(run_id: str) -> str:
 
         continue_run(run.pk)
     return "resumed"
+
+
+def execute_run(run_id: str) -> str:
+    from agents.runtime import execute_run as _execute
+
+    _execute(run_id)
+    return "done"
