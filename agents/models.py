@@ -116,3 +116,27 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return f"{self.agent.slug}: {self.task[:60]}"
+
+
+class RunEvent(models.Model):
+    """A line in a run's timeline (steps, tool calls, observations) that reviewers see."""
+
+    class Kind(models.TextChoices):
+        LOG = "log", "Log"
+        STEP = "step", "Step"
+        TOOL_CALL = "tool_call", "Tool call"
+        OBSERVATION = "observation", "Observation"
+        ERROR = "error", "Error"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.LOG)
+    message = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["run", "at"], name="runevent_run_at")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} {self.kind}: {self.message[:60]}"
