@@ -27,13 +27,29 @@ class AgentAdmin(admin.ModelAdmin):
 
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
-    list_display = ["id", "agent", "status", "task_short", "created_by", "created_at",
-                    "finished_at"]
+    list_display = [
+        "id",
+        "agent",
+        "status",
+        "task_short",
+        "created_by",
+        "created_at",
+        "finished_at",
+    ]
     list_filter = ["status", "agent"]
     list_select_related = ["agent", "created_by"]
     search_fields = ["task", "external_id"]
-    readonly_fields = ["status", "state", "result", "error", "resume_requested_at",
-                       "resume_attempts", "version", "created_at", "finished_at"]
+    readonly_fields = [
+        "status",
+        "state",
+        "result",
+        "error",
+        "resume_requested_at",
+        "resume_attempts",
+        "version",
+        "created_at",
+        "finished_at",
+    ]
 
     @admin.display(description="task")
     def task_short(self, obj: Run) -> str:

@@ -1,9 +1,9 @@
 """The run state machine: the only code that changes a run's status.
 
-    (new) ──start──▶ running ──wait──▶ waiting ──resume (one winner)──▶ running
-    running|waiting ──complete──▶ completed
-    running|waiting ──fail──────▶ failed
-    running|waiting ──cancel────▶ cancelled   (pending checkpoints are cancelled with it)
+(new) ──start──▶ running ──wait──▶ waiting ──resume (one winner)──▶ running
+running|waiting ──complete──▶ completed
+running|waiting ──fail──────▶ failed
+running|waiting ──cancel────▶ cancelled   (pending checkpoints are cancelled with it)
 """
 
 from __future__ import annotations
@@ -159,4 +159,4 @@ def run_cancel(run_id, actor: Actor, *, reason: str = "") -> Run:
 
 
 def max_resume_attempts() -> int:
-    return getattr(settings, "HITL_MAX_RESUME_ATTEMPTS", 5)
+    return settings.HITL_MAX_RESUME_ATTEMPTS

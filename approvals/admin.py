@@ -6,8 +6,17 @@ from approvals.models import Artifact, AuditEvent, Checkpoint, Decision, Policy,
 
 @admin.register(Policy)
 class PolicyAdmin(admin.ModelAdmin):
-    list_display = ["name", "active", "priority", "match_agent", "match_tool", "match_kind",
-                    "min_risk", "timeout_seconds", "expiry_action"]
+    list_display = [
+        "name",
+        "active",
+        "priority",
+        "match_agent",
+        "match_tool",
+        "match_kind",
+        "min_risk",
+        "timeout_seconds",
+        "expiry_action",
+    ]
     list_filter = ["active", "expiry_action"]
     list_editable = ["active", "priority"]
     search_fields = ["name", "match_agent", "match_tool"]
@@ -38,8 +47,17 @@ class DecisionInline(admin.TabularInline):
 
 @admin.register(Checkpoint)
 class CheckpointAdmin(admin.ModelAdmin):
-    list_display = ["title", "agent", "kind", "risk", "status", "current_role", "deadline",
-                    "claimed_by", "created_at"]
+    list_display = [
+        "title",
+        "agent",
+        "kind",
+        "risk",
+        "status",
+        "current_role",
+        "deadline",
+        "claimed_by",
+        "created_at",
+    ]
     list_filter = ["status", "kind", "risk", "current_role", "agent"]
     list_select_related = ["agent", "claimed_by"]
     search_fields = ["title", "summary"]
@@ -49,9 +67,7 @@ class CheckpointAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         # The one role filter, shared with the queue and the API.
-        return selectors.checkpoints_visible_to(request.user).select_related(
-            "agent", "claimed_by"
-        )
+        return selectors.checkpoints_visible_to(request.user).select_related("agent", "claimed_by")
 
     def has_add_permission(self, request):
         return False  # agents create checkpoints through the API or the runtime

@@ -36,8 +36,9 @@ def route(*, agent_slug: str, tool: str, kind: str, risk: str, role_hint: str = 
     )
     if policy is not None:
         result = Route(
-            stages=[{"role": s["role"], "approvals": int(s.get("approvals", 1))}
-                    for s in policy.stages],
+            stages=[
+                {"role": s["role"], "approvals": int(s.get("approvals", 1))} for s in policy.stages
+            ],
             timeout_seconds=policy.timeout_seconds,
             expiry_action=policy.expiry_action,
             escalation_role=policy.escalation_role,

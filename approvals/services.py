@@ -19,7 +19,9 @@ def user_token_create(user, *, name: str = "", actor: Actor | None = None) -> st
             user=user, name=name, prefix=new.prefix, secret_hash=new.secret_hash
         )
         audit.record(
-            actor or Actor.for_user(user), "user.token_created", user,
+            actor or Actor.for_user(user),
+            "user.token_created",
+            user,
             {"prefix": token.prefix, "name": name},
         )
     return new.plaintext

@@ -207,9 +207,7 @@ def checkpoint_claim(checkpoint_id, user, *, lease_seconds: int | None = None) -
         now = timezone.now()
         updated = (
             Checkpoint.objects.filter(pk=cp.pk, status=Status.PENDING)
-            .filter(
-                Q(claimed_by__isnull=True) | Q(claim_expires_at__lte=now) | Q(claimed_by=user)
-            )
+            .filter(Q(claimed_by__isnull=True) | Q(claim_expires_at__lte=now) | Q(claimed_by=user))
             .update(claimed_by=user, claim_expires_at=now + lease, version=F("version") + 1)
         )
         if not updated:
@@ -224,9 +222,7 @@ def checkpoint_claim(checkpoint_id, user, *, lease_seconds: int | None = None) -
                 at=cp.claim_expires_at,
             )
         cp.refresh_from_db()
-        audit.record(
-            Actor.for_user(user), "checkpoint.claimed", cp, {"until": cp.claim_expires_at}
-        )
+        audit.record(Actor.for_user(user), "checkpoint.claimed", cp, {"until": cp.claim_expires_at})
     return cp
 
 
@@ -259,10 +255,13 @@ def checkpoint_release(checkpoint_id, user, *, reassign_to=None) -> Checkpoint:
         previous = cp.claimed_by.get_username() if cp.claimed_by else None
         cp.refresh_from_db()
         if reassign_to is not None:
-            verb, data = "checkpoint.reassigned", {
-                "from": previous,
-                "to": reassign_to.get_username(),
-            }
+            verb, data = (
+                "checkpoint.reassigned",
+                {
+                    "from": previous,
+                    "to": reassign_to.get_username(),
+                },
+            )
         else:
             verb, data = "checkpoint.released", {"from": previous}
         audit.record(Actor.for_user(user), verb, cp, data)
@@ -287,9 +286,7 @@ def _validate_decision(
         raise InvalidDecision(f"Unknown outcome {outcome!r}", "outcome")
     if outcome not in ALLOWED_OUTCOMES[cp.kind]:
         allowed = ", ".join(sorted(ALLOWED_OUTCOMES[cp.kind]))
-        raise InvalidDecision(
-            f"A {cp.kind} checkpoint takes one of: {allowed}", "outcome"
-        )
+        raise InvalidDecision(f"A {cp.kind} checkpoint takes one of: {allowed}", "outcome")
     if outcome == Outcome.REJECT and not (comment or "").strip():
         raise InvalidDecision("A rejection needs a reason the agent can act on", "comment")
     if outcome == Outcome.ANSWER:
@@ -346,9 +343,7 @@ def checkpoint_decide(
         _check_may_review(user, cp)
         if cp.claim_is_active(now) and cp.claimed_by_id != user.pk:
             holder = cp.claimed_by.get_username()
-            raise Conflict(
-                f"Checkpoint is claimed by {holder}", status=cp.status, winner=holder
-            )
+            raise Conflict(f"Checkpoint is claimed by {holder}", status=cp.status, winner=holder)
         edited = _validate_decision(cp, outcome, comment, action, answer)
         current_action = edited if edited is not None else (cp.final_action or cp.action)
         try:
@@ -410,8 +405,9 @@ def checkpoint_decide(
             .count()
         )
         if votes < cp.approvals_needed:
-            _conditional_update(cp, final_action=current_action, claimed_by=None,
-                                claim_expires_at=None)
+            _conditional_update(
+                cp, final_action=current_action, claimed_by=None, claim_expires_at=None
+            )
             return DecideResult(cp, decision, resolved=False)
         if cp.stage + 1 < len(cp.stages):
             nxt = cp.stages[cp.stage + 1]
@@ -436,9 +432,9 @@ def checkpoint_decide(
 
 def _conditional_update(cp: Checkpoint, **fields) -> None:
     """Update a pending checkpoint only if nobody changed it since we read it."""
-    updated = Checkpoint.objects.filter(
-        pk=cp.pk, status=Status.PENDING, version=cp.version
-    ).update(version=cp.version + 1, updated_at=timezone.now(), **fields)
+    updated = Checkpoint.objects.filter(pk=cp.pk, status=Status.PENDING, version=cp.version).update(
+        version=cp.version + 1, updated_at=timezone.now(), **fields
+    )
     if not updated:
         raise _conflict_for(cp)
     for name, value in fields.items():
@@ -500,11 +496,7 @@ def checkpoint_expire(checkpoint_id, *, now: dt.datetime | None = None) -> str:
         if cp.deadline > now:
             raise Conflict("The deadline has not passed", status=cp.status)
         actor = Actor.system("expiry-sweep")
-        if (
-            cp.expiry_action == ExpiryAction.ESCALATE
-            and cp.escalation_role
-            and not cp.escalated
-        ):
+        if cp.expiry_action == ExpiryAction.ESCALATE and cp.escalation_role and not cp.escalated:
             new_deadline = now + dt.timedelta(seconds=cp.escalation_timeout_seconds)
             _conditional_update(
                 cp,
@@ -523,7 +515,10 @@ def checkpoint_expire(checkpoint_id, *, now: dt.datetime | None = None) -> str:
             )
             return "escalated"
         waited = int((now - cp.created_at).total_seconds())
-        reason = f"No decision within {waited} s (deadline {cp.deadline:%Y-%m-%d %H:%M:%S} UTC); auto-rejected"
+        reason = (
+            f"No decision within {waited} s "
+            f"(deadline {cp.deadline:%Y-%m-%d %H:%M:%S} UTC); auto-rejected"
+        )
         _resolve(cp, None, Status.EXPIRED, actor, now, reason=reason)
         return "expired"
 

@@ -241,6 +241,7 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing root
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"
@@ -296,6 +297,7 @@ HITL_CLAIM_LEASE = env_int("HITL_CLAIM_LEASE", 900, minimum=1)
 # A follow-up (resume, webhook) enqueued this long ago and still not done is enqueued again
 # by the reconcile sweep.
 HITL_RECONCILE_GRACE = env_int("HITL_RECONCILE_GRACE", 60, minimum=0)
+HITL_MAX_RESUME_ATTEMPTS = env_int("HITL_MAX_RESUME_ATTEMPTS", 5, minimum=1)
 HITL_SWEEP_INTERVAL_MINUTES = env_int("HITL_SWEEP_INTERVAL_MINUTES", 1, minimum=1)
 HITL_SANDBOX_ROOTS = [
     str(Path(p).resolve())

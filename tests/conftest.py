@@ -20,13 +20,17 @@ def pytest_collection_modifyitems(config, items):
     has_chromium = shutil.which("chromium") or os.path.exists("/usr/bin/chromium")
     for item in items:
         if "postgres" in item.keywords and not is_pg:
-            item.add_marker(pytest.mark.skip(
-                reason="needs PostgreSQL: set DATABASE_URL=postgres://... to run"))
+            item.add_marker(
+                pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://... to run")
+            )
         if "redis" in item.keywords and not os.environ.get("REDIS_URL"):
             item.add_marker(pytest.mark.skip(reason="needs Redis: set REDIS_URL to run"))
         if "browser" in item.keywords and not has_chromium:
-            item.add_marker(pytest.mark.skip(
-                reason="needs /usr/bin/chromium (apt-get install chromium) for browser tests"))
+            item.add_marker(
+                pytest.mark.skip(
+                    reason="needs /usr/bin/chromium (apt-get install chromium) for browser tests"
+                )
+            )
 
 
 @pytest.fixture

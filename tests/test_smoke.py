@@ -14,6 +14,11 @@ def test_it_requests_and_approves(
     cp.refresh_from_db()
     assert cp.status == "approved"
     verbs = list(AuditEvent.objects.values_list("verb", flat=True))
-    assert verbs == ["run.started", "checkpoint.requested", "run.waiting", "decision.recorded",
-                     "checkpoint.approved"]
+    assert verbs == [
+        "run.started",
+        "checkpoint.requested",
+        "run.waiting",
+        "decision.recorded",
+        "checkpoint.approved",
+    ]
     assert broker.calls("agents.tasks.resume_run") == [(str(cp.run_id),)]

@@ -33,10 +33,19 @@ class Command(BaseCommand):
             call_command("seed_demo", stdout=self.stdout)
         manage = str(settings.BASE_DIR / "manage.py")
         web = [
-            sys.executable, "-m", "uvicorn", "hitlportal.asgi:application",
-            "--host", opts["host"], "--port", str(opts["port"]),
-            "--workers", str(opts["workers"]), "--no-access-log",
-            "--timeout-graceful-shutdown", "5",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "hitlportal.asgi:application",
+            "--host",
+            opts["host"],
+            "--port",
+            str(opts["port"]),
+            "--workers",
+            str(opts["workers"]),
+            "--no-access-log",
+            "--timeout-graceful-shutdown",
+            "5",
         ]
         children: list[tuple[str, subprocess.Popen]] = []
         stopping = False
@@ -50,8 +59,10 @@ class Command(BaseCommand):
         children.append(("web", subprocess.Popen(web, cwd=settings.BASE_DIR)))
         if not opts["no_cluster"]:
             children.append(
-                ("qcluster", subprocess.Popen([sys.executable, manage, "qcluster"],
-                                              cwd=settings.BASE_DIR))
+                (
+                    "qcluster",
+                    subprocess.Popen([sys.executable, manage, "qcluster"], cwd=settings.BASE_DIR),
+                )
             )
         self.stdout.write(
             f"HITL Portal on http://{opts['host']}:{opts['port']}/ "

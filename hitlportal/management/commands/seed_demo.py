@@ -30,15 +30,35 @@ USERS = [
     ("admin", [], True),
 ]
 POLICIES = [
-    {"name": "Database changes need a DBA", "priority": 10, "match_tool": "sql_*",
-     "stages": [{"role": "dba", "approvals": 1}], "timeout_seconds": 3600},
-    {"name": "Code changes need code review", "priority": 20, "match_tool": "apply_patch",
-     "stages": [{"role": "code-review", "approvals": 1}], "timeout_seconds": 3600},
-    {"name": "Critical risk: ops, then a DBA", "priority": 5, "min_risk": "critical",
-     "stages": [{"role": "ops", "approvals": 1}, {"role": "dba", "approvals": 1}],
-     "timeout_seconds": 3600, "expiry_action": "escalate", "escalation_role": "ops"},
-    {"name": "Everything else: ops", "priority": 1000,
-     "stages": [{"role": "ops", "approvals": 1}], "timeout_seconds": 1800},
+    {
+        "name": "Database changes need a DBA",
+        "priority": 10,
+        "match_tool": "sql_*",
+        "stages": [{"role": "dba", "approvals": 1}],
+        "timeout_seconds": 3600,
+    },
+    {
+        "name": "Code changes need code review",
+        "priority": 20,
+        "match_tool": "apply_patch",
+        "stages": [{"role": "code-review", "approvals": 1}],
+        "timeout_seconds": 3600,
+    },
+    {
+        "name": "Critical risk: ops, then a DBA",
+        "priority": 5,
+        "min_risk": "critical",
+        "stages": [{"role": "ops", "approvals": 1}, {"role": "dba", "approvals": 1}],
+        "timeout_seconds": 3600,
+        "expiry_action": "escalate",
+        "escalation_role": "ops",
+    },
+    {
+        "name": "Everything else: ops",
+        "priority": 1000,
+        "stages": [{"role": "ops", "approvals": 1}],
+        "timeout_seconds": 1800,
+    },
 ]
 DEMO_DIFF = """\
 --- a/app/settings.py
@@ -70,15 +90,20 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         actor = Actor.system("seed_demo")
         User = get_user_model()
-        groups = {name: Group.objects.get_or_create(name=name)[0]
-                  for name in [*ROLES, settings.HITL_MANAGERS_GROUP]}
+        groups = {
+            name: Group.objects.get_or_create(name=name)[0]
+            for name in [*ROLES, settings.HITL_MANAGERS_GROUP]
+        }
         self._grant_admin_permissions(groups)
         users = {}
         for username, group_names, superuser in USERS:
             user, created = User.objects.get_or_create(
                 username=username,
-                defaults={"is_staff": True, "is_superuser": superuser,
-                          "email": f"{username}@example.com"},
+                defaults={
+                    "is_staff": True,
+                    "is_superuser": superuser,
+                    "email": f"{username}@example.com",
+                },
             )
             if created:
                 user.set_password(DEMO_PASSWORD)
@@ -93,20 +118,24 @@ class Command(BaseCommand):
 
         agent, created = Agent.objects.get_or_create(
             slug="demo-agent",
-            defaults={"name": "Demo agent", "kind": Agent.Kind.EXTERNAL,
-                      "description": "An external agent for trying the API."},
+            defaults={
+                "name": "Demo agent",
+                "kind": Agent.Kind.EXTERNAL,
+                "description": "An external agent for trying the API.",
+            },
         )
         if created:
             audit.record(actor, "agent.created", agent, {"slug": agent.slug})
         key = demo_agent_key()
         if not AgentKey.objects.filter(prefix=key.prefix).exists():
-            AgentKey.objects.create(agent=agent, name="demo", prefix=key.prefix,
-                                    secret_hash=key.secret_hash)
+            AgentKey.objects.create(
+                agent=agent, name="demo", prefix=key.prefix, secret_hash=key.secret_hash
+            )
             audit.record(actor, "agent.key_created", agent, {"prefix": key.prefix})
         self._demo_checkpoints(agent, Actor.for_agent(agent))
 
         if not opts["quiet"]:
-            self.stdout.write("Demo logins (password for all: %s):" % DEMO_PASSWORD)
+            self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
             for username, group_names, superuser in USERS:
                 role = "superuser" if superuser else ", ".join(group_names)
                 self.stdout.write(f"  {username:<9} {role}")
@@ -117,22 +146,45 @@ class Command(BaseCommand):
         # Reviewers and managers see checkpoints, decisions, artifacts, runs in the admin;
         # what they may *do* is decided by the selectors and transitions, not these perms.
         view = Permission.objects.filter(
-            codename__in=["view_checkpoint", "view_decision", "view_artifact", "view_run",
-                          "view_agent", "view_auditevent", "view_policy"]
+            codename__in=[
+                "view_checkpoint",
+                "view_decision",
+                "view_artifact",
+                "view_run",
+                "view_agent",
+                "view_auditevent",
+                "view_policy",
+            ]
         )
         for group in groups.values():
             group.permissions.add(*view)
 
     def _demo_checkpoints(self, agent: Agent, actor: Actor) -> None:
         demos = [
-            ("demo-1", "Delete 3 log files older than 7 days", "delete_files",
-             {"paths": ["/var/log/app/a.log", "/var/log/app/b.log", "/var/log/app/c.log"]},
-             "medium", []),
-            ("demo-2", "Apply patch: read DEBUG from the environment", "apply_patch",
-             {"repo": "sample-repo", "patch": "artifact"}, "high",
-             [{"name": "settings.diff", "kind": "diff", "content": DEMO_DIFF}]),
-            ("demo-3", "UPDATE orders SET status='void' WHERE created < 2020", "sql_execute",
-             {"sql": "UPDATE orders SET status='void' WHERE created < '2020-01-01'"}, "high", []),
+            (
+                "demo-1",
+                "Delete 3 log files older than 7 days",
+                "delete_files",
+                {"paths": ["/var/log/app/a.log", "/var/log/app/b.log", "/var/log/app/c.log"]},
+                "medium",
+                [],
+            ),
+            (
+                "demo-2",
+                "Apply patch: read DEBUG from the environment",
+                "apply_patch",
+                {"repo": "sample-repo", "patch": "artifact"},
+                "high",
+                [{"name": "settings.diff", "kind": "diff", "content": DEMO_DIFF}],
+            ),
+            (
+                "demo-3",
+                "UPDATE orders SET status='void' WHERE created < 2020",
+                "sql_execute",
+                {"sql": "UPDATE orders SET status='void' WHERE created < '2020-01-01'"},
+                "high",
+                [],
+            ),
         ]
         from approvals.transitions import ArtifactInput
 
@@ -143,9 +195,14 @@ class Command(BaseCommand):
                 agent=agent, task=title, actor=actor, external_id=key
             )
             request_checkpoint(
-                run, actor, title=title, action={"tool": tool, "args": args}, risk=risk,
+                run,
+                actor,
+                title=title,
+                action={"tool": tool, "args": args},
+                risk=risk,
                 summary="Created by seed_demo so the queue has something in it.",
                 context={"request": title, "reasoning": ["Demo data."]},
-                expires_in=7 * 24 * 3600, idempotency_key=key,
+                expires_in=7 * 24 * 3600,
+                idempotency_key=key,
                 artifacts=[ArtifactInput(**a) for a in artifacts],
             )

@@ -1,0 +1,187 @@
+"""Management commands and settings, as a newcomer and an operator use them."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from agents.models import Agent, AgentKey
+from agents.services import agent_key_authenticate, agent_key_revoke
+from approvals.audit import Actor, verify_chain
+from approvals.models import AuditEvent, Checkpoint, Policy, UserToken
+from approvals.services import user_token_authenticate
+from hitlportal.schedules import ensure_schedules
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def table_counts() -> dict[str, int]:
+    from django.contrib.auth.models import Group
+
+    return {
+        "users": get_user_model().objects.count(),
+        "groups": Group.objects.count(),
+        "agents": Agent.objects.count(),
+        "keys": AgentKey.objects.count(),
+        "policies": Policy.objects.count(),
+        "checkpoints": Checkpoint.objects.count(),
+        "audit": AuditEvent.objects.count(),
+    }
+
+
+@pytest.mark.django_db
+def test_seed_demo_is_idempotent_and_prints_a_working_key():
+    first = run("seed_demo")
+    counts = table_counts()
+    second = run("seed_demo")
+    assert table_counts() == counts  # running twice changes nothing
+    assert first == second
+    key = first.strip().splitlines()[-1].strip()
+    found = agent_key_authenticate(key)
+    assert found is not None and found.agent.slug == "demo-agent"
+    User = get_user_model()
+    assert User.objects.get(username="admin").is_superuser
+    assert list(User.objects.get(username="reviewer").groups.values_list("name", flat=True)) == [
+        "ops"
+    ]
+    assert list(User.objects.get(username="coder").groups.values_list("name", flat=True)) == [
+        "code-review"
+    ]
+    assert User.objects.get(username="manager").groups.filter(name="managers").exists()
+    assert User.objects.get(username="reviewer").check_password("hitl-demo")
+    assert Checkpoint.objects.filter(status="pending").count() == 3
+    assert verify_chain().ok
+
+
+@pytest.mark.django_db
+def test_createagent_prints_the_key_last_and_stores_only_a_hash():
+    out = run(
+        "createagent",
+        "deploy-bot",
+        "--name",
+        "Deploy bot",
+        "--callback-url",
+        "http://127.0.0.1:9/hook",
+    )
+    key = out.strip().splitlines()[-1]
+    assert key.startswith("hitl_")
+    agent = Agent.objects.get(slug="deploy-bot")
+    assert (agent.name, agent.kind, agent.callback_url) == (
+        "Deploy bot",
+        "external",
+        "http://127.0.0.1:9/hook",
+    )
+    stored = AgentKey.objects.get(agent=agent)
+    assert key.split("_", 2)[2] not in (stored.secret_hash, stored.prefix)
+    assert agent_key_authenticate(key).pk == stored.pk
+    assert agent_key_authenticate(key[:-1] + ("x" if key[-1] != "x" else "y")) is None
+    agent_key_revoke(stored, Actor.system())
+    assert agent_key_authenticate(key) is None
+    verbs = list(AuditEvent.objects.values_list("verb", flat=True))
+    assert verbs == ["agent.created", "agent.key_created", "agent.key_revoked"]
+
+
+@pytest.mark.django_db
+def test_createagent_refuses_bad_input():
+    with pytest.raises(CommandError, match="slug"):
+        run("createagent", "Not A Slug")
+    with pytest.raises(CommandError, match="--hosted"):
+        run("createagent", "x", "--hosted", "no.such.Class")
+    assert not Agent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_createusertoken_prints_a_working_token(reviewer):
+    token = run("createusertoken", "rita").strip().splitlines()[-1]
+    row = user_token_authenticate(token)
+    assert row is not None and row.user == reviewer
+    assert UserToken.objects.get().secret_hash != token
+    with pytest.raises(CommandError):
+        run("createusertoken", "nobody")
+
+
+@pytest.mark.django_db
+def test_sweep_command_expires_overdue(make_checkpoint):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    cp = make_checkpoint()
+    Checkpoint.objects.filter(pk=cp.pk).update(deadline=timezone.now() - dt.timedelta(seconds=1))
+    out = run("sweep")
+    assert '"expired": 1' in out
+    assert Checkpoint.objects.get(pk=cp.pk).status == "expired"
+
+
+@pytest.mark.django_db
+def test_schedules_are_registered_once():
+    from django_q.models import Schedule
+
+    ensure_schedules()
+    ensure_schedules()
+    Schedule.objects.create(name="hitl-sweep", func="hitlportal.sweeps.run_all")  # a stray copy
+    call_command("migrate", verbosity=0)
+    ensure_schedules()
+    rows = Schedule.objects.filter(name="hitl-sweep")
+    assert rows.count() == 1
+    assert rows.get().func == "hitlportal.sweeps.run_all"
+
+
+def settings_check(env: dict[str, str]) -> subprocess.CompletedProcess:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DEBUG", "SECRET_KEY", "DATABASE_URL", "ALLOWED_HOSTS", "REDIS_URL")
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DEBUG": "0"}, "SECRET_KEY is not set"),
+        ({"DEBUG": "maybe"}, "is not a boolean"),
+        ({"DEBUG": "0", "SECRET_KEY": "short"}, "at least 50"),
+        ({"DEBUG": "0", "SECRET_KEY": "k" * 60}, "ALLOWED_HOSTS must be set"),
+        ({"DEBUG": "1", "HITL_DEFAULT_TIMEOUT": "soon"}, "is not an integer"),
+        ({"DEBUG": "1", "REDIS_URL": "http://x"}, "must be a redis:// URL"),
+        ({"DEBUG": "1", "DATABASE_URL": "mysql://x/y"}, "not supported"),
+    ],
+)
+def test_settings_fail_loudly_on_bad_config(env, message):
+    result = settings_check(env)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_production_settings_pass_the_deploy_check():
+    result = settings_check(
+        {
+            "DEBUG": "0",
+            "SECRET_KEY": "p" * 30 + "roduction-secret-key-of-sufficient-length",
+            "ALLOWED_HOSTS": "hitl.example.com",
+        }
+    )
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
