@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from hitlportal.tokens import ApiTokenBase
+
 
 def _webhook_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
@@ -47,26 +49,16 @@ class Agent(models.Model):
         return self.slug
 
 
-class AgentKey(models.Model):
+class AgentKey(ApiTokenBase):
     """An agent's API key; the plaintext is shown once and never stored."""
 
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="keys")
-    name = models.CharField(max_length=100, blank=True)
-    prefix = models.CharField(max_length=16, unique=True)
-    secret_hash = models.CharField(max_length=64)
-    created_at = models.DateTimeField(default=timezone.now)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"{self.agent.slug}:{self.prefix}"
-
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
 
 
 class Run(models.Model):

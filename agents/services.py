@@ -27,23 +27,9 @@ def agent_key_create(agent: Agent, actor: Actor, *, name: str = "") -> str:
 
 
 def agent_key_authenticate(token: str) -> AgentKey | None:
-    parts = tokens.split(token)
-    if parts is None:
-        return None
-    prefix, secret = parts
-    key = (
-        AgentKey.objects.select_related("agent")
-        .filter(prefix=prefix, revoked_at__isnull=True, agent__active=True)
-        .first()
+    return tokens.authenticate(
+        AgentKey.objects.select_related("agent").filter(agent__active=True), token
     )
-    if key is None or not tokens.matches(secret, key.secret_hash):
-        return None
-    now = timezone.now()
-    # Cheap last-used bookkeeping: at most one write a minute per key.
-    if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
-        AgentKey.objects.filter(pk=key.pk).update(last_used_at=now)
-        key.last_used_at = now
-    return key
 
 
 def agent_key_revoke(key: AgentKey, actor: Actor) -> None:

@@ -14,6 +14,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from hitlportal.tokens import ApiTokenBase
+
 
 class Risk(models.TextChoices):
     LOW = "low", "Low"
@@ -287,18 +289,12 @@ class Decision(models.Model):
         return f"{self.reviewer} {self.outcome} {self.checkpoint_id}"
 
 
-class UserToken(models.Model):
+class UserToken(ApiTokenBase):
     """A reviewer's personal API token (for the CLI and scripts). Stored as prefix + hash."""
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
     )
-    name = models.CharField(max_length=100, blank=True)
-    prefix = models.CharField(max_length=16, unique=True)
-    secret_hash = models.CharField(max_length=64)
-    created_at = models.DateTimeField(default=timezone.now)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.user} {self.prefix}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.db import transaction
-from django.utils import timezone
 
 from approvals import audit
 from approvals.audit import Actor
@@ -28,18 +27,6 @@ def user_token_create(user, *, name: str = "", actor: Actor | None = None) -> st
 
 
 def user_token_authenticate(token: str) -> UserToken | None:
-    parts = tokens.split(token)
-    if parts is None:
-        return None
-    prefix, secret = parts
-    row = (
-        UserToken.objects.select_related("user")
-        .filter(prefix=prefix, revoked_at__isnull=True, user__is_active=True)
-        .first()
+    return tokens.authenticate(
+        UserToken.objects.select_related("user").filter(user__is_active=True), token
     )
-    if row is None or not tokens.matches(secret, row.secret_hash):
-        return None
-    now = timezone.now()
-    if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
-        UserToken.objects.filter(pk=row.pk).update(last_used_at=now)
-    return row

@@ -8,6 +8,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from django.db import models
+from django.utils import timezone
+
 TOKEN_PREFIX = "hitl"
 
 
@@ -38,3 +41,38 @@ def split(token: str) -> tuple[str, str] | None:
 
 def matches(secret: str, secret_hash: str) -> bool:
     return hmac.compare_digest(hash_secret(secret), secret_hash)
+
+
+class ApiTokenBase(models.Model):
+    """Shared columns of agent keys and personal user tokens."""
+
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=16, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+def authenticate(queryset: models.QuerySet, token: str):
+    """The active row of `queryset` whose prefix and secret match `token`, or None.
+    Records last use at most once a minute to keep authentication read-mostly."""
+    parts = split(token)
+    if parts is None:
+        return None
+    prefix, secret = parts
+    row = queryset.filter(prefix=prefix, revoked_at__isnull=True).first()
+    if row is None or not matches(secret, row.secret_hash):
+        return None
+    now = timezone.now()
+    if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
+        type(row).objects.filter(pk=row.pk).update(last_used_at=now)
+        row.last_used_at = now
+    return row

@@ -32,6 +32,16 @@ def raw(sql: str, params: list) -> None:
         cursor.execute(sql, params)
 
 
+def insert_event(seq: int, at, prev_hash: str, hash_: str, label: str = "mallory") -> None:
+    raw(
+        "INSERT INTO approvals_auditevent (seq, at, actor_type, actor_id, actor_label, verb, "
+        "target_type, target_id, data, prev_hash, hash) "
+        "VALUES (%s, %s, 'user', '1', %s, 'checkpoint.approved', 'approvals.checkpoint', "
+        "'x', '{}', %s, %s)",
+        [seq, at, label, prev_hash, hash_],
+    )
+
+
 def verify_command() -> str:
     try:
         call_command("verify_audit")
@@ -77,25 +87,13 @@ def test_it_catches_a_deleted_row(chain):
 def test_it_catches_a_deleted_tail_row_replaced_by_a_forgery(chain):
     last = chain[-1]
     raw("DELETE FROM approvals_auditevent WHERE seq = %s", [last.seq])
-    raw(
-        "INSERT INTO approvals_auditevent (seq, at, actor_type, actor_id, actor_label, verb, "
-        "target_type, target_id, data, prev_hash, hash) "
-        "VALUES (%s, %s, 'user', '1', 'mallory', 'checkpoint.approved', 'approvals.checkpoint', "
-        "%s, '{}', %s, %s)",
-        [last.seq, last.at, last.target_id, last.prev_hash, "f" * 64],
-    )
+    insert_event(last.seq, last.at, last.prev_hash, "f" * 64)
     assert verify_chain().bad_seq == last.seq
 
 
 def test_it_catches_an_inserted_row(chain):
     last = chain[-1]
-    raw(
-        "INSERT INTO approvals_auditevent (seq, at, actor_type, actor_id, actor_label, verb, "
-        "target_type, target_id, data, prev_hash, hash) "
-        "VALUES (%s, %s, 'system', '', 'x', 'checkpoint.approved', 'approvals.checkpoint', "
-        "'x', '{}', %s, %s)",
-        [last.seq + 1, last.at, "e" * 64, "d" * 64],
-    )
+    insert_event(last.seq + 1, last.at, "e" * 64, "d" * 64)
     result = verify_chain()
     assert result.bad_seq == last.seq + 1 and "prev_hash" in result.problem
 
@@ -104,13 +102,7 @@ def test_it_catches_an_inserted_row_with_a_valid_looking_link(chain):
     """An inserter who links to the real head but cannot produce the right hash for their
     content is caught by the content hash."""
     last = chain[-1]
-    raw(
-        "INSERT INTO approvals_auditevent (seq, at, actor_type, actor_id, actor_label, verb, "
-        "target_type, target_id, data, prev_hash, hash) "
-        "VALUES (%s, %s, 'system', '', 'x', 'checkpoint.approved', 'approvals.checkpoint', "
-        "'x', '{}', %s, %s)",
-        [last.seq + 1, last.at, last.hash, "c" * 64],
-    )
+    insert_event(last.seq + 1, last.at, last.hash, "c" * 64)
     result = verify_chain()
     assert result.bad_seq == last.seq + 1 and "changed" in result.problem
 
