@@ -15,37 +15,18 @@ from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from agents.api.exceptions import ConflictError, IdempotencyMismatch, PayloadTooLarge
 from approvals.exceptions import Conflict, InvalidDecision, NotAllowed
+
+__all__ = ["ConflictError", "IdempotencyMismatch", "PayloadTooLarge", "exception_handler"]
 
 log = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
-
-
-class PayloadTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "Request body is too large."
-    default_code = "payload_too_large"
-
-
-class IdempotencyMismatch(exceptions.APIException):
-    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
-    default_detail = "This Idempotency-Key was already used with a different request body."
-    default_code = "idempotency_key_reused"
-
-
-class ConflictError(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The object is not in a state that allows this."
-    default_code = "conflict"
-
-    def __init__(self, conflict: Conflict):
-        super().__init__(str(conflict))
-        self.conflict = conflict
 
 
 def problem(

@@ -29,7 +29,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from agents.api.authentication import is_agent
-from agents.api.errors import IdempotencyMismatch
+from agents.api.exceptions import IdempotencyMismatch
 from agents.models import IdempotencyRecord
 from approvals.audit import canonical_json
 

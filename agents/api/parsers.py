@@ -12,7 +12,7 @@ from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser, MultiPartParser
 
-from agents.api.errors import PayloadTooLarge
+from agents.api.exceptions import PayloadTooLarge
 
 
 def _content_length(parser_context: dict | None) -> int | None:

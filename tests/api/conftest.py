@@ -89,3 +89,16 @@ def ask(api, run_id):
         return response.json()
 
     return ask
+
+
+@pytest.fixture(scope="session")
+def live_portal(django_db_setup, django_db_blocker):
+    """uvicorn serving the portal (ASGI, with the long-poll fast path) on the test database.
+    Tests using it need `transactional_db` so their rows are committed and visible."""
+    from tests.api.live import LivePortal
+
+    portal = LivePortal().start()
+    yield portal
+    portal.stop()
+    with django_db_blocker.unblock():
+        portal.wait_for_sessions_to_close()
