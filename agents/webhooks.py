@@ -158,6 +158,7 @@ def _record_attempt(delivery: WebhookDelivery, code: int | None, error: str) -> 
             fields["next_attempt_at"] = now + dt.timedelta(
                 seconds=backoff_seconds(delivery.attempts)
             )
+            fields["enqueued_at"] = None  # nothing in flight: the sweep sends it when due
             outcome = "retry"
         WebhookDelivery.objects.filter(pk=delivery.pk).update(**fields)
         if outcome != "retry":
@@ -196,25 +197,23 @@ def resend(delivery: WebhookDelivery, actor: Actor) -> None:
 
 def enqueue_due(now: dt.datetime | None = None, limit: int = 1000) -> int:
     """The sweep's part: pending deliveries that are due and whose task is not known to be in
-    flight (never enqueued since they became due, or enqueued longer than the grace ago)."""
+    flight (not enqueued since their last attempt, or enqueued longer than the grace ago and
+    so presumably lost)."""
     now = now or timezone.now()
     grace = now - dt.timedelta(seconds=settings.HITL_RECONCILE_GRACE)
     due = (
-        WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now)
-        .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
-        .filter(
-            Q(enqueued_at__isnull=True)
-            | Q(enqueued_at__lt=F("next_attempt_at"))
-            | Q(enqueued_at__lte=grace)
+        WebhookDelivery.objects.filter(
+            status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now
         )
+        .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
+        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lte=grace))
         .values_list("pk", flat=True)[:limit]
     )
     count = 0
     for pk in list(due):
         with transaction.atomic():
-            if WebhookDelivery.objects.filter(pk=pk, status=WebhookDelivery.Status.PENDING).update(
-                enqueued_at=now
-            ):
+            owed = WebhookDelivery.objects.filter(pk=pk, status=WebhookDelivery.Status.PENDING)
+            if owed.update(enqueued_at=now):
                 transaction.on_commit(lambda pk=pk: enqueue(DELIVER_TASK, str(pk), reason="sweep"))
                 count += 1
     return count
