@@ -17,6 +17,7 @@ from agents.api.serializers import (
     ARTIFACT_REF,
     CheckpointCancelSerializer,
     CheckpointCreateSerializer,
+    status_filter,
 )
 from agents.models import Run
 from agents.services import request_checkpoint
@@ -97,8 +98,9 @@ class CheckpointListCreateView(IdempotentMixin, generics.ListAPIView):
             "agent", "policy", "resolved_by"
         )
         params = self.request.query_params
-        if params.get("status"):
-            qs = qs.filter(status=params["status"])
+        status_value = status_filter(params, Checkpoint.Status.values)
+        if status_value:
+            qs = qs.filter(status=status_value)
         if params.get("run"):
             try:
                 qs = qs.filter(run_id=serializers.UUIDField().to_internal_value(params["run"]))

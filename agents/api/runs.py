@@ -21,6 +21,7 @@ from agents.api.serializers import (
     RunOutSerializer,
     event_data,
     run_data,
+    status_filter,
 )
 from agents.models import Agent, Run, RunEvent
 from agents.transitions import run_complete, run_fail, run_start
@@ -64,8 +65,9 @@ class RunListCreateView(IdempotentMixin, generics.ListAPIView):
     def get_queryset(self):
         qs = runs_visible_to(self.request.user)
         params = self.request.query_params
-        if params.get("status"):
-            qs = qs.filter(status=params["status"])
+        status_value = status_filter(params, Run.Status.values)
+        if status_value:
+            qs = qs.filter(status=status_value)
         if params.get("external_id"):
             qs = qs.filter(external_id=params["external_id"])
         return qs

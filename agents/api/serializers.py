@@ -35,7 +35,7 @@ class RunCreateSerializer(serializers.Serializer):
 
 class RunCompleteSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=[Run.Status.COMPLETED, Run.Status.FAILED])
-    result = serializers.JSONField(required=False, default=None)
+    result = serializers.JSONField(required=False, default=None, allow_null=True)
     error = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=20_000,
         help_text="Why it failed (status=failed).",
@@ -236,7 +236,9 @@ class CheckpointCancelSerializer(serializers.Serializer):
 
 class ArtifactUploadSerializer(serializers.Serializer):
     file = serializers.FileField(allow_empty_file=True)
-    name = serializers.CharField(max_length=255, required=False)
+    name = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, help_text="Default: the file's name."
+    )
     kind = serializers.ChoiceField(choices=Artifact.Kind.choices, default=Artifact.Kind.FILE)
 
 
@@ -248,3 +250,13 @@ class ArtifactCreatedSerializer(serializers.Serializer):
     name = serializers.CharField()
     kind = serializers.ChoiceField(choices=Artifact.Kind.choices)
     content_type = serializers.CharField()
+
+
+def status_filter(params, choices) -> str | None:
+    """A `?status=` list filter: None when absent, 400 for a value that is no status."""
+    value = params.get("status")
+    if value is None:
+        return None
+    if value not in choices:
+        raise serializers.ValidationError({"status": [f"One of: {', '.join(choices)}."]})
+    return value

@@ -89,8 +89,11 @@ def _django_principal(request: HttpRequest):
 async def checkpoint_wait(request: HttpRequest, pk) -> JsonResponse:
     """The Django view (see the module docstring for when it, rather than the ASGI fast
     path, answers)."""
-    if request.method != "GET":
-        return _json(405, problem(405, "Method not allowed.", "method_not_allowed"))
+    if request.method not in ("GET", "HEAD"):
+        response = _json(405, problem(405, f"Method {request.method} not allowed.",
+                                      "method_not_allowed"))
+        response["Allow"] = "GET, HEAD"
+        return response
     loop = asyncio.get_running_loop()
     try:
         timeout = parse_timeout(request.GET.get("timeout"))
