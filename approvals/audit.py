@@ -103,7 +103,9 @@ def record(
     """Append one event. Call inside the transaction of the change it describes."""
     target_type = target._meta.label_lower if hasattr(target, "_meta") else str(target[0])
     target_id = str(target.pk) if hasattr(target, "_meta") else str(target[1])
-    with transaction.atomic():
+    # No savepoint: a failed append must abort the caller's whole transaction anyway, and the
+    # SAVEPOINT/RELEASE round trips would be spent while holding the chain lock.
+    with transaction.atomic(savepoint=False):
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ADVISORY_LOCK_KEY])

@@ -179,6 +179,16 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
 else:
     _db["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME", "test_hitl")}
 
+if _db["ENGINE"] == "django.db.backends.postgresql" and env_bool("DB_POOL", False):
+    # Under ASGI every request runs its sync part in a fresh thread, so persistent
+    # connections (DB_CONN_MAX_AGE) are not reused; a process-wide pool is (Django >= 5.1).
+    _db.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env_int("DB_POOL_MIN_SIZE", 2, minimum=0),
+        "max_size": env_int("DB_POOL_MAX_SIZE", 20, minimum=1),
+        "timeout": env_int("DB_POOL_TIMEOUT", 10, minimum=1),
+    }
+    _db["CONN_MAX_AGE"] = 0  # required by Django with a pool
+
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 IS_POSTGRES = _db["ENGINE"] == "django.db.backends.postgresql"

@@ -155,7 +155,8 @@ class CheckpointListCreateView(IdempotentMixin, generics.ListAPIView):
                 "48 h ago); use a new key.", status="exists",
             ) from None
         return Response(
-            checkpoint_data(cp, agent_slug=agent.slug),
+            # No artifacts sent: none to query (this runs while the audit-chain lock is held).
+            checkpoint_data(cp, agent_slug=agent.slug, artifacts=None if artifacts else []),
             status=status.HTTP_201_CREATED,
             headers={"Location": f"/api/v1/checkpoints/{cp.id}/"},
         )
