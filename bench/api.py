@@ -229,6 +229,14 @@ async def waiters_memory(port: int, pid: int, key: str, ids: list[str], counts: 
             conns += batch
             await asyncio.sleep(0.2)
         await asyncio.sleep(3)  # every waiter authenticated, read its checkpoint and parked
+        early = 0  # a waiter that already got an answer was refused (401/429/...), not parked
+        for c in conns[:: max(1, len(conns) // 50)]:
+            try:
+                await asyncio.wait_for(c.receive(), 0.01)
+                early += 1
+            except TimeoutError:
+                pass
+        assert early == 0, f"{early} sampled waiters were answered instead of parked"
         status = proc_status(pid)
         results.append((target, status["VmRSS"] / 1024, status["Threads"]))
     for c in conns:
