@@ -3,7 +3,6 @@ withdraws its request (cancel). Long-poll waiting is in wait.py."""
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -130,30 +129,28 @@ class CheckpointListCreateView(IdempotentMixin, generics.ListAPIView):
         run.agent = agent
         artifacts = _artifact_inputs(agent, v.get("artifacts", []))
         key = request.headers.get(HEADER, "")
-        try:
-            with transaction.atomic():
-                cp = request_checkpoint(
-                    run,
-                    Actor.for_agent(agent),
-                    title=v["title"],
-                    kind=v["kind"],
-                    summary=v["summary"],
-                    action=dict(v["action"]) if v.get("action") else {},
-                    context=v.get("context") or {},
-                    risk=v["risk"],
-                    options=v["options"],
-                    role_hint=v["role_hint"],
-                    expires_in=v.get("expires_in"),
-                    idempotency_key=key,
-                    artifacts=artifacts,
-                )
-        except IntegrityError:
-            if not key:
-                raise
+        if key and Checkpoint.objects.filter(agent=agent, idempotency_key=key).exists():
+            # Only possible once the idempotency record was purged (48 h): the checkpoint's own
+            # unique key outlives it.
             raise Conflict(
                 f"A checkpoint was already created with Idempotency-Key {key!r} (more than "
                 "48 h ago); use a new key.", status="exists",
-            ) from None
+            )
+        cp = request_checkpoint(
+            run,
+            Actor.for_agent(agent),
+            title=v["title"],
+            kind=v["kind"],
+            summary=v["summary"],
+            action=dict(v["action"]) if v.get("action") else {},
+            context=v.get("context") or {},
+            risk=v["risk"],
+            options=v["options"],
+            role_hint=v["role_hint"],
+            expires_in=v.get("expires_in"),
+            idempotency_key=key,
+            artifacts=artifacts,
+        )
         return Response(
             # No artifacts sent: none to query (this runs while the audit-chain lock is held).
             checkpoint_data(cp, agent_slug=agent.slug, artifacts=None if artifacts else []),

@@ -8,6 +8,8 @@
   write lock (SQLite IMMEDIATE) until the first commits, then finds the record and replays.
   If the first fails (any exception, any non-2xx), its transaction rolls back with the
   record, and the same key may be retried.
+- The audit events of the work are appended at the end of the transaction
+  (`approvals.audit.deferred`), so concurrent POSTs hold the audit-chain lock only briefly.
 - Scope: per agent (`agent:<id>`) or per user (`user:<id>`); records older than
   `HITL_IDEMPOTENCY_TTL_HOURS` (48) are purged by `purge_idempotency_records()`.
 """
@@ -30,6 +32,7 @@ from rest_framework.response import Response
 from agents.api.authentication import is_agent
 from agents.api.exceptions import IdempotencyMismatch
 from agents.models import IdempotencyRecord
+from approvals import audit
 from approvals.audit import canonical_json
 
 HEADER = "Idempotency-Key"
@@ -85,7 +88,7 @@ def run_idempotent(request, body_repr: str, handler: Callable[[], Response]) -> 
     """Run `handler` (the view's POST body) under the request's Idempotency-Key, if any."""
     key = request.headers.get(HEADER)
     if key is None:
-        with transaction.atomic():
+        with transaction.atomic(), audit.deferred():
             return handler()
     if not _valid_key(key):
         raise ValidationError({HEADER: ["Must be 1-255 printable ASCII characters."]})
@@ -94,7 +97,7 @@ def run_idempotent(request, body_repr: str, handler: Callable[[], Response]) -> 
     for _attempt in range(3):
         inserted = False
         try:
-            with transaction.atomic():
+            with transaction.atomic(), audit.deferred():
                 record = IdempotencyRecord.objects.create(
                     scope=scope,
                     key=key,

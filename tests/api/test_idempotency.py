@@ -122,3 +122,13 @@ def test_it_creates_one_resource_for_concurrent_duplicates(agent_key, run_id):
     assert sum(r.has_header("Idempotent-Replayed") for r in responses) == 5
     assert Checkpoint.objects.count() == 1
     assert AuditEvent.objects.filter(verb="checkpoint.requested").count() == 1
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_key_reused_after_the_purge_for_a_new_checkpoint(api, run_id):
+    body = {"run": run_id, "title": "t", "action": {"tool": "x"}}
+    api.post("checkpoints/", body, key="kept")
+    IdempotencyRecord.objects.all().delete()  # purged after 48 h
+    response = api.post("checkpoints/", body, key="kept")
+    assert response.status_code == 409
+    assert Checkpoint.objects.count() == 1
