@@ -80,8 +80,7 @@ def record_for_checkpoint(cp: Checkpoint) -> WebhookDelivery | None:
     if not agent.callback_url:
         return None
     event = (
-        "checkpoint.cancelled" if cp.status == Checkpoint.Status.CANCELLED
-        else "checkpoint.decided"
+        "checkpoint.cancelled" if cp.status == Checkpoint.Status.CANCELLED else "checkpoint.decided"
     )
     now = timezone.now()
     delivery, created = WebhookDelivery.objects.get_or_create(
@@ -175,8 +174,13 @@ def _record_attempt(delivery: WebhookDelivery, code: int | None, error: str) -> 
                 },
             )
     if error:
-        log.info("webhook %s to %s: attempt %s failed (%s)", delivery.pk, delivery.url,
-                 delivery.attempts, error[:200])
+        log.info(
+            "webhook %s to %s: attempt %s failed (%s)",
+            delivery.pk,
+            delivery.url,
+            delivery.attempts,
+            error[:200],
+        )
     return outcome
 
 

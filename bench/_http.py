@@ -21,14 +21,22 @@ class Connection:
         if self.writer is not None:
             self.writer.close()
 
-    async def send(self, method: str, path: str, headers: dict[str, str] | None = None,
-                   body: bytes | dict | None = None) -> None:
+    async def send(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str] | None = None,
+        body: bytes | dict | None = None,
+    ) -> None:
         if isinstance(body, dict):
             body = json.dumps(body).encode()
             headers = {**(headers or {}), "Content-Type": "application/json"}
         body = body or b""
-        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}",
-                 f"Content-Length: {len(body)}"]
+        lines = [
+            f"{method} {path} HTTP/1.1",
+            f"Host: {self.host}:{self.port}",
+            f"Content-Length: {len(body)}",
+        ]
         lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
         self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
         await self.writer.drain()
@@ -56,7 +64,12 @@ class Connection:
             body = b""
         return status, body
 
-    async def request(self, method: str, path: str, headers: dict[str, str] | None = None,
-                      body: bytes | dict | None = None) -> tuple[int, bytes]:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str] | None = None,
+        body: bytes | dict | None = None,
+    ) -> tuple[int, bytes]:
         await self.send(method, path, headers, body)
         return await self.receive()

@@ -22,7 +22,6 @@ import asyncio
 import os
 import resource
 import secrets
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,7 +39,7 @@ from _http import Connection  # noqa: E402
 BENCH_DB = "hitl_bench_api"
 
 
-def configure_environment() -> str:
+def configure_environment(async_commit: bool = False) -> str:
     """Environment for this process and the servers: production settings, bench database."""
     url = os.environ.get("DATABASE_URL", "")
     if url.startswith("postgres"):
@@ -50,9 +49,13 @@ def configure_environment() -> str:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
             conn.execute(f"CREATE DATABASE {BENCH_DB}")
+            if async_commit:  # diagnostic only: shows what the WAL flush per commit costs
+                conn.execute(f"ALTER DATABASE {BENCH_DB} SET synchronous_commit = off")
         os.environ["DATABASE_URL"] = urlunparse(parsed._replace(path=f"/{BENCH_DB}"))
         os.environ.setdefault("DB_POOL", "1")  # see README, Production
-        label = f"PostgreSQL ({parsed.hostname}), DB_POOL={os.environ['DB_POOL']}"
+        label = f"PostgreSQL ({parsed.hostname}), DB_POOL={os.environ['DB_POOL']}" + (
+            ", synchronous_commit=off (diagnostic)" if async_commit else ""
+        )
     else:
         os.environ.pop("DATABASE_URL", None)
         os.environ["HITL_VAR_DIR"] = tempfile.mkdtemp(prefix="hitl-bench-")
@@ -101,9 +104,23 @@ def setup_data(clients: int) -> tuple[list[tuple[str, str]], object]:
 class Server:
     def __init__(self, port: int, workers: int):
         self.port = port
-        cmd = [sys.executable, "-m", "uvicorn", "hitlportal.asgi:application", "--host",
-               "127.0.0.1", "--port", str(port), "--workers", str(workers), "--no-access-log",
-               "--log-level", "warning", "--backlog", "8192"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "hitlportal.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--backlog",
+            "8192",
+        ]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=os.environ.copy())
         self._wait_ready()
 
@@ -128,7 +145,7 @@ class Server:
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def load(port: int, clients: int, duration: float, make_request) -> dict:
@@ -178,8 +195,11 @@ async def wait_latency(port: int, key: str, run_id: str, reviewer, samples: int)
     run = await sync_to_async(Run.objects.select_related("agent").get)(pk=run_id)
 
     def ask():
-        return str(request_checkpoint(run, Actor.for_agent(run.agent), title="latency",
-                                      action={"tool": "t", "args": {}}).pk)
+        return str(
+            request_checkpoint(
+                run, Actor.for_agent(run.agent), title="latency", action={"tool": "t", "args": {}}
+            ).pk
+        )
 
     def decide(cp_id: str) -> float:
         checkpoint_decide(cp_id, reviewer, "approve")
@@ -189,8 +209,11 @@ async def wait_latency(port: int, key: str, run_id: str, reviewer, samples: int)
     latencies = []
     for _ in range(samples):
         cp_id = await sync_to_async(ask)()
-        await conn.send("GET", f"/api/v1/checkpoints/{cp_id}/wait?timeout=30",
-                        {"Authorization": f"Bearer {key}"})
+        await conn.send(
+            "GET",
+            f"/api/v1/checkpoints/{cp_id}/wait?timeout=30",
+            {"Authorization": f"Bearer {key}"},
+        )
         await asyncio.sleep(0.05)  # the waiter is parked on the server
         committed = await sync_to_async(decide)(cp_id)
         status, body = await conn.receive()
@@ -198,8 +221,12 @@ async def wait_latency(port: int, key: str, run_id: str, reviewer, samples: int)
         assert status == 200 and b'"approved"' in body, (status, body[:200])
         latencies.append(done - committed)
     conn.close()
-    return {"p50": pct(latencies, 50) * 1000, "p99": pct(latencies, 99) * 1000,
-            "max": max(latencies) * 1000, "n": len(latencies)}
+    return {
+        "p50": pct(latencies, 50) * 1000,
+        "p99": pct(latencies, 99) * 1000,
+        "max": max(latencies) * 1000,
+        "n": len(latencies),
+    }
 
 
 def proc_status(pid: int) -> dict[str, int]:
@@ -218,14 +245,15 @@ async def waiters_memory(port: int, pid: int, key: str, ids: list[str], counts: 
     results.append((0, base["VmRSS"] / 1024, base["Threads"]))
     for target in counts:
         while len(conns) < target:
-            batch = []
-            for cp_id in ids[len(conns) : min(target, len(conns) + 500)]:
-                c = Connection("127.0.0.1", port)
-                batch.append(c)
+            size = min(target, len(conns) + 500) - len(conns)
+            batch = [Connection("127.0.0.1", port) for _ in range(size)]
             await asyncio.gather(*(c.open() for c in batch))
             for c, cp_id in zip(batch, ids[len(conns) :], strict=False):
-                await c.send("GET", f"/api/v1/checkpoints/{cp_id}/wait?timeout=60",
-                             {"Authorization": f"Bearer {key}"})
+                await c.send(
+                    "GET",
+                    f"/api/v1/checkpoints/{cp_id}/wait?timeout=60",
+                    {"Authorization": f"Bearer {key}"},
+                )
             conns += batch
             await asyncio.sleep(0.2)
         await asyncio.sleep(3)  # every waiter authenticated, read its checkpoint and parked
@@ -252,39 +280,66 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200, help="decision → wait samples")
     parser.add_argument("--waiters", default="2000,5000", help="waiter counts for 4")
     parser.add_argument("--port", type=int, default=8180)
+    parser.add_argument(
+        "--async-commit",
+        action="store_true",
+        help="diagnostic: PostgreSQL synchronous_commit=off for the bench DB",
+    )
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # thousands of sockets
 
-    label = configure_environment()
+    label = configure_environment(args.async_commit)
     pairs, reviewer = setup_data(args.clients)
-    print(f"database: {label}; server: uvicorn --workers {args.workers}; "
-          f"{args.clients} clients; {os.cpu_count()} CPUs", flush=True)
+    print(
+        f"database: {label}; server: uvicorn --workers {args.workers}; "
+        f"{args.clients} clients; {os.cpu_count()} CPUs",
+        flush=True,
+    )
 
     server = Server(args.port, args.workers)
     try:
-        health = asyncio.run(load(args.port, args.clients, args.duration,
-                                  lambda i, n: ("GET", "/api/v1/health/", None, None)))
-        print(f"GET /health/          {health['rps']:7.0f} req/s  p50 {health['p50']:5.1f} ms  "
-              f"p99 {health['p99']:5.1f} ms  errors {health['errors']}", flush=True)
+        health = asyncio.run(
+            load(
+                args.port,
+                args.clients,
+                args.duration,
+                lambda i, n: ("GET", "/api/v1/health/", None, None),
+            )
+        )
+        print(
+            f"GET /health/          {health['rps']:7.0f} req/s  p50 {health['p50']:5.1f} ms  "
+            f"p99 {health['p99']:5.1f} ms  errors {health['errors']}",
+            flush=True,
+        )
 
         def create(i: int, n: int):
             key, run_id = pairs[i]
             headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": str(uuid.uuid4())}
-            body = {"run": run_id, "title": f"Delete batch {n}", "risk": "high",
-                    "action": {"tool": "delete_files", "args": {"paths": [f"/tmp/{n}.log"]}},
-                    "context": {"reasoning": ["disk is full", "these are oldest"]}}
+            body = {
+                "run": run_id,
+                "title": f"Delete batch {n}",
+                "risk": "high",
+                "action": {"tool": "delete_files", "args": {"paths": [f"/tmp/{n}.log"]}},
+                "context": {"reasoning": ["disk is full", "these are oldest"]},
+            }
             return "POST", "/api/v1/checkpoints/", headers, body
 
         created = asyncio.run(load(args.port, args.clients, args.duration, create))
         ratio = created["rps"] / health["rps"] if health["rps"] else 0
-        print(f"POST /checkpoints/    {created['rps']:7.0f} req/s  p50 {created['p50']:5.1f} ms  "
-              f"p99 {created['p99']:5.1f} ms  errors {created['errors']}  "
-              f"({ratio:.2f}x health)", flush=True)
+        print(
+            f"POST /checkpoints/    {created['rps']:7.0f} req/s  p50 {created['p50']:5.1f} ms  "
+            f"p99 {created['p99']:5.1f} ms  errors {created['errors']}  "
+            f"({ratio:.2f}x health)",
+            flush=True,
+        )
 
         latency = asyncio.run(wait_latency(args.port, *pairs[0], reviewer, args.samples))
-        print(f"decision → wait       p50 {latency['p50']:5.1f} ms  p99 {latency['p99']:5.1f} ms"
-              f"  max {latency['max']:5.1f} ms  ({latency['n']} samples)", flush=True)
+        print(
+            f"decision → wait       p50 {latency['p50']:5.1f} ms  p99 {latency['p99']:5.1f} ms"
+            f"  max {latency['max']:5.1f} ms  ({latency['n']} samples)",
+            flush=True,
+        )
     finally:
         server.stop()
 
@@ -292,8 +347,9 @@ def main() -> None:
 
     counts = [int(c) for c in args.waiters.split(",") if c]
     pending = list(
-        Checkpoint.objects.filter(status="pending", agent__slug="bench-0")
-        .values_list("pk", flat=True)[: max(counts)]
+        Checkpoint.objects.filter(status="pending", agent__slug="bench-0").values_list(
+            "pk", flat=True
+        )[: max(counts)]
     )
     key = pairs[0][0]
     from agents.services import request_checkpoint
@@ -304,17 +360,23 @@ def main() -> None:
 
         run = Run.objects.select_related("agent").get(pk=pairs[0][1])
         for _ in range(max(counts) - len(pending)):
-            pending.append(request_checkpoint(run, Actor.for_agent(run.agent), title="w",
-                                              action={"tool": "t"}).pk)
+            pending.append(
+                request_checkpoint(
+                    run, Actor.for_agent(run.agent), title="w", action={"tool": "t"}
+                ).pk
+            )
     single = Server(args.port + 1, 1)
     try:
-        rows = asyncio.run(waiters_memory(args.port + 1, single.proc.pid, key,
-                                          [str(p) for p in pending], counts))
+        rows = asyncio.run(
+            waiters_memory(args.port + 1, single.proc.pid, key, [str(p) for p in pending], counts)
+        )
     finally:
         single.stop()
     for waiting, rss, threads in rows:
-        print(f"one server process, {waiting:5d} waiters: RSS {rss:6.1f} MB, {threads} threads",
-              flush=True)
+        print(
+            f"one server process, {waiting:5d} waiters: RSS {rss:6.1f} MB, {threads} threads",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

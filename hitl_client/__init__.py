@@ -2,8 +2,8 @@
 
 __version__ = "0.1.0"
 
-from hitl_client.client import HitlClient  # noqa: E402
-from hitl_client.errors import (  # noqa: E402
+from hitl_client.client import HitlClient
+from hitl_client.errors import (
     ApiError,
     ApprovalRejected,
     ConflictError,
@@ -11,8 +11,8 @@ from hitl_client.errors import (  # noqa: E402
     NotFound,
     WaitTimeout,
 )
-from hitl_client.models import Checkpoint, Rejection, Run  # noqa: E402
-from hitl_client.webhooks import WebhookVerificationError, verify_webhook  # noqa: E402
+from hitl_client.models import Checkpoint, Rejection, Run
+from hitl_client.webhooks import WebhookVerificationError, verify_webhook
 
 __all__ = [
     "ApiError",

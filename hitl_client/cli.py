@@ -1,8 +1,9 @@
 """`hitl`: the portal from a shell, for scripts and coding agents. Prints JSON on stdout.
 
     export HITL_URL=https://hitl.example.com HITL_API_KEY=hitl_a…
-    hitl request --title "Drop table users_old" --tool sql --args '{"sql": "DROP TABLE users_old"}' \
-                 --risk high --wait && psql -c "DROP TABLE users_old"
+    hitl request --title "Drop table users_old" --tool sql \
+                 --args '{"sql": "DROP TABLE users_old"}' --risk high --wait \
+        && psql -c "DROP TABLE users_old"
 
 Exit codes (request --wait, wait, status):
     0 approved or answered     3 rejected     4 expired     5 cancelled
@@ -57,14 +58,16 @@ def _finish(cp: Checkpoint) -> int:
 
 def cmd_request(opts) -> int:
     client = _client(opts)
-    if opts.run:
-        run = opts.run
-    else:
-        run = client.start_run(opts.task or opts.title).id
+    run = opts.run or client.start_run(opts.task or opts.title).id
     artifacts = []
     for path in opts.diff or []:
-        artifacts.append({"name": Path(path).name, "kind": "diff",
-                          "content": Path(path).read_text(errors="replace")})
+        artifacts.append(
+            {
+                "name": Path(path).name,
+                "kind": "diff",
+                "content": Path(path).read_text(errors="replace"),
+            }
+        )
     for path in opts.artifact or []:
         uploaded = client.upload_artifact(path)
         artifacts.append({"name": Path(path).name, "kind": "file", "ref": uploaded["ref"]})
@@ -132,7 +135,9 @@ def cmd_run_start(opts) -> int:
 
 def cmd_run_complete(opts) -> int:
     run = _client(opts).complete_run(
-        opts.run, status="failed" if opts.failed else "completed", result=opts.result,
+        opts.run,
+        status="failed" if opts.failed else "completed",
+        result=opts.result,
         error=opts.error,
     )
     _out(run.data)
@@ -153,8 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"hitl {__version__}")
     parser.add_argument("--url", default=None, help="portal base URL (env HITL_URL)")
-    parser.add_argument("--key", default=None,
-                        help="agent API key or personal token (env HITL_API_KEY)")
+    parser.add_argument(
+        "--key", default=None, help="agent API key or personal token (env HITL_API_KEY)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("request", help="ask for approval (or, --kind question, an answer)")
@@ -221,8 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("log", help="add a line to a run's timeline")
     p.add_argument("run")
     p.add_argument("message")
-    p.add_argument("--kind", default="log",
-                   choices=["log", "step", "tool_call", "observation", "error"])
+    p.add_argument(
+        "--kind", default="log", choices=["log", "step", "tool_call", "observation", "error"]
+    )
     p.set_defaults(func=cmd_log)
     return parser
 
@@ -232,8 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return opts.func(opts)
     except ApiError as exc:
-        json.dump({"error": exc.detail, "status": exc.status, "code": exc.code,
-                   "problem": exc.problem}, sys.stderr)
+        json.dump(
+            {"error": exc.detail, "status": exc.status, "code": exc.code, "problem": exc.problem},
+            sys.stderr,
+        )
         sys.stderr.write("\n")
         return EXIT_ERROR
     except (HitlError, OSError) as exc:

@@ -78,7 +78,9 @@ class HitlClient:
             "Accept": "application/json",
         }
         self._http = httpx.Client(
-            base_url=self.base_url + "/api/v1/", headers=self._headers, timeout=timeout,
+            base_url=self.base_url + "/api/v1/",
+            headers=self._headers,
+            timeout=timeout,
             transport=transport,
         )
         self._ahttp: httpx.AsyncClient | None = None
@@ -149,9 +151,7 @@ class HitlClient:
 
     # --- runs -------------------------------------------------------------------------------
 
-    def start_run(
-        self, task: str, *, external_id: str = "", metadata: dict | None = None
-    ) -> Run:
+    def start_run(self, task: str, *, external_id: str = "", metadata: dict | None = None) -> Run:
         """Start a run of this agent; later calls default to it (`client.run`)."""
         body = {"task": task, "external_id": external_id, "metadata": metadata or {}}
         self.run = Run(self.request("POST", "runs/", json=body))
@@ -166,8 +166,9 @@ class HitlClient:
 
     def start_hosted_run(self, agent: str, task: str, input: dict | None = None) -> Run:
         """With a person's token: start a hosted agent."""
-        return Run(self.request("POST", "runs/", json={"agent": agent, "task": task,
-                                                        "input": input or {}}))
+        return Run(
+            self.request("POST", "runs/", json={"agent": agent, "task": task, "input": input or {}})
+        )
 
     def get_run(self, run_id: str) -> Run:
         return Run(self.request("GET", f"runs/{run_id}/"))
@@ -275,9 +276,20 @@ class HitlClient:
         if run is None and self.run is None:
             self.start_run(title)
         body = self._checkpoint_body(
-            title, run=run, kind=kind, tool=tool, args=args, action=action, summary=summary,
-            risk=risk, context=context, reasoning=reasoning, artifacts=artifacts,
-            expires_in=expires_in, role_hint=role_hint, options=options,
+            title,
+            run=run,
+            kind=kind,
+            tool=tool,
+            args=args,
+            action=action,
+            summary=summary,
+            risk=risk,
+            context=context,
+            reasoning=reasoning,
+            artifacts=artifacts,
+            expires_in=expires_in,
+            role_hint=role_hint,
+            options=options,
         )
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return Checkpoint(self, self.request("POST", "checkpoints/", json=body, headers=headers))
@@ -287,9 +299,20 @@ class HitlClient:
         if run is None and self.run is None:
             await self.astart_run(title)
         idempotency_key = kwargs.pop("idempotency_key", None)
-        defaults = dict(kind="approval", tool=None, args=None, action=None, summary="",
-                        risk="medium", context=None, reasoning=None, artifacts=None,
-                        expires_in=None, role_hint="", options=None)
+        defaults = dict(
+            kind="approval",
+            tool=None,
+            args=None,
+            action=None,
+            summary="",
+            risk="medium",
+            context=None,
+            reasoning=None,
+            artifacts=None,
+            expires_in=None,
+            role_hint="",
+            options=None,
+        )
         defaults.update(kwargs)
         body = self._checkpoint_body(title, run=run, **defaults)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
@@ -332,8 +355,10 @@ class HitlClient:
             remaining = MAX_WAIT_SLICE if deadline is None else deadline - time.monotonic()
             piece = max(0.0, min(MAX_WAIT_SLICE, remaining))
             data = self.request(
-                "GET", f"checkpoints/{checkpoint_id}/wait",
-                params={"timeout": f"{piece:.1f}"}, timeout=piece + 15,
+                "GET",
+                f"checkpoints/{checkpoint_id}/wait",
+                params={"timeout": f"{piece:.1f}"},
+                timeout=piece + 15,
             )
             cp = Checkpoint(self, data)
             if not cp.pending:
@@ -350,8 +375,10 @@ class HitlClient:
             remaining = MAX_WAIT_SLICE if deadline is None else deadline - loop.time()
             piece = max(0.0, min(MAX_WAIT_SLICE, remaining))
             data = await self.arequest(
-                "GET", f"checkpoints/{checkpoint_id}/wait",
-                params={"timeout": f"{piece:.1f}"}, timeout=piece + 15,
+                "GET",
+                f"checkpoints/{checkpoint_id}/wait",
+                params={"timeout": f"{piece:.1f}"},
+                timeout=piece + 15,
             )
             cp = Checkpoint(self, data)
             if not cp.pending:
@@ -361,8 +388,8 @@ class HitlClient:
 
     def cancel(self, checkpoint_id: str, reason: str = "") -> Checkpoint:
         return Checkpoint(
-            self, self.request("POST", f"checkpoints/{checkpoint_id}/cancel/",
-                               json={"reason": reason})
+            self,
+            self.request("POST", f"checkpoints/{checkpoint_id}/cancel/", json={"reason": reason}),
         )
 
     def upload_artifact(
@@ -376,8 +403,9 @@ class HitlClient:
             path = Path(source)
             content, filename = path.read_bytes(), name or path.name
         files = {"file": (filename, content)}
-        return self.request("POST", "artifacts/", files=files,
-                            data={"name": filename, "kind": kind})
+        return self.request(
+            "POST", "artifacts/", files=files, data={"name": filename, "kind": kind}
+        )
 
     # --- people -----------------------------------------------------------------------------
 

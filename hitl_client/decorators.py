@@ -50,8 +50,11 @@ class _Call:
         # Unchanged arguments keep their original Python objects; edited ones take the
         # reviewer's JSON values (with their JSON types).
         final = {
-            name: (self.original[name] if approved.get(name, self.sent[name]) == self.sent[name]
-                   else approved[name])
+            name: (
+                self.original[name]
+                if approved.get(name, self.sent[name]) == self.sent[name]
+                else approved[name]
+            )
             for name in self.original
         }
         args: list[Any] = []
@@ -92,8 +95,12 @@ def require_approval_decorator(
 
         def ask_fields(call: _Call) -> dict[str, Any]:
             return dict(
-                tool=tool_name, args=call.sent, risk=risk, summary=summary,
-                role_hint=role_hint, expires_in=expires_in,
+                tool=tool_name,
+                args=call.sent,
+                risk=risk,
+                summary=summary,
+                role_hint=role_hint,
+                expires_in=expires_in,
             )
 
         def outcome(cp: Checkpoint, call: _Call) -> Any:

@@ -35,7 +35,7 @@ class ConflictError(ApiError):
         return self.problem.get("current_status")
 
 
-class ApprovalRejected(HitlError):  # noqa: N818 - reads better at the call site
+class ApprovalRejected(HitlError):
     """A human said no (or nobody answered in time). `reason` is what to tell the model:
     the reviewer's comment, or why it expired."""
 

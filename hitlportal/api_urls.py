@@ -58,15 +58,22 @@ urlpatterns = [
     path("runs/<uuid:pk>/complete/", runs.RunCompleteView.as_view(), name="api-run-complete"),
     path("runs/<uuid:pk>/events/", runs.RunEventsView.as_view(), name="api-run-events"),
     path("checkpoints/", checkpoints.CheckpointListCreateView.as_view(), name="api-checkpoints"),
-    path("checkpoints/<uuid:pk>/", checkpoints.CheckpointDetailView.as_view(),
-         name="api-checkpoint"),
+    path(
+        "checkpoints/<uuid:pk>/", checkpoints.CheckpointDetailView.as_view(), name="api-checkpoint"
+    ),
     path("checkpoints/<uuid:pk>/wait", checkpoint_wait, name="api-checkpoint-wait"),
-    path("checkpoints/<uuid:pk>/cancel/", checkpoints.CheckpointCancelView.as_view(),
-         name="api-checkpoint-cancel"),
+    path(
+        "checkpoints/<uuid:pk>/cancel/",
+        checkpoints.CheckpointCancelView.as_view(),
+        name="api-checkpoint-cancel",
+    ),
     path("artifacts/", artifacts.ArtifactUploadView.as_view(), name="api-artifacts"),
     path("artifacts/<uuid:pk>/", artifacts.ArtifactDetailView.as_view(), name="api-artifact"),
-    path("artifacts/<uuid:pk>/content/", artifacts.ArtifactContentView.as_view(),
-         name="api-artifact-content"),
+    path(
+        "artifacts/<uuid:pk>/content/",
+        artifacts.ArtifactContentView.as_view(),
+        name="api-artifact-content",
+    ),
     # people
     path("queue/", review.QueueView.as_view(), name="api-queue"),
     path("checkpoints/<uuid:pk>/decision/", DecisionView.as_view(), name="api-decision"),

@@ -19,8 +19,13 @@ from rest_framework import exceptions
 
 from agents.api import waiters
 from agents.api.errors import PROBLEM_CONTENT_TYPE, problem
-from agents.api.wait import check_throttle, load_state, parse_timeout, principal_for_token, \
-    problem_for
+from agents.api.wait import (
+    check_throttle,
+    load_state,
+    parse_timeout,
+    principal_for_token,
+    problem_for,
+)
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ from agents.models import Run
 from approvals import selectors
 from approvals.models import Artifact, Checkpoint
 
+
 def runs_visible_to(user) -> QuerySet[Run]:
     """An agent sees its own runs; a person the runs they started (managers: all)."""
     qs = Run.objects.select_related("agent")

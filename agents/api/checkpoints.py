@@ -124,7 +124,9 @@ class CheckpointListCreateView(IdempotentMixin, generics.ListAPIView):
         if run.status in Run.FINISHED:
             raise Conflict(
                 f"Run is {run.status}; start a new run to ask again.",
-                status=run.status, winner=run.status, at=run.finished_at,
+                status=run.status,
+                winner=run.status,
+                at=run.finished_at,
             )
         run.agent = agent
         artifacts = _artifact_inputs(agent, v.get("artifacts", []))
@@ -134,7 +136,8 @@ class CheckpointListCreateView(IdempotentMixin, generics.ListAPIView):
             # unique key outlives it.
             raise Conflict(
                 f"A checkpoint was already created with Idempotency-Key {key!r} (more than "
-                "48 h ago); use a new key.", status="exists",
+                "48 h ago); use a new key.",
+                status="exists",
             )
         cp = request_checkpoint(
             run,

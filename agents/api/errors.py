@@ -29,9 +29,7 @@ log = logging.getLogger(__name__)
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 
-def problem(
-    status_code: int, detail: Any, code: str, **extra: Any
-) -> dict[str, Any]:
+def problem(status_code: int, detail: Any, code: str, **extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": HTTPStatus(status_code).phrase,
@@ -136,7 +134,8 @@ def handler404(request: HttpRequest, exception: Exception | None = None):
 def handler500(request: HttpRequest):
     if _is_api(request):
         return problem_response(
-            500, "Internal error; it was logged. Retrying with the same Idempotency-Key is safe.",
+            500,
+            "Internal error; it was logged. Retrying with the same Idempotency-Key is safe.",
             "server_error",
         )
     from django.views.defaults import server_error

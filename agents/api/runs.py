@@ -198,7 +198,9 @@ class RunEventsView(IdempotentMixin, generics.ListAPIView):
         if run.status in Run.FINISHED:
             raise Conflict(
                 f"Run is {run.status}; its timeline is closed.",
-                status=run.status, winner=run.status, at=run.finished_at,
+                status=run.status,
+                winner=run.status,
+                at=run.finished_at,
             )
         event = RunEvent.objects.create(run=run, **data.validated_data)
         return Response(event_data(event), status=status.HTTP_201_CREATED)

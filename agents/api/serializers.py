@@ -20,12 +20,16 @@ ARTIFACT_REF = re.compile(r"^artifact://([0-9a-fA-F-]{36})$")
 class RunCreateSerializer(serializers.Serializer):
     task = serializers.CharField(max_length=20_000, help_text="What the run is about.")
     external_id = serializers.CharField(
-        max_length=255, required=False, allow_blank=True, default="",
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        default="",
         help_text="Your own id for this run (a ticket, a conversation).",
     )
     metadata = serializers.DictField(required=False, default=dict)
     agent = serializers.SlugField(
-        max_length=100, required=False,
+        max_length=100,
+        required=False,
         help_text="With a personal user token only: the slug of a hosted agent to run.",
     )
     input = serializers.DictField(
@@ -37,7 +41,10 @@ class RunCompleteSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=[Run.Status.COMPLETED, Run.Status.FAILED])
     result = serializers.JSONField(required=False, default=None, allow_null=True)
     error = serializers.CharField(
-        required=False, allow_blank=True, default="", max_length=20_000,
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=20_000,
         help_text="Why it failed (status=failed).",
     )
 
@@ -125,12 +132,16 @@ def event_data(event: RunEvent) -> dict[str, Any]:
 
 class ContextSerializer(serializers.Serializer):
     request = serializers.CharField(
-        required=False, allow_blank=True, max_length=50_000,
+        required=False,
+        allow_blank=True,
+        max_length=50_000,
         help_text="The original request the agent is working on.",
     )
     reasoning = serializers.ListField(
         child=serializers.CharField(allow_blank=True, max_length=20_000),
-        required=False, max_length=200, help_text="The agent's reasoning steps.",
+        required=False,
+        max_length=200,
+        help_text="The agent's reasoning steps.",
     )
 
     def to_internal_value(self, data):
@@ -146,7 +157,9 @@ class ArtifactInSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=255)
     kind = serializers.ChoiceField(choices=Artifact.Kind.choices, default=Artifact.Kind.FILE)
     content = serializers.CharField(
-        required=False, allow_blank=True, trim_whitespace=False,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
         help_text="Inline text content (a diff, a log, JSON, markdown).",
     )
     ref = serializers.RegexField(
@@ -202,23 +215,29 @@ class CheckpointCreateSerializer(serializers.Serializer):
         choices=Checkpoint.Kind.choices, default=Checkpoint.Kind.APPROVAL
     )
     title = serializers.CharField(max_length=300)
-    summary = serializers.CharField(
-        required=False, allow_blank=True, default="", max_length=50_000
-    )
+    summary = serializers.CharField(required=False, allow_blank=True, default="", max_length=50_000)
     action = ActionSerializer(required=False, help_text="The proposed tool call.")
     context = ContextSerializer(required=False)
     risk = serializers.ChoiceField(choices=Risk.choices, default=Risk.MEDIUM)
     artifacts = ArtifactInSerializer(many=True, required=False, max_length=50)
     expires_in = serializers.IntegerField(
-        required=False, min_value=10, max_value=MAX_EXPIRES_IN,
+        required=False,
+        min_value=10,
+        max_value=MAX_EXPIRES_IN,
         help_text="Seconds until it expires (auto-reject or escalation). Default: by policy.",
     )
     role_hint = serializers.CharField(
-        required=False, allow_blank=True, default="", max_length=150,
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=150,
         help_text="A role to add as an extra review stage; never replaces what policy requires.",
     )
     options = serializers.ListField(
-        child=OptionField(), required=False, default=list, max_length=50,
+        child=OptionField(),
+        required=False,
+        default=list,
+        max_length=50,
         help_text="Choices for a question's answer.",
     )
 

@@ -90,8 +90,9 @@ async def checkpoint_wait(request: HttpRequest, pk) -> JsonResponse:
     """The Django view (see the module docstring for when it, rather than the ASGI fast
     path, answers)."""
     if request.method not in ("GET", "HEAD"):
-        response = _json(405, problem(405, f"Method {request.method} not allowed.",
-                                      "method_not_allowed"))
+        response = _json(
+            405, problem(405, f"Method {request.method} not allowed.", "method_not_allowed")
+        )
         response["Allow"] = "GET, HEAD"
         return response
     loop = asyncio.get_running_loop()

@@ -186,9 +186,7 @@ def _conninfo() -> str:
     return make_conninfo(**{k: v for k, v in params.items() if v is not None})
 
 
-_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WaitHub] = (
-    weakref.WeakKeyDictionary()
-)
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WaitHub] = weakref.WeakKeyDictionary()
 
 
 def get_hub() -> WaitHub:

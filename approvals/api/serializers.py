@@ -62,8 +62,11 @@ def artifact_data(artifact: Artifact, *, with_content: bool = True) -> dict[str,
         "created_at": iso(artifact.created_at),
     }
     if with_content:
-        inline = artifact.inline if artifact.inline and artifact.size <= INLINE_IN_RESPONSE_LIMIT \
+        inline = (
+            artifact.inline
+            if artifact.inline and artifact.size <= INLINE_IN_RESPONSE_LIMIT
             else None
+        )
         data["content"] = inline
     return data
 
@@ -198,7 +201,8 @@ class ArtifactOutSerializer(serializers.Serializer):
     content_url = serializers.URLField()
     created_at = serializers.DateTimeField()
     content = serializers.CharField(
-        allow_null=True, required=False,
+        allow_null=True,
+        required=False,
         help_text=f"Inline text for small text artifacts (≤ {INLINE_IN_RESPONSE_LIMIT} bytes).",
     )
 
@@ -261,15 +265,22 @@ class QueueItemSerializer(serializers.Serializer):
 class DecisionInSerializer(serializers.Serializer):
     outcome = serializers.ChoiceField(choices=Decision.Outcome.choices)
     comment = serializers.CharField(
-        required=False, allow_blank=True, default="", max_length=10_000,
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=10_000,
         help_text="Required for reject: the agent reads it to decide what to do instead.",
     )
     action = serializers.JSONField(
-        required=False, default=None,
+        required=False,
+        default=None,
         help_text='For modify: the edited action, {"args": {...}} (the tool cannot change).',
     )
     answer = serializers.CharField(
-        required=False, allow_blank=True, default="", max_length=10_000,
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=10_000,
         help_text="For answer (question checkpoints).",
     )
 

@@ -21,6 +21,7 @@ from approvals.models import Checkpoint, Decision
 from approvals.transitions import checkpoint_decide
 from hitlportal.pagination import QueuePagination
 
+
 class IsPerson(BasePermission):
     """A real user (not an agent key), active."""
 
@@ -29,7 +30,9 @@ class IsPerson(BasePermission):
     def has_permission(self, request, view) -> bool:
         user = request.user
         return bool(
-            user and user.is_authenticated and user.is_active
+            user
+            and user.is_authenticated
+            and user.is_active
             and not getattr(user, "is_agent", False)
         )
 

@@ -23,8 +23,16 @@ class Api:
     def get(self, path, **params):
         return self.client.get(_url(path), params)
 
-    def post(self, path, body=None, *, key: str | None = None, raw: bytes | None = None,
-             content_type="application/json", **extra):
+    def post(
+        self,
+        path,
+        body=None,
+        *,
+        key: str | None = None,
+        raw: bytes | None = None,
+        content_type="application/json",
+        **extra,
+    ):
         headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
         data = raw if raw is not None else json.dumps(body if body is not None else {})
         return self.client.generic(

@@ -53,9 +53,19 @@ class LivePortal:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> LivePortal:
-        cmd = [sys.executable, "-m", "uvicorn", "hitlportal.asgi:application", "--host",
-               "127.0.0.1", "--port", str(self.port), "--no-access-log", "--log-level",
-               "warning"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "hitlportal.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

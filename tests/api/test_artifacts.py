@@ -41,9 +41,15 @@ def test_it_uploads_and_attaches_an_artifact(api, run_id, agent):
     assert (art.agent, art.kind, art.checkpoint) == (agent, "image", None)
     assert art.file.read() == PNG
 
-    cp = api.post("checkpoints/", {"run": run_id, "title": "look", "action": {"tool": "t"},
-                                   "artifacts": [{"name": "shot.png", "kind": "image",
-                                                  "ref": body["ref"]}]}).json()
+    cp = api.post(
+        "checkpoints/",
+        {
+            "run": run_id,
+            "title": "look",
+            "action": {"tool": "t"},
+            "artifacts": [{"name": "shot.png", "kind": "image", "ref": body["ref"]}],
+        },
+    ).json()
     assert Artifact.objects.get(pk=art.pk).checkpoint_id is not None
     assert cp["artifacts"][0]["ref"] == body["ref"]
     assert cp["artifacts"][0]["content"] is None  # binary: fetched from content_url
@@ -51,8 +57,15 @@ def test_it_uploads_and_attaches_an_artifact(api, run_id, agent):
 
 def test_it_serves_artifacts_to_authorized_readers_only(api, other_api, run_id, reviewer, dba):
     ref = upload(api).json()
-    cp = api.post("checkpoints/", {"run": run_id, "title": "look", "action": {"tool": "t"},
-                                   "artifacts": [{"name": "s", "ref": ref["ref"]}]}).json()
+    cp = api.post(
+        "checkpoints/",
+        {
+            "run": run_id,
+            "title": "look",
+            "action": {"tool": "t"},
+            "artifacts": [{"name": "s", "ref": ref["ref"]}],
+        },
+    ).json()
     content = api.get(f"artifacts/{ref['id']}/content/")
     assert content.status_code == 200
     assert b"".join(content.streaming_content) == PNG
@@ -68,8 +81,15 @@ def test_it_serves_artifacts_to_authorized_readers_only(api, other_api, run_id, 
 
 def test_it_refuses_to_attach_another_agents_artifact(api, other_api, run_id):
     ref = upload(other_api).json()["ref"]
-    response = api.post("checkpoints/", {"run": run_id, "title": "x", "action": {"tool": "t"},
-                                         "artifacts": [{"name": "s", "ref": ref}]})
+    response = api.post(
+        "checkpoints/",
+        {
+            "run": run_id,
+            "title": "x",
+            "action": {"tool": "t"},
+            "artifacts": [{"name": "s", "ref": ref}],
+        },
+    )
     assert response.status_code == 400
     assert "artifacts" in response.json()["errors"]
     assert not Checkpoint.objects.exists()

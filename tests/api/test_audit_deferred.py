@@ -24,7 +24,10 @@ def test_it_appends_deferred_events_at_the_end_in_order(agent):
             audit.record(ACTOR, "two", agent)
         assert list(AuditEvent.objects.values_list("verb", flat=True)) == ["before"]
     assert list(AuditEvent.objects.values_list("verb", "seq")) == [
-        ("before", 1), ("one", 2), ("two", 3)]
+        ("before", 1),
+        ("one", 2),
+        ("two", 3),
+    ]
     assert audit.verify_chain().ok
 
 

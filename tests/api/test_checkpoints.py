@@ -17,10 +17,15 @@ def test_it_creates_a_checkpoint_and_the_run_waits(api, run_id, agent):
         "kind": "approval",
         "title": "Delete 2 log files",
         "summary": "They are older than 90 days",
-        "action": {"tool": "delete_files", "args": {"paths": ["/a", "/b"], "force": True,
-                                                    "retries": 2}},
-        "context": {"request": "free disk", "reasoning": ["disk 95%", "logs oldest"],
-                    "ticket": "OPS-1"},
+        "action": {
+            "tool": "delete_files",
+            "args": {"paths": ["/a", "/b"], "force": True, "retries": 2},
+        },
+        "context": {
+            "request": "free disk",
+            "reasoning": ["disk 95%", "logs oldest"],
+            "ticket": "OPS-1",
+        },
         "risk": "high",
         "artifacts": [{"name": "plan.diff", "kind": "diff", "content": "-a\n-b\n"}],
         "expires_in": 600,
@@ -30,59 +35,89 @@ def test_it_creates_a_checkpoint_and_the_run_waits(api, run_id, agent):
     data = response.json()
     cp = Checkpoint.objects.get(pk=data["id"])
     assert (cp.status, cp.agent, str(cp.run_id), cp.risk, cp.current_role) == (
-        "pending", agent, run_id, "high", "ops")
+        "pending",
+        agent,
+        run_id,
+        "high",
+        "ops",
+    )
     assert cp.action["args"] == {"paths": ["/a", "/b"], "force": True, "retries": 2}
-    assert cp.context["ticket"] == "OPS-1" and cp.context["reasoning"] == ["disk 95%",
-                                                                           "logs oldest"]
+    assert cp.context["ticket"] == "OPS-1" and cp.context["reasoning"] == [
+        "disk 95%",
+        "logs oldest",
+    ]
     assert (cp.deadline - cp.created_at).total_seconds() == 600
     assert Run.objects.get(pk=run_id).status == "waiting"
-    assert data["status"] == "pending" and data["deadline"] and data["review_url"].startswith(
-        "http")
+    assert (
+        data["status"] == "pending" and data["deadline"] and data["review_url"].startswith("http")
+    )
     assert data["routed_to"]["roles"] == ["ops"]
     art = Artifact.objects.get(checkpoint=cp)
     assert (art.inline, art.kind, art.size) == ("-a\n-b\n", "diff", 6)
     assert data["artifacts"][0]["ref"] == f"artifact://{art.id}"
     assert data["artifacts"][0]["content"] == "-a\n-b\n"
-    verbs = list(AuditEvent.objects.filter(target_id__in=[cp.pk, run_id])
-                 .values_list("verb", "actor_label"))
+    verbs = list(
+        AuditEvent.objects.filter(target_id__in=[cp.pk, run_id]).values_list("verb", "actor_label")
+    )
     assert ("checkpoint.requested", "bot") in verbs and ("run.waiting", "bot") in verbs
 
 
 def test_it_routes_by_policy_and_a_hint_only_adds(api, run_id):
     Group.objects.get_or_create(name="security")
-    PolicyFactory(name="dba for sql", match_tool="sql_*", stages=[{"role": "dba",
-                                                                   "approvals": 2}])
-    response = api.post("checkpoints/", {
-        "run": run_id, "title": "drop", "action": {"tool": "sql_exec", "args": {}},
-        "role_hint": "security",
-    })
+    PolicyFactory(name="dba for sql", match_tool="sql_*", stages=[{"role": "dba", "approvals": 2}])
+    response = api.post(
+        "checkpoints/",
+        {
+            "run": run_id,
+            "title": "drop",
+            "action": {"tool": "sql_exec", "args": {}},
+            "role_hint": "security",
+        },
+    )
     routed = response.json()["routed_to"]
     assert routed["roles"] == ["dba", "security"]
     assert routed["current_role"] == "dba" and routed["approvals_needed"] == 2
     assert routed["policy"] == "dba for sql"
     # a hint that names no role changes nothing
-    response = api.post("checkpoints/", {
-        "run": run_id, "title": "drop", "action": {"tool": "sql_exec", "args": {}},
-        "role_hint": "nobody-has-this-role",
-    })
+    response = api.post(
+        "checkpoints/",
+        {
+            "run": run_id,
+            "title": "drop",
+            "action": {"tool": "sql_exec", "args": {}},
+            "role_hint": "nobody-has-this-role",
+        },
+    )
     assert response.json()["routed_to"]["roles"] == ["dba"]
 
 
 def test_it_asks_a_question_with_options(api, run_id):
-    response = api.post("checkpoints/", {"run": run_id, "kind": "question",
-                                         "title": "Which region?",
-                                         "options": ["eu", {"value": "us", "label": "US"}]})
+    response = api.post(
+        "checkpoints/",
+        {
+            "run": run_id,
+            "kind": "question",
+            "title": "Which region?",
+            "options": ["eu", {"value": "us", "label": "US"}],
+        },
+    )
     assert response.status_code == 201
     cp = Checkpoint.objects.get(pk=response.json()["id"])
     assert cp.kind == "question" and cp.options == ["eu", {"value": "us", "label": "US"}]
 
 
-@pytest.mark.parametrize("outcome,kwargs,expected", [
-    ("approve", {}, {"outcome": "approve", "comment": "ok"}),
-    ("reject", {}, {"outcome": "reject", "action": None, "comment": "ok"}),
-    ("modify", {"action": {"args": {"paths": ["/x"]}}},
-     {"outcome": "modify", "action": {"tool": "delete_files", "args": {"paths": ["/x"]}}}),
-])
+@pytest.mark.parametrize(
+    "outcome,kwargs,expected",
+    [
+        ("approve", {}, {"outcome": "approve", "comment": "ok"}),
+        ("reject", {}, {"outcome": "reject", "action": None, "comment": "ok"}),
+        (
+            "modify",
+            {"action": {"args": {"paths": ["/x"]}}},
+            {"outcome": "modify", "action": {"tool": "delete_files", "args": {"paths": ["/x"]}}},
+        ),
+    ],
+)
 def test_it_shows_the_decision(api, ask, reviewer, outcome, kwargs, expected):
     cp = ask()
     checkpoint_decide(cp["id"], reviewer, outcome, comment="ok", **kwargs)
@@ -138,8 +173,7 @@ def test_it_refuses_to_cancel_a_decided_checkpoint_naming_the_winner(api, ask, r
 
 
 def test_it_refuses_a_checkpoint_on_a_finished_or_foreign_run(api, other_api, run_id):
-    foreign = other_api.post("checkpoints/", {"run": run_id, "title": "x",
-                                              "action": {"tool": "t"}})
+    foreign = other_api.post("checkpoints/", {"run": run_id, "title": "x", "action": {"tool": "t"}})
     assert foreign.status_code == 400 and "run" in foreign.json()["errors"]
     api.post(f"runs/{run_id}/complete/", {"status": "completed"})
     finished = api.post("checkpoints/", {"run": run_id, "title": "x", "action": {"tool": "t"}})

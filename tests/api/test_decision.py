@@ -30,23 +30,30 @@ def test_it_lists_the_role_filtered_queue(ask, reviewer_api, dba, manager):
 
 def test_it_approves_through_the_transition(ask, reviewer_api, reviewer):
     cp = ask()
-    response = reviewer_api.post(f"checkpoints/{cp['id']}/decision/",
-                                 {"outcome": "approve", "comment": "fine"})
+    response = reviewer_api.post(
+        f"checkpoints/{cp['id']}/decision/", {"outcome": "approve", "comment": "fine"}
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["resolved"] is True
     assert body["checkpoint"]["decision"]["outcome"] == "approve"
     decision = Decision.objects.get()
     assert (decision.reviewer, decision.outcome, decision.channel, decision.comment) == (
-        reviewer, "approve", "api", "fine")
+        reviewer,
+        "approve",
+        "api",
+        "fine",
+    )
     assert Checkpoint.objects.get(pk=cp["id"]).status == "approved"
     assert AuditEvent.objects.filter(verb="checkpoint.approved", actor_label="rita").exists()
 
 
 def test_it_modifies_with_json_types_kept(ask, reviewer_api):
     cp = ask()
-    response = reviewer_api.post(f"checkpoints/{cp['id']}/decision/", {
-        "outcome": "modify", "action": {"args": {"paths": ["/x"], "dry_run": True, "n": 3}}})
+    response = reviewer_api.post(
+        f"checkpoints/{cp['id']}/decision/",
+        {"outcome": "modify", "action": {"args": {"paths": ["/x"], "dry_run": True, "n": 3}}},
+    )
     assert response.status_code == 200
     final = Checkpoint.objects.get(pk=cp["id"]).final_action
     assert final == {"tool": "delete_files", "args": {"paths": ["/x"], "dry_run": True, "n": 3}}
@@ -61,13 +68,17 @@ def test_it_needs_a_reason_to_reject(ask, reviewer_api):
 
 
 def test_it_answers_questions(api, run_id, reviewer_api):
-    cp = api.post("checkpoints/", {"run": run_id, "kind": "question", "title": "Region?",
-                                   "options": ["eu", "us"]}).json()
-    wrong = reviewer_api.post(f"checkpoints/{cp['id']}/decision/",
-                              {"outcome": "answer", "answer": "mars"})
+    cp = api.post(
+        "checkpoints/",
+        {"run": run_id, "kind": "question", "title": "Region?", "options": ["eu", "us"]},
+    ).json()
+    wrong = reviewer_api.post(
+        f"checkpoints/{cp['id']}/decision/", {"outcome": "answer", "answer": "mars"}
+    )
     assert wrong.status_code == 400 and "answer" in wrong.json()["errors"]
-    right = reviewer_api.post(f"checkpoints/{cp['id']}/decision/",
-                              {"outcome": "answer", "answer": "eu"})
+    right = reviewer_api.post(
+        f"checkpoints/{cp['id']}/decision/", {"outcome": "answer", "answer": "eu"}
+    )
     assert right.json()["checkpoint"]["decision"]["answer"] == "eu"
     assert Checkpoint.objects.get(pk=cp["id"]).status == "answered"
 
@@ -76,7 +87,8 @@ def test_it_says_who_won_when_already_decided(ask, reviewer_api, reviewer2):
     cp = ask()
     reviewer_api.post(f"checkpoints/{cp['id']}/decision/", {"outcome": "approve"})
     late = Api(user_token_create(reviewer2)).post(
-        f"checkpoints/{cp['id']}/decision/", {"outcome": "reject", "comment": "no"})
+        f"checkpoints/{cp['id']}/decision/", {"outcome": "reject", "comment": "no"}
+    )
     assert late.status_code == 409
     problem = late.json()
     assert (problem["current_status"], problem["winner"]) == ("approved", "rita")
@@ -87,10 +99,15 @@ def test_it_says_who_won_when_already_decided(ask, reviewer_api, reviewer2):
 
 def test_it_hides_checkpoints_of_other_roles_and_refuses_managers(ask, dba, manager):
     cp = ask()
-    assert Api(user_token_create(dba)).post(
-        f"checkpoints/{cp['id']}/decision/", {"outcome": "approve"}).status_code == 404
+    assert (
+        Api(user_token_create(dba))
+        .post(f"checkpoints/{cp['id']}/decision/", {"outcome": "approve"})
+        .status_code
+        == 404
+    )
     response = Api(user_token_create(manager)).post(
-        f"checkpoints/{cp['id']}/decision/", {"outcome": "approve"})
+        f"checkpoints/{cp['id']}/decision/", {"outcome": "approve"}
+    )
     assert response.status_code == 403
     assert not Decision.objects.exists()
 
@@ -124,7 +141,10 @@ def test_it_accepts_a_session_with_csrf(ask, reviewer):
 
 def test_it_records_the_cli_channel(ask, reviewer_api):
     cp = ask()
-    reviewer_api.client.post(f"/api/v1/checkpoints/{cp['id']}/decision/",
-                             {"outcome": "approve"}, format="json",
-                             HTTP_USER_AGENT="hitl-cli/0.1.0")
+    reviewer_api.client.post(
+        f"/api/v1/checkpoints/{cp['id']}/decision/",
+        {"outcome": "approve"},
+        format="json",
+        HTTP_USER_AGENT="hitl-cli/0.1.0",
+    )
     assert Decision.objects.get().channel == "cli"

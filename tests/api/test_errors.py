@@ -32,13 +32,16 @@ def test_it_answers_malformed_json_with_400(api, run_id):
     assert "Malformed JSON" in body["detail"]
 
 
-@pytest.mark.parametrize("raw,needle", [
-    (b'{"title": "\xff\xfe"}', "UTF-8"),
-    (b'{"title": NaN}', "NaN"),
-    (b'{"title": 1e999}', "out of range"),
-    (b'{"title": "a\\u0000b"}', "NUL"),
-    (b'{"title": "\\ud800"}', "surrogate"),
-])
+@pytest.mark.parametrize(
+    "raw,needle",
+    [
+        (b'{"title": "\xff\xfe"}', "UTF-8"),
+        (b'{"title": NaN}', "NaN"),
+        (b'{"title": 1e999}', "out of range"),
+        (b'{"title": "a\\u0000b"}', "NUL"),
+        (b'{"title": "\\ud800"}', "surrogate"),
+    ],
+)
 def test_it_refuses_bodies_a_database_would_choke_on(api, raw, needle):
     assert needle in _problem(api.post("checkpoints/", raw=raw), 400)["detail"]
 
@@ -49,8 +52,7 @@ def test_it_refuses_too_deep_json(api, run_id):
     for _ in range(40):
         node["x"] = {}
         node = node["x"]
-    body = _problem(api.post("checkpoints/", _cp_body(run_id, action={"tool": "x",
-                                                                       **deep})), 400)
+    body = _problem(api.post("checkpoints/", _cp_body(run_id, action={"tool": "x", **deep})), 400)
     assert "deeper" in body["detail"]
     very_deep = b"[" * 100_000 + b"]" * 100_000
     _problem(api.post("checkpoints/", raw=very_deep), 400)
@@ -64,22 +66,25 @@ def test_it_refuses_oversize_bodies_with_413(api, run_id):
     assert not Checkpoint.objects.exists()
 
 
-@pytest.mark.parametrize("field,value", [
-    ("risk", "apocalyptic"),
-    ("kind", "vote"),
-    ("expires_in", "soon"),
-    ("expires_in", 5),
-    ("title", ""),
-    ("title", "x" * 301),
-    ("action", "rm -rf /"),
-    ("action", {"args": {}}),
-    ("artifacts", [{"name": "a", "kind": "diff"}]),
-    ("artifacts", [{"name": "a", "kind": "video", "content": "x"}]),
-    ("artifacts", [{"name": "a", "ref": "artifact://00000000-0000-0000-0000-000000000000"}]),
-    ("options", [123, None]),
-    ("context", {"reasoning": "not a list"}),
-    ("run", "not-a-uuid"),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("risk", "apocalyptic"),
+        ("kind", "vote"),
+        ("expires_in", "soon"),
+        ("expires_in", 5),
+        ("title", ""),
+        ("title", "x" * 301),
+        ("action", "rm -rf /"),
+        ("action", {"args": {}}),
+        ("artifacts", [{"name": "a", "kind": "diff"}]),
+        ("artifacts", [{"name": "a", "kind": "video", "content": "x"}]),
+        ("artifacts", [{"name": "a", "ref": "artifact://00000000-0000-0000-0000-000000000000"}]),
+        ("options", [123, None]),
+        ("context", {"reasoning": "not a list"}),
+        ("run", "not-a-uuid"),
+    ],
+)
 def test_it_names_the_bad_field(api, run_id, field, value):
     body = _problem(api.post("checkpoints/", _cp_body(run_id, **{field: value})), 400)
     assert field in body["errors"], body

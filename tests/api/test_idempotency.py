@@ -26,7 +26,10 @@ def test_it_replays_the_first_response(api, run_id):
     assert AuditEvent.objects.filter(verb="checkpoint.requested").count() == 1
     record = IdempotencyRecord.objects.get()
     assert (record.scope, record.key, record.response_status) == (
-        f"agent:{Run.objects.get().agent_id}", "k-1", 201)
+        f"agent:{Run.objects.get().agent_id}",
+        "k-1",
+        201,
+    )
 
 
 @pytest.mark.django_db
@@ -61,16 +64,18 @@ def test_it_does_not_store_failures(api, run_id):
     bad = api.post("checkpoints/", {"run": run_id, "title": ""}, key="k-3")
     assert bad.status_code == 400
     assert not IdempotencyRecord.objects.exists()
-    good = api.post("checkpoints/", {"run": run_id, "title": "ok", "action": {"tool": "x"}},
-                    key="k-3")
+    good = api.post(
+        "checkpoints/", {"run": run_id, "title": "ok", "action": {"tool": "x"}}, key="k-3"
+    )
     assert good.status_code == 201
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("key", ["", "x" * 256, "naïve"])
 def test_it_refuses_malformed_keys(api, key):
-    response = api.client.post("/api/v1/runs/", {"task": "a"}, format="json",
-                               HTTP_IDEMPOTENCY_KEY=key)
+    response = api.client.post(
+        "/api/v1/runs/", {"task": "a"}, format="json", HTTP_IDEMPOTENCY_KEY=key
+    )
     assert response.status_code == 400
     assert "Idempotency-Key" in response.json()["errors"]
     assert not Run.objects.exists()
@@ -79,10 +84,12 @@ def test_it_refuses_malformed_keys(api, key):
 @pytest.mark.django_db
 def test_it_makes_decisions_idempotent_too(ask, reviewer_api):
     cp = ask()
-    first = reviewer_api.post(f"checkpoints/{cp['id']}/decision/", {"outcome": "approve"},
-                              key="d-1")
-    again = reviewer_api.post(f"checkpoints/{cp['id']}/decision/", {"outcome": "approve"},
-                              key="d-1")
+    first = reviewer_api.post(
+        f"checkpoints/{cp['id']}/decision/", {"outcome": "approve"}, key="d-1"
+    )
+    again = reviewer_api.post(
+        f"checkpoints/{cp['id']}/decision/", {"outcome": "approve"}, key="d-1"
+    )
     assert first.status_code == again.status_code == 200
     assert again["Idempotent-Replayed"] == "true"
     assert Decision.objects.count() == 1

@@ -13,13 +13,19 @@ pytestmark = pytest.mark.django_db
 
 
 def test_it_starts_a_run(api, agent):
-    response = api.post("runs/", {"task": "rotate keys", "external_id": "T-1",
-                                  "metadata": {"ticket": 7}})
+    response = api.post(
+        "runs/", {"task": "rotate keys", "external_id": "T-1", "metadata": {"ticket": 7}}
+    )
     assert response.status_code == 201
     body = response.json()
     run = Run.objects.get(pk=body["id"])
     assert (run.agent, run.task, run.external_id, run.metadata, run.status) == (
-        agent, "rotate keys", "T-1", {"ticket": 7}, "running")
+        agent,
+        "rotate keys",
+        "T-1",
+        {"ticket": 7},
+        "running",
+    )
     assert body["status"] == "running" and body["checkpoints"] == []
     assert response["Location"] == f"/api/v1/runs/{run.id}/"
     event = AuditEvent.objects.get(verb="run.started")
@@ -30,9 +36,15 @@ def test_it_shows_a_run_with_its_checkpoints(api, ask, run_id):
     cp = ask()
     body = api.get(f"runs/{run_id}/").json()
     assert body["status"] == "waiting"
-    assert body["checkpoints"] == [{"id": cp["id"], "status": "pending",
-                                    "title": "Delete old logs", "kind": "approval",
-                                    "created_at": cp["created_at"]}]
+    assert body["checkpoints"] == [
+        {
+            "id": cp["id"],
+            "status": "pending",
+            "title": "Delete old logs",
+            "kind": "approval",
+            "created_at": cp["created_at"],
+        }
+    ]
 
 
 def test_it_lists_only_own_runs_with_a_cursor(api, other_api):
@@ -48,8 +60,9 @@ def test_it_lists_only_own_runs_with_a_cursor(api, other_api):
 
 def test_it_completes_a_run_and_cancels_what_is_pending(api, ask, run_id):
     cp = ask()
-    response = api.post(f"runs/{run_id}/complete/", {"status": "completed",
-                                                     "result": {"deleted": 0}})
+    response = api.post(
+        f"runs/{run_id}/complete/", {"status": "completed", "result": {"deleted": 0}}
+    )
     assert response.status_code == 200
     assert response.json()["status"] == "completed"
     run = Run.objects.get(pk=run_id)
@@ -62,8 +75,10 @@ def test_it_completes_a_run_and_cancels_what_is_pending(api, ask, run_id):
 
 
 def test_it_fails_a_run_keeping_partial_results(api, run_id):
-    response = api.post(f"runs/{run_id}/complete/", {"status": "failed", "error": "disk full",
-                                                     "result": {"done": 3}})
+    response = api.post(
+        f"runs/{run_id}/complete/",
+        {"status": "failed", "error": "disk full", "result": {"done": 3}},
+    )
     assert response.status_code == 200
     run = Run.objects.get(pk=run_id)
     assert (run.status, run.error, run.result) == ("failed", "disk full", {"done": 3})
@@ -77,12 +92,18 @@ def test_it_refuses_unknown_completion_status(api, run_id):
 
 
 def test_it_writes_timeline_events(api, run_id, reviewer_api, ask):
-    response = api.post(f"runs/{run_id}/events/", {"kind": "tool_call", "message": "ls /var/log",
-                                                   "data": {"exit": 0}})
+    response = api.post(
+        f"runs/{run_id}/events/",
+        {"kind": "tool_call", "message": "ls /var/log", "data": {"exit": 0}},
+    )
     assert response.status_code == 201
     event = RunEvent.objects.get()
     assert (str(event.run_id), event.kind, event.message, event.data) == (
-        run_id, "tool_call", "ls /var/log", {"exit": 0})
+        run_id,
+        "tool_call",
+        "ls /var/log",
+        {"exit": 0},
+    )
     listed = api.get(f"runs/{run_id}/events/").json()["results"]
     assert [e["message"] for e in listed] == ["ls /var/log"]
     # a reviewer cannot write an agent's timeline

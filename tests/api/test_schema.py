@@ -19,8 +19,15 @@ def test_it_generates_a_valid_schema_without_warnings(tmp_path):
     out = tmp_path / "schema.yaml"
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
     text = out.read_text()
-    for operation in ("checkpoints_create", "checkpoints_wait", "checkpoints_decide",
-                      "runs_create", "artifacts_upload", "queue_list", "health"):
+    for operation in (
+        "checkpoints_create",
+        "checkpoints_wait",
+        "checkpoints_decide",
+        "runs_create",
+        "artifacts_upload",
+        "queue_list",
+        "health",
+    ):
         assert f"operationId: {operation}" in text
     assert "Idempotency-Key" in text and "application/problem+json" in text
 

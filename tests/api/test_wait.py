@@ -9,8 +9,8 @@ import time
 import httpx
 import pytest
 
-from agents.services import agent_key_revoke
 from agents.models import AgentKey
+from agents.services import agent_key_revoke
 from approvals.audit import Actor
 from approvals.models import AuditEvent
 from approvals.transitions import checkpoint_decide
@@ -68,11 +68,11 @@ def _decide_later(checkpoint_id, user, delay: float, **kwargs) -> threading.Thre
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_it_wakes_a_live_waiter_when_another_process_decides(live_portal, ask, agent_key,
-                                                             reviewer):
+def test_it_wakes_a_live_waiter_when_another_process_decides(live_portal, ask, agent_key, reviewer):
     cp = ask()
-    thread = _decide_later(cp["id"], reviewer, 1.0, outcome="modify",
-                           action={"args": {"paths": ["/var/log/b.log"]}})
+    thread = _decide_later(
+        cp["id"], reviewer, 1.0, outcome="modify", action={"args": {"paths": ["/var/log/b.log"]}}
+    )
     started = time.monotonic()
     response = httpx.get(
         f"{live_portal.url}/api/v1/checkpoints/{cp['id']}/wait",
@@ -86,8 +86,10 @@ def test_it_wakes_a_live_waiter_when_another_process_decides(live_portal, ask, a
     body = response.json()
     assert body["status"] == "approved"
     assert body["decision"]["outcome"] == "modify"
-    assert body["decision"]["action"] == {"tool": "delete_files",
-                                          "args": {"paths": ["/var/log/b.log"]}}
+    assert body["decision"]["action"] == {
+        "tool": "delete_files",
+        "args": {"paths": ["/var/log/b.log"]},
+    }
     # Woken by the decision, not by the 30 s timeout (the latency itself is in bench/api.py).
     assert elapsed < 10
     assert AuditEvent.objects.filter(verb="checkpoint.approved", target_id=cp["id"]).count() == 1
@@ -95,16 +97,18 @@ def test_it_wakes_a_live_waiter_when_another_process_decides(live_portal, ask, a
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_it_serves_many_live_waiters_and_errors_on_the_fast_path(live_portal, ask, agent_key,
-                                                                 agent, reviewer):
+def test_it_serves_many_live_waiters_and_errors_on_the_fast_path(
+    live_portal, ask, agent_key, agent, reviewer
+):
     cps = [ask(title=f"cp {i}") for i in range(20)]
     url = f"{live_portal.url}/api/v1/checkpoints/{{}}/wait"
     headers = {"Authorization": f"Bearer {agent_key}"}
     results: dict[str, dict] = {}
 
     def wait(cp_id):
-        results[cp_id] = httpx.get(url.format(cp_id), params={"timeout": 30}, headers=headers,
-                                   timeout=40).json()
+        results[cp_id] = httpx.get(
+            url.format(cp_id), params={"timeout": 30}, headers=headers, timeout=40
+        ).json()
 
     threads = [threading.Thread(target=wait, args=(cp["id"],)) for cp in cps]
     for t in threads:

@@ -69,8 +69,14 @@ def test_it_retries_a_failed_delivery_then_delivers_it_signed(
     ask, reviewer, agent, receiver, django_capture_on_commit_callbacks
 ):
     cp = ask()
-    _decide(django_capture_on_commit_callbacks, cp["id"], reviewer, "modify",
-            action={"args": {"paths": ["/x"]}}, comment="only /x")
+    _decide(
+        django_capture_on_commit_callbacks,
+        cp["id"],
+        reviewer,
+        "modify",
+        action={"args": {"paths": ["/x"]}},
+        comment="only /x",
+    )
     delivery = WebhookDelivery.objects.get()
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("pending", 1, 500)
     assert delivery.next_attempt_at > timezone.now()
@@ -81,8 +87,7 @@ def test_it_retries_a_failed_delivery_then_delivers_it_signed(
     with django_capture_on_commit_callbacks(execute=True):
         assert reconcile()["webhooks_enqueued"] == 1
     delivery.refresh_from_db()
-    assert (delivery.status, delivery.attempts, delivery.last_status_code) == (
-        "delivered", 2, 200)
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("delivered", 2, 200)
     assert delivery.delivered_at is not None
 
     assert len(receiver.requests) == 2
@@ -114,8 +119,9 @@ def test_it_writes_the_outbox_row_in_the_deciding_transaction(ask, reviewer, rec
     assert receiver.requests == []
 
 
-def test_it_recovers_a_delivery_whose_task_was_lost(ask, reviewer, receiver, settings,
-                                                    django_capture_on_commit_callbacks):
+def test_it_recovers_a_delivery_whose_task_was_lost(
+    ask, reviewer, receiver, settings, django_capture_on_commit_callbacks
+):
     cp = ask()
     checkpoint_decide(cp["id"], reviewer, "approve")  # on_commit never runs: the task is lost
     delivery = WebhookDelivery.objects.get()
@@ -131,13 +137,15 @@ def test_it_recovers_a_delivery_whose_task_was_lost(ask, reviewer, receiver, set
     assert WebhookDelivery.objects.get().status == "delivered"
 
 
-def test_it_gives_up_after_the_retry_window(ask, reviewer, receiver,
-                                            django_capture_on_commit_callbacks):
+def test_it_gives_up_after_the_retry_window(
+    ask, reviewer, receiver, django_capture_on_commit_callbacks
+):
     cp = ask()
     receiver.statuses = [503, 503]
     _decide(django_capture_on_commit_callbacks, cp["id"], reviewer)
-    WebhookDelivery.objects.update(next_attempt_at=timezone.now(),
-                                   give_up_at=timezone.now() - dt.timedelta(seconds=1))
+    WebhookDelivery.objects.update(
+        next_attempt_at=timezone.now(), give_up_at=timezone.now() - dt.timedelta(seconds=1)
+    )
     with django_capture_on_commit_callbacks(execute=True):
         reconcile()
     delivery = WebhookDelivery.objects.get()
@@ -145,8 +153,9 @@ def test_it_gives_up_after_the_retry_window(ask, reviewer, receiver,
     assert AuditEvent.objects.filter(verb="webhook.failed").exists()
 
 
-def test_it_resends_from_the_admin(ask, reviewer, receiver, client, django_user_model,
-                                   django_capture_on_commit_callbacks):
+def test_it_resends_from_the_admin(
+    ask, reviewer, receiver, client, django_user_model, django_capture_on_commit_callbacks
+):
     cp = ask()
     receiver.statuses = [500]
     _decide(django_capture_on_commit_callbacks, cp["id"], reviewer)
@@ -156,8 +165,10 @@ def test_it_resends_from_the_admin(ask, reviewer, receiver, client, django_user_
     delivery = WebhookDelivery.objects.get()
     assert client.get("/admin/agents/webhookdelivery/").status_code == 200
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post("/admin/agents/webhookdelivery/", {
-            "action": "resend_selected", "_selected_action": [str(delivery.pk)]})
+        response = client.post(
+            "/admin/agents/webhookdelivery/",
+            {"action": "resend_selected", "_selected_action": [str(delivery.pk)]},
+        )
     assert response.status_code == 302
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("delivered", 2)

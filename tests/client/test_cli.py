@@ -22,8 +22,14 @@ HITL = [sys.executable, "-m", "hitl_client.cli"]
 
 def hitl(portal, key, *args, check=None):
     env = {**os.environ, "HITL_URL": portal.url, "HITL_API_KEY": key}
-    proc = subprocess.run([*HITL, *args], capture_output=True, text=True, env=env, timeout=60,
-                          cwd=Path(__file__).resolve().parents[2])
+    proc = subprocess.run(
+        [*HITL, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     if check is not None:
         assert proc.returncode == check, (proc.stdout, proc.stderr)
     return proc
@@ -32,9 +38,24 @@ def hitl(portal, key, *args, check=None):
 def test_it_requests_waits_and_exits_by_outcome(live_portal, agent_key, reviewer, tmp_path):
     diff = tmp_path / "change.diff"
     diff.write_text("-old\n+new\n")
-    out = hitl(live_portal, agent_key, "request", "--title", "Apply patch", "--tool", "patch",
-               "--args", '{"file": "a.py", "lines": 2}', "--risk", "high", "--diff", str(diff),
-               "--reason", "tests pass", check=0)
+    out = hitl(
+        live_portal,
+        agent_key,
+        "request",
+        "--title",
+        "Apply patch",
+        "--tool",
+        "patch",
+        "--args",
+        '{"file": "a.py", "lines": 2}',
+        "--risk",
+        "high",
+        "--diff",
+        str(diff),
+        "--reason",
+        "tests pass",
+        check=0,
+    )
     cp = json.loads(out.stdout)
     assert cp["status"] == "pending" and cp["action"]["args"] == {"file": "a.py", "lines": 2}
     row = Checkpoint.objects.get(pk=cp["id"])
@@ -49,13 +70,13 @@ def test_it_requests_waits_and_exits_by_outcome(live_portal, agent_key, reviewer
 
 
 def test_a_reviewer_works_the_queue_from_the_cli(live_portal, agent_key, reviewer):
-    cp = json.loads(hitl(live_portal, agent_key, "request", "--title", "t", "--tool", "x",
-                         check=0).stdout)
+    cp = json.loads(
+        hitl(live_portal, agent_key, "request", "--title", "t", "--tool", "x", check=0).stdout
+    )
     token = user_token_create(reviewer)
     queue = json.loads(hitl(live_portal, token, "queue", check=0).stdout)
     assert [item["id"] for item in queue] == [cp["id"]]
-    decided = hitl(live_portal, token, "decide", cp["id"], "modify", "--args", '{"n": 2}',
-                   check=0)
+    decided = hitl(live_portal, token, "decide", cp["id"], "modify", "--args", '{"n": 2}', check=0)
     assert json.loads(decided.stdout)["checkpoint"]["decision"]["action"]["args"] == {"n": 2}
     assert Checkpoint.objects.get(pk=cp["id"]).decisions.get().channel == "cli"
     approved = hitl(live_portal, agent_key, "wait", cp["id"], check=0)
@@ -65,14 +86,18 @@ def test_a_reviewer_works_the_queue_from_the_cli(live_portal, agent_key, reviewe
 
 
 def test_it_reports_errors_as_json_with_exit_1(live_portal, agent_key):
-    bad = hitl(live_portal, "hitl_nope_nope", "status", "00000000-0000-0000-0000-000000000000",
-               check=1)
+    bad = hitl(
+        live_portal, "hitl_nope_nope", "status", "00000000-0000-0000-0000-000000000000", check=1
+    )
     assert json.loads(bad.stderr)["status"] == 401
-    missing = hitl(live_portal, agent_key, "status", "00000000-0000-0000-0000-000000000000",
-                   check=1)
+    missing = hitl(
+        live_portal, agent_key, "status", "00000000-0000-0000-0000-000000000000", check=1
+    )
     assert json.loads(missing.stderr)["status"] == 404
-    assert hitl(live_portal, agent_key, "request", "--args", "{not json", "--title", "t"
-                ).returncode == 2
+    assert (
+        hitl(live_portal, agent_key, "request", "--args", "{not json", "--title", "t").returncode
+        == 2
+    )
 
 
 def test_it_expires_with_exit_4(live_portal, agent_key):
@@ -82,7 +107,8 @@ def test_it_expires_with_exit_4(live_portal, agent_key):
 
     from approvals.transitions import checkpoint_expire
 
-    cp = json.loads(hitl(live_portal, agent_key, "request", "--title", "t", "--tool", "x",
-                         check=0).stdout)
+    cp = json.loads(
+        hitl(live_portal, agent_key, "request", "--title", "t", "--tool", "x", check=0).stdout
+    )
     checkpoint_expire(cp["id"], now=timezone.now() + timedelta(hours=2))
     assert hitl(live_portal, agent_key, "wait", cp["id"]).returncode == 4

@@ -49,13 +49,17 @@ def test_it_runs_the_whole_flow(client, reviewer):
     run = client.start_run("Free disk space", external_id="T-9")
     client.log("found 3 old logs", kind="observation")
     cp = client.request_approval(
-        "Delete 3 logs", tool="delete_files", args={"paths": ["/a", "/b", "/c"]}, risk="high",
-        reasoning=["disk is 95% full"], artifacts=[{"name": "plan", "kind": "markdown",
-                                                    "content": "# plan"}],
+        "Delete 3 logs",
+        tool="delete_files",
+        args={"paths": ["/a", "/b", "/c"]},
+        risk="high",
+        reasoning=["disk is 95% full"],
+        artifacts=[{"name": "plan", "kind": "markdown", "content": "# plan"}],
     )
     assert cp.pending and cp.review_url
-    reviewer_thread = decide_when_asked(reviewer, "modify", action={"args": {"paths": ["/a"]}},
-                                        comment="only /a")
+    reviewer_thread = decide_when_asked(
+        reviewer, "modify", action={"args": {"paths": ["/a"]}}, comment="only /a"
+    )
     cp.wait(timeout=30)
     reviewer_thread.join()
     assert cp.approved and cp.edited
@@ -72,7 +76,8 @@ def test_it_asks_a_question_and_gets_the_answer(client, reviewer):
     client.start_run("deploy")
     thread = decide_when_asked(reviewer, "answer", answer="eu-west-1")
     assert client.ask("Which region?", options=["eu-west-1", "us-east-1"], timeout=30) == (
-        "eu-west-1")
+        "eu-west-1"
+    )
     thread.join()
 
 
@@ -111,9 +116,11 @@ def test_the_decorator_runs_with_the_approved_arguments(client, reviewer):
         calls.append((path, recursive, ctx))
         return f"deleted {path}"
 
-    thread = decide_when_asked(reviewer, "modify", action={"args": {"path": "/tmp/x",
-                                                                    "recursive": True,
-                                                                    "ctx": repr(handle)}})
+    thread = decide_when_asked(
+        reviewer,
+        "modify",
+        action={"args": {"path": "/tmp/x", "recursive": True, "ctx": repr(handle)}},
+    )
     assert delete_file("/tmp/y") == "deleted /tmp/x"
     thread.join()
     assert calls == [("/tmp/x", True, handle)]
