@@ -132,3 +132,90 @@ class RunEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id} {self.kind}: {self.message[:60]}"
+
+
+class WebhookDelivery(models.Model):
+    """The outbox row of one webhook to an agent's callback URL.
+
+    Written inside the resolving transaction (so a decision can never commit without its
+    delivery being owed), sent by `agents.tasks.deliver_webhook`, retried with backoff for at
+    least `HITL_WEBHOOK_RETRY_HOURS`, re-enqueued by the reconcile sweep when a task was lost.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed (gave up)"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    checkpoint = models.ForeignKey(
+        "approvals.Checkpoint",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="webhook_deliveries",
+    )
+    event = models.CharField(max_length=64)
+    url = models.URLField(max_length=500, help_text="The callback URL when the event happened.")
+    payload = models.JSONField(default=dict)
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    # Set when a send task is enqueued or starts; the sweep tells lost tasks by it.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    give_up_at = models.DateTimeField(
+        help_text="Failed attempts are retried with backoff until then (re-send resets it)."
+    )
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status="pending"),
+                name="webhook_due",
+            ),
+        ]
+        constraints = [
+            # One delivery per event per checkpoint: a re-sent signal cannot double the outbox.
+            models.UniqueConstraint(
+                fields=["checkpoint", "event"], name="webhook_one_per_checkpoint_event"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.agent.slug} ({self.status})"
+
+
+class IdempotencyRecord(models.Model):
+    """A POST answered under an `Idempotency-Key`: replayed for the same key and body, refused
+    (422) for the same key and another body. Scoped per agent or per user; purged after 48 h
+    by `agents.api.idempotency.purge_idempotency_records`."""
+
+    scope = models.CharField(max_length=64, help_text="agent:<id> or user:<id>")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="sha256 of method, path and body")
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.TextField()
+    response_headers = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key"], name="idempotency_scope_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key}"

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from agents import webhooks
 from agents.models import Run
 from agents.transitions import max_resume_attempts, run_fail, run_request_resume
 from approvals.audit import Actor
@@ -38,7 +39,7 @@ def stuck_waiting_runs(now: dt.datetime | None = None):
 
 
 def reconcile(now: dt.datetime | None = None) -> dict[str, int]:
-    counts = {"resumes_enqueued": 0, "dead_lettered": 0}
+    counts = {"resumes_enqueued": 0, "dead_lettered": 0, "webhooks_enqueued": 0}
     for run in stuck_waiting_runs(now).only("id", "resume_attempts")[:1000]:
         if run.resume_attempts >= max_resume_attempts():
             try:
@@ -54,6 +55,8 @@ def reconcile(now: dt.datetime | None = None) -> dict[str, int]:
             continue
         if run_request_resume(run.pk, reason="reconcile"):
             counts["resumes_enqueued"] += 1
+    # Webhooks: retries that came due, and sends whose task a worker or the broker lost.
+    counts["webhooks_enqueued"] = webhooks.enqueue_due(now)
     if any(counts.values()):
         log.info("reconcile: %s", counts)
     return counts

@@ -33,3 +33,11 @@ def execute_run(run_id: str) -> str:
 
     _execute(run_id)
     return "done"
+
+
+def deliver_webhook(delivery_id: str) -> str:
+    """One attempt at a webhook delivery (agents.webhooks.deliver); idempotent: a delivered,
+    failed, not-yet-due or in-flight row is left alone."""
+    from agents.webhooks import deliver
+
+    return deliver(delivery_id)

@@ -11,6 +11,8 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,11 +99,80 @@ def event_hash(event: AuditEvent) -> str:
     )
 
 
+# Events collected by `deferred()`: (the event's fields, its savepoint marker).
+_deferred: ContextVar[list[tuple[dict[str, Any], Any]] | None] = ContextVar(
+    "hitl_audit_deferred", default=None
+)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Inside a transaction: collect the events recorded in this block and append them all at
+    its end, in one INSERT. The chain lock (held until COMMIT) is then taken only for that
+    last statement, instead of from the first event on: concurrent writers (API requests)
+    no longer queue behind each other's whole transaction. Events of a savepoint that rolled
+    back are dropped with it. Use it right around the work, inside `transaction.atomic()`."""
+    if _deferred.get() is not None:  # nested: the outermost block appends
+        yield
+        return
+    pending: list[tuple[dict[str, Any], Any]] = []
+    token = _deferred.set(pending)
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
+    _append([fields for fields, marker in pending if _still_pending(marker)])
+
+
+def _still_pending(marker: Any) -> bool:
+    # Django drops on_commit callbacks registered in a savepoint that is rolled back; a no-op
+    # callback per event tells which events belong to changes that still stand.
+    return any(func is marker for _sids, func, _robust in connection.run_on_commit)
+
+
+def _append(events: list[dict[str, Any]]) -> None:
+    if not events:
+        return
+    with transaction.atomic(savepoint=False):
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ADVISORY_LOCK_KEY])
+        last = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
+        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+        rows = []
+        for fields in events:
+            fields = {**fields, "seq": seq, "at": timezone.now(), "prev_hash": prev_hash}
+            row = AuditEvent(hash=compute_hash(**fields), **fields)
+            rows.append(row)
+            seq, prev_hash = seq + 1, row.hash
+        AuditEvent.objects.bulk_create(rows)
+
+
 def record(actor: Actor, verb: str, target: Any, data: dict[str, Any] | None = None) -> AuditEvent:
     """Append one event. Call inside the transaction of the change it describes."""
     target_type = target._meta.label_lower if hasattr(target, "_meta") else str(target[0])
     target_id = str(target.pk) if hasattr(target, "_meta") else str(target[1])
-    with transaction.atomic():
+    pending = _deferred.get()
+    if pending is not None and connection.in_atomic_block:
+        fields = {
+            "actor_type": actor.type,
+            "actor_id": actor.id,
+            "actor_label": actor.label,
+            "verb": verb,
+            "target_type": target_type,
+            "target_id": target_id,
+            "data": _normalize(data),
+        }
+
+        def marker() -> None:
+            return None
+
+        transaction.on_commit(marker)
+        pending.append((fields, marker))
+        return AuditEvent(**fields)  # appended (seq, hash) at the end of `deferred()`
+    # No savepoint: a failed append must abort the caller's whole transaction anyway, and the
+    # SAVEPOINT/RELEASE round trips would be spent while holding the chain lock.
+    with transaction.atomic(savepoint=False):
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ADVISORY_LOCK_KEY])

@@ -179,6 +179,16 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
 else:
     _db["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME", "test_hitl")}
 
+if _db["ENGINE"] == "django.db.backends.postgresql" and env_bool("DB_POOL", False):
+    # Under ASGI every request runs its sync part in a fresh thread, so persistent
+    # connections (DB_CONN_MAX_AGE) are not reused; a process-wide pool is (Django >= 5.1).
+    _db.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env_int("DB_POOL_MIN_SIZE", 2, minimum=0),
+        "max_size": env_int("DB_POOL_MAX_SIZE", 20, minimum=1),
+        "timeout": env_int("DB_POOL_TIMEOUT", 10, minimum=1),
+    }
+    _db["CONN_MAX_AGE"] = 0  # required by Django with a pool
+
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 IS_POSTGRES = _db["ENGINE"] == "django.db.backends.postgresql"
@@ -277,17 +287,59 @@ if not DEBUG:
 
 # --- REST API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "agents.api.authentication.BearerAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "agents.api.schema.HitlAutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["agents.api.parsers.StrictJSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["agents.api.throttling.CredentialRateThrottle"],
+    "EXCEPTION_HANDLER": "agents.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "HITL Portal API",
-    "DESCRIPTION": "Agents ask humans; humans decide; agents resume.",
+    "DESCRIPTION": "Agents ask humans; humans decide; agents resume. Errors are RFC 9457 "
+    "problem details; every POST takes an Idempotency-Key.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "CheckpointStatusEnum": "approvals.models.Checkpoint.Status",
+        "RunStatusEnum": "agents.models.Run.Status",
+        "RiskEnum": "approvals.models.Risk",
+        "ArtifactKindEnum": "approvals.models.Artifact.Kind",
+        "CheckpointKindEnum": "approvals.models.Checkpoint.Kind",
+        "RunEventKindEnum": "agents.models.RunEvent.Kind",
+        "DecisionOutcomeEnum": "approvals.models.Decision.Outcome",
+    },
 }
+# Request limits: bigger bodies are refused with 413 before they are read.
+HITL_API_MAX_BODY_BYTES = env_int("HITL_API_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024)
+HITL_API_MAX_UPLOAD_BYTES = env_int("HITL_API_MAX_UPLOAD_BYTES", 50 * 1024 * 1024, minimum=1024)
+HITL_API_MAX_JSON_DEPTH = env_int("HITL_API_MAX_JSON_DEPTH", 32, minimum=4)
+# Rate limits ("N/s|m|h|d"; empty: none), per agent key / per user / per anonymous client.
+HITL_API_THROTTLE_AGENT = env_str("HITL_API_THROTTLE_AGENT", "3000/m")
+HITL_API_THROTTLE_USER = env_str("HITL_API_THROTTLE_USER", "1200/m")
+HITL_API_THROTTLE_ANON = env_str("HITL_API_THROTTLE_ANON", "120/m")
+# Counters live in Redis when there is one (shared by all processes), else per process.
+HITL_API_THROTTLE_CACHE = "default" if REDIS_URL else "throttle"
+if not REDIS_URL:
+    CACHES["throttle"] = {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "hitl-throttle",
+    }
+HITL_IDEMPOTENCY_TTL_HOURS = env_int("HITL_IDEMPOTENCY_TTL_HOURS", 48, minimum=1)
+# Long-poll: SQLite (or a PostgreSQL listener outage) polls at this interval, one query per
+# process for all waiters; their database work runs on this many threads per process.
+HITL_WAIT_POLL_INTERVAL = env_float("HITL_WAIT_POLL_INTERVAL", 0.1)
+HITL_WAIT_DB_THREADS = env_int("HITL_WAIT_DB_THREADS", 4, minimum=1)
+# Webhooks: per-attempt timeout, and how long failed deliveries are retried (backoff).
+HITL_WEBHOOK_TIMEOUT = env_int("HITL_WEBHOOK_TIMEOUT", 10, minimum=1)
+HITL_WEBHOOK_RETRY_HOURS = env_int("HITL_WEBHOOK_RETRY_HOURS", 25, minimum=1)
 
 # --- HITL Portal -----------------------------------------------------------------------------
 HITL_DEFAULT_ROLE = env_str("HITL_DEFAULT_ROLE", "ops")

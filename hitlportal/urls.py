@@ -8,3 +8,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("", include("hitlportal.root_urls")),
 ]
+
+# API paths answer errors as problem details; other paths keep Django's pages.
+handler400 = "agents.api.errors.handler400"
+handler403 = "agents.api.errors.handler403"
+handler404 = "agents.api.errors.handler404"
+handler500 = "agents.api.errors.handler500"

@@ -118,7 +118,7 @@ def test_reconcile_re_enqueues_a_lost_resume(make_checkpoint, reviewer, broker, 
     # Decide without running on-commit hooks: the enqueue is "lost" (as in a crash).
     checkpoint_decide(cp.pk, reviewer, "approve")
     assert broker.calls(RESUME_TASK) == []
-    assert reconcile() == {"resumes_enqueued": 0, "dead_lettered": 0}  # within the grace
+    assert reconcile()["resumes_enqueued"] == 0  # within the grace
     later = timezone.now() + dt.timedelta(seconds=61)
     assert reconcile(now=later)["resumes_enqueued"] == 1
     run = Run.objects.get(pk=cp.run_id)
@@ -128,7 +128,8 @@ def test_reconcile_re_enqueues_a_lost_resume(make_checkpoint, reviewer, broker, 
 def test_reconcile_ignores_runs_with_pending_work(make_checkpoint, broker):
     make_checkpoint()
     later = timezone.now() + dt.timedelta(hours=1)
-    assert reconcile(now=later) == {"resumes_enqueued": 0, "dead_lettered": 0}
+    counts = reconcile(now=later)
+    assert counts["resumes_enqueued"] == 0 and counts["dead_lettered"] == 0
 
 
 def test_reconcile_dead_letters_after_too_many_attempts(make_checkpoint, reviewer, settings):

@@ -1,0 +1,206 @@
+"""/runs/: an agent's runs (or, with a person's token, hosted runs), their completion and
+their timeline events."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.response import Response
+
+from agents import runtime
+from agents.api.authentication import is_agent
+from agents.api.base import runs_visible_to
+from agents.api.idempotency import IdempotentMixin
+from agents.api.permissions import IsAgent, IsAgentOrHuman
+from agents.api.serializers import (
+    RunCompleteSerializer,
+    RunCreateSerializer,
+    RunEventInSerializer,
+    RunEventOutSerializer,
+    RunOutSerializer,
+    event_data,
+    run_data,
+    status_filter,
+)
+from agents.models import Agent, Run, RunEvent
+from agents.transitions import run_complete, run_fail, run_start
+from approvals.audit import Actor
+from approvals.exceptions import Conflict
+from hitlportal.pagination import EventPagination, NewestFirstPagination
+
+
+def _own_run(request, pk) -> Run:
+    run = runs_visible_to(request.user).filter(pk=pk).first()
+    if run is None:
+        raise NotFound("No such run.")
+    return run
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="runs_list",
+        tags=["runs"],
+        parameters=[
+            OpenApiParameter("status", str, enum=Run.Status.values),
+            OpenApiParameter("external_id", str),
+        ],
+    ),
+    post=extend_schema(
+        operation_id="runs_create",
+        tags=["runs"],
+        summary="Start a run",
+        description="With an agent key: record a run of that agent (`task`, `external_id`, "
+        "`metadata`). With a person's token: start a hosted agent (`agent`, `task`, `input`); "
+        "that needs the `agents.add_run` permission.",
+        request=RunCreateSerializer,
+        responses={201: RunOutSerializer},
+    ),
+)
+class RunListCreateView(IdempotentMixin, generics.ListAPIView):
+    permission_classes = [IsAgentOrHuman]
+    serializer_class = RunOutSerializer
+    pagination_class = NewestFirstPagination
+
+    def get_queryset(self):
+        qs = runs_visible_to(self.request.user)
+        params = self.request.query_params
+        status_value = status_filter(params, Run.Status.values)
+        if status_value:
+            qs = qs.filter(status=status_value)
+        if params.get("external_id"):
+            qs = qs.filter(external_id=params["external_id"])
+        return qs
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response([run_data(run) for run in page])
+
+    def perform_post(self, request, *args, **kwargs):
+        data = RunCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        user = request.user
+        if is_agent(user):
+            if v.get("agent") and v["agent"] != user.agent.slug:
+                raise serializers.ValidationError(
+                    {"agent": ["An agent key starts runs of its own agent only."]}
+                )
+            run = run_start(
+                agent=user.agent,
+                task=v["task"],
+                actor=Actor.for_agent(user.agent),
+                input=v["input"],
+                external_id=v["external_id"],
+                metadata=v["metadata"],
+            )
+        else:
+            run = _start_hosted(user, v)
+        return Response(
+            run_data(run, checkpoints=[]),
+            status=status.HTTP_201_CREATED,
+            headers={"Location": f"/api/v1/runs/{run.id}/"},
+        )
+
+
+def _start_hosted(user, v: dict) -> Run:
+    if not v.get("agent"):
+        raise serializers.ValidationError(
+            {"agent": ["With a personal token, name the hosted agent to run (its slug)."]}
+        )
+    if not user.has_perm("agents.add_run"):
+        raise PermissionDenied("Starting hosted runs needs the agents.add_run permission.")
+    agent = Agent.objects.filter(slug=v["agent"], active=True, kind=Agent.Kind.HOSTED).first()
+    if agent is None:
+        raise serializers.ValidationError({"agent": [f"No active hosted agent {v['agent']!r}."]})
+    try:
+        return runtime.start_hosted_run(
+            agent=agent,
+            task=v["task"],
+            input=v["input"],
+            created_by=user,
+            actor=Actor.for_user(user),
+        )
+    except ValueError as exc:
+        raise serializers.ValidationError({"agent": [str(exc)]}) from None
+
+
+class RunDetailView(generics.GenericAPIView):
+    permission_classes = [IsAgentOrHuman]
+    serializer_class = RunOutSerializer
+
+    @extend_schema(operation_id="runs_retrieve", tags=["runs"])
+    def get(self, request, pk):
+        return Response(run_data(_own_run(request, pk)))
+
+
+@extend_schema_view(
+    post=extend_schema(
+        operation_id="runs_complete",
+        tags=["runs"],
+        summary="Finish a run (completed or failed)",
+        description="Pending checkpoints of the run are cancelled with it; 409 if the run "
+        "already finished.",
+        request=RunCompleteSerializer,
+        responses={200: RunOutSerializer},
+    )
+)
+class RunCompleteView(IdempotentMixin, generics.GenericAPIView):
+    permission_classes = [IsAgent]
+    serializer_class = RunCompleteSerializer
+
+    def perform_post(self, request, pk):
+        data = RunCompleteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        run = _own_run(request, pk)
+        actor = Actor.for_agent(request.user.agent)
+        if v["status"] == Run.Status.COMPLETED:
+            run = run_complete(run.pk, actor, result=v["result"])
+        else:
+            run = run_fail(run.pk, actor, error=v["error"] or "failed")
+            if v["result"] is not None:  # partial results of a failed run are kept too
+                Run.objects.filter(pk=run.pk).update(result=v["result"])
+                run.result = v["result"]
+        return Response(run_data(run))
+
+
+@extend_schema_view(
+    get=extend_schema(operation_id="runs_events_list", tags=["runs"]),
+    post=extend_schema(
+        operation_id="runs_events_create",
+        tags=["runs"],
+        summary="Add a line to the run's timeline",
+        description="Steps, tool calls, observations: reviewers see them next to the "
+        "checkpoint. 409 once the run has finished.",
+        request=RunEventInSerializer,
+        responses={201: RunEventOutSerializer},
+    ),
+)
+class RunEventsView(IdempotentMixin, generics.ListAPIView):
+    permission_classes = [IsAgentOrHuman]
+    serializer_class = RunEventOutSerializer
+    pagination_class = EventPagination
+
+    def get_queryset(self):
+        return RunEvent.objects.filter(run=_own_run(self.request, self.kwargs["pk"]))
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response([event_data(e) for e in page])
+
+    def perform_post(self, request, pk):
+        if not is_agent(request.user):
+            raise PermissionDenied("Only the run's agent writes its timeline.")
+        data = RunEventInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        run = _own_run(request, pk)
+        if run.status in Run.FINISHED:
+            raise Conflict(
+                f"Run is {run.status}; its timeline is closed.",
+                status=run.status,
+                winner=run.status,
+                at=run.finished_at,
+            )
+        event = RunEvent.objects.create(run=run, **data.validated_data)
+        return Response(event_data(event), status=status.HTTP_201_CREATED)

@@ -1,0 +1,36 @@
+"""OpenAPI generation shared by every API view (drf-spectacular's AutoSchema)."""
+
+from __future__ import annotations
+
+from drf_spectacular.openapi import AutoSchema
+
+from agents.api.idempotency import IDEMPOTENCY_PARAMETER
+from approvals.api.serializers import ProblemSerializer
+
+PROBLEM_MEDIA = "application/problem+json"
+# Every error an authenticated operation can answer, all as problem details.
+_ERROR_CODES = ("400", "401", "403", "404", "409", "413", "415", "422", "429")
+
+
+class HitlAutoSchema(AutoSchema):
+    """Every POST takes an Idempotency-Key; every error is documented as a problem."""
+
+    def get_override_parameters(self):
+        params = list(super().get_override_parameters())
+        if self.method == "POST" and all(
+            getattr(p, "name", None) != IDEMPOTENCY_PARAMETER.name for p in params
+        ):
+            params.append(IDEMPOTENCY_PARAMETER)
+        return params
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        if not self.get_auth():
+            return responses
+        codes = [c for c in _ERROR_CODES if self.method == "POST" or c not in ("413", "415")]
+        for code in codes:
+            if code not in responses:
+                responses[code] = self._get_response_for_code(
+                    ProblemSerializer, code, [PROBLEM_MEDIA], direction
+                )
+        return responses

@@ -1,0 +1,281 @@
+"""Input validation for the agent API (400 with field errors at the edge) and the run
+representation. Checkpoint representations live in approvals/api/serializers.py."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from agents.models import Run, RunEvent
+from approvals.api.serializers import ActionSerializer, iso
+from approvals.models import Artifact, Checkpoint, Risk
+
+MAX_EXPIRES_IN = 7 * 24 * 3600
+ARTIFACT_REF = re.compile(r"^artifact://([0-9a-fA-F-]{36})$")
+
+
+class RunCreateSerializer(serializers.Serializer):
+    task = serializers.CharField(max_length=20_000, help_text="What the run is about.")
+    external_id = serializers.CharField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Your own id for this run (a ticket, a conversation).",
+    )
+    metadata = serializers.DictField(required=False, default=dict)
+    agent = serializers.SlugField(
+        max_length=100,
+        required=False,
+        help_text="With a personal user token only: the slug of a hosted agent to run.",
+    )
+    input = serializers.DictField(
+        required=False, default=dict, help_text="With a user token: the hosted run's input."
+    )
+
+
+class RunCompleteSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=[Run.Status.COMPLETED, Run.Status.FAILED])
+    result = serializers.JSONField(required=False, default=None, allow_null=True)
+    error = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=20_000,
+        help_text="Why it failed (status=failed).",
+    )
+
+
+class RunEventInSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=RunEvent.Kind.choices, default=RunEvent.Kind.LOG)
+    message = serializers.CharField(max_length=20_000)
+    data = serializers.DictField(required=False, default=dict)
+
+
+class RunEventOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=RunEvent.Kind.choices)
+    message = serializers.CharField()
+    data = serializers.DictField()
+    at = serializers.DateTimeField()
+
+
+class RunCheckpointSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=Checkpoint.Status.choices)
+    title = serializers.CharField()
+    kind = serializers.ChoiceField(choices=Checkpoint.Kind.choices)
+    created_at = serializers.DateTimeField()
+
+
+class RunOutSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    agent = serializers.CharField()
+    status = serializers.ChoiceField(choices=Run.Status.choices)
+    task = serializers.CharField()
+    input = serializers.DictField()
+    external_id = serializers.CharField(allow_blank=True)
+    metadata = serializers.DictField()
+    result = serializers.JSONField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    checkpoints = RunCheckpointSerializer(many=True)
+
+
+def run_data(run: Run, checkpoints: list[Checkpoint] | None = None) -> dict[str, Any]:
+    if checkpoints is None:
+        checkpoints = list(
+            Checkpoint.objects.filter(run=run)
+            .order_by("created_at")
+            .only("id", "status", "title", "kind", "created_at")
+        )
+    return {
+        "id": str(run.id),
+        "agent": run.agent.slug,
+        "status": run.status,
+        "task": run.task,
+        "input": run.input,
+        "external_id": run.external_id,
+        "metadata": run.metadata,
+        "result": run.result,
+        "error": run.error,
+        "created_at": iso(run.created_at),
+        "updated_at": iso(run.updated_at),
+        "finished_at": iso(run.finished_at),
+        "checkpoints": [
+            {
+                "id": str(cp.id),
+                "status": cp.status,
+                "title": cp.title,
+                "kind": cp.kind,
+                "created_at": iso(cp.created_at),
+            }
+            for cp in checkpoints
+        ],
+    }
+
+
+def event_data(event: RunEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "kind": event.kind,
+        "message": event.message,
+        "data": event.data,
+        "at": iso(event.at),
+    }
+
+
+class ContextSerializer(serializers.Serializer):
+    request = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=50_000,
+        help_text="The original request the agent is working on.",
+    )
+    reasoning = serializers.ListField(
+        child=serializers.CharField(allow_blank=True, max_length=20_000),
+        required=False,
+        max_length=200,
+        help_text="The agent's reasoning steps.",
+    )
+
+    def to_internal_value(self, data):
+        # Known keys are validated; any other keys are kept as the agent sent them.
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Expected an object.")
+        validated = super().to_internal_value(data)
+        extra = {k: v for k, v in data.items() if k not in self.fields}
+        return {**extra, **validated}
+
+
+class ArtifactInSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=255)
+    kind = serializers.ChoiceField(choices=Artifact.Kind.choices, default=Artifact.Kind.FILE)
+    content = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text="Inline text content (a diff, a log, JSON, markdown).",
+    )
+    ref = serializers.RegexField(
+        ARTIFACT_REF, required=False, help_text="artifact://<uuid> of an uploaded artifact."
+    )
+    content_type = serializers.CharField(max_length=100, required=False, default="")
+
+    def validate(self, attrs):
+        if ("content" in attrs) == ("ref" in attrs):
+            raise serializers.ValidationError("Give exactly one of content or ref.")
+        return attrs
+
+
+class OptionSerializer(serializers.Serializer):
+    value = serializers.CharField(max_length=500)
+    label = serializers.CharField(max_length=500, required=False)
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "maxLength": 500},
+            {
+                "type": "object",
+                "properties": {
+                    "value": {"type": "string", "maxLength": 500},
+                    "label": {"type": "string", "maxLength": 500},
+                },
+                "required": ["value"],
+            },
+        ]
+    }
+)
+class OptionField(serializers.Field):
+    """A choice for a question: "yes" or {"value": "yes", "label": "Yes, go ahead"}."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            if not data or len(data) > 500:
+                raise serializers.ValidationError("Options are 1-500 characters.")
+            return data
+        option = OptionSerializer(data=data)
+        option.is_valid(raise_exception=True)
+        return dict(option.validated_data)
+
+    def to_representation(self, value):
+        return value
+
+
+class CheckpointCreateSerializer(serializers.Serializer):
+    run = serializers.UUIDField(help_text="One of your runs (running or waiting).")
+    kind = serializers.ChoiceField(
+        choices=Checkpoint.Kind.choices, default=Checkpoint.Kind.APPROVAL
+    )
+    title = serializers.CharField(max_length=300)
+    summary = serializers.CharField(required=False, allow_blank=True, default="", max_length=50_000)
+    action = ActionSerializer(required=False, help_text="The proposed tool call.")
+    context = ContextSerializer(required=False)
+    risk = serializers.ChoiceField(choices=Risk.choices, default=Risk.MEDIUM)
+    artifacts = ArtifactInSerializer(many=True, required=False, max_length=50)
+    expires_in = serializers.IntegerField(
+        required=False,
+        min_value=10,
+        max_value=MAX_EXPIRES_IN,
+        help_text="Seconds until it expires (auto-reject or escalation). Default: by policy.",
+    )
+    role_hint = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=150,
+        help_text="A role to add as an extra review stage; never replaces what policy requires.",
+    )
+    options = serializers.ListField(
+        child=OptionField(),
+        required=False,
+        default=list,
+        max_length=50,
+        help_text="Choices for a question's answer.",
+    )
+
+    def validate(self, attrs):
+        if attrs["kind"] in (Checkpoint.Kind.APPROVAL,) and not attrs.get("action"):
+            raise serializers.ValidationError(
+                {"action": ["An approval needs the proposed action: {tool, args}."]}
+            )
+        return attrs
+
+
+class CheckpointCancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class ArtifactUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(allow_empty_file=True)
+    name = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, help_text="Default: the file's name."
+    )
+    kind = serializers.ChoiceField(choices=Artifact.Kind.choices, default=Artifact.Kind.FILE)
+
+
+class ArtifactCreatedSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    ref = serializers.CharField()
+    sha256 = serializers.CharField()
+    size = serializers.IntegerField()
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=Artifact.Kind.choices)
+    content_type = serializers.CharField()
+
+
+def status_filter(params, choices) -> str | None:
+    """A `?status=` list filter: None when absent, 400 for a value that is no status."""
+    value = params.get("status")
+    if value is None:
+        return None
+    if value not in choices:
+        raise serializers.ValidationError({"status": [f"One of: {', '.join(choices)}."]})
+    return value

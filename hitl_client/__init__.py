@@ -1,0 +1,30 @@
+"""Python client and `hitl` CLI for the HITL Portal API (stdlib + httpx, no Django)."""
+
+__version__ = "0.1.0"
+
+from hitl_client.client import HitlClient
+from hitl_client.errors import (
+    ApiError,
+    ApprovalRejected,
+    ConflictError,
+    HitlError,
+    NotFound,
+    WaitTimeout,
+)
+from hitl_client.models import Checkpoint, Rejection, Run
+from hitl_client.webhooks import WebhookVerificationError, verify_webhook
+
+__all__ = [
+    "ApiError",
+    "ApprovalRejected",
+    "Checkpoint",
+    "ConflictError",
+    "HitlClient",
+    "HitlError",
+    "NotFound",
+    "Rejection",
+    "Run",
+    "WaitTimeout",
+    "WebhookVerificationError",
+    "verify_webhook",
+]

@@ -1,0 +1,255 @@
+"""`hitl`: the portal from a shell, for scripts and coding agents. Prints JSON on stdout.
+
+    export HITL_URL=https://hitl.example.com HITL_API_KEY=hitl_a…
+    hitl request --title "Drop table users_old" --tool sql \
+                 --args '{"sql": "DROP TABLE users_old"}' --risk high --wait \
+        && psql -c "DROP TABLE users_old"
+
+Exit codes (request --wait, wait, status):
+    0 approved or answered     3 rejected     4 expired     5 cancelled
+    6 still pending (timeout)  1 error        2 usage error
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from hitl_client import __version__
+from hitl_client.client import HitlClient
+from hitl_client.errors import ApiError, HitlError, WaitTimeout
+from hitl_client.models import Checkpoint
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_FOR_STATUS = {
+    "approved": 0,
+    "answered": 0,
+    "rejected": 3,
+    "expired": 4,
+    "cancelled": 5,
+    "pending": 6,
+}
+
+
+def _out(value: Any) -> None:
+    json.dump(value, sys.stdout, indent=2, sort_keys=False)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+def _json_arg(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+
+
+def _client(opts) -> HitlClient:
+    return HitlClient(opts.url, opts.key, user_agent=f"hitl-cli/{__version__}")
+
+
+def _finish(cp: Checkpoint) -> int:
+    _out(cp.data)
+    return EXIT_FOR_STATUS.get(cp.status, EXIT_ERROR)
+
+
+def cmd_request(opts) -> int:
+    client = _client(opts)
+    run = opts.run or client.start_run(opts.task or opts.title).id
+    artifacts = []
+    for path in opts.diff or []:
+        artifacts.append(
+            {
+                "name": Path(path).name,
+                "kind": "diff",
+                "content": Path(path).read_text(errors="replace"),
+            }
+        )
+    for path in opts.artifact or []:
+        uploaded = client.upload_artifact(path)
+        artifacts.append({"name": Path(path).name, "kind": "file", "ref": uploaded["ref"]})
+    cp = client.request_approval(
+        opts.title,
+        kind=opts.kind,
+        tool=opts.tool,
+        args=opts.args if opts.args is not None else {},
+        summary=opts.summary,
+        risk=opts.risk,
+        reasoning=opts.reason or None,
+        artifacts=artifacts or None,
+        expires_in=opts.expires_in,
+        role_hint=opts.role_hint,
+        options=opts.option or None,
+        run=run,
+    )
+    if not opts.wait:
+        _out(cp.data)
+        return EXIT_OK
+    return _wait(client, cp.id, opts.timeout)
+
+
+def _wait(client: HitlClient, checkpoint_id: str, timeout: float | None) -> int:
+    try:
+        return _finish(client.wait(checkpoint_id, timeout=timeout))
+    except WaitTimeout as exc:
+        return _finish(exc.checkpoint)
+
+
+def cmd_wait(opts) -> int:
+    return _wait(_client(opts), opts.checkpoint, opts.timeout)
+
+
+def cmd_status(opts) -> int:
+    return _finish(_client(opts).get_checkpoint(opts.checkpoint))
+
+
+def cmd_queue(opts) -> int:
+    _out(_client(opts).queue(limit=opts.limit))
+    return EXIT_OK
+
+
+def cmd_decide(opts) -> int:
+    result = _client(opts).decide(
+        opts.checkpoint, opts.outcome, comment=opts.comment, args=opts.args, answer=opts.answer
+    )
+    _out(result)
+    return EXIT_OK
+
+
+def cmd_cancel(opts) -> int:
+    return _finish(_client(opts).cancel(opts.checkpoint, reason=opts.reason))
+
+
+def cmd_run_start(opts) -> int:
+    client = _client(opts)
+    if opts.agent:
+        run = client.start_hosted_run(opts.agent, opts.task, opts.input or {})
+    else:
+        run = client.start_run(opts.task, external_id=opts.external_id)
+    _out(run.data)
+    return EXIT_OK
+
+
+def cmd_run_complete(opts) -> int:
+    run = _client(opts).complete_run(
+        opts.run,
+        status="failed" if opts.failed else "completed",
+        result=opts.result,
+        error=opts.error,
+    )
+    _out(run.data)
+    return EXIT_OK
+
+
+def cmd_log(opts) -> int:
+    _out(_client(opts).log(opts.message, kind=opts.kind, run=opts.run))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hitl",
+        description="Ask humans for approval through a HITL Portal. JSON on stdout.",
+        epilog="Exit codes: 0 approved/answered, 3 rejected, 4 expired, 5 cancelled, "
+        "6 still pending, 1 error, 2 usage.",
+    )
+    parser.add_argument("--version", action="version", version=f"hitl {__version__}")
+    parser.add_argument("--url", default=None, help="portal base URL (env HITL_URL)")
+    parser.add_argument(
+        "--key", default=None, help="agent API key or personal token (env HITL_API_KEY)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("request", help="ask for approval (or, --kind question, an answer)")
+    p.add_argument("--title", required=True)
+    p.add_argument("--tool", help="the tool/command to approve")
+    p.add_argument("--args", type=_json_arg, help="its arguments as a JSON object")
+    p.add_argument("--summary", default="")
+    p.add_argument("--risk", default="medium", choices=["low", "medium", "high", "critical"])
+    p.add_argument("--kind", default="approval", choices=["approval", "question", "review"])
+    p.add_argument("--reason", action="append", help="a reasoning step (repeatable)")
+    p.add_argument("--diff", action="append", help="a diff file to show (repeatable)")
+    p.add_argument("--artifact", action="append", help="a file to upload (repeatable)")
+    p.add_argument("--option", action="append", help="an answer choice (questions)")
+    p.add_argument("--expires-in", type=int, default=None, help="seconds")
+    p.add_argument("--role-hint", default="")
+    p.add_argument("--run", help="an existing run id (default: start a new run)")
+    p.add_argument("--task", help="task text of the new run (default: the title)")
+    p.add_argument("--wait", action="store_true", help="wait for the decision")
+    p.add_argument("--timeout", type=float, default=None, help="with --wait: seconds")
+    p.set_defaults(func=cmd_request)
+
+    p = sub.add_parser("wait", help="wait for a checkpoint's decision")
+    p.add_argument("checkpoint")
+    p.add_argument("--timeout", type=float, default=None, help="seconds (default: until decided)")
+    p.set_defaults(func=cmd_wait)
+
+    p = sub.add_parser("status", help="show a checkpoint")
+    p.add_argument("checkpoint")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("cancel", help="withdraw a pending checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("--reason", default="")
+    p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser("queue", help="your review queue (personal token)")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_queue)
+
+    p = sub.add_parser("decide", help="decide a checkpoint (personal token)")
+    p.add_argument("checkpoint")
+    p.add_argument("outcome", choices=["approve", "reject", "modify", "answer"])
+    p.add_argument("--comment", default="", help="required to reject: the reason")
+    p.add_argument("--args", type=_json_arg, default=None, help="modify: edited args (JSON)")
+    p.add_argument("--answer", default="")
+    p.set_defaults(func=cmd_decide)
+
+    run = sub.add_parser("run", help="start or finish a run").add_subparsers(
+        dest="run_command", required=True
+    )
+    p = run.add_parser("start")
+    p.add_argument("--task", required=True)
+    p.add_argument("--external-id", default="")
+    p.add_argument("--agent", help="with a personal token: hosted agent slug")
+    p.add_argument("--input", type=_json_arg)
+    p.set_defaults(func=cmd_run_start)
+    p = run.add_parser("complete")
+    p.add_argument("run")
+    p.add_argument("--result", type=_json_arg)
+    p.add_argument("--failed", action="store_true")
+    p.add_argument("--error", default="")
+    p.set_defaults(func=cmd_run_complete)
+
+    p = sub.add_parser("log", help="add a line to a run's timeline")
+    p.add_argument("run")
+    p.add_argument("message")
+    p.add_argument(
+        "--kind", default="log", choices=["log", "step", "tool_call", "observation", "error"]
+    )
+    p.set_defaults(func=cmd_log)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = build_parser().parse_args(argv)
+    try:
+        return opts.func(opts)
+    except ApiError as exc:
+        json.dump(
+            {"error": exc.detail, "status": exc.status, "code": exc.code, "problem": exc.problem},
+            sys.stderr,
+        )
+        sys.stderr.write("\n")
+        return EXIT_ERROR
+    except (HitlError, OSError) as exc:
+        json.dump({"error": str(exc)}, sys.stderr)
+        sys.stderr.write("\n")
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,439 @@
+"""HitlClient: the agent's side of the HITL Portal API (stdlib + httpx; no Django).
+
+    client = HitlClient("https://hitl.example.com", api_key="hitl_a…")
+    run = client.start_run("Clean up the logs volume")
+    cp = client.request_approval("Delete 3 files", tool="delete_files", args={"paths": [...]},
+                                 risk="high")
+    cp.wait()
+    if cp.approved:
+        delete_files(**cp.approved_args)          # the args as approved, maybe edited
+    client.complete_run(result={"deleted": 3})
+
+Every POST carries an Idempotency-Key, so network failures and 5xx/429 answers are retried
+safely (the portal replays the first response instead of creating a second checkpoint).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from hitl_client import __version__
+from hitl_client.decorators import require_approval_decorator
+from hitl_client.errors import ApiError, ConflictError, HitlError, NotFound, WaitTimeout
+from hitl_client.models import Checkpoint, Run
+
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+MAX_WAIT_SLICE = 55.0  # the server caps one long-poll at 60 s
+
+
+def _error_for(response: httpx.Response) -> ApiError:
+    try:
+        problem = response.json()
+    except ValueError:
+        problem = None
+    if not isinstance(problem, dict):
+        problem = None
+    cls = {404: NotFound, 409: ConflictError}.get(response.status_code, ApiError)
+    return cls(response.status_code, problem, response.text[:500])
+
+
+def _retry_delay(attempt: int, response: httpx.Response | None) -> float:
+    if response is not None and response.status_code == 429:
+        try:
+            return min(float(response.headers.get("Retry-After", "1")), 60.0)
+        except ValueError:
+            return 1.0
+    return min(0.5 * 2**attempt, 8.0)
+
+
+class HitlClient:
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retries: int = 4,
+        user_agent: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        base_url = base_url or os.environ.get("HITL_URL", "http://127.0.0.1:8000")
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key or os.environ.get("HITL_API_KEY") or os.environ.get("HITL_TOKEN")
+        if not self.api_key:
+            raise HitlError("no API key: pass api_key= or set HITL_API_KEY")
+        self.timeout = timeout
+        self.retries = retries
+        self.run: Run | None = None
+        self._headers = {
+            "Authorization": f"Bearer {self.api_key}",
+            "User-Agent": user_agent or f"hitl-client/{__version__}",
+            "Accept": "application/json",
+        }
+        self._http = httpx.Client(
+            base_url=self.base_url + "/api/v1/",
+            headers=self._headers,
+            timeout=timeout,
+            transport=transport,
+        )
+        self._ahttp: httpx.AsyncClient | None = None
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+
+    async def aclose(self) -> None:
+        if self._ahttp is not None:
+            await self._ahttp.aclose()
+
+    def __enter__(self) -> HitlClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _async_http(self) -> httpx.AsyncClient:
+        if self._ahttp is None:
+            self._ahttp = httpx.AsyncClient(
+                base_url=self.base_url + "/api/v1/", headers=self._headers, timeout=self.timeout
+            )
+        return self._ahttp
+
+    def _prepare(self, method: str, kwargs: dict) -> dict:
+        if method == "POST":
+            headers = dict(kwargs.pop("headers", None) or {})
+            headers.setdefault("Idempotency-Key", str(uuid.uuid4()))  # same on every retry
+            kwargs["headers"] = headers
+        return kwargs
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        kwargs = self._prepare(method, kwargs)
+        for attempt in range(self.retries + 1):
+            response = None
+            try:
+                response = self._http.request(method, path.lstrip("/"), **kwargs)
+            except httpx.TransportError as exc:
+                if attempt == self.retries:
+                    raise HitlError(f"{method} {path}: {exc}") from exc
+            if response is not None:
+                if response.status_code < 400:
+                    return response.json() if response.content else None
+                if response.status_code not in RETRY_STATUSES or attempt == self.retries:
+                    raise _error_for(response)
+            time.sleep(_retry_delay(attempt, response))
+        raise AssertionError("unreachable")
+
+    async def arequest(self, method: str, path: str, **kwargs: Any) -> Any:
+        kwargs = self._prepare(method, kwargs)
+        http = self._async_http()
+        for attempt in range(self.retries + 1):
+            response = None
+            try:
+                response = await http.request(method, path.lstrip("/"), **kwargs)
+            except httpx.TransportError as exc:
+                if attempt == self.retries:
+                    raise HitlError(f"{method} {path}: {exc}") from exc
+            if response is not None:
+                if response.status_code < 400:
+                    return response.json() if response.content else None
+                if response.status_code not in RETRY_STATUSES or attempt == self.retries:
+                    raise _error_for(response)
+            await asyncio.sleep(_retry_delay(attempt, response))
+        raise AssertionError("unreachable")
+
+    # --- runs -------------------------------------------------------------------------------
+
+    def start_run(self, task: str, *, external_id: str = "", metadata: dict | None = None) -> Run:
+        """Start a run of this agent; later calls default to it (`client.run`)."""
+        body = {"task": task, "external_id": external_id, "metadata": metadata or {}}
+        self.run = Run(self.request("POST", "runs/", json=body))
+        return self.run
+
+    async def astart_run(
+        self, task: str, *, external_id: str = "", metadata: dict | None = None
+    ) -> Run:
+        body = {"task": task, "external_id": external_id, "metadata": metadata or {}}
+        self.run = Run(await self.arequest("POST", "runs/", json=body))
+        return self.run
+
+    def start_hosted_run(self, agent: str, task: str, input: dict | None = None) -> Run:
+        """With a person's token: start a hosted agent."""
+        return Run(
+            self.request("POST", "runs/", json={"agent": agent, "task": task, "input": input or {}})
+        )
+
+    def get_run(self, run_id: str) -> Run:
+        return Run(self.request("GET", f"runs/{run_id}/"))
+
+    def _run_id(self, run: Run | str | None) -> str:
+        if isinstance(run, Run):
+            return run.id
+        if run:
+            return str(run)
+        if self.run is None:
+            raise HitlError("no run: call start_run() first or pass run=")
+        return self.run.id
+
+    def complete_run(
+        self,
+        run: Run | str | None = None,
+        *,
+        status: str = "completed",
+        result: Any = None,
+        error: str = "",
+    ) -> Run:
+        body = {"status": status, "result": result, "error": error}
+        done = Run(self.request("POST", f"runs/{self._run_id(run)}/complete/", json=body))
+        if self.run is not None and self.run.id == done.id:
+            self.run = done
+        return done
+
+    def log(
+        self,
+        message: str,
+        *,
+        kind: str = "log",
+        data: dict | None = None,
+        run: Run | str | None = None,
+    ) -> dict:
+        """A line in the run's timeline (reviewers see it next to the checkpoint)."""
+        body = {"kind": kind, "message": message, "data": data or {}}
+        return self.request("POST", f"runs/{self._run_id(run)}/events/", json=body)
+
+    # --- checkpoints ------------------------------------------------------------------------
+
+    def _checkpoint_body(
+        self,
+        title: str,
+        *,
+        run: Run | str | None,
+        kind: str,
+        tool: str | None,
+        args: dict | None,
+        action: dict | None,
+        summary: str,
+        risk: str,
+        context: dict | None,
+        reasoning: list[str] | None,
+        artifacts: list[dict] | None,
+        expires_in: int | None,
+        role_hint: str,
+        options: list | None,
+    ) -> dict:
+        body: dict[str, Any] = {
+            "run": self._run_id(run),
+            "kind": kind,
+            "title": title,
+            "summary": summary,
+            "risk": risk,
+            "role_hint": role_hint,
+        }
+        if action is None and tool:
+            action = {"tool": tool, "args": args or {}}
+        if action is not None:
+            body["action"] = action
+        ctx = dict(context or {})
+        if reasoning:
+            ctx["reasoning"] = list(reasoning)
+        if ctx:
+            body["context"] = ctx
+        if artifacts:
+            body["artifacts"] = artifacts
+        if expires_in:
+            body["expires_in"] = int(expires_in)
+        if options:
+            body["options"] = options
+        return body
+
+    def request_approval(
+        self,
+        title: str,
+        *,
+        tool: str | None = None,
+        args: dict | None = None,
+        action: dict | None = None,
+        summary: str = "",
+        risk: str = "medium",
+        context: dict | None = None,
+        reasoning: list[str] | None = None,
+        artifacts: list[dict] | None = None,
+        expires_in: int | None = None,
+        role_hint: str = "",
+        kind: str = "approval",
+        options: list | None = None,
+        run: Run | str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Checkpoint:
+        """Ask a human to approve `tool(**args)`. Returns at once (pending); `.wait()`."""
+        if run is None and self.run is None:
+            self.start_run(title)
+        body = self._checkpoint_body(
+            title,
+            run=run,
+            kind=kind,
+            tool=tool,
+            args=args,
+            action=action,
+            summary=summary,
+            risk=risk,
+            context=context,
+            reasoning=reasoning,
+            artifacts=artifacts,
+            expires_in=expires_in,
+            role_hint=role_hint,
+            options=options,
+        )
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return Checkpoint(self, self.request("POST", "checkpoints/", json=body, headers=headers))
+
+    async def arequest_approval(self, title: str, **kwargs: Any) -> Checkpoint:
+        run = kwargs.pop("run", None)
+        if run is None and self.run is None:
+            await self.astart_run(title)
+        idempotency_key = kwargs.pop("idempotency_key", None)
+        defaults = dict(
+            kind="approval",
+            tool=None,
+            args=None,
+            action=None,
+            summary="",
+            risk="medium",
+            context=None,
+            reasoning=None,
+            artifacts=None,
+            expires_in=None,
+            role_hint="",
+            options=None,
+        )
+        defaults.update(kwargs)
+        body = self._checkpoint_body(title, run=run, **defaults)
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return Checkpoint(
+            self, await self.arequest("POST", "checkpoints/", json=body, headers=headers)
+        )
+
+    def ask(
+        self,
+        question: str,
+        *,
+        options: list | None = None,
+        summary: str = "",
+        timeout: float | None = None,
+        run: Run | str | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """Ask a human a question and return the answer (raises ApprovalRejected if they
+        decline or nobody answers before the deadline)."""
+        cp = self.request_approval(
+            question, kind="question", options=options, summary=summary, run=run, **kwargs
+        )
+        cp.wait(timeout=timeout).raise_for_outcome()
+        return cp.answer or ""
+
+    async def aask(self, question: str, *, timeout: float | None = None, **kwargs: Any) -> str:
+        cp = await self.arequest_approval(question, kind="question", **kwargs)
+        await cp.wait_async(timeout=timeout)
+        cp.raise_for_outcome()
+        return cp.answer or ""
+
+    def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
+        return Checkpoint(self, self.request("GET", f"checkpoints/{checkpoint_id}/"))
+
+    def wait(self, checkpoint_id: str, timeout: float | None = None) -> Checkpoint:
+        """Long-poll until decided; `timeout` None waits until it is resolved (the portal
+        expires it at its deadline). Raises WaitTimeout if still pending after `timeout`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = MAX_WAIT_SLICE if deadline is None else deadline - time.monotonic()
+            piece = max(0.0, min(MAX_WAIT_SLICE, remaining))
+            data = self.request(
+                "GET",
+                f"checkpoints/{checkpoint_id}/wait",
+                params={"timeout": f"{piece:.1f}"},
+                timeout=piece + 15,
+            )
+            cp = Checkpoint(self, data)
+            if not cp.pending:
+                return cp
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(cp)
+
+    async def await_checkpoint(
+        self, checkpoint_id: str, timeout: float | None = None
+    ) -> Checkpoint:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            remaining = MAX_WAIT_SLICE if deadline is None else deadline - loop.time()
+            piece = max(0.0, min(MAX_WAIT_SLICE, remaining))
+            data = await self.arequest(
+                "GET",
+                f"checkpoints/{checkpoint_id}/wait",
+                params={"timeout": f"{piece:.1f}"},
+                timeout=piece + 15,
+            )
+            cp = Checkpoint(self, data)
+            if not cp.pending:
+                return cp
+            if deadline is not None and loop.time() >= deadline:
+                raise WaitTimeout(cp)
+
+    def cancel(self, checkpoint_id: str, reason: str = "") -> Checkpoint:
+        return Checkpoint(
+            self,
+            self.request("POST", f"checkpoints/{checkpoint_id}/cancel/", json={"reason": reason}),
+        )
+
+    def upload_artifact(
+        self, source: str | Path | bytes, *, name: str | None = None, kind: str = "file"
+    ) -> dict:
+        """Upload a file; returns {id, ref, sha256, size}. Use `ref` in `artifacts=[{"name":
+        ..., "kind": ..., "ref": ref}]`."""
+        if isinstance(source, bytes):
+            content, filename = source, name or "artifact"
+        else:
+            path = Path(source)
+            content, filename = path.read_bytes(), name or path.name
+        files = {"file": (filename, content)}
+        return self.request(
+            "POST", "artifacts/", files=files, data={"name": filename, "kind": kind}
+        )
+
+    # --- people -----------------------------------------------------------------------------
+
+    def queue(self, limit: int = 50) -> list[dict]:
+        """With a person's token: their review queue, soonest deadline first."""
+        return self.request("GET", "queue/", params={"limit": limit})["results"]
+
+    def decide(
+        self,
+        checkpoint_id: str,
+        outcome: str,
+        *,
+        comment: str = "",
+        args: dict | None = None,
+        answer: str = "",
+    ) -> dict:
+        """With a person's token: approve / reject / modify (edited `args`) / answer."""
+        body: dict[str, Any] = {"outcome": outcome, "comment": comment, "answer": answer}
+        if args is not None:
+            body["action"] = {"args": args}
+        return self.request("POST", f"checkpoints/{checkpoint_id}/decision/", json=body)
+
+    # --- decorator --------------------------------------------------------------------------
+
+    def require_approval(self, fn=None, **options: Any):
+        """Decorate a tool function (sync or async): each call asks for approval, waits, and
+        runs with the approved (maybe edited) arguments; a rejection raises ApprovalRejected
+        (or, with on_reject="return", returns a falsy Rejection). Options: title (str with
+        {arg} placeholders, or a callable), risk, tool, summary, timeout, on_reject,
+        role_hint, expires_in."""
+        return require_approval_decorator(self, fn, **options)
