@@ -4,18 +4,28 @@ from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
 from approvals import selectors
+from approvals.models import Artifact, AuditEvent, Checkpoint, Decision, Policy, UserToken
 from approvals.review import changelist as cl
 from approvals.review import queries, views
-from approvals.models import Artifact, AuditEvent, Checkpoint, Decision, Policy, UserToken
 
 
 @admin.register(Policy)
 class PolicyAdmin(admin.ModelAdmin):
-    list_display = ["name", "active", "priority", "match_agent", "match_tool", "match_kind",
-                    "min_risk", "timeout_seconds", "expiry_action"]
+    list_display = [
+        "name",
+        "active",
+        "priority",
+        "match_agent",
+        "match_tool",
+        "match_kind",
+        "min_risk",
+        "timeout_seconds",
+        "expiry_action",
+    ]
     list_filter = ["active", "expiry_action"]
     list_editable = ["active", "priority"]
     search_fields = ["name", "match_agent", "match_tool"]
@@ -49,11 +59,27 @@ class CheckpointAdmin(admin.ModelAdmin):
     """The reviewer's queue (the changelist) and review page (custom views via get_urls, as
     Django's UserAdmin does for its password page). Role filtering: `approvals.selectors`."""
 
-    list_display = ["title_link", "agent", "kind", "risk_display", "age", "time_left",
-                    "claimed", "role", "status_display"]
+    list_display = [
+        "title_link",
+        "agent",
+        "kind",
+        "risk_display",
+        "age",
+        "time_left",
+        "claimed",
+        "role",
+        "status_display",
+    ]
     list_display_links = None
-    list_filter = [cl.StatusFilter, cl.RoleFilter, "kind", "risk", "agent", cl.ClaimFilter,
-                   cl.DueFilter]
+    list_filter = [
+        cl.StatusFilter,
+        cl.RoleFilter,
+        "kind",
+        "risk",
+        "agent",
+        cl.ClaimFilter,
+        cl.DueFilter,
+    ]
     list_select_related = ["agent", "claimed_by"]
     list_per_page = 50
     search_fields = ["title", "summary", "agent__slug"]
@@ -69,9 +95,7 @@ class CheckpointAdmin(admin.ModelAdmin):
     def _is_portal_user(self, request) -> bool:
         user = request.user
         return bool(
-            user.is_active
-            and user.is_staff
-            and (user.is_superuser or selectors.user_roles(user))
+            user.is_active and user.is_staff and (user.is_superuser or selectors.user_roles(user))
         )
 
     def has_module_permission(self, request):
@@ -91,9 +115,7 @@ class CheckpointAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         # The one role filter, shared with the review page and the API.
-        return selectors.checkpoints_visible_to(request.user).select_related(
-            "agent", "claimed_by"
-        )
+        return selectors.checkpoints_visible_to(request.user).select_related("agent", "claimed_by")
 
     # --- columns
     @admin.display(description="title", ordering="title")
@@ -116,7 +138,7 @@ class CheckpointAdmin(admin.ModelAdmin):
     def claimed(self, obj: Checkpoint) -> str:
         if obj.claim_is_active():
             return format_html('<span class="claim">{}</span>', obj.claimed_by.get_username())
-        return format_html('<span class="muted">—</span>')
+        return mark_safe('<span class="muted">—</span>')
 
     @admin.display(description="role", ordering="current_role")
     def role(self, obj: Checkpoint) -> str:
@@ -157,10 +179,16 @@ class CheckpointAdmin(admin.ModelAdmin):
             path("<uuid:object_id>/claim/", wrap(views.claim), name=f"{name}_claim"),
             path("<uuid:object_id>/release/", wrap(views.release), name=f"{name}_release"),
             path("<uuid:object_id>/reassign/", wrap(views.reassign), name=f"{name}_reassign"),
-            path("<uuid:object_id>/preview-edit/", wrap(views.preview_edit),
-                 name=f"{name}_preview_edit"),
-            path("<uuid:object_id>/artifacts/<uuid:artifact_id>/", wrap(views.artifact_download),
-                 name=f"{name}_artifact"),
+            path(
+                "<uuid:object_id>/preview-edit/",
+                wrap(views.preview_edit),
+                name=f"{name}_preview_edit",
+            ),
+            path(
+                "<uuid:object_id>/artifacts/<uuid:artifact_id>/",
+                wrap(views.artifact_download),
+                name=f"{name}_artifact",
+            ),
             *super().get_urls(),
         ]
 

@@ -91,7 +91,9 @@ def build_edited_artifacts(
             raise InvalidDecision(f"{original.name} is edited twice", "artifacts")
         seen.add(str(original.pk))
         if original.kind not in EDITABLE_KINDS:
-            raise InvalidDecision(f"{original.name} ({original.kind}) cannot be edited", "artifacts")
+            raise InvalidDecision(
+                f"{original.name} ({original.kind}) cannot be edited", "artifacts"
+            )
         if not isinstance(edit.content, str):
             raise InvalidDecision("Edited content must be text", "artifacts")
         old = artifact_text(original)

@@ -32,16 +32,30 @@ def option_choices(cp: Checkpoint) -> list[tuple[str, str]]:
 
 class DecisionForm(forms.Form):
     outcome = forms.ChoiceField(choices=Outcome.choices)
-    comment = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(
-        attrs={"rows": 3, "placeholder": "Reason (required to reject; optional otherwise)"}))
-    answer = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(
-        attrs={"rows": 3}))
-    action_args = forms.CharField(required=False, max_length=MAX_ARGS_CHARS, widget=forms.Textarea(
-        attrs={"rows": 12, "spellcheck": "false", "class": "code-input"}))
+    comment = forms.CharField(
+        required=False,
+        max_length=5000,
+        widget=forms.Textarea(
+            attrs={"rows": 3, "placeholder": "Reason (required to reject; optional otherwise)"}
+        ),
+    )
+    answer = forms.CharField(
+        required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    action_args = forms.CharField(
+        required=False,
+        max_length=MAX_ARGS_CHARS,
+        widget=forms.Textarea(attrs={"rows": 12, "spellcheck": "false", "class": "code-input"}),
+    )
     confirm = forms.CharField(required=False, widget=forms.HiddenInput)
 
-    def __init__(self, checkpoint: Checkpoint, artifacts: list[Artifact] | None = None,
-                 *args: Any, **kwargs: Any):
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        artifacts: list[Artifact] | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
         self.checkpoint = checkpoint
         allowed = ALLOWED_OUTCOMES[checkpoint.kind]
@@ -59,9 +73,12 @@ class DecisionForm(forms.Form):
                 if a.kind in EDITABLE_KINDS and a.size <= MAX_ARTIFACT_CHARS:
                     self.editable.append(a)
                     self.fields[f"artifact_{a.pk}"] = forms.CharField(
-                        required=False, max_length=MAX_ARTIFACT_CHARS, strip=False,
-                        widget=forms.Textarea(attrs={"rows": 16, "spellcheck": "false",
-                                                     "class": "code-input"}),
+                        required=False,
+                        max_length=MAX_ARTIFACT_CHARS,
+                        strip=False,
+                        widget=forms.Textarea(
+                            attrs={"rows": 16, "spellcheck": "false", "class": "code-input"}
+                        ),
                     )
                     if not self.is_bound:
                         self.initial[f"artifact_{a.pk}"] = artifact_text(a)
@@ -83,9 +100,13 @@ class DecisionForm(forms.Form):
                 self.add_error("answer", "An answer is required.")
             elif self.options and answer not in dict(self.options):
                 self.add_error("answer", "Pick one of the offered answers.")
-        if outcome in (Outcome.APPROVE, Outcome.MODIFY) and answer and self.options:
-            if answer not in dict(self.options):
-                self.add_error("answer", "Pick one of the offered options.")
+        if (
+            outcome in (Outcome.APPROVE, Outcome.MODIFY)
+            and answer
+            and self.options
+            and answer not in dict(self.options)
+        ):
+            self.add_error("answer", "Pick one of the offered options.")
         if outcome == Outcome.MODIFY:
             self._clean_edits(data)
         return data
@@ -120,10 +141,14 @@ class DecisionForm(forms.Form):
         data["edited_action"] = {**self.current_action, "args": args}
         data["artifact_edits"] = edits
         data["args_changed"] = args_changed
-        data["action_diff"] = action_diff(
-            {k: v for k, v in self.current_action.items() if k != "edited_artifacts"},
-            {k: v for k, v in data["edited_action"].items() if k != "edited_artifacts"},
-        ) if args_changed else ""
+        data["action_diff"] = (
+            action_diff(
+                {k: v for k, v in self.current_action.items() if k != "edited_artifacts"},
+                {k: v for k, v in data["edited_action"].items() if k != "edited_artifacts"},
+            )
+            if args_changed
+            else ""
+        )
         data["edit_fingerprint"] = hashlib.sha256(
             canonical_json(
                 {"args": args, "artifacts": {str(e.original_id): e.content for e in edits}}
@@ -143,8 +168,9 @@ class DecisionForm(forms.Form):
 
 
 class ReassignForm(forms.Form):
-    reviewer = forms.ModelChoiceField(queryset=None, empty_label="— release (nobody) —",
-                                      required=False)
+    reviewer = forms.ModelChoiceField(
+        queryset=None, empty_label="— release (nobody) —", required=False
+    )
 
     def __init__(self, queryset, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)

@@ -489,8 +489,10 @@ def _edit_audit(cp: Checkpoint, edited: dict | None, artifacts: list[dict]) -> d
             data["action_diff"] = edits.cap(edits.action_diff(before, after))
     if artifacts:
         data["edited_artifacts"] = [
-            {**{k: a[k] for k in ("name", "original", "original_sha256", "ref", "sha256")},
-             "diff": edits.cap(a["diff"])}
+            {
+                **{k: a[k] for k in ("name", "original", "original_sha256", "ref", "sha256")},
+                "diff": edits.cap(a["diff"]),
+            }
             for a in artifacts
         ]
     return data

@@ -12,9 +12,7 @@ from django.http import HttpRequest
 
 def mfa_required_for(user) -> bool:
     """Staff users (everyone who can open the portal) need TOTP when HITL_REQUIRE_MFA is on."""
-    return bool(
-        settings.HITL_REQUIRE_MFA and user and user.is_authenticated and user.is_staff
-    )
+    return bool(settings.HITL_REQUIRE_MFA and user and user.is_authenticated and user.is_staff)
 
 
 def has_totp(user) -> bool:

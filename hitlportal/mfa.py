@@ -25,8 +25,10 @@ class RequireMFAMiddleware:
         if settings.HITL_REQUIRE_MFA and self._must_enrol(request):
             if request.path.startswith("/api/"):
                 return JsonResponse(
-                    {"detail": "Two-factor authentication must be set up before using the "
-                               "portal (HITL_REQUIRE_MFA)."},
+                    {
+                        "detail": "Two-factor authentication must be set up before using the "
+                        "portal (HITL_REQUIRE_MFA)."
+                    },
                     status=403,
                 )
             messages.warning(

@@ -50,20 +50,30 @@ def highlight_lines(lines: list[str], lexer: Lexer) -> list[str]:
         return _plain(lines)
     text = "\n".join(lines) + "\n"
     out: list[str] = []
-    current: list[str] = []
+    # (css class, raw text) runs of the current line; neighbours of one class are merged so
+    # a string literal is one span, not three.
+    runs: list[list[str]] = []
+
+    def flush() -> None:
+        out.append(
+            "".join(f'<span class="{c}">{escape(t)}</span>' if c else escape(t) for c, t in runs)
+        )
+        runs.clear()
+
     for ttype, value in lexer.get_tokens(text):
-        parts = value.split("\n")
-        for i, part in enumerate(parts):
+        css = _get_ttype_class(ttype)
+        for i, part in enumerate(value.split("\n")):
             if i:
-                out.append("".join(current))
-                current = []
-            if part:
-                css = _get_ttype_class(ttype)
-                escaped = escape(part)
-                current.append(f'<span class="{css}">{escaped}</span>' if css else escaped)
-    if current:
-        out.append("".join(current))
+                flush()
+            if not part:
+                continue
+            if runs and runs[-1][0] == css:
+                runs[-1][1] += part
+            else:
+                runs.append([css, part])
+    if runs:
+        flush()
     # Lexers can add or drop a trailing newline; the table must match the source exactly.
     if len(out) < len(lines):
-        out.extend(_plain(lines[len(out):]))
+        out.extend(_plain(lines[len(out) :]))
     return out[: len(lines)]

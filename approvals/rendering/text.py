@@ -16,8 +16,10 @@ ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 LEVEL_RE = re.compile(r"\b(ERROR|FATAL|CRITICAL|Traceback|WARN(?:ING)?)\b")
 # Markdown from agents is untrusted: no raw HTML beyond this allowlist, no remote images
 # (tracking pixels), links only to http(s)/mailto and never with an opener.
-MARKDOWN_TAGS = (set(nh3.ALLOWED_TAGS) | {"pre", "code", "table", "thead", "tbody", "tr", "th",
-                                           "td", "hr", "del"}) - {"img"}
+MARKDOWN_TAGS = (
+    set(nh3.ALLOWED_TAGS)
+    | {"pre", "code", "table", "thead", "tbody", "tr", "th", "td", "hr", "del"}
+) - {"img"}
 
 
 def numbered_table(html_lines: list[str], classes: list[str] | None = None) -> SafeString:
@@ -25,9 +27,7 @@ def numbered_table(html_lines: list[str], classes: list[str] | None = None) -> S
     for n, html in enumerate(html_lines, start=1):
         css = f' class="{classes[n - 1]}"' if classes and classes[n - 1] else ""
         rows.append(f'<tr{css}><td class="ln" data-n="{n}"></td><td class="code">{html}</td></tr>')
-    return mark_safe(  # noqa: S308 - lines are escaped by highlight_lines / escape
-        '<table class="numbered"><tbody>' + "".join(rows) + "</tbody></table>"
-    )
+    return mark_safe('<table class="numbered"><tbody>' + "".join(rows) + "</tbody></table>")
 
 
 def log_html(text: str) -> SafeString:
@@ -63,7 +63,7 @@ def json_value_html(value) -> SafeString:
     """A JSON value (an action's args) pretty-printed and highlighted, without line numbers."""
     pretty = json.dumps(value, indent=2, ensure_ascii=False, default=str)
     lines = highlight_lines(pretty.splitlines(), lexer_named("json"))
-    return mark_safe('<pre class="json">' + "\n".join(lines) + "</pre>")  # noqa: S308
+    return mark_safe('<pre class="json">' + "\n".join(lines) + "</pre>")
 
 
 def markdown_html(text: str) -> SafeString:
@@ -74,4 +74,4 @@ def markdown_html(text: str) -> SafeString:
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
     )
-    return mark_safe(clean)  # noqa: S308 - sanitized by nh3 just above
+    return mark_safe(clean)

@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from approvals import selectors
 from approvals.models import Checkpoint
@@ -34,7 +35,7 @@ def humanize_seconds(seconds: float) -> str:
 def deadline_badge(cp: Checkpoint, now: dt.datetime | None = None) -> str:
     now = now or timezone.now()
     if cp.status != Checkpoint.Status.PENDING:
-        return format_html('<span class="muted">—</span>')
+        return mark_safe('<span class="muted">—</span>')
     left = (cp.deadline - now).total_seconds()
     if left <= 0:
         css, label = "deadline overdue", f"overdue {humanize_seconds(left)}"
@@ -43,7 +44,10 @@ def deadline_badge(cp: Checkpoint, now: dt.datetime | None = None) -> str:
         label = humanize_seconds(left)
     return format_html(
         '<span class="{}" data-deadline="{}" title="{}">{}</span>',
-        css, cp.deadline.isoformat(), cp.deadline.strftime("%Y-%m-%d %H:%M:%S %Z"), label,
+        css,
+        cp.deadline.isoformat(),
+        cp.deadline.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        label,
     )
 
 
@@ -141,5 +145,8 @@ def review_link(cp: Checkpoint) -> str:
     url = reverse("admin:approvals_checkpoint_review", args=[cp.pk])
     return format_html(
         '<a class="cp-title" href="{}" data-cp="{}" data-created="{}">{}</a>',
-        url, cp.pk, cp.created_at.isoformat(), cp.title,
+        url,
+        cp.pk,
+        cp.created_at.isoformat(),
+        cp.title,
     )

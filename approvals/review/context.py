@@ -29,11 +29,15 @@ def _root(a: Artifact, by_id: dict) -> Artifact:
     return a
 
 
-def current_artifacts(cp: Checkpoint, all_artifacts: list[Artifact] | None = None) -> list[Artifact]:
+def current_artifacts(
+    cp: Checkpoint, all_artifacts: list[Artifact] | None = None
+) -> list[Artifact]:
     """The latest version of each of the checkpoint's artifacts (a reviewer's edit replaces
     the agent's draft for the next stage)."""
-    rows = all_artifacts if all_artifacts is not None else list(
-        cp.artifacts.order_by("created_at", "name")
+    rows = (
+        all_artifacts
+        if all_artifacts is not None
+        else list(cp.artifacts.order_by("created_at", "name"))
     )
     by_id = {a.pk: a for a in rows}
     latest: dict[Any, Artifact] = {}
@@ -45,8 +49,9 @@ def current_artifacts(cp: Checkpoint, all_artifacts: list[Artifact] | None = Non
 def diff_sections(patch: str) -> list[dict]:
     files = diffs.parse(patch)
     diffs.highlight(files)
-    return [{"file": f, "unified": diffs.unified_html(f), "split": diffs.split_html(f)}
-            for f in files]
+    return [
+        {"file": f, "unified": diffs.unified_html(f), "split": diffs.split_html(f)} for f in files
+    ]
 
 
 def edit_preview(cp: Checkpoint, data: dict) -> dict:
@@ -54,8 +59,9 @@ def edit_preview(cp: Checkpoint, data: dict) -> dict:
     artifacts = []
     for edit in data.get("artifact_edits") or []:
         original = by_id[str(edit.original_id)]
-        patch = unified(artifact_text(original), edit.content, f"a/{original.name}",
-                        f"b/{original.name}")
+        patch = unified(
+            artifact_text(original), edit.content, f"a/{original.name}", f"b/{original.name}"
+        )
         artifacts.append({"name": original.name, "sections": diff_sections(patch)})
     return {
         "action": diff_sections(data["action_diff"]) if data.get("action_diff") else [],
@@ -126,9 +132,13 @@ def build(
         ),
         "artifacts": [render_artifacts.render(a) for a in originals],
         "artifact_edits": [
-            {"artifact": a, "original": by_id.get(a.edited_from_id),
-             "sections": render_artifacts.edit_diff(by_id[a.edited_from_id], a)}
-            for a in edited if a.edited_from_id in by_id
+            {
+                "artifact": a,
+                "original": by_id.get(a.edited_from_id),
+                "sections": render_artifacts.edit_diff(by_id[a.edited_from_id], a),
+            }
+            for a in edited
+            if a.edited_from_id in by_id
         ],
         "timeline": timeline,
         "timeline_hidden": timeline_hidden,

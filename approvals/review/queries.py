@@ -87,7 +87,11 @@ def routing(cp: Checkpoint, decisions: list[Decision]) -> Routing:
         if d.stage == cp.stage and d.outcome in (Decision.Outcome.APPROVE, Decision.Outcome.MODIFY)
     }
     stages = [
-        {**s, "index": i, "state": "done" if i < cp.stage else "current" if i == cp.stage else "next"}
+        {
+            **s,
+            "index": i,
+            "state": "done" if i < cp.stage else "current" if i == cp.stage else "next",
+        }
         for i, s in enumerate(cp.stages or [])
     ]
     return Routing(
@@ -155,8 +159,10 @@ def run_timeline(user, cp: Checkpoint) -> tuple[list[TimelineEntry], int]:
         if other.status in (Status.EXPIRED, Status.CANCELLED) and other.resolved_at:
             entries.append(
                 TimelineEntry(
-                    other.resolved_at, "checkpoint-end",
-                    f"{other.get_status_display()}: {other.resolution_reason}", checkpoint=other,
+                    other.resolved_at,
+                    "checkpoint-end",
+                    f"{other.get_status_display()}: {other.resolution_reason}",
+                    checkpoint=other,
                 )
             )
     entries.sort(key=lambda e: e.at)
@@ -178,6 +184,7 @@ def eligible_reviewers(cp: Checkpoint):
 
 def audit_trail(cp: Checkpoint, limit: int = 100) -> list[AuditEvent]:
     return list(
-        AuditEvent.objects.filter(target_type="approvals.checkpoint", target_id=str(cp.pk))
-        .order_by("seq")[:limit]
+        AuditEvent.objects.filter(
+            target_type="approvals.checkpoint", target_id=str(cp.pk)
+        ).order_by("seq")[:limit]
     )

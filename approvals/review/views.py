@@ -60,13 +60,16 @@ def get_visible(request: HttpRequest, object_id) -> Checkpoint:
 
 
 def _render(
-    model_admin: ModelAdmin, request: HttpRequest, cp: Checkpoint, *,
-    form: DecisionForm | None = None, status: int = 200, preview: dict | None = None,
+    model_admin: ModelAdmin,
+    request: HttpRequest,
+    cp: Checkpoint,
+    *,
+    form: DecisionForm | None = None,
+    status: int = 200,
+    preview: dict | None = None,
 ) -> TemplateResponse:
     ctx = review_context.build(model_admin, request, cp, form=form, preview=preview)
-    return TemplateResponse(
-        request, "admin/approvals/checkpoint/review.html", ctx, status=status
-    )
+    return TemplateResponse(request, "admin/approvals/checkpoint/review.html", ctx, status=status)
 
 
 def conflict_response(
@@ -84,9 +87,7 @@ def conflict_response(
         "next_item": queries.next_in_queue(request.user, cp),
         "review_url": review_url(cp),
     }
-    return TemplateResponse(
-        request, "admin/approvals/checkpoint/conflict.html", ctx, status=409
-    )
+    return TemplateResponse(request, "admin/approvals/checkpoint/conflict.html", ctx, status=409)
 
 
 def forbidden_response(
@@ -100,9 +101,7 @@ def forbidden_response(
         "opts": model_admin.model._meta,
         "review_url": review_url(cp),
     }
-    return TemplateResponse(
-        request, "admin/approvals/checkpoint/forbidden.html", ctx, status=403
-    )
+    return TemplateResponse(request, "admin/approvals/checkpoint/forbidden.html", ctx, status=403)
 
 
 def too_big_response(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
@@ -159,7 +158,7 @@ def decide(model_admin: ModelAdmin, request: HttpRequest, object_id: str) -> Htt
     elif result.stage_advanced:
         messages.success(
             request,
-            f"“{cp.title}”: {label}; moved on to the next stage ({result.checkpoint.current_role}).",
+            f"“{cp.title}”: {label}; on to the next stage ({result.checkpoint.current_role}).",
         )
     else:
         messages.success(request, f"“{cp.title}”: your {label} is recorded; more approvals needed.")
@@ -230,8 +229,9 @@ def preview_edit(model_admin: ModelAdmin, request: HttpRequest, object_id: str) 
     post["outcome"] = "modify"
     form = DecisionForm(cp, review_context.current_artifacts(cp), data=post)
     if not form.is_valid():
-        return JsonResponse({"errors": {k: [str(e) for e in v] for k, v in form.errors.items()}},
-                            status=400)
+        return JsonResponse(
+            {"errors": {k: [str(e) for e in v] for k, v in form.errors.items()}}, status=400
+        )
     preview = review_context.edit_preview(cp, form.cleaned_data)
     html = TemplateResponse(
         request, "admin/approvals/checkpoint/_edit_preview.html", {"preview": preview}
