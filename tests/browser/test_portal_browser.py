@@ -230,7 +230,7 @@ def test_it_requires_a_reason_to_reject(page, portal_url, world):
     page.keyboard.type("Keep b.log: it is still being written")
     page.keyboard.press("Control+Enter")
     page.wait_for_load_state()
-    page.wait_for_function("!location.pathname.includes('%s')" % cp.pk)
+    page.wait_for_function(f"!location.pathname.includes('{cp.pk}')")
     cp.refresh_from_db()
     assert cp.status == "rejected"
     assert cp.resolution_reason == "Keep b.log: it is still being written"
@@ -254,7 +254,7 @@ def test_it_records_approve_with_edits(page, portal_url, world):
     )
     assert not cp.decisions.exists()
     page.click("button[value=modify]")
-    page.wait_for_function("!location.pathname.includes('%s')" % cp.pk)
+    page.wait_for_function(f"!location.pathname.includes('{cp.pk}')")
     cp.refresh_from_db()
     assert cp.status == "approved"
     assert cp.final_action == {"tool": "delete_files", "args": edited}
