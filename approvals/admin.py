@@ -85,7 +85,9 @@ class CheckpointAdmin(admin.ModelAdmin):
     search_fields = ["title", "summary", "agent__slug"]
     show_full_result_count = False  # a second COUNT(*) over the table on every page view
     show_facets = admin.ShowFacets.NEVER  # per-filter counts: one COUNT per choice
-    ordering = ["deadline", "created_at", "id"]
+    # (deadline, id): SQLite walks the partial deadline indexes for this order; with
+    # created_at in between it sorts every pending row.
+    ordering = ["deadline", "id"]
     actions = None
     inlines = [ArtifactInline, DecisionInline]
     readonly_fields = [f.name for f in Checkpoint._meta.fields]

@@ -17,6 +17,7 @@ from django.utils.safestring import mark_safe
 
 from approvals import selectors
 from approvals.models import Checkpoint
+from approvals.review.queries import only_pending
 
 
 def humanize_seconds(seconds: float) -> str:
@@ -79,6 +80,8 @@ class StatusFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         value = self.value() or Checkpoint.Status.PENDING
+        if value == Checkpoint.Status.PENDING:
+            return only_pending(queryset)
         if value == "all":
             return queryset
         if value not in Checkpoint.Status.values:

@@ -9,7 +9,8 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q
+from django.db.models import BooleanField, Count, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from approvals import selectors
@@ -17,17 +18,32 @@ from approvals.models import AuditEvent, Checkpoint, Decision
 
 Status = Checkpoint.Status
 
+# `status = 'pending'` as a literal in the SQL, not a bound parameter: SQLite can only use
+# the partial queue indexes (WHERE status = 'pending') when it sees the constant at prepare
+# time; with `status = ?` it reads every row to check the status (33k rows: 3 ms vs 120 ms).
+PENDING_LITERAL = RawSQL(
+    f'"{Checkpoint._meta.db_table}"."status" = \'{Status.PENDING}\'',
+    (),
+    output_field=BooleanField(),
+)
+
+
+def only_pending(qs: QuerySet[Checkpoint]) -> QuerySet[Checkpoint]:
+    return qs.filter(PENDING_LITERAL)
+
 
 def queue_counts(user, now: dt.datetime | None = None) -> dict[str, int]:
     """The home page's numbers, in one query over the user's pending checkpoints."""
     now = now or timezone.now()
     soon = now + dt.timedelta(seconds=settings.HITL_DUE_SOON_SECONDS)
-    qs = selectors.checkpoints_visible_to(user).filter(status=Status.PENDING)
+    qs = only_pending(selectors.checkpoints_visible_to(user))
+    # Count a non-null column of the covering index `cp_queue_counts`, not the id (which is
+    # not in it): counting the id would read every row of the queue.
     return qs.aggregate(
-        pending=Count("pk"),
-        claimed_by_me=Count("pk", filter=Q(claimed_by=user, claim_expires_at__gt=now)),
-        due_soon=Count("pk", filter=Q(deadline__gt=now, deadline__lte=soon)),
-        overdue=Count("pk", filter=Q(deadline__lte=now)),
+        pending=Count("deadline"),
+        claimed_by_me=Count("deadline", filter=Q(claimed_by=user, claim_expires_at__gt=now)),
+        due_soon=Count("deadline", filter=Q(deadline__gt=now, deadline__lte=soon)),
+        overdue=Count("deadline", filter=Q(deadline__lte=now)),
     )
 
 
@@ -43,30 +59,39 @@ def latest_change_seq() -> int:
     return seq or 0
 
 
+def pending_queue(user) -> QuerySet[Checkpoint]:
+    """The user's pending checkpoints in queue order (the selector's role filter, with the
+    status as an SQL literal so the partial indexes apply)."""
+    return only_pending(selectors.checkpoints_visible_to(user)).order_by("deadline", "id")
+
+
+# Items sharing one deadline to the microsecond are rare; look at this many to break ties.
+_TIE_WINDOW = 20
+
+
+def _key(cp: Checkpoint) -> tuple:
+    return (cp.deadline, str(cp.pk))
+
+
 def neighbours(user, cp: Checkpoint) -> tuple[Checkpoint | None, Checkpoint | None]:
-    """Previous and next items in the user's queue order (deadline, then age)."""
-    queue = (
-        selectors.review_queue_for(user).exclude(pk=cp.pk).select_related(None).only("pk", "title")
-    )
-    after = Q(deadline__gt=cp.deadline) | Q(deadline=cp.deadline, created_at__gt=cp.created_at)
-    before = Q(deadline__lt=cp.deadline) | Q(deadline=cp.deadline, created_at__lt=cp.created_at)
-    nxt = queue.filter(after).order_by("deadline", "created_at").first()
-    prev = queue.filter(before).order_by("-deadline", "-created_at").first()
+    """Previous and next items in the user's queue order (deadline, then id): two index
+    range scans, not a scan of the queue."""
+    queue = pending_queue(user).exclude(pk=cp.pk).only("pk", "title", "deadline")
+    later = queue.filter(deadline__gte=cp.deadline)[:_TIE_WINDOW]
+    earlier = queue.filter(deadline__lte=cp.deadline).order_by("-deadline", "-id")[:_TIE_WINDOW]
+    nxt = next((c for c in later if _key(c) > _key(cp)), None)
+    prev = next((c for c in earlier if _key(c) < _key(cp)), None)
     return prev, nxt
 
 
 def next_in_queue(user, after: Checkpoint | None = None) -> Checkpoint | None:
-    """Where to go after deciding: the next pending item (by deadline), else the first."""
-    queue = selectors.review_queue_for(user)
+    """Where to go after deciding: the next pending item in queue order, else the first."""
     if after is not None:
-        queue = queue.exclude(pk=after.pk)
-        later = queue.filter(
-            Q(deadline__gt=after.deadline)
-            | Q(deadline=after.deadline, created_at__gt=after.created_at)
-        ).first()
-        if later is not None:
-            return later
-    return queue.first()
+        _prev, nxt = neighbours(user, after)
+        if nxt is not None:
+            return nxt
+        return pending_queue(user).exclude(pk=after.pk).first()
+    return pending_queue(user).first()
 
 
 @dataclass
