@@ -54,6 +54,18 @@ class DecisionInline(admin.TabularInline):
         return False
 
 
+QUEUE_DEFERRED = [
+    "summary",
+    "action",
+    "context",
+    "options",
+    "stages",
+    "final_action",
+    "resolution_reason",
+    "answer",
+]
+
+
 @admin.register(Checkpoint)
 class CheckpointAdmin(admin.ModelAdmin):
     """The reviewer's queue (the changelist) and review page (custom views via get_urls, as
