@@ -587,7 +587,10 @@ def checkpoint_expire(checkpoint_id, *, now: dt.datetime | None = None) -> str:
             )
             return "escalated"
         waited = int((now - cp.created_at).total_seconds())
-        reason = f"No decision within {waited} s (deadline {cp.deadline:%Y-%m-%d %H:%M:%S} UTC); auto-rejected"
+        reason = (
+            f"No decision within {waited} s "
+            f"(deadline {cp.deadline:%Y-%m-%d %H:%M:%S} UTC); auto-rejected"
+        )
         _resolve(cp, None, Status.EXPIRED, actor, now, reason=reason)
         return "expired"
 

@@ -52,6 +52,8 @@ class Command(BaseCommand):
                 audit.record(actor, "agent.created", agent, {"slug": slug, "kind": agent.kind})
             key = agent_key_create(agent, actor, name=opts["key_name"])
         verb = "Created agent" if created else "Added a key to existing agent"
-        self.stdout.write(f"{verb} {slug!r} (id {agent.pk}). Webhook secret: {agent.webhook_secret}")
+        self.stdout.write(
+            f"{verb} {slug!r} (id {agent.pk}). Webhook secret: {agent.webhook_secret}"
+        )
         self.stdout.write("API key (shown once):")
         self.stdout.write(key)
