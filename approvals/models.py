@@ -176,6 +176,21 @@ class Checkpoint(models.Model):
             models.Index(
                 fields=["deadline"], condition=Q(status="pending"), name="cp_sweep_pending"
             ),
+            # The queue's counts (pending, claimed by me, due soon, overdue, and the page count
+            # under any filter) read only this index, never the rows.
+            models.Index(
+                fields=[
+                    "current_role",
+                    "deadline",
+                    "claimed_by",
+                    "claim_expires_at",
+                    "risk",
+                    "kind",
+                    "agent",
+                ],
+                condition=Q(status="pending"),
+                name="cp_queue_counts",
+            ),
             models.Index(fields=["run", "status"], name="cp_run_status"),
             models.Index(fields=["status", "resolved_at"], name="cp_status_resolved"),
         ]

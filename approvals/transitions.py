@@ -26,8 +26,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from approvals import audit, routing, selectors
+from approvals import audit, edits, routing, selectors
 from approvals.audit import Actor
+from approvals.edits import ArtifactEdit
 from approvals.exceptions import Conflict, InvalidDecision, NotAllowed
 from approvals.models import Artifact, Checkpoint, Decision, ExpiryAction, action_sha256
 from approvals.signals import checkpoint_resolved
@@ -319,9 +320,19 @@ def checkpoint_decide(
     action: Any = None,
     answer: str = "",
     channel: str = Decision.Channel.WEB,
+    edited_artifacts: list[ArtifactEdit] | None = None,
 ) -> DecideResult:
     """Record one reviewer's vote; resolve or advance the checkpoint when its stage's quorum
-    is reached (one rejection resolves it at once)."""
+    is reached (one rejection resolves it at once).
+
+    `edited_artifacts` (outcome `modify`, `review` checkpoints): the reviewer's versions of
+    the draft. Each is stored as a new Artifact beside the original (`edited_from`), the
+    edited action lists them under `edited_artifacts` (ref, sha256, diff) with references to
+    the originals in its args pointed at the edited versions, and the audit event records
+    the diffs. On approval that edited action is the checkpoint's `final_action`, which is
+    what the agent gets back and runs.
+
+    `answer` with `approve`/`modify` picks one of the checkpoint's custom `options`."""
     with transaction.atomic():
         # Row lock on PostgreSQL; on SQLite the IMMEDIATE transaction already holds the write
         # lock. The conditional update below re-checks either way.
@@ -344,7 +355,24 @@ def checkpoint_decide(
         if cp.claim_is_active(now) and cp.claimed_by_id != user.pk:
             holder = cp.claimed_by.get_username()
             raise Conflict(f"Checkpoint is claimed by {holder}", status=cp.status, winner=holder)
+        new_artifacts: list[Artifact] = []
+        artifact_summary: list[dict] = []
+        if edited_artifacts:
+            if outcome != Outcome.MODIFY:
+                raise InvalidDecision("Edited artifacts come with outcome 'modify'", "outcome")
+            new_artifacts, artifact_summary = edits.build_edited_artifacts(cp, edited_artifacts)
+            if action is None:
+                current = cp.final_action or cp.action or {}
+                action = {"tool": current.get("tool"), "args": current.get("args") or {}}
+        _validate_option(cp, outcome, answer)
         edited = _validate_decision(cp, outcome, comment, action, answer)
+        if artifact_summary and edited is not None:
+            refs = {a["original"]: a["ref"] for a in artifact_summary}
+            edited["args"] = edits.substitute_refs(edited["args"], refs)
+            edited["edited_artifacts"] = [
+                {k: a[k] for k in ("name", "original", "ref", "sha256")} for a in artifact_summary
+            ]
+            edits.store_edited_artifacts(new_artifacts)
         current_action = edited if edited is not None else (cp.final_action or cp.action)
         try:
             with transaction.atomic():
@@ -384,6 +412,7 @@ def checkpoint_decide(
                 "answer": answer,
                 "action_sha256": decision.action_sha256,
                 "channel": channel,
+                **_edit_audit(cp, edited, artifact_summary),
             },
         )
 
@@ -391,6 +420,7 @@ def checkpoint_decide(
             return _resolve(cp, decision, Status.REJECTED, actor, now, reason=comment)
         if outcome == Outcome.ANSWER:
             return _resolve(cp, decision, Status.ANSWERED, actor, now, answer=answer)
+        chosen = answer if cp.options and answer else ""
 
         # approve / modify: count votes in this stage for this exact version of the action
         votes = (
@@ -427,7 +457,41 @@ def checkpoint_decide(
                 {"stage": cp.stage, "role": nxt["role"], "approvals_needed": nxt["approvals"]},
             )
             return DecideResult(cp, decision, resolved=False, stage_advanced=True)
-        return _resolve(cp, decision, Status.APPROVED, actor, now, final_action=current_action)
+        return _resolve(
+            cp, decision, Status.APPROVED, actor, now, final_action=current_action, answer=chosen
+        )
+
+
+def _option_values(cp: Checkpoint) -> list:
+    return [o.get("value") if isinstance(o, dict) else o for o in cp.options or []]
+
+
+def _validate_option(cp: Checkpoint, outcome: str, answer: str) -> None:
+    """An approval may pick one of the checkpoint's custom options (e.g. "staging only")."""
+    if outcome in (Outcome.APPROVE, Outcome.MODIFY) and answer and cp.options:
+        values = _option_values(cp)
+        if answer not in values:
+            raise InvalidDecision(f"Option must be one of {values}", "answer")
+
+
+def _edit_audit(cp: Checkpoint, edited: dict | None, artifacts: list[dict]) -> dict:
+    """What the reviewer changed, as diffs, for the audit trail (only when something was)."""
+    data: dict[str, Any] = {}
+    if edited is not None:
+        before = cp.final_action or cp.action or {}
+        after = {k: v for k, v in edited.items() if k != "edited_artifacts"}
+        before = {k: v for k, v in before.items() if k != "edited_artifacts"}
+        if after != before:
+            data["action_diff"] = edits.cap(edits.action_diff(before, after))
+    if artifacts:
+        data["edited_artifacts"] = [
+            {
+                **{k: a[k] for k in ("name", "original", "original_sha256", "ref", "sha256")},
+                "diff": edits.cap(a["diff"]),
+            }
+            for a in artifacts
+        ]
+    return data
 
 
 def _conditional_update(cp: Checkpoint, **fields) -> None:

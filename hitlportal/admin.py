@@ -1,8 +1,68 @@
+"""The portal's AdminSite: the admin *is* the reviewer's workplace. Login goes through
+django-allauth (password, TOTP, rate limits, optional SSO); the index is the reviewer's
+home with their queue counts."""
+
+from __future__ import annotations
+
+from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import resolve_url
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
 
 class HitlAdminSite(admin.AdminSite):
     site_header = "HITL Portal"
     site_title = "HITL Portal"
     index_title = "Review queue"
-    enable_nav_sidebar = True
+    enable_nav_sidebar = False
+    index_template = "admin/hitl_index.html"
+
+    def login(self, request: HttpRequest, extra_context=None) -> HttpResponse:
+        """Hand the login to allauth (MFA, rate limits and SSO live there)."""
+        if request.user.is_authenticated:
+            if not (request.user.is_active and request.user.is_staff):
+                raise PermissionDenied("This account has no access to the portal.")
+            return HttpResponseRedirect(self._next(request) or reverse("admin:index"))
+        query = {REDIRECT_FIELD_NAME: self._next(request) or reverse("admin:index")}
+        return HttpResponseRedirect(f"{resolve_url(settings.LOGIN_URL)}?{urlencode(query)}")
+
+    def password_change(self, request: HttpRequest, extra_context=None) -> HttpResponse:
+        return HttpResponseRedirect(reverse("account_change_password"))
+
+    @staticmethod
+    def _next(request: HttpRequest) -> str:
+        candidate = request.GET.get(REDIRECT_FIELD_NAME, "")
+        if candidate and url_has_allowed_host_and_scheme(
+            candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            return candidate
+        return ""
+
+    def each_context(self, request: HttpRequest) -> dict:
+        ctx = super().each_context(request)
+        ctx["hitl_require_mfa"] = settings.HITL_REQUIRE_MFA
+        return ctx
+
+    def index(self, request: HttpRequest, extra_context=None) -> HttpResponse:
+        from approvals import selectors
+        from approvals.review import queries
+
+        user = request.user
+        is_reviewer = bool(user.is_superuser or selectors.user_roles(user))
+        extra = {
+            "now": timezone.now(),
+            "is_reviewer": is_reviewer,
+            "is_manager": selectors.is_manager(user),
+            "roles": sorted(selectors.user_roles(user)),
+        }
+        if is_reviewer:
+            extra["queue_counts"] = queries.queue_counts(user)
+            extra["queue_top"] = list(selectors.review_queue_for(user)[:8])
+            extra["due_soon_minutes"] = settings.HITL_DUE_SOON_SECONDS // 60
+        extra.update(extra_context or {})
+        return super().index(request, extra)

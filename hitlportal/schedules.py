@@ -10,6 +10,12 @@ SCHEDULES = {
         "func": "hitlportal.sweeps.run_all",
         "schedule_type": "I",  # minutes
     },
+    # SQLite planner statistics for the review queue (see hitlportal/dbmaint.py).
+    "hitl-db-analyze": {
+        "func": "hitlportal.dbmaint.analyze",
+        "schedule_type": "I",
+        "minutes": 60,
+    },
 }
 
 
@@ -25,7 +31,7 @@ def ensure_schedules() -> None:
             defaults={
                 "func": spec["func"],
                 "schedule_type": spec["schedule_type"],
-                "minutes": settings.HITL_SWEEP_INTERVAL_MINUTES,
+                "minutes": spec.get("minutes", settings.HITL_SWEEP_INTERVAL_MINUTES),
                 "repeats": -1,
             },
         )

@@ -109,6 +109,11 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_q",
+    # Login for the portal (the admin login is routed through it): password, TOTP MFA with
+    # recovery codes, rate limits; optional OIDC SSO below.
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
     "hitlportal.apps.HitlPortalConfig",
     "approvals.apps.ApprovalsConfig",
     "agents.apps.AgentsConfig",
@@ -123,6 +128,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    # After auth: staff without TOTP are sent to set it up when HITL_REQUIRE_MFA is on.
+    "hitlportal.mfa.RequireMFAMiddleware",
 ]
 
 ROOT_URLCONF = "hitlportal.urls"
@@ -238,8 +246,73 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "admin:index"
+LOGOUT_REDIRECT_URL = "account_login"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+# django-allauth: accounts are created by admins (or SSO), never by public signup.
+ACCOUNT_ADAPTER = "hitlportal.auth.AccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "email", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_SESSION_REMEMBER = None
+ACCOUNT_LOGOUT_ON_GET = False
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_REAUTHENTICATION_TIMEOUT = 300
+# Rate limits (cache-backed): failed logins per IP and per account, MFA code attempts.
+ACCOUNT_RATE_LIMITS = {
+    "login": env_str("HITL_LOGIN_RATE_IP", "30/m/ip"),
+    "login_failed": env_str("HITL_LOGIN_FAILED_RATE", "10/m/ip,5/300s/key"),
+    "change_password": "5/m/user",
+    "reset_password": "20/m/ip,5/m/key",
+    "reauthenticate": "10/m/user",
+}
+MFA_ADAPTER = "hitlportal.auth.MFAAdapter"
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = env_str("HITL_MFA_ISSUER", "HITL Portal")
+MFA_RECOVERY_CODE_COUNT = 10
+# Staff users (reviewers, managers, admins) must enrol TOTP before using the portal.
+HITL_REQUIRE_MFA = env_bool("HITL_REQUIRE_MFA", False)
+
+# Optional single sign-on through any OpenID Connect provider (Keycloak, Okta, Entra ID,
+# Google, ...). Users are matched to existing accounts by verified email; new accounts are
+# only created when HITL_OIDC_SIGNUP=1 (they start without roles and are not staff).
+HITL_OIDC_SERVER_URL = env_str("HITL_OIDC_SERVER_URL")
+HITL_OIDC_SIGNUP = env_bool("HITL_OIDC_SIGNUP", False)
+if HITL_OIDC_SERVER_URL:
+    _oidc_client_id = env_str("HITL_OIDC_CLIENT_ID")
+    _oidc_secret = env_str("HITL_OIDC_CLIENT_SECRET")
+    if not _oidc_client_id or not _oidc_secret:
+        raise ImproperlyConfigured(
+            "HITL_OIDC_SERVER_URL is set: HITL_OIDC_CLIENT_ID and HITL_OIDC_CLIENT_SECRET "
+            "are required too"
+        )
+    INSTALLED_APPS += [
+        "allauth.socialaccount",
+        "allauth.socialaccount.providers.openid_connect",
+    ]
+    SOCIALACCOUNT_ADAPTER = "hitlportal.auth.SocialAccountAdapter"
+    SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
+    SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
+    SOCIALACCOUNT_LOGIN_ON_GET = False
+    SOCIALACCOUNT_PROVIDERS = {
+        "openid_connect": {
+            "OAUTH_PKCE_ENABLED": True,
+            "APPS": [
+                {
+                    "provider_id": env_str("HITL_OIDC_PROVIDER_ID", "sso"),
+                    "name": env_str("HITL_OIDC_NAME", "Single sign-on"),
+                    "client_id": _oidc_client_id,
+                    "secret": _oidc_secret,
+                    "settings": {"server_url": HITL_OIDC_SERVER_URL},
+                }
+            ],
+        }
+    }
 if env_bool("HITL_FAST_HASHER", False):
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -346,6 +419,11 @@ HITL_DEFAULT_ROLE = env_str("HITL_DEFAULT_ROLE", "ops")
 HITL_DEFAULT_TIMEOUT = env_int("HITL_DEFAULT_TIMEOUT", 1800, minimum=1)
 HITL_MANAGERS_GROUP = env_str("HITL_MANAGERS_GROUP", "managers")
 HITL_CLAIM_LEASE = env_int("HITL_CLAIM_LEASE", 900, minimum=1)
+# The reviewer portal: a queue item is "due soon" inside this window; the queue page polls
+# for changes this often; artifacts bigger than this are shown truncated (with a download).
+HITL_DUE_SOON_SECONDS = env_int("HITL_DUE_SOON_SECONDS", 600, minimum=1)
+HITL_QUEUE_POLL_SECONDS = env_int("HITL_QUEUE_POLL_SECONDS", 15, minimum=2)
+HITL_ARTIFACT_RENDER_LIMIT = env_int("HITL_ARTIFACT_RENDER_LIMIT", 256 * 1024, minimum=1024)
 # A follow-up (resume, webhook) enqueued this long ago and still not done is enqueued again
 # by the reconcile sweep.
 HITL_RECONCILE_GRACE = env_int("HITL_RECONCILE_GRACE", 60, minimum=0)

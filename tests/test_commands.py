@@ -63,7 +63,7 @@ def test_seed_demo_is_idempotent_and_prints_a_working_key():
     ]
     assert User.objects.get(username="manager").groups.filter(name="managers").exists()
     assert User.objects.get(username="reviewer").check_password("hitl-demo")
-    assert Checkpoint.objects.filter(status="pending").count() == 3
+    assert Checkpoint.objects.filter(status="pending").count() == 5
     assert verify_chain().ok
 
 

@@ -57,7 +57,7 @@ def test_it_starts_web_and_cluster_and_stops_both_on_sigint(tmp_path):
     try:
         health = wait_for(f"http://127.0.0.1:{port}/api/v1/health/")
         assert health.status_code == 200 and health.json() == {"status": "ok"}
-        login = httpx.get(f"http://127.0.0.1:{port}/admin/login/", timeout=5)
+        login = httpx.get(f"http://127.0.0.1:{port}/admin/", timeout=5, follow_redirects=True)
         assert login.status_code == 200 and "HITL Portal" in login.text
         children = subprocess.run(
             ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True

@@ -71,6 +71,16 @@ DEMO_DIFF = """\
  ALLOWED_HOSTS = ["*"]
  TIME_ZONE = "UTC"
 """
+DEMO_REPLY = """\
+Hello Ana,
+
+Thanks for reaching out. You were charged **twice** for order #88213 on 2 November.
+We have refunded one of the two charges (49.00 EUR); it shows on your statement within
+5 business days.
+
+Sorry for the trouble,
+Support team
+"""
 
 
 def demo_agent_key() -> tokens.NewToken:
@@ -205,4 +215,66 @@ class Command(BaseCommand):
                 expires_in=7 * 24 * 3600,
                 idempotency_key=key,
                 artifacts=[ArtifactInput(**a) for a in artifacts],
+            )
+        self._demo_review_and_question(agent, actor)
+
+    def _demo_review_and_question(self, agent: Agent, actor: Actor) -> None:
+        """A `review` checkpoint (the reviewer edits the agent's draft reply) and a `question`
+        with answer options, both with a few timeline lines on their runs."""
+        from agents.models import RunEvent
+        from approvals.transitions import ArtifactInput
+
+        specs = [
+            (
+                "demo-4",
+                "Review the reply to a customer refund request",
+                Checkpoint.Kind.REVIEW,
+                {
+                    "tool": "send_email",
+                    "args": {"to": "ana@example.com", "subject": "Your refund", "body": "artifact"},
+                },
+                "medium",
+                [],
+                [ArtifactInput(name="reply.md", kind="markdown", content=DEMO_REPLY)],
+                [
+                    "Read ticket #4512: refund requested for a double charge.",
+                    "Found two identical charges of 49.00 EUR on 2026-11-02.",
+                    "Drafted a reply promising a refund of one charge.",
+                ],
+            ),
+            (
+                "demo-5",
+                "Which environment should the migration run in first?",
+                Checkpoint.Kind.QUESTION,
+                {},
+                "low",
+                [
+                    {"value": "staging", "label": "Staging first"},
+                    {"value": "production", "label": "Straight to production"},
+                ],
+                [],
+                ["The migration adds a nullable column; it is backwards compatible."],
+            ),
+        ]
+        for key, title, kind, action, risk, options, artifacts, steps in specs:
+            if Checkpoint.objects.filter(agent=agent, idempotency_key=key).exists():
+                continue
+            run = Run.objects.filter(agent=agent, external_id=key).first() or run_start(
+                agent=agent, task=title, actor=actor, external_id=key
+            )
+            for step in steps:
+                RunEvent.objects.create(run=run, kind=RunEvent.Kind.STEP, message=step)
+            request_checkpoint(
+                run,
+                actor,
+                title=title,
+                kind=kind,
+                action=action,
+                risk=risk,
+                options=options,
+                summary="Created by seed_demo so the queue has something in it.",
+                context={"request": title, "reasoning": steps},
+                expires_in=7 * 24 * 3600,
+                idempotency_key=key,
+                artifacts=artifacts,
             )

@@ -1,0 +1,177 @@
+"""The review page's forms. Validation at the edge: everything the transition will reject
+anyway is caught here first, so the reviewer gets a field error instead of a 409/500."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from django import forms
+
+from approvals.audit import canonical_json
+from approvals.edits import EDITABLE_KINDS, ArtifactEdit, action_diff, artifact_text
+from approvals.models import Artifact, Checkpoint, Decision
+from approvals.transitions import ALLOWED_OUTCOMES
+
+Outcome = Decision.Outcome
+MAX_ARGS_CHARS = 1_000_000
+MAX_ARTIFACT_CHARS = 2_000_000
+
+
+def option_choices(cp: Checkpoint) -> list[tuple[str, str]]:
+    out = []
+    for o in cp.options or []:
+        if isinstance(o, dict):
+            value = str(o.get("value", ""))
+            out.append((value, str(o.get("label") or value)))
+        else:
+            out.append((str(o), str(o)))
+    return out
+
+
+class DecisionForm(forms.Form):
+    outcome = forms.ChoiceField(choices=Outcome.choices)
+    comment = forms.CharField(
+        required=False,
+        max_length=5000,
+        widget=forms.Textarea(
+            attrs={"rows": 3, "placeholder": "Reason (required to reject; optional otherwise)"}
+        ),
+    )
+    answer = forms.CharField(
+        required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    action_args = forms.CharField(
+        required=False,
+        max_length=MAX_ARGS_CHARS,
+        widget=forms.Textarea(attrs={"rows": 12, "spellcheck": "false", "class": "code-input"}),
+    )
+    confirm = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        artifacts: list[Artifact] | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ):
+        super().__init__(*args, **kwargs)
+        self.checkpoint = checkpoint
+        allowed = ALLOWED_OUTCOMES[checkpoint.kind]
+        self.fields["outcome"].choices = [c for c in Outcome.choices if c[0] in allowed]
+        self.options = option_choices(checkpoint)
+        self.current_action = checkpoint.final_action or checkpoint.action or {}
+        if not self.is_bound:
+            self.initial["action_args"] = json.dumps(
+                self.current_action.get("args", {}), indent=2, ensure_ascii=False
+            )
+        # Review checkpoints: one editor per editable artifact (latest version of each).
+        self.editable: list[Artifact] = []
+        if checkpoint.kind == Checkpoint.Kind.REVIEW:
+            for a in artifacts or []:
+                if a.kind in EDITABLE_KINDS and a.size <= MAX_ARTIFACT_CHARS:
+                    self.editable.append(a)
+                    self.fields[f"artifact_{a.pk}"] = forms.CharField(
+                        required=False,
+                        max_length=MAX_ARTIFACT_CHARS,
+                        strip=False,
+                        widget=forms.Textarea(
+                            attrs={"rows": 16, "spellcheck": "false", "class": "code-input"}
+                        ),
+                    )
+                    if not self.is_bound:
+                        self.initial[f"artifact_{a.pk}"] = artifact_text(a)
+
+    def artifact_fields(self):
+        return [(a, self[f"artifact_{a.pk}"]) for a in self.editable]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        outcome = data.get("outcome")
+        comment = (data.get("comment") or "").strip()
+        answer = (data.get("answer") or "").strip()
+        data["edited_action"] = None
+        data["artifact_edits"] = []
+        if outcome == Outcome.REJECT and not comment:
+            self.add_error("comment", "A rejection needs a reason the agent can act on.")
+        if outcome == Outcome.ANSWER:
+            if not answer:
+                self.add_error("answer", "An answer is required.")
+            elif self.options and answer not in dict(self.options):
+                self.add_error("answer", "Pick one of the offered answers.")
+        if (
+            outcome in (Outcome.APPROVE, Outcome.MODIFY)
+            and answer
+            and self.options
+            and answer not in dict(self.options)
+        ):
+            self.add_error("answer", "Pick one of the offered options.")
+        if outcome == Outcome.MODIFY:
+            self._clean_edits(data)
+        return data
+
+    def _clean_edits(self, data: dict) -> None:
+        raw = data.get("action_args") or ""
+        args: Any = self.current_action.get("args", {})
+        if raw.strip():
+            try:
+                args = json.loads(raw)
+            except ValueError as exc:
+                self.add_error("action_args", f"Not valid JSON: {exc}")
+                return
+            if not isinstance(args, dict):
+                self.add_error("action_args", "The arguments must be a JSON object ({...}).")
+                return
+        edits = []
+        for artifact in self.editable:
+            content = data.get(f"artifact_{artifact.pk}")
+            if content is None or content == "":
+                continue
+            content = content.replace("\r\n", "\n")
+            if content != artifact_text(artifact):
+                edits.append(ArtifactEdit(artifact.pk, content))
+        args_changed = args != self.current_action.get("args", {})
+        if not args_changed and not edits:
+            self.add_error(
+                "action_args" if not self.editable else None,
+                "Nothing was edited. Change the arguments (or the draft), or use Approve.",
+            )
+            return
+        data["edited_action"] = {**self.current_action, "args": args}
+        data["artifact_edits"] = edits
+        data["args_changed"] = args_changed
+        data["action_diff"] = (
+            action_diff(
+                {k: v for k, v in self.current_action.items() if k != "edited_artifacts"},
+                {k: v for k, v in data["edited_action"].items() if k != "edited_artifacts"},
+            )
+            if args_changed
+            else ""
+        )
+        data["edit_fingerprint"] = hashlib.sha256(
+            canonical_json(
+                {"args": args, "artifacts": {str(e.original_id): e.content for e in edits}}
+            ).encode()
+        ).hexdigest()
+
+    @property
+    def needs_confirmation(self) -> bool:
+        """Approve-with-edits is two steps: the reviewer sees the original → edited diff, then
+        confirms that exact edit (the page's script shows the diff live and confirms)."""
+        data = getattr(self, "cleaned_data", {})
+        return (
+            data.get("outcome") == Outcome.MODIFY
+            and bool(data.get("edit_fingerprint"))
+            and data.get("confirm") != data.get("edit_fingerprint")
+        )
+
+
+class ReassignForm(forms.Form):
+    reviewer = forms.ModelChoiceField(
+        queryset=None, empty_label="— release (nobody) —", required=False
+    )
+
+    def __init__(self, queryset, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["reviewer"].queryset = queryset

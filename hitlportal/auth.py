@@ -1,0 +1,44 @@
+"""django-allauth adapters: who may sign up (nobody, except optionally through SSO) and
+whether a TOTP authenticator may be removed (not while MFA is required)."""
+
+from __future__ import annotations
+
+from allauth.account.adapter import DefaultAccountAdapter
+from allauth.mfa.adapter import DefaultMFAAdapter
+from allauth.mfa.models import Authenticator
+from django.conf import settings
+from django.http import HttpRequest
+
+
+def mfa_required_for(user) -> bool:
+    """Staff users (everyone who can open the portal) need TOTP when HITL_REQUIRE_MFA is on."""
+    return bool(settings.HITL_REQUIRE_MFA and user and user.is_authenticated and user.is_staff)
+
+
+def has_totp(user) -> bool:
+    return Authenticator.objects.filter(user_id=user.pk, type=Authenticator.Type.TOTP).exists()
+
+
+class AccountAdapter(DefaultAccountAdapter):
+    def is_open_for_signup(self, request: HttpRequest) -> bool:
+        # Reviewers are created by an administrator, who also gives them their roles.
+        return False
+
+
+class MFAAdapter(DefaultMFAAdapter):
+    def can_delete_authenticator(self, authenticator: Authenticator) -> bool:
+        if authenticator.type == Authenticator.Type.TOTP and mfa_required_for(authenticator.user):
+            return False
+        return super().can_delete_authenticator(authenticator)
+
+
+try:  # socialaccount is only installed when OIDC is configured
+    from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+except ImportError:  # pragma: no cover
+    DefaultSocialAccountAdapter = object  # type: ignore[assignment,misc]
+
+
+class SocialAccountAdapter(DefaultSocialAccountAdapter):  # type: ignore[misc,valid-type]
+    def is_open_for_signup(self, request: HttpRequest, sociallogin) -> bool:
+        # By default SSO only logs in accounts that already exist (matched by verified email).
+        return settings.HITL_OIDC_SIGNUP
