@@ -1,9 +1,9 @@
 """The run state machine: the only code that changes a run's status.
 
-    (new) ──start──▶ running ──wait──▶ waiting ──resume (one winner)──▶ running
-    running|waiting ──complete──▶ completed
-    running|waiting ──fail──────▶ failed
-    running|waiting ──cancel────▶ cancelled   (pending checkpoints are cancelled with it)
+(new) ──start──▶ running ──wait──▶ waiting ──resume (one winner)──▶ running
+running|waiting ──complete──▶ completed
+running|waiting ──fail──────▶ failed
+running|waiting ──cancel────▶ cancelled   (pending checkpoints are cancelled with it)
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from hitlportal.queue import enqueue
 
 Status = Run.Status
 RESUME_TASK = "agents.tasks.resume_run"
+EXECUTE_TASK = "agents.tasks.execute_run"
 
 
 def _move(run_id, allowed: tuple[str, ...], new: str, **fields: Any) -> Run:
@@ -72,7 +73,16 @@ def run_wait(run_id, actor: Actor, *, checkpoint_id=None) -> Run:
     """running → waiting. A run already waiting (parallel checkpoints) stays waiting."""
     with transaction.atomic():
         try:
-            run = _move(run_id, (Status.RUNNING,), Status.WAITING)
+            # Reaching a new wait is progress: the follow-up attempt count starts over.
+            run = _move(
+                run_id,
+                (Status.RUNNING,),
+                Status.WAITING,
+                resume_attempts=0,
+                resume_requested_at=None,
+                lease_owner="",
+                lease_expires_at=None,
+            )
         except Conflict as exc:
             if exc.status == Status.WAITING:
                 return Run.objects.get(pk=run_id)
@@ -103,6 +113,20 @@ def run_request_resume(run_id, *, reason: str) -> bool:
     return True
 
 
+def run_request_execute(run_id, *, reason: str) -> bool:
+    """Schedule (again) the execution of a running hosted run whose executor is gone: never
+    started (enqueue lost), crashed, or yielded its time slice. Counts attempts on the row so
+    the reconcile sweep can dead-letter a run that keeps dying."""
+    with transaction.atomic():
+        updated = Run.objects.filter(pk=run_id, status=Status.RUNNING).update(
+            resume_requested_at=timezone.now(), resume_attempts=F("resume_attempts") + 1
+        )
+        if not updated:
+            return False
+        transaction.on_commit(lambda: enqueue(EXECUTE_TASK, str(run_id), reason=reason))
+    return True
+
+
 def run_resume(run_id, actor: Actor) -> Run:
     """waiting → running. Of any number of concurrent resumers exactly one wins; the others
     get Conflict and must do nothing."""
@@ -128,7 +152,13 @@ def run_resume(run_id, actor: Actor) -> Run:
 def _finish(run_id, new: str, actor: Actor, verb: str, **fields: Any) -> Run:
     with transaction.atomic():
         run = _move(
-            run_id, (Status.RUNNING, Status.WAITING), new, finished_at=timezone.now(), **fields
+            run_id,
+            (Status.RUNNING, Status.WAITING),
+            new,
+            finished_at=timezone.now(),
+            lease_owner="",
+            lease_expires_at=None,
+            **fields,
         )
         for cp_id in Checkpoint.objects.filter(
             run_id=run_id, status=Checkpoint.Status.PENDING
