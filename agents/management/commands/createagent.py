@@ -17,8 +17,9 @@ class Command(BaseCommand):
         parser.add_argument("slug")
         parser.add_argument("--name", default="")
         parser.add_argument("--callback-url", default="")
-        parser.add_argument("--hosted", default="", metavar="CLASS",
-                            help="dotted path of a hosted agent class")
+        parser.add_argument(
+            "--hosted", default="", metavar="CLASS", help="dotted path of a hosted agent class"
+        )
         parser.add_argument("--owner", default="", help="username of the owner (four-eyes)")
         parser.add_argument("--key-name", default="cli")
 
@@ -52,6 +53,8 @@ class Command(BaseCommand):
                 audit.record(actor, "agent.created", agent, {"slug": slug, "kind": agent.kind})
             key = agent_key_create(agent, actor, name=opts["key_name"])
         verb = "Created agent" if created else "Added a key to existing agent"
-        self.stdout.write(f"{verb} {slug!r} (id {agent.pk}). Webhook secret: {agent.webhook_secret}")
+        self.stdout.write(
+            f"{verb} {slug!r} (id {agent.pk}). Webhook secret: {agent.webhook_secret}"
+        )
         self.stdout.write("API key (shown once):")
         self.stdout.write(key)
