@@ -7,8 +7,8 @@ It looks only at rows. Work whose follow-up never ran is enqueued again:
 Every follow-up is idempotent (one resumer wins; the executor holds a lease; effects are
 recorded in RunStep), so running this at any time, on any number of clusters, is safe.
 
-Attempts are counted on the run and re-enqueues back off exponentially (grace, 2×grace,
-4×grace, ...), so a busy cluster is not mistaken for a dead one; after
+Attempts are counted on the run and re-enqueues back off exponentially (grace, 2xgrace,
+4xgrace, ...), so a busy cluster is not mistaken for a dead one; after
 `HITL_MAX_RESUME_ATTEMPTS` the run is dead-lettered: failed with the reason, and a
 `DeadLetter` row shows it in the admin.
 """
@@ -43,7 +43,7 @@ def _grace() -> dt.timedelta:
 
 
 def _due(run: Run, now: dt.datetime) -> bool:
-    """Backoff: the n-th re-enqueue waits grace × 2^(n-1) after the previous request."""
+    """Backoff: the n-th re-enqueue waits grace x 2^(n-1) after the previous request."""
     if run.resume_requested_at is None:
         return True
     wait = _grace() * (2 ** max(run.resume_attempts - 1, 0))

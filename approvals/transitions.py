@@ -522,9 +522,7 @@ def checkpoint_expire(checkpoint_id, *, now: dt.datetime | None = None) -> str:
                 {"role": cp.escalation_role, "deadline": new_deadline},
             )
             return "escalated"
-        waited = int((now - cp.created_at).total_seconds())
-        reason = f"No decision within {waited} s (deadline {cp.deadline:%Y-%m-%d %H:%M:%S} UTC); auto-rejected"
-        _resolve(cp, None, Status.EXPIRED, actor, now, reason=reason)
+        _resolve(cp, None, Status.EXPIRED, actor, now, reason=_expiry_reason(cp, now))
         return "expired"
 
 
@@ -609,7 +607,8 @@ def checkpoint_expire_batch(*, now: dt.datetime | None = None, limit: int = 500)
                 # Cannot happen while we hold the rows; if it does, let the per-row path decide.
                 raise Conflict(f"expiry batch raced: {updated} of {len(expire)} updated")
             for cp in expire:
-                cp.status, cp.resolved_at, cp.resolution_reason = Status.EXPIRED, now, reasons[cp.pk]
+                cp.status, cp.resolved_at = Status.EXPIRED, now
+                cp.resolution_reason = reasons[cp.pk]
                 cp.claimed_by, cp.claim_expires_at, cp.version = None, None, cp.version + 1
                 events.append(
                     (actor, "checkpoint.expired", cp,

@@ -109,7 +109,7 @@ class Command(BaseCommand):
         made = self._hosted_agents(actor, reset=opts.get("reset_sandbox", False))
 
         if not opts["quiet"]:
-            self.stdout.write("Demo logins (password for all: %s):" % DEMO_PASSWORD)
+            self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
             for username, group_names, superuser in USERS:
                 role = "superuser" if superuser else ", ".join(group_names)
                 self.stdout.write(f"  {username:<9} {role}")
