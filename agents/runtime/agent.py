@@ -148,5 +148,7 @@ def clean_run_request(row: Agent, task: str, data: Any) -> tuple[HostedAgent, st
     task = (task or "").strip() or agent.default_task
     if not task:
         raise InvalidRunInput({"task": "a task is required"})
-    merged = {**agent.default_input, **agent.config.get("default_input", {}), **data}
-    return agent, task, agent.clean_input(task, merged)
+    if not data:
+        # No input at all: the agent's example input (what the admin form is pre-filled with).
+        data = {**agent.default_input, **agent.config.get("default_input", {})}
+    return agent, task, agent.clean_input(task, data)
