@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 # The API's idempotency records (Idempotency-Key replays) are purged by a function the API
 # owns; named here so this module does not import the API. Until it exists, this is skipped.
-IDEMPOTENCY_PURGE_FUNC = "hitlportal.idempotency.purge_expired"
+IDEMPOTENCY_PURGE_FUNC = "agents.api.idempotency.purge_idempotency_records"
 
 
 def purge_finished_tasks(now: dt.datetime | None = None) -> int:
@@ -32,7 +32,7 @@ def purge_idempotency_records(now: dt.datetime | None = None) -> int | None:
         purge = import_string(IDEMPOTENCY_PURGE_FUNC)
     except ImportError:
         return None
-    return purge()
+    return purge(now)
 
 
 def housekeeping(now: dt.datetime | None = None) -> dict[str, int]:
