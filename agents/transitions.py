@@ -8,6 +8,7 @@ running|waiting ──cancel────▶ cancelled   (pending checkpoints are
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -111,6 +112,31 @@ def run_request_resume(run_id, *, reason: str) -> bool:
             return False
         transaction.on_commit(lambda: enqueue(RESUME_TASK, str(run_id), reason=reason))
     return True
+
+
+def run_request_resume_many(run_ids, *, reason: str) -> int:
+    """`run_request_resume` for many runs at once (the expiry sweep): three queries instead of
+    two per run. Returns how many resumes were scheduled."""
+    ids = list(run_ids)
+    if not ids:
+        return 0
+    with transaction.atomic():
+        blocked = set(
+            Checkpoint.objects.filter(run_id__in=ids, status=Checkpoint.Status.PENDING).values_list(
+                "run_id", flat=True
+            )
+        )
+        ready = list(
+            Run.objects.filter(
+                pk__in=[i for i in ids if i not in blocked], status=Status.WAITING
+            ).values_list("pk", flat=True)
+        )
+        Run.objects.filter(pk__in=ready).update(
+            resume_requested_at=timezone.now(), resume_attempts=F("resume_attempts") + 1
+        )
+        for pk in ready:
+            transaction.on_commit(partial(enqueue, RESUME_TASK, str(pk), reason=reason))
+    return len(ready)
 
 
 def run_request_execute(run_id, *, reason: str) -> bool:

@@ -97,9 +97,7 @@ def event_hash(event: AuditEvent) -> str:
     )
 
 
-def record(
-    actor: Actor, verb: str, target: Any, data: dict[str, Any] | None = None
-) -> AuditEvent:
+def record(actor: Actor, verb: str, target: Any, data: dict[str, Any] | None = None) -> AuditEvent:
     """Append one event. Call inside the transaction of the change it describes."""
     target_type = target._meta.label_lower if hasattr(target, "_meta") else str(target[0])
     target_id = str(target.pk) if hasattr(target, "_meta") else str(target[1])

@@ -18,6 +18,7 @@ from django.utils import timezone
 from approvals.exceptions import Conflict
 from approvals.models import Checkpoint
 from approvals.transitions import checkpoint_expire, checkpoint_expire_batch
+from hitlportal.queue import batched
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,9 @@ def expire_overdue(now: dt.datetime | None = None, batch: int = 500) -> dict[str
     # decided by someone else), so this terminates; the round cap is a belt on top.
     for _round in range(10_000):
         try:
-            done = checkpoint_expire_batch(now=now, limit=batch)
+            # The batch's follow-ups (resumes, webhooks) are enqueued together after commit.
+            with batched():
+                done = checkpoint_expire_batch(now=now, limit=batch)
             handled = done["expired"] + done["escalated"]
             counts["expired"] += done["expired"]
             counts["escalated"] += done["escalated"]

@@ -97,7 +97,9 @@ class LedgerAgent(HostedAgent):
     def script(self, view: PlanView) -> Plan:
         turns = self.config.get("turns", [])
         if view.step < len(turns):
-            return Plan(calls=[ToolCall(c["tool"], c.get("args", {})) for c in turns[view.step]],
-                        thought=f"turn {view.step + 1}")
+            return Plan(
+                calls=[ToolCall(c["tool"], c.get("args", {})) for c in turns[view.step]],
+                thought=f"turn {view.step + 1}",
+            )
         outcomes = ", ".join(f"{r['tool']}={r['outcome']}" for r in view.results)
         return Plan.finish(f"done: {outcomes}")

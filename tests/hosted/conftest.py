@@ -44,8 +44,9 @@ def starter(db):
 @pytest.fixture
 def hosted(db):
     def make(slug: str, runtime: str, **config) -> Agent:
-        return AgentFactory(slug=slug, name=slug, kind=Agent.Kind.HOSTED, runtime=runtime,
-                            config=config)
+        return AgentFactory(
+            slug=slug, name=slug, kind=Agent.Kind.HOSTED, runtime=runtime, config=config
+        )
 
     return make
 
@@ -73,8 +74,14 @@ def inline(django_capture_on_commit_callbacks):
 @pytest.fixture
 def start(inline, starter):
     def go(agent: Agent, task: str = "", input: dict | None = None):
-        run = inline(start_hosted_run, agent=agent, task=task or "test task", input=input,
-                     created_by=starter, actor=Actor.for_user(starter))
+        run = inline(
+            start_hosted_run,
+            agent=agent,
+            task=task or "test task",
+            input=input,
+            created_by=starter,
+            actor=Actor.for_user(starter),
+        )
         run.refresh_from_db()
         return run
 

@@ -31,15 +31,19 @@ SQL = "agents.builtin.sql_patcher.SqlPatcher"
 @pytest.fixture
 def logs(sandbox):
     root = sandbox / "logs"
-    files = make_logs(root, {"old.log": 10, "sub/older.log": 30, "new.log": 1,
-                             "old.txt": 30, "sub/edge.log": 6.9})
+    files = make_logs(
+        root, {"old.log": 10, "sub/older.log": 30, "new.log": 1, "old.txt": 30, "sub/edge.log": 6.9}
+    )
     return root, files
 
 
 def test_it_lists_exactly_the_old_log_files(hosted, start, logs):
     root, files = logs
-    run = start(hosted("log-janitor", JANITOR), "Delete all log files older than 7 days",
-                {"path": "logs", "older_than_days": 7})
+    run = start(
+        hosted("log-janitor", JANITOR),
+        "Delete all log files older than 7 days",
+        {"path": "logs", "older_than_days": 7},
+    )
 
     assert run.status == Run.Status.WAITING
     cp = run.checkpoints.get()
@@ -68,8 +72,13 @@ def test_it_deletes_exactly_the_approved_files(hosted, start, inline, reviewer, 
 def test_it_deletes_nothing_when_rejected(hosted, start, inline, reviewer, logs):
     root, files = logs
     run = start(hosted("log-janitor", JANITOR), input={"path": str(root)})
-    inline(checkpoint_decide, run.checkpoints.get().pk, reviewer, "reject",
-           comment="keep them for the audit")
+    inline(
+        checkpoint_decide,
+        run.checkpoints.get().pk,
+        reviewer,
+        "reject",
+        comment="keep them for the audit",
+    )
 
     run.refresh_from_db()
     assert run.status == Run.Status.COMPLETED
@@ -78,8 +87,7 @@ def test_it_deletes_nothing_when_rejected(hosted, start, inline, reviewer, logs)
     assert not RunStep.objects.filter(run=run).exists()
 
 
-def test_it_deletes_only_what_the_reviewer_left_in_the_list(hosted, start, inline, reviewer,
-                                                            logs):
+def test_it_deletes_only_what_the_reviewer_left_in_the_list(hosted, start, inline, reviewer, logs):
     root, files = logs
     run = start(hosted("log-janitor", JANITOR), input={"path": str(root)})
     cp = run.checkpoints.get()
@@ -140,16 +148,20 @@ def repo(sandbox):
 
 
 def git(repo, *args) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout
 
 
 EDIT = {"path": "app/settings.py", "find": "DEBUG = True", "replace": "DEBUG = False"}
 
 
 def test_it_proposes_a_diff_and_commits_it_on_approval(hosted, start, inline, reviewer, repo):
-    run = start(hosted("code-patcher", PATCHER), "Turn DEBUG off",
-                {"repo": "repo", "message": "Turn DEBUG off", "edits": [EDIT]})
+    run = start(
+        hosted("code-patcher", PATCHER),
+        "Turn DEBUG off",
+        {"repo": "repo", "message": "Turn DEBUG off", "edits": [EDIT]},
+    )
     cp = run.checkpoints.get()
     diff = cp.artifacts.get(kind=Artifact.Kind.DIFF).inline
     assert "-DEBUG = True\n+DEBUG = False\n" in diff
@@ -166,8 +178,11 @@ def test_it_proposes_a_diff_and_commits_it_on_approval(hosted, start, inline, re
 
 
 def test_it_applies_the_edited_patch(hosted, start, inline, reviewer, repo):
-    run = start(hosted("code-patcher", PATCHER), "Turn DEBUG off",
-                {"repo": "repo", "message": "Turn DEBUG off", "edits": [EDIT]})
+    run = start(
+        hosted("code-patcher", PATCHER),
+        "Turn DEBUG off",
+        {"repo": "repo", "message": "Turn DEBUG off", "edits": [EDIT]},
+    )
     cp = run.checkpoints.get()
     edited = dict(cp.action["args"])
     edited["patch"] = edited["patch"].replace("+DEBUG = False", '+DEBUG = "reviewed"')
@@ -181,16 +196,20 @@ def test_it_applies_the_edited_patch(hosted, start, inline, reviewer, repo):
 
 def test_it_changes_nothing_when_the_patch_is_rejected(hosted, start, inline, reviewer, repo):
     head = git(repo, "rev-parse", "HEAD")
-    run = start(hosted("code-patcher", PATCHER), "x",
-                {"repo": "repo", "message": "m", "edits": [EDIT]})
+    run = start(
+        hosted("code-patcher", PATCHER), "x", {"repo": "repo", "message": "m", "edits": [EDIT]}
+    )
     inline(checkpoint_decide, run.checkpoints.get().pk, reviewer, "reject", comment="no")
     assert git(repo, "rev-parse", "HEAD") == head
     assert "DEBUG = True" in (repo / "app/settings.py").read_text()
 
 
 def test_it_recomputes_a_patch_that_no_longer_applies(hosted, start, inline, reviewer, repo):
-    run = start(hosted("code-patcher", PATCHER), "x",
-                {"repo": "repo", "message": "Turn DEBUG off", "edits": [EDIT]})
+    run = start(
+        hosted("code-patcher", PATCHER),
+        "x",
+        {"repo": "repo", "message": "Turn DEBUG off", "edits": [EDIT]},
+    )
     cp = run.checkpoints.get()
     # someone changes the lines around the edit meanwhile
     text = (repo / "app/settings.py").read_text().replace('TIME_ZONE = "UTC"', 'TIME_ZONE = "CET"')
@@ -201,9 +220,18 @@ def test_it_recomputes_a_patch_that_no_longer_applies(hosted, start, inline, rev
     git(repo, "commit", "-qam", "sys")
     stale_patch = cp.action["args"]["patch"]
     edited = stale_patch.replace("@@ -1,5 +1,5 @@", "@@ -1,5 +1,5 @@")  # still the old context
-    inline(checkpoint_decide, cp.pk, reviewer, "modify",
-           action={"args": {**cp.action["args"], "patch": edited.replace(' TIME_ZONE = "UTC"',
-                                                                           ' TIME_ZONE = "UTC" ')}})
+    inline(
+        checkpoint_decide,
+        cp.pk,
+        reviewer,
+        "modify",
+        action={
+            "args": {
+                **cp.action["args"],
+                "patch": edited.replace(' TIME_ZONE = "UTC"', ' TIME_ZONE = "UTC" '),
+            }
+        },
+    )
 
     run.refresh_from_db()
     assert run.status == Run.Status.WAITING
@@ -217,11 +245,11 @@ def test_it_recomputes_a_patch_that_no_longer_applies(hosted, start, inline, rev
     assert "DEBUG = False" in (repo / "app/settings.py").read_text()
 
 
-def test_it_reports_a_literal_patch_that_no_longer_applies(hosted, start, inline, reviewer,
-                                                           repo):
+def test_it_reports_a_literal_patch_that_no_longer_applies(hosted, start, inline, reviewer, repo):
     patch = diff_for_edits(repo, [EDIT])  # as an LLM would hand it over: a literal diff
-    run = start(hosted("code-patcher", PATCHER), "x",
-                {"repo": "repo", "message": "m", "patch": patch})
+    run = start(
+        hosted("code-patcher", PATCHER), "x", {"repo": "repo", "message": "m", "patch": patch}
+    )
     (repo / "app/settings.py").write_text("DEBUG = 1\n")
     git(repo, "commit", "-qam", "rewrite")
 
@@ -296,8 +324,13 @@ def test_it_executes_an_edited_statement(hosted, start, inline, dba, shop):
     narrower = "UPDATE orders SET status = 'void' WHERE created < '2019-01-01'"
     count = rows(shop, "SELECT COUNT(*) FROM orders WHERE created < '2019-01-01'")[0][0]
 
-    inline(checkpoint_decide, cp.pk, dba, "modify",
-           action={"args": {"sql": narrower, "expected_rows": count}})
+    inline(
+        checkpoint_decide,
+        cp.pk,
+        dba,
+        "modify",
+        action={"args": {"sql": narrower, "expected_rows": count}},
+    )
 
     assert rows(shop, "SELECT COUNT(*) FROM orders WHERE status = 'void'") == [(count,)]
 
@@ -306,8 +339,9 @@ def test_it_rolls_back_when_the_count_differs_and_never_applies_twice(sandbox, s
     from agents.builtin.sql_patcher import sql_execute
 
     agent = hosted("sql-patcher", SQL, database="shop.sqlite3")
-    ctx = ToolContext(run=None, agent=agent, config={"database": "shop.sqlite3"},
-                      idempotency_key="run:1.0.1")
+    ctx = ToolContext(
+        run=None, agent=agent, config={"database": "shop.sqlite3"}, idempotency_key="run:1.0.1"
+    )
     bump = "UPDATE orders SET total_cents = total_cents + 1 WHERE id <= 3"
     before = rows(shop, "SELECT SUM(total_cents) FROM orders")[0][0]
     with pytest.raises(StaleAction, match="affected 3 rows, not 2"):
@@ -321,8 +355,9 @@ def test_it_rolls_back_when_the_count_differs_and_never_applies_twice(sandbox, s
 
 
 def test_it_routes_a_statement_without_where_as_critical(hosted, start, shop):
-    run = start(hosted("sql-patcher", SQL, database="shop.sqlite3"), "all",
-                {"sql": "DELETE FROM orders"})
+    run = start(
+        hosted("sql-patcher", SQL, database="shop.sqlite3"), "all", {"sql": "DELETE FROM orders"}
+    )
     cp = run.checkpoints.get()
     assert cp.risk == "critical"
     assert "no WHERE clause" in cp.context["why_approval"][1]

@@ -68,7 +68,10 @@ class Cluster:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, str(settings.BASE_DIR / "manage.py"), "qcluster"],
-                cwd=settings.BASE_DIR, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                cwd=settings.BASE_DIR,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         return self
@@ -115,8 +118,9 @@ def clusters(sandbox, tmp_path, settings):
         cluster = Cluster(env, tmp_path / f"qcluster-{len(started)}.log").start()
         started.append(cluster)
         ping = async_task("math.floor", 1.5)  # ready once it has run a task
-        wait_for(lambda: Task.objects.filter(id=ping, success=True).exists(), 30,
-                 "the cluster to start")
+        wait_for(
+            lambda: Task.objects.filter(id=ping, success=True).exists(), 30, "the cluster to start"
+        )
         return cluster
 
     yield start
@@ -140,8 +144,12 @@ def decide(cp: Checkpoint, user, outcome: str, **kwargs) -> None:
     from approvals.services import user_token_create
 
     token = user_token_create(user, name="e2e")
-    resp = Client().post(url, {"outcome": outcome, **kwargs}, content_type="application/json",
-                         HTTP_AUTHORIZATION=f"Bearer {token}")
+    resp = Client().post(
+        url,
+        {"outcome": outcome, **kwargs},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
     assert resp.status_code == 200, resp.content
 
 
@@ -150,13 +158,16 @@ def test_it_runs_the_log_janitor_end_to_end(clusters, hosted, sandbox, starter, 
     agent = hosted("log-janitor", JANITOR)
 
     def start(path: Path, **extra) -> Run:
-        return start_hosted_run(agent=agent, task="Delete all log files older than 7 days",
-                                input={"path": str(path), "older_than_days": 7, **extra},
-                                created_by=starter, actor=Actor.for_user(starter))
+        return start_hosted_run(
+            agent=agent,
+            task="Delete all log files older than 7 days",
+            input={"path": str(path), "older_than_days": 7, **extra},
+            created_by=starter,
+            actor=Actor.for_user(starter),
+        )
 
     # approve: exactly the old files are listed, exactly those are deleted
-    logs = make_logs(sandbox / "a", {"old.log": 8, "deep/old.log": 40, "new.log": 2,
-                                     "old.txt": 40})
+    logs = make_logs(sandbox / "a", {"old.log": 8, "deep/old.log": 40, "new.log": 2, "old.txt": 40})
     run = start(sandbox / "a")
     wait_for(lambda: run_status(run, "waiting"), what="the run to pause")
     cp = run.checkpoints.get()
@@ -203,14 +214,19 @@ def test_it_runs_the_log_janitor_end_to_end(clusters, hosted, sandbox, starter, 
         cp = run.checkpoints.get()
         decide(cp, reviewer, "approve")
         resumed = wait_for(
-            lambda run=run: AuditEvent.objects.filter(verb="run.resumed",
-                                                      target_id=str(run.pk)).first(),
-            5, "the resume")
+            lambda run=run: AuditEvent.objects.filter(
+                verb="run.resumed", target_id=str(run.pk)
+            ).first(),
+            5,
+            "the resume",
+        )
         approved = AuditEvent.objects.get(verb="checkpoint.approved", target_id=str(cp.pk))
         latencies.append((resumed.at - approved.at).total_seconds() * 1000)
         wait_for(lambda run=run: run_status(run, "completed"), 5, "completion")
-    print(f"\nresume latency over {len(latencies)} decisions: "
-          f"p50 {statistics.median(latencies):.0f} ms, max {max(latencies):.0f} ms")
+    print(
+        f"\nresume latency over {len(latencies)} decisions: "
+        f"p50 {statistics.median(latencies):.0f} ms, max {max(latencies):.0f} ms"
+    )
     assert verify_chain().ok
 
 
@@ -218,10 +234,12 @@ def test_it_survives_a_killed_cluster_without_repeating_an_effect(
     clusters, ledger_agent, sandbox, starter, reviewer
 ):
     cluster = clusters()
-    agent = ledger_agent([[{"tool": "transfer", "args": {"amount": 5, "to": "acme"}}]],
-                         effect_delay=30)
-    run = start_hosted_run(agent=agent, task="pay", input={}, created_by=starter,
-                           actor=Actor.for_user(starter))
+    agent = ledger_agent(
+        [[{"tool": "transfer", "args": {"amount": 5, "to": "acme"}}]], effect_delay=30
+    )
+    run = start_hosted_run(
+        agent=agent, task="pay", input={}, created_by=starter, actor=Actor.for_user(starter)
+    )
     wait_for(lambda: run_status(run, "waiting"), what="the run to pause")
     decide(run.checkpoints.get(), reviewer, "approve")
     # the resume is mid-effect: the ledger line is written, the tool is still running
@@ -243,9 +261,7 @@ def test_it_survives_a_killed_cluster_without_repeating_an_effect(
     assert verify_chain().ok
 
 
-def test_it_registers_the_sweep_once_and_runs_it_once_on_two_clusters(
-    clusters, make_checkpoint
-):
+def test_it_registers_the_sweep_once_and_runs_it_once_on_two_clusters(clusters, make_checkpoint):
     call_command("migrate", verbosity=0)
     call_command("migrate", verbosity=0)
     assert Schedule.objects.filter(name="hitl-sweep").count() == 1
@@ -256,8 +272,11 @@ def test_it_registers_the_sweep_once_and_runs_it_once_on_two_clusters(
     clusters()
     clusters()
     # each cluster's scheduler looks every ~30 s; both find the due schedule
-    wait_for(lambda: Task.objects.filter(func="hitlportal.sweeps.run_all").exists(), 45,
-             "the scheduled sweep")
+    wait_for(
+        lambda: Task.objects.filter(func="hitlportal.sweeps.run_all").exists(),
+        45,
+        "the scheduled sweep",
+    )
     time.sleep(3)
 
     assert Schedule.objects.filter(name="hitl-sweep").count() == 1

@@ -56,7 +56,8 @@ def test_it_drives_a_run_through_a_rejection_and_an_alternative(
     assert body["model"] == "tiny-test-model"
     assert body["messages"][0]["role"] == "system"
     assert body["messages"][1] == {
-        "role": "user", "content": 'Pay the invoice of ACME\n\nInput:\n{\n  "invoice": 17\n}'
+        "role": "user",
+        "content": 'Pay the invoice of ACME\n\nInput:\n{\n  "invoice": 17\n}',
     }
     names = [t["function"]["name"] for t in body["tools"]]
     assert names == ["note", "transfer", "tag_files", "ask_human"]
@@ -64,7 +65,8 @@ def test_it_drives_a_run_through_a_rejection_and_an_alternative(
     rejected = after_reject["body"]["messages"][-1]
     assert rejected["role"] == "tool" and rejected["tool_call_id"] == "call_1"
     assert json.loads(rejected["content"]) == {
-        "status": "rejected", "reason": "rejected by rita: the account is acme-ltd"
+        "status": "rejected",
+        "reason": "rejected by rita: the account is acme-ltd",
     }
     executed = json.loads(final["body"]["messages"][-1]["content"])
     assert executed["status"] == "executed" and executed["approved_by"] == "rita"
@@ -81,8 +83,12 @@ def test_it_retries_a_busy_endpoint_then_fails_the_run_with_the_reason(
 
 
 def test_it_reports_arguments_that_are_not_json(llm_settings, ledger_agent, start):
-    broken = {"content": None, "tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "note", "arguments": "{oops"}}]}
+    broken = {
+        "content": None,
+        "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "note", "arguments": "{oops"}}
+        ],
+    }
     with FakeLLM(PORT, [broken, {"content": "gave up"}]) as llm:
         run = start(ledger_agent([], planner="llm"))
     assert run.status == Run.Status.COMPLETED
@@ -114,9 +120,18 @@ def test_it_describes_tools_from_their_signatures():
 
 
 def test_it_builds_the_request_from_the_view():
-    view = PlanView(task="t", input={}, step=0, messages=[], tools=[transfer], results=[],
-                    system_prompt="be careful")
+    view = PlanView(
+        task="t",
+        input={},
+        step=0,
+        messages=[],
+        tools=[transfer],
+        results=[],
+        system_prompt="be careful",
+    )
     body = LLMPlanner(base_url="http://127.0.0.1:8312/v1", model="m").request_body(view)
-    assert body["messages"] == [{"role": "system", "content": "be careful"},
-                                {"role": "user", "content": "t"}]
+    assert body["messages"] == [
+        {"role": "system", "content": "be careful"},
+        {"role": "user", "content": "t"},
+    ]
     assert body["tool_choice"] == "auto" and body["temperature"] == 0.0

@@ -61,9 +61,9 @@ def test_it_executes_the_approved_action_once_and_completes(
     cp.refresh_from_db()
     executed = AuditEvent.objects.get(verb="run.step_executed", target_id=str(run.pk))
     # what ran is provably what was approved
-    assert executed.data["args_sha256"] == cp.final_action_sha256 == executed.data[
-        "approved_sha256"
-    ]
+    assert (
+        executed.data["args_sha256"] == cp.final_action_sha256 == executed.data["approved_sha256"]
+    )
     assert run.result["done"][0]["approved_by"] == "rita"
     assert run.result["not_done"] == []
     assert run.result["summary"] == "done: transfer=executed"
@@ -96,8 +96,13 @@ def test_it_asks_again_when_an_edit_is_invalid(ledger_agent, start, inline, revi
     cp = run.checkpoints.get()
 
     # a string where an integer belongs is not silently run
-    inline(checkpoint_decide, cp.pk, reviewer, "modify",
-           action={"tool": "transfer", "args": {"amount": "50", "to": "acme"}})
+    inline(
+        checkpoint_decide,
+        cp.pk,
+        reviewer,
+        "modify",
+        action={"tool": "transfer", "args": {"amount": "50", "to": "acme"}},
+    )
 
     run.refresh_from_db()
     assert run.status == Run.Status.WAITING
@@ -196,14 +201,26 @@ def test_it_finishes_an_interrupted_effect_without_repeating_it(
     (sandbox / "ledger.txt").write_text(f"{step.idempotency_key} transfer 100 acme\n")
     RunStep.objects.filter(pk=step.pk).update(status=RunStep.Status.STARTED, result=None)
     state = run.state
-    state["calls"] = [{**TRANSFER, "key": "0.0", "id": "call_0_0", "status": "ready",
-                       "asks": 1, "checkpoint": str(cp.pk), "planned": TRANSFER["args"],
-                       "approved": {"checkpoint": str(cp.pk), "by": "rita", "sha256": "",
-                                    "edited": False}}]
+    state["calls"] = [
+        {
+            **TRANSFER,
+            "key": "0.0",
+            "id": "call_0_0",
+            "status": "ready",
+            "asks": 1,
+            "checkpoint": str(cp.pk),
+            "planned": TRANSFER["args"],
+            "approved": {"checkpoint": str(cp.pk), "by": "rita", "sha256": "", "edited": False},
+        }
+    ]
     state["log"], state["messages"] = [], state["messages"][:1]
-    Run.objects.filter(pk=run.pk).update(status=Run.Status.RUNNING, state=state, result=None,
-                                         lease_owner="dead-worker",
-                                         lease_expires_at=timezone.now())
+    Run.objects.filter(pk=run.pk).update(
+        status=Run.Status.RUNNING,
+        state=state,
+        result=None,
+        lease_owner="dead-worker",
+        lease_expires_at=timezone.now(),
+    )
 
     assert drive(run.pk) == "completed"
 
@@ -229,9 +246,7 @@ def test_it_requires_approval_when_a_rule_says_so(ledger_agent, start, sandbox):
     assert cp.action == many
     assert cp.risk == "high"
     assert cp.context["why_approval"] == ["more than 2 files (3)"]
-    assert [line.split(" ", 1)[1] for line in ledger_lines(sandbox / "ledger.txt")] == [
-        "tag a,b"
-    ]
+    assert [line.split(" ", 1)[1] for line in ledger_lines(sandbox / "ledger.txt")] == ["tag a,b"]
 
 
 def test_it_refuses_invalid_calls_before_any_checkpoint(ledger_agent, start, sandbox):

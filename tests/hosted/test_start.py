@@ -25,8 +25,17 @@ def janitor(hosted, sandbox):
 
 def test_it_starts_a_run_from_the_command_and_prints_its_id_last(janitor, inline, starter):
     out = io.StringIO()
-    inline(call_command, "startrun", "log-janitor", "Delete all log files older than 7 days",
-           "--input", '{"path": "logs", "older_than_days": 7}', "--user", "stan", stdout=out)
+    inline(
+        call_command,
+        "startrun",
+        "log-janitor",
+        "Delete all log files older than 7 days",
+        "--input",
+        '{"path": "logs", "older_than_days": 7}',
+        "--user",
+        "stan",
+        stdout=out,
+    )
 
     run_id = out.getvalue().strip().splitlines()[-1]
     run = Run.objects.get(pk=run_id)
@@ -67,8 +76,11 @@ def test_it_shows_the_start_form_with_the_agents_example(janitor, admin_client):
 
 def test_it_starts_a_run_from_the_admin_form(janitor, admin_client, admin_user, inline):
     url = reverse("admin:agents_agent_start_run", args=[janitor.pk])
-    resp = inline(admin_client.post, url, {"task": "Clean up", "input": json.dumps(
-        {"path": "logs", "older_than_days": 7})})
+    resp = inline(
+        admin_client.post,
+        url,
+        {"task": "Clean up", "input": json.dumps({"path": "logs", "older_than_days": 7})},
+    )
 
     run = Run.objects.get()
     assert resp.status_code == 302

@@ -63,8 +63,12 @@ def test_it_expires_overdue_checkpoints_with_a_reason_and_resumes_the_run(
 
 
 def test_it_escalates_once_then_expires(make_checkpoint, broker):
-    PolicyFactory(name="esc", expiry_action="escalate", escalation_role="managers",
-                  escalation_timeout_seconds=600)
+    PolicyFactory(
+        name="esc",
+        expiry_action="escalate",
+        escalation_role="managers",
+        escalation_timeout_seconds=600,
+    )
     cp = make_checkpoint()
     untouched = make_checkpoint()
     overdue(cp)
@@ -173,11 +177,13 @@ def test_it_re_enqueues_an_execution_that_never_started_or_died(
     agent = ledger_agent([[{"tool": "note", "args": {"text": "x"}}]])
     never = run_start(agent=agent, task="never started", actor=Actor.system())
     died = run_start(agent=agent, task="worker died", actor=Actor.system())
-    Run.objects.filter(pk=died.pk).update(lease_owner="w1",
-                                          lease_expires_at=timezone.now() - dt.timedelta(1))
+    Run.objects.filter(pk=died.pk).update(
+        lease_owner="w1", lease_expires_at=timezone.now() - dt.timedelta(1)
+    )
     alive = run_start(agent=agent, task="alive", actor=Actor.system())
-    Run.objects.filter(pk=alive.pk).update(lease_owner="w2",
-                                           lease_expires_at=timezone.now() + dt.timedelta(1))
+    Run.objects.filter(pk=alive.pk).update(
+        lease_owner="w2", lease_expires_at=timezone.now() + dt.timedelta(1)
+    )
 
     assert reconcile()["executions_enqueued"] == 2
     assert Run.objects.get(pk=never.pk).resume_attempts == 1
@@ -192,15 +198,18 @@ def test_it_backs_off_and_dead_letters_work_that_keeps_failing(
     settings.HITL_MAX_RESUME_ATTEMPTS = 3
     agent = ledger_agent([[{"tool": "note", "args": {"text": "x"}}]])
     run = run_start(agent=agent, task="crashes every time", actor=Actor.system())
-    Run.objects.filter(pk=run.pk).update(resume_attempts=2,
-                                         resume_requested_at=timezone.now() - dt.timedelta(
-                                             seconds=90))
+    Run.objects.filter(pk=run.pk).update(
+        resume_attempts=2, resume_requested_at=timezone.now() - dt.timedelta(seconds=90)
+    )
     # attempt 2 waits 2 x grace = 120 s: not yet
     assert reconcile()["executions_enqueued"] == 0
 
     later = timezone.now() + dt.timedelta(seconds=60)
-    assert reconcile(now=later) == {"resumes_enqueued": 0, "executions_enqueued": 1,
-                                    "dead_lettered": 0}
+    assert reconcile(now=later) == {
+        "resumes_enqueued": 0,
+        "executions_enqueued": 1,
+        "dead_lettered": 0,
+    }
     Run.objects.filter(pk=run.pk).update(resume_requested_at=timezone.now() - dt.timedelta(1))
     assert reconcile()["dead_lettered"] == 1
 
@@ -221,8 +230,14 @@ def test_it_purges_old_finished_task_rows(db, settings):
     settings.HITL_TASK_RETENTION_HOURS = 24
     now = timezone.now()
     for i, age in enumerate([1, 30, 100]):
-        Task.objects.create(id=f"t{i}", name=f"t{i}", func="x", started=now, success=True,
-                            stopped=now - dt.timedelta(hours=age))
+        Task.objects.create(
+            id=f"t{i}",
+            name=f"t{i}",
+            func="x",
+            started=now,
+            success=True,
+            stopped=now - dt.timedelta(hours=age),
+        )
     assert housekeeping()["task_rows_purged"] == 2
     assert list(Task.objects.values_list("id", flat=True)) == ["t0"]
 
