@@ -108,7 +108,7 @@ def percentiles(values: list[float]) -> str:
     values = sorted(values)
 
     def pct(p: float) -> float:
-        return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+        return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
     return (
         f"n={len(values)} p50={pct(50):.1f} ms p90={pct(90):.1f} ms p99={pct(99):.1f} ms "

@@ -12,8 +12,15 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 from _setup import Cluster, add_common, configure, percentiles
+
+
+def _stamp(into: list) -> None:
+    from django.utils import timezone
+
+    into.append(timezone.now())
 
 
 def main() -> None:
@@ -25,7 +32,6 @@ def main() -> None:
     env = configure("resume", args)
 
     from django.db import transaction
-    from django.utils import timezone
 
     from agents.models import Agent, Run
     from agents.runtime.loop import drive
@@ -55,7 +61,7 @@ def main() -> None:
             committed: list = []
             with transaction.atomic():
                 # Registered first, so it runs right at commit, before the enqueue.
-                transaction.on_commit(lambda: committed.append(timezone.now()))
+                transaction.on_commit(partial(_stamp, committed))
                 checkpoint_decide(cp.pk, reviewer, "approve", channel="api")
             deadline = time.monotonic() + 10
             while True:

@@ -38,7 +38,7 @@ def logs(sandbox):
 
 
 def test_it_lists_exactly_the_old_log_files(hosted, start, logs):
-    root, files = logs
+    _root, files = logs
     run = start(
         hosted("log-janitor", JANITOR),
         "Delete all log files older than 7 days",
@@ -57,7 +57,7 @@ def test_it_lists_exactly_the_old_log_files(hosted, start, logs):
 
 
 def test_it_deletes_exactly_the_approved_files(hosted, start, inline, reviewer, logs):
-    root, files = logs
+    root, _files = logs
     run = start(hosted("log-janitor", JANITOR), input={"path": str(root)})
     inline(checkpoint_decide, run.checkpoints.get().pk, reviewer, "approve")
 
@@ -127,7 +127,7 @@ def test_it_refuses_a_path_outside_the_sandbox_before_anything(hosted, start, tm
 
 
 def test_it_skips_symlinks_that_point_outside(hosted, start, logs, tmp_path):
-    root, files = logs
+    root, _files = logs
     secret = tmp_path / "secret.log"
     secret.write_text("do not delete")
     os.utime(secret, (0, 0))
