@@ -139,13 +139,14 @@ def run_request_resume_many(run_ids, *, reason: str) -> int:
     return len(ready)
 
 
-def run_request_execute(run_id, *, reason: str) -> bool:
+def run_request_execute(run_id, *, reason: str, count_attempt: bool = True) -> bool:
     """Schedule (again) the execution of a running hosted run whose executor is gone: never
     started (enqueue lost), crashed, or yielded its time slice. Counts attempts on the row so
     the reconcile sweep can dead-letter a run that keeps dying."""
     with transaction.atomic():
+        attempts = F("resume_attempts") + 1 if count_attempt else F("resume_attempts")
         updated = Run.objects.filter(pk=run_id, status=Status.RUNNING).update(
-            resume_requested_at=timezone.now(), resume_attempts=F("resume_attempts") + 1
+            resume_requested_at=timezone.now(), resume_attempts=attempts
         )
         if not updated:
             return False

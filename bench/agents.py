@@ -24,3 +24,10 @@ class BenchAgent(HostedAgent):
         if not view.results:
             return Plan.call("noop", n=view.input.get("n", 0))
         return Plan.finish("ok")
+
+
+def stamp() -> float:
+    """The baseline task: returns when it started (broker + worker latency, nothing of ours)."""
+    import time
+
+    return time.time()

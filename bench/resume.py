@@ -28,6 +28,11 @@ def main() -> None:
     add_common(parser)
     parser.add_argument("--decisions", type=int, default=300)
     parser.add_argument("--redis", default="", help="use the Redis broker at this URL")
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also time a no-op task (the broker's and worker's share)",
+    )
     args = parser.parse_args()
     env = configure("resume", args)
 
@@ -81,6 +86,8 @@ def main() -> None:
                 if time.monotonic() > deadline:
                     raise SystemExit(f"run {cp.run_id} did not complete")
                 time.sleep(0.002)
+        if args.baseline:
+            baseline = _baseline(args.decisions)
     finally:
         cluster.stop()
     broker = "redis" if args.redis else f"orm (poll {args.poll})"
@@ -90,6 +97,28 @@ def main() -> None:
         f"resume latency, {connection.vendor}, {broker} broker: {percentiles(latencies)}; "
         f"all {len(checkpoints)} runs completed"
     )
+    if args.baseline:
+        print(f"baseline, a no-op task, enqueue -> its first line: {percentiles(baseline)}")
+
+
+def _baseline(n: int) -> list[float]:
+    from django_q.models import Task
+    from django_q.tasks import async_task
+
+    out = []
+    for _ in range(n):
+        sent = time.time()
+        task_id = async_task("bench.agents.stamp")
+        deadline = time.monotonic() + 10
+        while True:
+            row = Task.objects.filter(id=task_id).values_list("result", flat=True).first()
+            if row is not None:
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit("the baseline task did not run")
+            time.sleep(0.002)
+        out.append((row - sent) * 1000)
+    return out
 
 
 if __name__ == "__main__":

@@ -169,6 +169,7 @@ class Execution:
             **(run.state or {}),
         }
         self.agent: HostedAgent | None = None
+        self.turns = 0
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -185,8 +186,8 @@ class Execution:
                 continue
             if self.state["step"] >= self.agent.max_steps:
                 return self.fail(f"stopped after {self.agent.max_steps} planner turns")
-            if time.monotonic() - self.started > settings.HITL_RUN_SLICE_SECONDS:
-                return self._yield_slice()
+            if self.turns and time.monotonic() - self.started > settings.HITL_RUN_SLICE_SECONDS:
+                return self._yield_slice()  # at least one turn per slice, so it progresses
             try:
                 with heartbeat(self.run.pk, self.owner):
                     plan = planner.plan(self._view())
@@ -195,6 +196,7 @@ class Execution:
             if plan.final is not None or not plan.calls:
                 return self._complete(plan.final or "")
             self._start_turn(plan)
+            self.turns += 1
 
     def _view(self) -> PlanView:
         return PlanView(
@@ -630,7 +632,8 @@ class Execution:
         """Long runs give the worker back between turns and continue in a new task."""
         with transaction.atomic():
             self._release(state=True)
-            run_request_execute(self.run.pk, reason="time slice")
+            # Not a failure: the next slice does not count towards dead-lettering.
+            run_request_execute(self.run.pk, reason="time slice", count_attempt=False)
         return "continued"
 
     # --- persistence ----------------------------------------------------------------------

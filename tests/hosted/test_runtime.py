@@ -281,3 +281,20 @@ def test_it_remembers_rejections_by_fingerprint(ledger_agent, start, inline, rev
     inline(checkpoint_decide, run.checkpoints.get().pk, reviewer, "reject", comment="no")
     run.refresh_from_db()
     assert call_sha256("transfer", TRANSFER["args"]) in run.state["rejected"]
+
+
+def test_it_gives_the_worker_back_between_turns_of_a_long_run(
+    ledger_agent, start, inline, broker, settings, sandbox
+):
+    settings.HITL_RUN_SLICE_SECONDS = 0
+    note = {"tool": "note", "args": {"text": "a"}}
+    run = start(ledger_agent([[note], [{"tool": "note", "args": {"text": "b"}}]]))
+
+    assert inline(execute_run, run.pk) == "continued"  # one turn, then a new task
+    run.refresh_from_db()
+    assert run.status == Run.Status.RUNNING and run.lease_owner == ""
+    assert run.resume_attempts == 0  # yielding is not a failed attempt
+    assert broker.calls("agents.tasks.execute_run") == [(str(run.pk),), (str(run.pk),)]
+    assert execute_run(run.pk) == "continued"
+    assert execute_run(run.pk) == "completed"
+    assert len(ledger_lines(sandbox / "ledger.txt")) == 2
