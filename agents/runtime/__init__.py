@@ -8,7 +8,8 @@ Interface used by the API, the admin and `startrun` (kept stable):
     continue_run(run_id)  # agents.tasks.resume_run, after the resume transition was won
 
 Modules: tools (the @tool decorator, schemas), rules (approval by argument), sandbox (file
-roots), planners (scripted, LLM), agent (HostedAgent base), loop (the execution loop).
+roots), planners (scripted, LLM), agent (HostedAgent base), loop (the execution loop), lease
+(one executor per run), report (the final report).
 """
 
 from __future__ import annotations

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -33,13 +32,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
-from django.db.models import Q
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from agents.models import Run, RunEvent, RunStep
 from agents.runtime.agent import AgentNotRunnable, HostedAgent, ask_human, load_agent
+from agents.runtime.lease import LeaseLost, acquire_lease, expiry, heartbeat
 from agents.runtime.planners import Plan, PlannerError, PlanView
+from agents.runtime.report import build_report
 from agents.runtime.rules import requirement
 from agents.runtime.tools import Preview, StaleAction, Tool, ToolContext, ToolError, call_sha256
 from agents.transitions import run_complete, run_fail, run_request_execute, run_wait
@@ -55,54 +55,6 @@ MAX_STEP_ATTEMPTS = 3  # interrupted executions of one effect before it is marke
 RESULT_LIMIT = 20_000  # characters of a tool result kept in the transcript
 
 CP = Checkpoint.Status
-
-
-class LeaseLost(Exception):
-    """Another executor took over (our lease lapsed) or the run left `running`."""
-
-
-def _lease_seconds() -> int:
-    return settings.HITL_RUN_LEASE
-
-
-def _expiry():
-    return timezone.now() + timezone.timedelta(seconds=_lease_seconds())
-
-
-def acquire_lease(run_id, owner: str) -> bool:
-    now = timezone.now()
-    return bool(
-        Run.objects.filter(pk=run_id, status=Run.Status.RUNNING)
-        .filter(Q(lease_owner="") | Q(lease_expires_at__lt=now))
-        .update(lease_owner=owner, lease_expires_at=_expiry())
-    )
-
-
-@contextmanager
-def heartbeat(run_id, owner: str):
-    """Renew the lease from a side thread while slow work (a tool, an LLM call) runs, so the
-    lease lapses only when the process is gone."""
-    stop = threading.Event()
-
-    def beat() -> None:
-        try:
-            while not stop.wait(_lease_seconds() / 3):
-                if not Run.objects.filter(pk=run_id, lease_owner=owner).update(
-                    lease_expires_at=_expiry()
-                ):
-                    return
-        except Exception:
-            log.exception("lease heartbeat for run %s failed", run_id)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=beat, name=f"lease-{run_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _jsonable(value: Any) -> Any:
@@ -591,24 +543,7 @@ class Execution:
         self._save()
 
     def report(self, summary: str) -> dict:
-        done, not_done, answers = [], [], []
-        for entry in self.state["log"]:
-            item = {"tool": entry["tool"], "args": entry["args"], "checkpoint": entry["checkpoint"]}
-            if entry["outcome"] == "executed":
-                done.append(
-                    {**item, "result": entry["result"], "approved_by": entry["approved_by"]}
-                )
-            elif entry["outcome"] == "answered":
-                answers.append({**item, "answer": (entry["result"] or {}).get("answer")})
-            else:
-                not_done.append({**item, "outcome": entry["outcome"], "why": entry["reason"]})
-        return {
-            "summary": summary,
-            "done": done,
-            "not_done": not_done,
-            "answers": answers,
-            "steps": self.state["step"],
-        }
+        return build_report(self.state, summary)
 
     def _complete(self, summary: str) -> str:
         with transaction.atomic():
@@ -641,7 +576,7 @@ class Execution:
     def _save(self) -> None:
         updated = Run.objects.filter(
             pk=self.run.pk, lease_owner=self.owner, status=Run.Status.RUNNING
-        ).update(state=_jsonable(self.state), lease_expires_at=_expiry(), updated_at=timezone.now())
+        ).update(state=_jsonable(self.state), lease_expires_at=expiry(), updated_at=timezone.now())
         if not updated:
             raise LeaseLost()
 
