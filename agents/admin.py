@@ -1,8 +1,22 @@
-from django.contrib import admin
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 
 from agents import webhooks
-from agents.models import Agent, AgentKey, Run, WebhookDelivery
+from agents.models import Agent, AgentKey, DeadLetter, Run, RunEvent, RunStep, WebhookDelivery
+from agents.runtime import InvalidRunInput, start_hosted_run
+from agents.runtime.agent import AgentNotRunnable, load_agent
+from agents.runtime.rules import requirement
+from agents.transitions import run_cancel
 from approvals.audit import Actor
+from approvals.exceptions import Conflict
 
 
 class AgentKeyInline(admin.TabularInline):
@@ -16,15 +30,162 @@ class AgentKeyInline(admin.TabularInline):
         return False  # keys are minted with `createagent` (shown once), never typed in
 
 
+class StartRunForm(forms.Form):
+    task = forms.CharField(widget=forms.Textarea(attrs={"rows": 2, "cols": 80}))
+    input = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 10, "cols": 80, "class": "vLargeTextField"}),
+        help_text="A JSON object. Paths are resolved inside the sandbox roots.",
+    )
+
+    def clean_input(self):
+        raw = self.cleaned_data["input"].strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError('Must be a JSON object, e.g. {"path": "logs"}')
+        return value
+
+
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "kind", "owner", "active", "callback_url", "created_at"]
+    list_display = [
+        "slug",
+        "name",
+        "kind",
+        "owner",
+        "active",
+        "callback_url",
+        "start_link",
+        "created_at",
+    ]
     list_filter = ["kind", "active"]
     list_select_related = ["owner"]
     search_fields = ["slug", "name"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [AgentKeyInline]
     exclude = ["webhook_secret"]
+
+    @admin.display(description="run")
+    def start_link(self, obj: Agent) -> str:
+        if obj.kind != Agent.Kind.HOSTED or not obj.active:
+            return ""
+        url = reverse("admin:agents_agent_start_run", args=[obj.pk])
+        return format_html('<a class="button" href="{}">Start run</a>', url)
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:agent_id>/start-run/",
+                self.admin_site.admin_view(self.start_run_view),
+                name="agents_agent_start_run",
+            ),
+            *super().get_urls(),
+        ]
+
+    def start_run_view(self, request: HttpRequest, agent_id: int):
+        agent = get_object_or_404(Agent, pk=agent_id)
+        # Starting a run makes the portal act; it takes the same permission as adding a run.
+        if not request.user.has_perm("agents.add_run"):
+            raise PermissionDenied
+        hosted, problem = None, ""
+        try:
+            hosted = load_agent(agent)
+        except AgentNotRunnable as exc:
+            problem = str(exc)
+        if request.method == "POST" and hosted is not None:
+            form = StartRunForm(request.POST)
+            if form.is_valid():
+                try:
+                    run = start_hosted_run(
+                        agent=agent,
+                        task=form.cleaned_data["task"],
+                        input=form.cleaned_data["input"],
+                        created_by=request.user,
+                        actor=Actor.for_user(request.user),
+                    )
+                except InvalidRunInput as exc:
+                    for field, message in exc.errors.items():
+                        form.add_error(field if field in form.fields else None, message)
+                else:
+                    messages.success(
+                        request,
+                        f"Run {run.pk} started. It pauses for review when it needs approval; "
+                        "you cannot approve your own run.",
+                    )
+                    return HttpResponseRedirect(reverse("admin:agents_run_change", args=[run.pk]))
+        else:
+            initial = {}
+            if hosted is not None:
+                initial = {
+                    "task": hosted.default_task,
+                    "input": json.dumps(
+                        {**hosted.default_input, **hosted.config.get("default_input", {})},
+                        indent=2,
+                    ),
+                }
+            form = StartRunForm(initial=initial)
+        tools = []
+        if hosted is not None:
+            for t in hosted.tools:
+                need = requirement(t, {}, [])
+                tools.append(
+                    {
+                        "name": t.name,
+                        "description": t.description,
+                        "approval": need.needed,
+                        "risk": t.risk,
+                    }
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Start a run of {agent.name}",
+            "agent": agent,
+            "hosted": hosted,
+            "problem": problem,
+            "form": form,
+            "tools": tools,
+            "rules": [r.tool for r in hosted.all_rules()] if hosted else [],
+        }
+        return TemplateResponse(request, "admin/agents/agent/start_run.html", context)
+
+
+class RunStepInline(admin.TabularInline):
+    model = RunStep
+    fields = [
+        "key",
+        "tool",
+        "status",
+        "attempts",
+        "checkpoint",
+        "started_at",
+        "finished_at",
+        "error",
+    ]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name = "executed step"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class RunEventInline(admin.TabularInline):
+    model = RunEvent
+    fields = ["at", "kind", "message"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name = "timeline entry"
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Run)
@@ -42,22 +203,89 @@ class RunAdmin(admin.ModelAdmin):
     list_select_related = ["agent", "created_by"]
     search_fields = ["task", "external_id"]
     readonly_fields = [
+        "agent",
+        "task",
+        "input",
         "status",
-        "state",
-        "result",
+        "report",
         "error",
+        "checkpoints_link",
+        "created_by",
         "resume_requested_at",
         "resume_attempts",
+        "lease_owner",
+        "lease_expires_at",
         "version",
         "created_at",
         "finished_at",
+        "state",
     ]
+    exclude = ["result", "external_id", "metadata"]
+    inlines = [RunStepInline, RunEventInline]
+    actions = ["cancel_runs"]
 
     @admin.display(description="task")
     def task_short(self, obj: Run) -> str:
         return obj.task[:80]
 
+    @admin.display(description="final report")
+    def report(self, obj: Run) -> str:
+        if obj.result is None:
+            return "-"
+        return format_html(
+            "<pre style='white-space:pre-wrap'>{}</pre>",
+            json.dumps(obj.result, indent=2, default=str),
+        )
+
+    @admin.display(description="checkpoints")
+    def checkpoints_link(self, obj: Run) -> str:
+        # The checkpoint admin applies the reviewer's role filter itself.
+        url = reverse("admin:approvals_checkpoint_changelist") + f"?run__id__exact={obj.pk}"
+        return format_html('<a href="{}">{} checkpoint(s)</a>', url, obj.checkpoints.count())
+
     def has_add_permission(self, request):
+        return False
+
+    @admin.action(
+        description="Cancel selected runs (pending checkpoints are cancelled)",
+        permissions=["change"],
+    )
+    def cancel_runs(self, request, queryset):
+        done = 0
+        for run in queryset.filter(status__in=[Run.Status.RUNNING, Run.Status.WAITING]):
+            try:
+                run_cancel(
+                    run.pk,
+                    Actor.for_user(request.user),
+                    reason=f"cancelled by {request.user.get_username()} in the admin",
+                )
+                done += 1
+            except Conflict:
+                pass
+        self.message_user(request, f"Cancelled {done} run(s).")
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(admin.ModelAdmin):
+    """Work the reconcile sweep gave up on; each entry's run was failed with the reason."""
+
+    list_display = ["created_at", "kind", "run_link", "attempts", "reason"]
+    list_filter = ["kind"]
+    list_select_related = ["run__agent"]
+    readonly_fields = ["kind", "run", "target", "attempts", "reason", "created_at"]
+    search_fields = ["reason", "target"]
+
+    @admin.display(description="run")
+    def run_link(self, obj: DeadLetter) -> str:
+        if obj.run_id is None:
+            return obj.target
+        url = reverse("admin:agents_run_change", args=[obj.run_id])
+        return format_html('<a href="{}">{} ({})</a>', url, obj.run_id, obj.run.agent.slug)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
 

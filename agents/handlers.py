@@ -1,23 +1,30 @@
 """Receivers of approvals' signals: the agent side's reaction to a resolved checkpoint.
 
-All of it happens inside the resolving transaction, so it commits (or rolls back) with the
-decision: the resume request, the webhook outbox row, and the long-poll NOTIFY."""
+All run inside the resolving transaction: they write outbox rows and register on-commit
+follow-ups; nothing slow happens inline.
+"""
 
 from __future__ import annotations
 
 from django.dispatch import receiver
 
 from agents.api.waiters import notify_resolved
-from agents.transitions import run_request_resume
+from agents.transitions import run_request_resume, run_request_resume_many
 from agents.webhooks import record_for_checkpoint
 from approvals.models import Checkpoint
-from approvals.signals import checkpoint_resolved
+from approvals.signals import checkpoint_resolved, checkpoints_resolved
 
 
 @receiver(checkpoint_resolved, dispatch_uid="agents.resume_on_resolved")
-def resume_on_resolved(sender, checkpoint: Checkpoint, **kwargs) -> None:
-    # Inside the resolving transaction: record the follow-up, enqueue it on commit.
+def resume_on_resolved(sender, checkpoint: Checkpoint, batch: bool = False, **kwargs) -> None:
+    if batch:
+        return  # handled in bulk by resume_on_resolved_batch
     run_request_resume(checkpoint.run_id, reason=f"checkpoint {checkpoint.pk} {checkpoint.status}")
+
+
+@receiver(checkpoints_resolved, dispatch_uid="agents.resume_on_resolved_batch")
+def resume_on_resolved_batch(sender, checkpoints: list[Checkpoint], **kwargs) -> None:
+    run_request_resume_many({cp.run_id for cp in checkpoints}, reason="checkpoints resolved")
 
 
 @receiver(checkpoint_resolved, dispatch_uid="agents.webhook_on_resolved")

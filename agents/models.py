@@ -94,6 +94,10 @@ class Run(models.Model):
     # re-enqueues lost ones and dead-letters after too many attempts).
     resume_requested_at = models.DateTimeField(null=True, blank=True)
     resume_attempts = models.PositiveIntegerField(default=0)
+    # Hosted runs: the executor's lease (fencing token + expiry). Only the holder may save the
+    # run's state; an expired lease tells the reconcile sweep that the executor died.
+    lease_owner = models.CharField(max_length=64, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
     version = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -219,3 +223,76 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.key}"
+
+
+class RunStep(models.Model):
+    """One tool call of a hosted run, recorded before and after its effect.
+
+    `key` is stable across redeliveries (the call's position in the run), so a resume that is
+    delivered twice or recovers from a crash finds the step and never repeats a finished
+    effect; a step left `started` was interrupted mid-effect and is finished by the tool's own
+    idempotency check (it gets the same idempotency key again).
+    """
+
+    class Status(models.TextChoices):
+        STARTED = "started", "Started"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    key = models.CharField(max_length=100)
+    tool = models.CharField(max_length=100)
+    args = models.JSONField(default=dict)
+    args_sha256 = models.CharField(max_length=64)
+    checkpoint = models.ForeignKey(
+        "approvals.Checkpoint",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="run_steps",
+        help_text="The approval this effect executed under, if it needed one.",
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.STARTED)
+    attempts = models.PositiveSmallIntegerField(default=1)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["started_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "key"], name="runstep_unique_run_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} {self.key} {self.tool} {self.status}"
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.run_id}:{self.key}"
+
+
+class DeadLetter(models.Model):
+    """Work the reconcile sweep gave up on after too many attempts. Shown in the admin so an
+    operator sees it; the run itself is failed with the same reason."""
+
+    class Kind(models.TextChoices):
+        RESUME = "resume", "Resume after a decision"
+        EXECUTE = "execute", "Hosted run execution"
+        WEBHOOK = "webhook", "Webhook delivery"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    run = models.ForeignKey(
+        Run, null=True, blank=True, on_delete=models.CASCADE, related_name="dead_letters"
+    )
+    target = models.CharField(max_length=200, blank=True, help_text="What the work was about.")
+    attempts = models.PositiveIntegerField(default=0)
+    reason = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.target or self.run_id}"

@@ -1,8 +1,16 @@
 """The reconcile sweep: the level-triggered safety net behind the on-commit fast path.
 
-It looks only at rows. Any decided work whose follow-up never ran (a crash between commit and
-enqueue, a killed worker, a Redis broker that dropped the task) is enqueued again; every
-follow-up is idempotent, so running this at any time, on any number of clusters, is safe.
+It looks only at rows. Work whose follow-up never ran is enqueued again:
+- a waiting run whose checkpoints are all decided but which was never resumed (a crash
+  between commit and enqueue, a killed worker, a Redis broker that dropped the task);
+- a running hosted run whose executor is gone (its lease lapsed, or it never started).
+Every follow-up is idempotent (one resumer wins; the executor holds a lease; effects are
+recorded in RunStep), so running this at any time, on any number of clusters, is safe.
+
+Attempts are counted on the run and re-enqueues back off exponentially (grace, 2xgrace,
+4xgrace, ...), so a busy cluster is not mistaken for a dead one; after
+`HITL_MAX_RESUME_ATTEMPTS` the run is dead-lettered: failed with the reason, and a
+`DeadLetter` row shows it in the admin.
 """
 
 from __future__ import annotations
@@ -11,24 +19,43 @@ import datetime as dt
 import logging
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from agents import webhooks
-from agents.models import Run
-from agents.transitions import max_resume_attempts, run_fail, run_request_resume
+from agents.models import Agent, DeadLetter, Run
+from agents.transitions import (
+    max_resume_attempts,
+    run_fail,
+    run_request_execute,
+    run_request_resume,
+)
 from approvals.audit import Actor
 from approvals.exceptions import Conflict
 from approvals.models import Checkpoint
 
 log = logging.getLogger(__name__)
+BATCH = 1000
+
+
+def _grace() -> dt.timedelta:
+    return dt.timedelta(seconds=settings.HITL_RECONCILE_GRACE)
+
+
+def _due(run: Run, now: dt.datetime) -> bool:
+    """Backoff: the n-th re-enqueue waits grace x 2^(n-1) after the previous request."""
+    if run.resume_requested_at is None:
+        return True
+    wait = _grace() * (2 ** max(run.resume_attempts - 1, 0))
+    return run.resume_requested_at <= now - wait
 
 
 def stuck_waiting_runs(now: dt.datetime | None = None):
     """Waiting runs with nothing pending, at least one resolved checkpoint, and no resume
     requested within the grace period."""
     now = now or timezone.now()
-    cutoff = now - dt.timedelta(seconds=settings.HITL_RECONCILE_GRACE)
+    cutoff = now - _grace()
     return (
         Run.objects.filter(status=Run.Status.WAITING)
         .filter(Q(resume_requested_at__isnull=True) | Q(resume_requested_at__lte=cutoff))
@@ -38,23 +65,63 @@ def stuck_waiting_runs(now: dt.datetime | None = None):
     )
 
 
+def orphaned_running_runs(now: dt.datetime | None = None):
+    """Running hosted runs nobody executes: the lease lapsed (the executor died), or no
+    executor ever took it and the last request is older than the grace period."""
+    now = now or timezone.now()
+    cutoff = now - _grace()
+    never_started = Q(lease_owner="") & (
+        Q(resume_requested_at__lte=cutoff)
+        | Q(resume_requested_at__isnull=True, updated_at__lte=cutoff)
+    )
+    lapsed = ~Q(lease_owner="") & Q(lease_expires_at__lt=now)
+    return Run.objects.filter(status=Run.Status.RUNNING, agent__kind=Agent.Kind.HOSTED).filter(
+        never_started | lapsed
+    )
+
+
+def dead_letter(run: Run, kind: str, reason: str) -> bool:
+    with transaction.atomic():
+        try:
+            run_fail(run.pk, Actor.system("reconcile-sweep"), error=f"dead-lettered: {reason}")
+        except Conflict:
+            return False  # it moved on by itself meanwhile
+        DeadLetter.objects.create(
+            kind=kind,
+            run=run,
+            target=f"run {run.pk}",
+            attempts=run.resume_attempts,
+            reason=reason,
+        )
+    log.error("dead-lettered %s of run %s: %s", kind, run.pk, reason)
+    return True
+
+
 def reconcile(now: dt.datetime | None = None) -> dict[str, int]:
-    counts = {"resumes_enqueued": 0, "dead_lettered": 0, "webhooks_enqueued": 0}
-    for run in stuck_waiting_runs(now).only("id", "resume_attempts")[:1000]:
-        if run.resume_attempts >= max_resume_attempts():
-            try:
-                run_fail(
-                    run.pk,
-                    Actor.system("reconcile-sweep"),
-                    error=f"dead-lettered: resume did not complete after "
-                    f"{run.resume_attempts} attempts",
-                )
-                counts["dead_lettered"] += 1
-            except Conflict:
-                pass
+    now = now or timezone.now()
+    counts = {
+        "resumes_enqueued": 0,
+        "executions_enqueued": 0,
+        "dead_lettered": 0,
+        "webhooks_enqueued": 0,
+    }
+    fields = ("id", "resume_attempts", "resume_requested_at")
+    for run in stuck_waiting_runs(now).only(*fields)[:BATCH]:
+        if not _due(run, now):
             continue
-        if run_request_resume(run.pk, reason="reconcile"):
+        if run.resume_attempts >= max_resume_attempts():
+            reason = f"resume did not complete after {run.resume_attempts} attempts"
+            counts["dead_lettered"] += dead_letter(run, DeadLetter.Kind.RESUME, reason)
+        elif run_request_resume(run.pk, reason="reconcile"):
             counts["resumes_enqueued"] += 1
+    for run in orphaned_running_runs(now).only(*fields)[:BATCH]:
+        if not _due(run, now):
+            continue
+        if run.resume_attempts >= max_resume_attempts():
+            reason = f"execution did not complete after {run.resume_attempts} attempts"
+            counts["dead_lettered"] += dead_letter(run, DeadLetter.Kind.EXECUTE, reason)
+        elif run_request_execute(run.pk, reason="reconcile"):
+            counts["executions_enqueued"] += 1
     # Webhooks: retries that came due, and sends whose task a worker or the broker lost.
     counts["webhooks_enqueued"] = webhooks.enqueue_due(now)
     if any(counts.values()):

@@ -17,6 +17,7 @@ def resume_run(run_id: str) -> str:
     try:
         run = run_resume(run_id, Actor.system("resume-task"))
     except Conflict as exc:
+        # Another resumer won, or the run still waits for someone: nothing to do twice.
         log.info("resume of run %s skipped: %s", run_id, exc)
         return f"skipped: {exc}"
     except Run.DoesNotExist:
@@ -24,15 +25,14 @@ def resume_run(run_id: str) -> str:
     if run.agent.kind == Agent.Kind.HOSTED:
         from agents.runtime import continue_run
 
-        continue_run(run.pk)
+        return f"resumed: {continue_run(run.pk)}"
     return "resumed"
 
 
 def execute_run(run_id: str) -> str:
     from agents.runtime import execute_run as _execute
 
-    _execute(run_id)
-    return "done"
+    return _execute(run_id)
 
 
 def deliver_webhook(delivery_id: str) -> str:

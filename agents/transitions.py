@@ -8,6 +8,7 @@ running|waiting ──cancel────▶ cancelled   (pending checkpoints are
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +26,7 @@ from hitlportal.queue import enqueue
 
 Status = Run.Status
 RESUME_TASK = "agents.tasks.resume_run"
+EXECUTE_TASK = "agents.tasks.execute_run"
 
 
 def _move(run_id, allowed: tuple[str, ...], new: str, **fields: Any) -> Run:
@@ -72,7 +74,16 @@ def run_wait(run_id, actor: Actor, *, checkpoint_id=None) -> Run:
     """running → waiting. A run already waiting (parallel checkpoints) stays waiting."""
     with transaction.atomic():
         try:
-            run = _move(run_id, (Status.RUNNING,), Status.WAITING)
+            # Reaching a new wait is progress: the follow-up attempt count starts over.
+            run = _move(
+                run_id,
+                (Status.RUNNING,),
+                Status.WAITING,
+                resume_attempts=0,
+                resume_requested_at=None,
+                lease_owner="",
+                lease_expires_at=None,
+            )
         except Conflict as exc:
             if exc.status == Status.WAITING:
                 return Run.objects.get(pk=run_id)
@@ -103,6 +114,46 @@ def run_request_resume(run_id, *, reason: str) -> bool:
     return True
 
 
+def run_request_resume_many(run_ids, *, reason: str) -> int:
+    """`run_request_resume` for many runs at once (the expiry sweep): three queries instead of
+    two per run. Returns how many resumes were scheduled."""
+    ids = list(run_ids)
+    if not ids:
+        return 0
+    with transaction.atomic():
+        blocked = set(
+            Checkpoint.objects.filter(run_id__in=ids, status=Checkpoint.Status.PENDING).values_list(
+                "run_id", flat=True
+            )
+        )
+        ready = list(
+            Run.objects.filter(
+                pk__in=[i for i in ids if i not in blocked], status=Status.WAITING
+            ).values_list("pk", flat=True)
+        )
+        Run.objects.filter(pk__in=ready).update(
+            resume_requested_at=timezone.now(), resume_attempts=F("resume_attempts") + 1
+        )
+        for pk in ready:
+            transaction.on_commit(partial(enqueue, RESUME_TASK, str(pk), reason=reason))
+    return len(ready)
+
+
+def run_request_execute(run_id, *, reason: str, count_attempt: bool = True) -> bool:
+    """Schedule (again) the execution of a running hosted run whose executor is gone: never
+    started (enqueue lost), crashed, or yielded its time slice. Counts attempts on the row so
+    the reconcile sweep can dead-letter a run that keeps dying."""
+    with transaction.atomic():
+        attempts = F("resume_attempts") + 1 if count_attempt else F("resume_attempts")
+        updated = Run.objects.filter(pk=run_id, status=Status.RUNNING).update(
+            resume_requested_at=timezone.now(), resume_attempts=attempts
+        )
+        if not updated:
+            return False
+        transaction.on_commit(lambda: enqueue(EXECUTE_TASK, str(run_id), reason=reason))
+    return True
+
+
 def run_resume(run_id, actor: Actor) -> Run:
     """waiting → running. Of any number of concurrent resumers exactly one wins; the others
     get Conflict and must do nothing."""
@@ -128,7 +179,13 @@ def run_resume(run_id, actor: Actor) -> Run:
 def _finish(run_id, new: str, actor: Actor, verb: str, **fields: Any) -> Run:
     with transaction.atomic():
         run = _move(
-            run_id, (Status.RUNNING, Status.WAITING), new, finished_at=timezone.now(), **fields
+            run_id,
+            (Status.RUNNING, Status.WAITING),
+            new,
+            finished_at=timezone.now(),
+            lease_owner="",
+            lease_expires_at=None,
+            **fields,
         )
         for cp_id in Checkpoint.objects.filter(
             run_id=run_id, status=Checkpoint.Status.PENDING

@@ -1,37 +1,59 @@
-"""The expiry sweep: every overdue pending checkpoint is expired or escalated through
-`checkpoint_expire`, which loses cleanly to a decision committed at the same moment."""
+"""The expiry sweep: every overdue pending checkpoint is expired (auto-rejected with a logged
+reason) or escalated once to its policy's escalation role with a new deadline.
+
+Batches go through `checkpoint_expire_batch` (one transaction, one UPDATE, one bulk audit
+append per batch); a batch that meets a surprise falls back to `checkpoint_expire` row by
+row, which loses cleanly to a decision committed at the same moment. Either way each
+checkpoint gets exactly one outcome, so any number of clusters may run this at once.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 
+from django.db import OperationalError
 from django.utils import timezone
 
 from approvals.exceptions import Conflict
 from approvals.models import Checkpoint
-from approvals.transitions import checkpoint_expire
+from approvals.transitions import checkpoint_expire, checkpoint_expire_batch
+from hitlportal.queue import batched
 
 log = logging.getLogger(__name__)
+
+
+def _one_by_one(now: dt.datetime, batch: int, counts: dict[str, int]) -> int:
+    ids = list(
+        Checkpoint.objects.filter(status=Checkpoint.Status.PENDING, deadline__lte=now)
+        .order_by("deadline")
+        .values_list("id", flat=True)[:batch]
+    )
+    for pk in ids:
+        try:
+            counts[checkpoint_expire(pk, now=now)] += 1
+        except (Conflict, Checkpoint.DoesNotExist):
+            counts["lost_to_decision"] += 1
+    return len(ids)
 
 
 def expire_overdue(now: dt.datetime | None = None, batch: int = 500) -> dict[str, int]:
     now = now or timezone.now()
     counts = {"expired": 0, "escalated": 0, "lost_to_decision": 0}
-    # Every id handled leaves the overdue set (expired, escalated to a later deadline, or
+    # Every handled row leaves the overdue set (expired, escalated to a later deadline, or
     # decided by someone else), so this terminates; the round cap is a belt on top.
     for _round in range(10_000):
-        ids = list(
-            Checkpoint.objects.filter(status=Checkpoint.Status.PENDING, deadline__lte=now)
-            .order_by("deadline")
-            .values_list("id", flat=True)[:batch]
-        )
-        for pk in ids:
-            try:
-                counts[checkpoint_expire(pk, now=now)] += 1
-            except (Conflict, Checkpoint.DoesNotExist):
-                counts["lost_to_decision"] += 1
-        if len(ids) < batch:
+        try:
+            # The batch's follow-ups (resumes, webhooks) are enqueued together after commit.
+            with batched():
+                done = checkpoint_expire_batch(now=now, limit=batch)
+            handled = done["expired"] + done["escalated"]
+            counts["expired"] += done["expired"]
+            counts["escalated"] += done["escalated"]
+        except (Conflict, OperationalError) as exc:
+            log.warning("expiry batch fell back to one by one: %s", exc)
+            handled = _one_by_one(now, batch, counts)
+        if handled < batch:
             break
     if any(counts.values()):
         log.info("expiry sweep: %s", counts)

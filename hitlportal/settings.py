@@ -199,6 +199,7 @@ if _db["ENGINE"] == "django.db.backends.postgresql" and env_bool("DB_POOL", Fals
 
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+FORMS_URLFIELD_ASSUME_HTTPS = True  # the Django 6 default, opted into now
 IS_POSTGRES = _db["ENGINE"] == "django.db.backends.postgresql"
 
 # --- Cache, broker ----------------------------------------------------------------------------
@@ -429,6 +430,20 @@ HITL_ARTIFACT_RENDER_LIMIT = env_int("HITL_ARTIFACT_RENDER_LIMIT", 256 * 1024, m
 HITL_RECONCILE_GRACE = env_int("HITL_RECONCILE_GRACE", 60, minimum=0)
 HITL_MAX_RESUME_ATTEMPTS = env_int("HITL_MAX_RESUME_ATTEMPTS", 5, minimum=1)
 HITL_SWEEP_INTERVAL_MINUTES = env_int("HITL_SWEEP_INTERVAL_MINUTES", 1, minimum=1)
+# Hosted runs: an executor's lease is renewed while it works; when it lapses (the worker died)
+# the reconcile sweep re-enqueues the run. Work that fails this many times is dead-lettered.
+HITL_RUN_LEASE = env_int("HITL_RUN_LEASE", 30, minimum=2)
+HITL_RUN_SLICE_SECONDS = env_int("HITL_RUN_SLICE_SECONDS", 60, minimum=1)
+HITL_MAX_RESUME_ATTEMPTS = env_int("HITL_MAX_RESUME_ATTEMPTS", 5, minimum=1)
+# Housekeeping: finished django-q2 task rows older than this are purged.
+HITL_TASK_RETENTION_HOURS = env_int("HITL_TASK_RETENTION_HOURS", 72, minimum=1)
+# The LLM planner (any OpenAI-compatible chat-completions endpoint); unset = scripted only.
+HITL_LLM_BASE_URL = env_str("HITL_LLM_BASE_URL", "").rstrip("/")
+HITL_LLM_MODEL = env_str("HITL_LLM_MODEL", "")
+HITL_LLM_API_KEY = env_str("HITL_LLM_API_KEY", "")
+HITL_LLM_TIMEOUT = env_float("HITL_LLM_TIMEOUT", 60.0)
+if HITL_LLM_BASE_URL and urlparse(HITL_LLM_BASE_URL).scheme not in ("http", "https"):
+    raise ImproperlyConfigured(f"HITL_LLM_BASE_URL={HITL_LLM_BASE_URL!r} must be an http(s) URL")
 HITL_SANDBOX_ROOTS = [
     str(Path(p).resolve())
     for p in env_list("HITL_SANDBOX_ROOTS", [str(VAR_DIR / "sandbox")], sep=":")

@@ -50,7 +50,8 @@ def test_seed_demo_is_idempotent_and_prints_a_working_key():
     second = run("seed_demo")
     assert table_counts() == counts  # running twice changes nothing
     assert first == second
-    key = first.strip().splitlines()[-1].strip()
+    lines = first.splitlines()
+    key = lines[lines.index("Demo agent 'demo-agent' API key:") + 1].strip()
     found = agent_key_authenticate(key)
     assert found is not None and found.agent.slug == "demo-agent"
     User = get_user_model()

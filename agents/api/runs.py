@@ -24,6 +24,7 @@ from agents.api.serializers import (
     status_filter,
 )
 from agents.models import Agent, Run, RunEvent
+from agents.runtime.agent import InvalidRunInput
 from agents.transitions import run_complete, run_fail, run_start
 from approvals.audit import Actor
 from approvals.exceptions import Conflict
@@ -121,8 +122,8 @@ def _start_hosted(user, v: dict) -> Run:
             created_by=user,
             actor=Actor.for_user(user),
         )
-    except ValueError as exc:
-        raise serializers.ValidationError({"agent": [str(exc)]}) from None
+    except InvalidRunInput as exc:
+        raise serializers.ValidationError({k: [v] for k, v in exc.errors.items()}) from None
 
 
 class RunDetailView(generics.GenericAPIView):

@@ -124,27 +124,37 @@ def test_it_hides_other_agents_runs(api, other_api, run_id):
     assert Run.objects.get(pk=run_id).status == "running"
 
 
-def test_it_starts_a_hosted_run_with_a_user_token(monkeypatch):
-    from agents import runtime
-
-    hosted = AgentFactory(slug="janitor", kind=Agent.Kind.HOSTED, runtime="x.Y")
+def test_it_starts_a_hosted_run_with_a_user_token(tmp_path, settings):
+    settings.HITL_SANDBOX_ROOTS = [str(tmp_path.resolve())]
+    hosted = AgentFactory(
+        slug="janitor", kind=Agent.Kind.HOSTED, runtime="agents.builtin.log_janitor.LogJanitor"
+    )
     user = UserFactory(username="ursula")
     user.user_permissions.add(Permission.objects.get(codename="add_run"))
     api = Api(user_token_create(user))
-    calls = []
-    real = runtime.start_hosted_run
-
-    def spy(**kwargs):
-        calls.append(kwargs)
-        return real(**kwargs)
-
-    monkeypatch.setattr(runtime, "start_hosted_run", spy)
-    response = api.post("runs/", {"agent": "janitor", "task": "tidy", "input": {"dir": "/tmp"}})
+    body = {"agent": "janitor", "task": "tidy", "input": {"path": str(tmp_path)}}
+    response = api.post("runs/", body)
     assert response.status_code == 201, response.content
     run = Run.objects.get(pk=response.json()["id"])
-    assert (run.agent, run.created_by, run.input) == (hosted, user, {"dir": "/tmp"})
-    assert calls[0]["actor"].label == "ursula" and calls[0]["created_by"] == user
+    assert (run.agent, run.created_by) == (hosted, user)
+    assert run.input["path"] == str(tmp_path)
+    started = AuditEvent.objects.get(verb="run.started", target_id=str(run.pk))
+    assert started.actor_type == "user" and started.actor_label == "ursula"
     assert api.get(f"runs/{run.id}/").status_code == 200
+
+
+def test_it_refuses_hosted_run_input_outside_the_sandbox(tmp_path, settings):
+    settings.HITL_SANDBOX_ROOTS = [str((tmp_path / "sandbox").resolve())]
+    AgentFactory(
+        slug="janitor", kind=Agent.Kind.HOSTED, runtime="agents.builtin.log_janitor.LogJanitor"
+    )
+    user = UserFactory(username="ursula")
+    user.user_permissions.add(Permission.objects.get(codename="add_run"))
+    api = Api(user_token_create(user))
+    response = api.post("runs/", {"agent": "janitor", "task": "tidy", "input": {"path": "/etc"}})
+    assert response.status_code == 400, response.content
+    assert "input" in response.json()["errors"] or "path" in response.json()["errors"]
+    assert not Run.objects.exists()
 
 
 def test_it_refuses_hosted_runs_without_permission_or_agent(reviewer_api):

@@ -95,6 +95,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--quiet", action="store_true")
+        parser.add_argument(
+            "--reset-sandbox",
+            action="store_true",
+            help="recreate the built-in agents' sandbox data under var/sandbox",
+        )
 
     @transaction.atomic
     def handle(self, *args, **opts):
@@ -143,6 +148,7 @@ class Command(BaseCommand):
             )
             audit.record(actor, "agent.key_created", agent, {"prefix": key.prefix})
         self._demo_checkpoints(agent, Actor.for_agent(agent))
+        made = self._hosted_agents(actor, reset=opts.get("reset_sandbox", False))
 
         if not opts["quiet"]:
             self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
@@ -151,6 +157,43 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {username:<9} {role}")
             self.stdout.write("Demo agent 'demo-agent' API key:")
             self.stdout.write(f"  {key.plaintext}")
+            root = settings.HITL_SANDBOX_ROOTS[0]
+            self.stdout.write(
+                f"Hosted agents log-janitor, code-patcher, sql-patcher work on {root}"
+                + (f" (created: {', '.join(made)})" if made else "")
+            )
+            self.stdout.write(
+                "  start one: admin -> Agents -> Start run, or "
+                "`manage.py startrun log-janitor --user admin`"
+            )
+
+    def _hosted_agents(self, actor: Actor, *, reset: bool) -> list[str]:
+        """The built-in agents, and sample data for them in the first sandbox root."""
+        from pathlib import Path
+
+        from agents.builtin import BUILTIN_AGENTS
+        from agents.builtin.demo import ensure_sandbox
+        from agents.runtime.agent import load_agent
+
+        made = ensure_sandbox(Path(settings.HITL_SANDBOX_ROOTS[0]), reset=reset)
+        for slug, runtime in BUILTIN_AGENTS.items():
+            agent, created = Agent.objects.get_or_create(
+                slug=slug,
+                defaults={
+                    "name": slug.replace("-", " ").capitalize(),
+                    "kind": Agent.Kind.HOSTED,
+                    "runtime": runtime,
+                },
+            )
+            if created:
+                hosted = load_agent(agent)
+                Agent.objects.filter(pk=agent.pk).update(
+                    name=hosted.name,
+                    description=hosted.description,
+                    config=dict(hosted.default_config),
+                )
+                audit.record(actor, "agent.created", agent, {"slug": slug, "kind": "hosted"})
+        return made
 
     def _grant_admin_permissions(self, groups: dict[str, Group]) -> None:
         # Reviewers and managers see checkpoints, decisions, artifacts, runs in the admin;
@@ -164,6 +207,9 @@ class Command(BaseCommand):
                 "view_agent",
                 "view_auditevent",
                 "view_policy",
+                "view_runstep",
+                "view_runevent",
+                "view_deadletter",
             ]
         )
         for group in groups.values():
