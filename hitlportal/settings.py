@@ -199,7 +199,6 @@ if _db["ENGINE"] == "django.db.backends.postgresql" and env_bool("DB_POOL", Fals
 
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-FORMS_URLFIELD_ASSUME_HTTPS = True  # the Django 6 default, opted into now
 IS_POSTGRES = _db["ENGINE"] == "django.db.backends.postgresql"
 
 # --- Cache, broker ----------------------------------------------------------------------------
