@@ -15,9 +15,11 @@ from agents.models import Agent, AgentKey, DeadLetter, Run, RunEvent, RunStep, W
 from agents.runtime import InvalidRunInput, start_hosted_run
 from agents.runtime.agent import AgentNotRunnable, load_agent
 from agents.runtime.rules import requirement
+from agents.selectors import runs_visible_to_person
 from agents.transitions import run_cancel
 from approvals.audit import Actor
 from approvals.exceptions import Conflict
+from hitlportal.admin import ManagersOnlyMixin
 
 
 class AgentKeyInline(admin.TabularInline):
@@ -227,6 +229,10 @@ class RunAdmin(admin.ModelAdmin):
     inlines = [RunStepInline, RunEventInline]
     actions = ["cancel_runs"]
 
+    def get_queryset(self, request):
+        # The same filter as the API: runs you started or may review; managers see all.
+        return runs_visible_to_person(request.user).select_related("created_by")
+
     @admin.display(description="task")
     def task_short(self, obj: Run) -> str:
         return obj.task[:80]
@@ -269,7 +275,7 @@ class RunAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(admin.ModelAdmin):
+class DeadLetterAdmin(ManagersOnlyMixin, admin.ModelAdmin):
     """Work the reconcile sweep gave up on; each entry's run was failed with the reason."""
 
     list_display = ["created_at", "kind", "run_link", "attempts", "reason"]
@@ -293,7 +299,7 @@ class DeadLetterAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(ManagersOnlyMixin, admin.ModelAdmin):
     list_display = [
         "created_at",
         "agent",

@@ -11,6 +11,7 @@ from approvals import selectors
 from approvals.models import Artifact, AuditEvent, Checkpoint, Decision, Policy, UserToken
 from approvals.review import changelist as cl
 from approvals.review import queries, views
+from hitlportal.admin import ManagersOnlyMixin
 
 
 @admin.register(Policy)
@@ -257,7 +258,7 @@ class UserTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ManagersOnlyMixin, admin.ModelAdmin):
     """View-only for everyone, superusers included: the trail is append-only."""
 
     list_display = ["seq", "at", "actor_type", "actor_label", "verb", "target_type", "target_id"]

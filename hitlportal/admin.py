@@ -66,3 +66,19 @@ class HitlAdminSite(admin.AdminSite):
             extra["due_soon_minutes"] = settings.HITL_DUE_SOON_SECONDS // 60
         extra.update(extra_context or {})
         return super().index(request, extra)
+
+
+class ManagersOnlyMixin:
+    """For admin pages that show data across every role (the whole audit log, webhook
+    payloads, dead letters): managers and superusers only; reviewers see the parts that
+    concern their checkpoints on the review page."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        from approvals.selectors import is_manager
+
+        return is_manager(request.user) and super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        from approvals.selectors import is_manager
+
+        return is_manager(request.user) and super().has_view_permission(request, obj)

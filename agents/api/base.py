@@ -6,18 +6,17 @@ from django.db.models import QuerySet
 
 from agents.api.authentication import is_agent
 from agents.models import Run
+from agents.selectors import runs_visible_to_person
 from approvals import selectors
 from approvals.models import Artifact, Checkpoint
 
 
 def runs_visible_to(user) -> QuerySet[Run]:
-    """An agent sees its own runs; a person the runs they started (managers: all)."""
-    qs = Run.objects.select_related("agent")
+    """An agent sees its own runs; a person the runs they started or may review (managers:
+    all)."""
     if is_agent(user):
-        return qs.filter(agent=user.agent)
-    if selectors.is_manager(user):
-        return qs
-    return qs.filter(created_by=user)
+        return Run.objects.select_related("agent").filter(agent=user.agent)
+    return runs_visible_to_person(user)
 
 
 def checkpoints_visible_to(user) -> QuerySet[Checkpoint]:
