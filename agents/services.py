@@ -42,7 +42,7 @@ def agent_key_revoke(key: AgentKey, actor: Actor) -> None:
 
 def request_checkpoint(run: Run, actor: Actor, **fields) -> Checkpoint:
     """The agent asks: create the checkpoint and mark the run waiting, atomically."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         cp = checkpoint_request(run=run, actor=actor, **fields)
         run_wait(run.pk, actor, checkpoint_id=cp.pk)
     return cp

@@ -29,21 +29,21 @@ RESUME_TASK = "agents.tasks.resume_run"
 EXECUTE_TASK = "agents.tasks.execute_run"
 
 
-def _move(run_id, allowed: tuple[str, ...], new: str, **fields: Any) -> Run:
-    """Conditional update: only from an allowed status; raises Conflict naming the current one."""
+def _move(
+    run_id, allowed: tuple[str, ...], new: str, *, fetch: bool = True, **fields: Any
+) -> Run | None:
+    """Conditional update: only from an allowed status; raises Conflict naming the current one.
+    Returns the updated run (None with fetch=False, saving a query on hot paths)."""
     now = timezone.now()
     updated = Run.objects.filter(pk=run_id, status__in=allowed).update(
         status=new, version=F("version") + 1, updated_at=now, **fields
     )
-    run = Run.objects.select_related("agent").get(pk=run_id)
     if not updated:
+        status, at = Run.objects.filter(pk=run_id).values_list("status", "updated_at").get()
         raise Conflict(
-            f"Run is {run.status}, not {' or '.join(allowed)}",
-            status=run.status,
-            winner=run.status,
-            at=run.updated_at,
+            f"Run is {status}, not {' or '.join(allowed)}", status=status, winner=status, at=at
         )
-    return run
+    return Run.objects.select_related("agent").get(pk=run_id) if fetch else None
 
 
 def run_start(
@@ -70,15 +70,17 @@ def run_start(
     return run
 
 
-def run_wait(run_id, actor: Actor, *, checkpoint_id=None) -> Run:
-    """running → waiting. A run already waiting (parallel checkpoints) stays waiting."""
+def run_wait(run_id, actor: Actor, *, checkpoint_id=None) -> bool:
+    """running → waiting. A run already waiting (parallel checkpoints) stays waiting.
+    Returns whether the run moved (False: it was already waiting)."""
     with transaction.atomic():
         try:
             # Reaching a new wait is progress: the follow-up attempt count starts over.
-            run = _move(
+            _move(
                 run_id,
                 (Status.RUNNING,),
                 Status.WAITING,
+                fetch=False,
                 resume_attempts=0,
                 resume_requested_at=None,
                 lease_owner="",
@@ -86,12 +88,15 @@ def run_wait(run_id, actor: Actor, *, checkpoint_id=None) -> Run:
             )
         except Conflict as exc:
             if exc.status == Status.WAITING:
-                return Run.objects.get(pk=run_id)
+                return False
             raise
         audit.record(
-            actor, "run.waiting", run, {"checkpoint": str(checkpoint_id) if checkpoint_id else None}
+            actor,
+            "run.waiting",
+            ("agents.run", run_id),
+            {"checkpoint": str(checkpoint_id) if checkpoint_id else None},
         )
-    return run
+    return True
 
 
 def run_request_resume(run_id, *, reason: str) -> bool:

@@ -142,7 +142,8 @@ def checkpoint_request(
     )
     now = timezone.now()
     timeout = expires_in if expires_in else route.timeout_seconds
-    with transaction.atomic():
+    # No savepoint: callers never catch a failure here and carry on in the same transaction.
+    with transaction.atomic(savepoint=False):
         cp = Checkpoint.objects.create(
             run=run,
             agent=agent,

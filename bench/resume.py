@@ -47,7 +47,7 @@ def main() -> None:
     from tests.factories import UserFactory
 
     agent = Agent.objects.create(
-        slug="bench", name="bench", kind=Agent.Kind.HOSTED, runtime="bench.agents.BenchAgent"
+        slug="bench", name="bench", kind=Agent.Kind.HOSTED, runtime="bench.bench_agents.BenchAgent"
     )
     reviewer = UserFactory(username="bench-reviewer", roles=["ops"])
     actor = Actor.system("bench")
@@ -108,7 +108,7 @@ def _baseline(n: int) -> list[float]:
     out = []
     for _ in range(n):
         sent = time.time()
-        task_id = async_task("bench.agents.stamp")
+        task_id = async_task("bench.bench_agents.stamp")
         deadline = time.monotonic() + 10
         while True:
             row = Task.objects.filter(id=task_id).values_list("result", flat=True).first()

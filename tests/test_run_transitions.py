@@ -38,8 +38,9 @@ def test_it_walks_the_happy_path(agent):
     actor = Actor.for_agent(agent)
     run = run_start(agent=agent, task="t", actor=actor, input={"n": 1})
     assert run.status == "running"
-    assert run_wait(run.pk, actor).status == "waiting"
-    assert run_wait(run.pk, actor).status == "waiting"  # parallel asks: stays waiting, no event
+    assert run_wait(run.pk, actor) is True
+    assert run_wait(run.pk, actor) is False  # parallel asks: stays waiting, no event
+    assert Run.objects.get(pk=run.pk).status == "waiting"
     assert run_resume(run.pk, Actor.system()).status == "running"
     done = run_complete(run.pk, actor, result={"deleted": 3})
     assert done.status == "completed" and done.result == {"deleted": 3} and done.finished_at

@@ -2,8 +2,8 @@
 pending checkpoints. Prints server-side time per request (in-process WSGI handler: routing,
 middleware, session, auth, queries, template) as p50/p95/p99, and the SQL query count.
 
-    python bench/queue.py                       # SQLite file under /tmp/hitl-bench-queue
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/hitl_bench_queue python bench/queue.py
+    python bench/review_queue.py                       # SQLite file under /tmp/hitl-bench-queue
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/hitl_bench_queue python bench/review_queue.py
 
 The database is created (or reused when it already holds the rows) and is NOT the dev or
 test database. Rows are bulk-inserted: this measures reading the queue, not creating it.
