@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods
 from approvals import selectors
 from approvals.models import Artifact, AuditEvent, Checkpoint, Decision, Policy, UserToken
 from approvals.review import changelist as cl
-from approvals.review import queries, views
+from approvals.review import export, queries, views
 from hitlportal.admin import ManagersOnlyMixin
 
 
@@ -170,6 +170,7 @@ class CheckpointAdmin(admin.ModelAdmin):
             "poll_url": reverse("admin:approvals_checkpoint_poll"),
             "poll_seq": queries.latest_change_seq(),
             "poll_seconds": settings.HITL_QUEUE_POLL_SECONDS,
+            "export_url": reverse("admin:approvals_checkpoint_export"),
             **(extra_context or {}),
         }
         return super().changelist_view(request, extra)
@@ -189,6 +190,7 @@ class CheckpointAdmin(admin.ModelAdmin):
         name = "approvals_checkpoint"
         return [
             path("poll/", wrap(views.poll), name=f"{name}_poll"),
+            path("export.csv", wrap(export.export_csv), name=f"{name}_export"),
             path("<uuid:object_id>/review/", wrap(views.review), name=f"{name}_review"),
             path("<uuid:object_id>/decide/", wrap(views.decide), name=f"{name}_decide"),
             path("<uuid:object_id>/claim/", wrap(views.claim), name=f"{name}_claim"),
