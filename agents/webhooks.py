@@ -121,6 +121,18 @@ def deliver(delivery_id) -> str:
     delivery = _claim(delivery_id)
     if delivery is None:
         return "skipped: delivered, failed, not due, or being sent"
+    code, error = None, ""
+    # Any exception counts as a failed attempt, not only httpx.HTTPError: a malformed URL
+    # raises httpx.InvalidURL, which would otherwise leave the row pending and re-sent forever,
+    # never backed off, given up on or audited.
+    try:
+        code, error = _post(delivery)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+    return _record_attempt(delivery, code, error)
+
+
+def _post(delivery: WebhookDelivery) -> tuple[int, str]:
     body = json.dumps(
         {**delivery.payload, "delivery": str(delivery.pk)}, separators=(",", ":")
     ).encode()
@@ -131,16 +143,10 @@ def deliver(delivery_id) -> str:
         "X-HITL-Delivery": str(delivery.pk),
         SIGNATURE_HEADER: sign(delivery.agent.webhook_secret, body),
     }
-    code, error = None, ""
-    try:
-        with httpx.Client(timeout=settings.HITL_WEBHOOK_TIMEOUT, follow_redirects=False) as http:
-            response = http.post(delivery.url, content=body, headers=headers)
-        code = response.status_code
-        if not 200 <= code < 300:
-            error = f"HTTP {code}: {response.text[:500]}"
-    except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"[:1000]
-    return _record_attempt(delivery, code, error)
+    with httpx.Client(timeout=settings.HITL_WEBHOOK_TIMEOUT, follow_redirects=False) as http:
+        response = http.post(delivery.url, content=body, headers=headers)
+    code = response.status_code
+    return code, "" if 200 <= code < 300 else f"HTTP {code}: {response.text[:500]}"
 
 
 def _record_attempt(delivery: WebhookDelivery, code: int | None, error: str) -> str:
@@ -159,7 +165,23 @@ def _record_attempt(delivery: WebhookDelivery, code: int | None, error: str) -> 
             )
             fields["enqueued_at"] = None  # nothing in flight: the sweep sends it when due
             outcome = "retry"
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(**fields)
+        # Only while this attempt still holds the row: if its lease ran out, another attempt
+        # (or a resend) has claimed the row since, and its outcome must not be overwritten.
+        # `_claim` set locked_until and bumped attempts; `delivery` holds the values it stored.
+        held = WebhookDelivery.objects.filter(
+            pk=delivery.pk,
+            status=WebhookDelivery.Status.PENDING,
+            locked_until=delivery.locked_until,
+            attempts=delivery.attempts,
+        ).update(**fields)
+        if not held:
+            log.warning(
+                "webhook %s: attempt %s outlived its lease; its outcome (%s) is dropped",
+                delivery.pk,
+                delivery.attempts,
+                outcome,
+            )
+            return "skipped: lease lost to another attempt"
         if outcome != "retry":
             audit.record(
                 Actor.system("webhooks"),

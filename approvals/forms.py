@@ -11,7 +11,7 @@ from django import forms
 
 from approvals.audit import canonical_json
 from approvals.edits import EDITABLE_KINDS, ArtifactEdit, action_diff, artifact_text
-from approvals.models import Artifact, Checkpoint, Decision
+from approvals.models import Artifact, Checkpoint, Decision, action_sha256
 from approvals.transitions import ALLOWED_OUTCOMES
 
 Outcome = Decision.Outcome
@@ -48,6 +48,9 @@ class DecisionForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 12, "spellcheck": "false", "class": "code-input"}),
     )
     confirm = forms.CharField(required=False, widget=forms.HiddenInput)
+    # The version of the action this page showed: a vote never approves a version the
+    # reviewer did not see (another reviewer's edit in between is a 409).
+    seen_action = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
 
     def __init__(
         self,
@@ -63,6 +66,9 @@ class DecisionForm(forms.Form):
         self.options = option_choices(checkpoint)
         self.current_action = checkpoint.final_action or checkpoint.action or {}
         if not self.is_bound:
+            self.initial["seen_action"] = action_sha256(
+                checkpoint.final_action or checkpoint.action
+            )
             self.initial["action_args"] = json.dumps(
                 self.current_action.get("args", {}), indent=2, ensure_ascii=False
             )

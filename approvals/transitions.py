@@ -322,6 +322,7 @@ def checkpoint_decide(
     answer: str = "",
     channel: str = Decision.Channel.WEB,
     edited_artifacts: list[ArtifactEdit] | None = None,
+    seen_action_sha256: str = "",
 ) -> DecideResult:
     """Record one reviewer's vote; resolve or advance the checkpoint when its stage's quorum
     is reached (one rejection resolves it at once).
@@ -333,7 +334,13 @@ def checkpoint_decide(
     the diffs. On approval that edited action is the checkpoint's `final_action`, which is
     what the agent gets back and runs.
 
-    `answer` with `approve`/`modify` picks one of the checkpoint's custom `options`."""
+    `answer` with `approve`/`modify` picks one of the checkpoint's custom `options`.
+
+    `seen_action_sha256`: the fingerprint of the action version the reviewer looked at (the
+    review page and the API send it). If another reviewer's edit changed the action since,
+    the vote is refused with Conflict instead of approving something this reviewer never
+    saw. A reviewer who voted on an earlier stage cannot vote on a later one: each stage is
+    another pair of eyes."""
     with transaction.atomic():
         # Row lock on PostgreSQL; on SQLite the IMMEDIATE transaction already holds the write
         # lock. The conditional update below re-checks either way.
@@ -356,6 +363,22 @@ def checkpoint_decide(
         if cp.claim_is_active(now) and cp.claimed_by_id != user.pk:
             holder = cp.claimed_by.get_username()
             raise Conflict(f"Checkpoint is claimed by {holder}", status=cp.status, winner=holder)
+        if cp.stage and Decision.objects.filter(checkpoint=cp, reviewer=user).exists():
+            raise NotAllowed("You approved an earlier stage; a later stage needs someone else")
+        shown = cp.final_action or cp.action
+        if seen_action_sha256 and seen_action_sha256 != action_sha256(shown):
+            editor = (
+                Decision.objects.filter(checkpoint=cp, outcome=Outcome.MODIFY)
+                .select_related("reviewer")
+                .order_by("-created_at")
+                .first()
+            )
+            who = editor.reviewer.get_username() if editor else "another reviewer"
+            raise Conflict(
+                f"The action was edited by {who} since you loaded it; review the new version",
+                status=cp.status,
+                winner=who,
+            )
         new_artifacts: list[Artifact] = []
         artifact_summary: list[dict] = []
         if edited_artifacts:

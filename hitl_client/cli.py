@@ -113,7 +113,12 @@ def cmd_queue(opts) -> int:
 
 def cmd_decide(opts) -> int:
     result = _client(opts).decide(
-        opts.checkpoint, opts.outcome, comment=opts.comment, args=opts.args, answer=opts.answer
+        opts.checkpoint,
+        opts.outcome,
+        comment=opts.comment,
+        args=opts.args,
+        answer=opts.answer,
+        action_sha256=opts.action_sha256,
     )
     _out(result)
     return EXIT_OK
@@ -206,6 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--comment", default="", help="required to reject: the reason")
     p.add_argument("--args", type=_json_arg, default=None, help="modify: edited args (JSON)")
     p.add_argument("--answer", default="")
+    p.add_argument(
+        "--action-sha256",
+        default="",
+        help="current_action_sha256 you reviewed: refused (409) if the action changed since",
+    )
     p.set_defaults(func=cmd_decide)
 
     run = sub.add_parser("run", help="start or finish a run").add_subparsers(

@@ -421,9 +421,14 @@ class HitlClient:
         comment: str = "",
         args: dict | None = None,
         answer: str = "",
+        action_sha256: str = "",
     ) -> dict:
-        """With a person's token: approve / reject / modify (edited `args`) / answer."""
+        """With a person's token: approve / reject / modify (edited `args`) / answer.
+        `action_sha256` (the checkpoint's `current_action_sha256` you reviewed) makes the
+        portal refuse the vote with 409 if another reviewer edited the action since."""
         body: dict[str, Any] = {"outcome": outcome, "comment": comment, "answer": answer}
+        if action_sha256:
+            body["action_sha256"] = action_sha256
         if args is not None:
             body["action"] = {"args": args}
         return self.request("POST", f"checkpoints/{checkpoint_id}/decision/", json=body)

@@ -47,30 +47,52 @@ class _Call:
         self.sent = {name: _jsonable(value) for name, value in self.original.items()}
 
     def invoke(self, fn: Callable, approved: dict[str, Any]) -> Any:
-        # Unchanged arguments keep their original Python objects; edited ones take the
-        # reviewer's JSON values (with their JSON types).
-        final = {
-            name: (
-                self.original[name]
-                if approved.get(name, self.sent[name]) == self.sent[name]
-                else approved[name]
-            )
-            for name in self.original
-        }
+        """Call `fn` with exactly the approved arguments: the reviewer's edit is authoritative.
+        Unchanged arguments keep their original Python objects; edited ones take the
+        reviewer's JSON values (with their JSON types); removed ones fall back to the
+        parameter's default, and a removed argument without a default stops the call."""
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
         for name, param in self.sig.parameters.items():
-            if name not in final:
-                continue
-            if param.kind is _P.POSITIONAL_ONLY:
-                args.append(final[name])
-            elif param.kind is _P.VAR_POSITIONAL:
-                args.extend(final[name])
-            elif param.kind is _P.VAR_KEYWORD:
-                kwargs.update(final[name])
+            if name not in approved:
+                value = _removed(fn, param)
+            elif approved[name] == self.sent[name]:
+                value = self.original[name]
             else:
-                kwargs[name] = final[name]
+                value = _edited(fn, param, approved[name])
+            # Positionally, in order: every one has a value here (sent, or its default), and
+            # a *args after them would otherwise collide with them passed by keyword.
+            if param.kind in (_P.POSITIONAL_ONLY, _P.POSITIONAL_OR_KEYWORD):
+                args.append(value)
+            elif param.kind is _P.VAR_POSITIONAL:
+                args.extend(value)
+            elif param.kind is _P.VAR_KEYWORD:
+                kwargs.update(value)
+            else:
+                kwargs[name] = value
         return fn(*args, **kwargs)
+
+
+def _removed(fn: Callable, param: inspect.Parameter) -> Any:
+    if param.kind is _P.VAR_POSITIONAL:
+        return ()
+    if param.kind is _P.VAR_KEYWORD:
+        return {}
+    if param.default is not _P.empty:
+        return param.default
+    # Running with the original value would undo the reviewer's edit.
+    raise TypeError(
+        f"{fn.__name__}() not run: the reviewer removed the required argument "
+        f"{param.name!r} from the approved arguments"
+    )
+
+
+def _edited(fn: Callable, param: inspect.Parameter, value: Any) -> Any:
+    if param.kind is _P.VAR_POSITIONAL and not isinstance(value, list):
+        raise TypeError(f"{fn.__name__}() not run: approved *{param.name} is not a list")
+    if param.kind is _P.VAR_KEYWORD and not isinstance(value, dict):
+        raise TypeError(f"{fn.__name__}() not run: approved **{param.name} is not an object")
+    return value
 
 
 def require_approval_decorator(
@@ -105,7 +127,9 @@ def require_approval_decorator(
 
         def outcome(cp: Checkpoint, call: _Call) -> Any:
             if cp.status == "approved":
-                return call.invoke(func, cp.approved_args or call.sent)
+                # None: approved as proposed. A dict (even {}) is the reviewer's edit.
+                approved = cp.approved_args
+                return call.invoke(func, call.sent if approved is None else approved)
             rejection = Rejection(cp.status, cp.reason, cp)
             if on_reject == "return":
                 return rejection

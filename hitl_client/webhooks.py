@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import string
 import time
 from collections.abc import Mapping
 
@@ -51,12 +52,24 @@ def verify_webhook(
             timestamp = value
         elif key == "v1":
             signatures.append(value)
-    if timestamp is None or not timestamp.isdigit() or not signatures:
+    # Strict ASCII parsing: str.isdigit() accepts "²" (int() then raises ValueError), and
+    # hmac.compare_digest raises TypeError on non-ASCII str; both must be refused here.
+    if timestamp is None or not _is_ascii_digits(timestamp, max_length=15) or not signatures:
         raise WebhookVerificationError(f"malformed {SIGNATURE_HEADER} header")
+    if not all(_is_hex(s) for s in signatures):
+        raise WebhookVerificationError(f"malformed {SIGNATURE_HEADER} header: v1 is not hex")
     age = (time.time() if now is None else now) - int(timestamp)
     if tolerance and abs(age) > tolerance:
         raise WebhookVerificationError(f"signature timestamp is {int(age)} s off (replay?)")
-    expected = sign(secret, raw, int(timestamp)).split("v1=", 1)[1]
-    if not any(hmac.compare_digest(expected, s) for s in signatures):
+    expected = sign(secret, raw, int(timestamp)).split("v1=", 1)[1].encode()
+    if not any(hmac.compare_digest(expected, s.encode()) for s in signatures):
         raise WebhookVerificationError("signature does not match")
     return True
+
+
+def _is_ascii_digits(value: str, max_length: int) -> bool:
+    return 0 < len(value) <= max_length and value.isascii() and value.isdigit()
+
+
+def _is_hex(value: str) -> bool:
+    return bool(value) and all(c in string.hexdigits for c in value)

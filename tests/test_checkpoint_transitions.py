@@ -336,3 +336,38 @@ def test_it_lets_superusers_decide_any_role(make_checkpoint):
     checkpoint_decide(cp.pk, admin, "approve")
     cp.refresh_from_db()
     assert cp.status == "approved"
+
+
+def test_it_refuses_a_vote_on_a_version_the_reviewer_did_not_see(
+    make_checkpoint, reviewer, reviewer2
+):
+    """Quorum of two: rita loads the proposal, raj edits it, rita's approve must not count
+    for raj's version."""
+    PolicyFactory(stages=[{"role": "ops", "approvals": 2}])
+    cp = make_checkpoint(action={"tool": "delete_files", "args": {"paths": ["/tmp/a.log"]}})
+    seen_by_rita = action_sha256(cp.action)
+    checkpoint_decide(cp.pk, reviewer2, "modify", action={"args": {"paths": ["/etc/passwd"]}})
+    with pytest.raises(Conflict, match="edited by raj") as exc:
+        checkpoint_decide(cp.pk, reviewer, "approve", seen_action_sha256=seen_by_rita)
+    assert exc.value.winner == "raj"
+    cp.refresh_from_db()
+    assert cp.status == "pending"
+    assert Decision.objects.filter(checkpoint=cp, reviewer=reviewer).count() == 0
+    # Having looked at the edited version, rita's approval counts for it.
+    checkpoint_decide(cp.pk, reviewer, "approve", seen_action_sha256=action_sha256(cp.final_action))
+    cp.refresh_from_db()
+    assert cp.status == "approved" and cp.final_action["args"] == {"paths": ["/etc/passwd"]}
+
+
+def test_it_needs_another_person_for_each_stage(make_checkpoint, reviewer, dba):
+    both = UserFactory(username="bo", roles=["ops", "dba"])
+    PolicyFactory(stages=[{"role": "ops", "approvals": 1}, {"role": "dba", "approvals": 1}])
+    cp = make_checkpoint()
+    checkpoint_decide(cp.pk, both, "approve")
+    with pytest.raises(NotAllowed, match="earlier stage"):
+        checkpoint_decide(cp.pk, both, "approve")
+    cp.refresh_from_db()
+    assert (cp.status, cp.stage) == ("pending", 1)
+    checkpoint_decide(cp.pk, dba, "approve")
+    cp.refresh_from_db()
+    assert cp.status == "approved"

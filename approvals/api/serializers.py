@@ -14,7 +14,7 @@ from django.conf import settings
 from django.urls import reverse
 from rest_framework import serializers
 
-from approvals.models import Artifact, Checkpoint, Decision, Risk
+from approvals.models import Artifact, Checkpoint, Decision, Risk, action_sha256
 
 # Inline artifacts up to this size are included in checkpoint responses; bigger ones are
 # fetched from /api/v1/artifacts/{id}/content/.
@@ -85,6 +85,13 @@ def decision_data(cp: Checkpoint, last_vote: Decision | None) -> dict[str, Any] 
     }
 
 
+def under_review(cp: Checkpoint) -> dict[str, Any]:
+    """The version of the action reviewers are voting on now (the proposal, or the latest
+    edit in a quorum) and its fingerprint, which a decision sends back as `action_sha256`."""
+    current = cp.final_action or cp.action
+    return {"current_action": current, "current_action_sha256": action_sha256(current)}
+
+
 def checkpoint_data(
     cp: Checkpoint,
     *,
@@ -107,6 +114,7 @@ def checkpoint_data(
         "title": cp.title,
         "summary": cp.summary,
         "action": cp.action,
+        **under_review(cp),
         "context": cp.context,
         "risk": cp.risk,
         "options": cp.options,
@@ -137,6 +145,7 @@ def queue_item_data(cp: Checkpoint) -> dict[str, Any]:
         "title": cp.title,
         "summary": cp.summary,
         "action": cp.action,
+        **under_review(cp),
         "risk": cp.risk,
         "status": cp.status,
         "current_role": cp.current_role,
@@ -214,7 +223,12 @@ class CheckpointOutSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Checkpoint.Status.choices)
     title = serializers.CharField()
     summary = serializers.CharField(allow_blank=True)
-    action = serializers.JSONField()
+    action = serializers.JSONField(help_text="The action as the agent proposed it.")
+    current_action = serializers.JSONField(
+        help_text="The version under review now (after edits in a quorum); once approved, "
+        "what runs."
+    )
+    current_action_sha256 = serializers.CharField()
     context = serializers.JSONField()
     risk = serializers.ChoiceField(choices=Risk.choices)
     options = serializers.JSONField()
@@ -235,6 +249,8 @@ class QueueItemSerializer(serializers.Serializer):
     title = serializers.CharField()
     summary = serializers.CharField(allow_blank=True)
     action = serializers.JSONField()
+    current_action = serializers.JSONField()
+    current_action_sha256 = serializers.CharField()
     risk = serializers.ChoiceField(choices=Risk.choices)
     status = serializers.ChoiceField(choices=Checkpoint.Status.choices)
     current_role = serializers.CharField()
@@ -266,6 +282,14 @@ class DecisionInSerializer(serializers.Serializer):
         default="",
         max_length=10_000,
         help_text="For answer (question checkpoints).",
+    )
+    action_sha256 = serializers.RegexField(
+        r"^[0-9a-f]{64}$",
+        required=False,
+        default="",
+        help_text="current_action_sha256 of the version you reviewed: if another reviewer "
+        "edited the action since, the decision is refused with 409 instead of approving a "
+        "version you did not see.",
     )
 
 

@@ -91,6 +91,7 @@ class DecisionView(APIView):
             action=v["action"],
             answer=v["answer"],
             channel=channel_for(request),
+            seen_action_sha256=v["action_sha256"],
         )
         cp = Checkpoint.objects.select_related("agent", "policy", "resolved_by").get(pk=pk)
         return Response(

@@ -144,6 +144,7 @@ def decide(model_admin: ModelAdmin, request: HttpRequest, object_id: str) -> Htt
             answer=(data.get("answer") or "").strip(),
             channel="web",
             edited_artifacts=data.get("artifact_edits") or None,
+            seen_action_sha256=data.get("seen_action", ""),
         )
     except Conflict as exc:
         return conflict_response(model_admin, request, cp, exc)

@@ -1,5 +1,7 @@
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils.module_loading import import_string
 from django.utils.text import slugify
@@ -27,6 +29,18 @@ class Command(BaseCommand):
         slug = opts["slug"]
         if slugify(slug) != slug:
             raise CommandError(f"{slug!r} is not a valid slug (use lowercase letters, digits, -)")
+        callback_url = opts["callback_url"]
+        if callback_url:
+            max_length = Agent._meta.get_field("callback_url").max_length
+            try:
+                URLValidator(schemes=["http", "https"])(callback_url)
+            except ValidationError:
+                raise CommandError(
+                    f"--callback-url {callback_url!r} is not a valid http(s) URL with a host "
+                    "(like https://agent.example.com/hitl-webhook)"
+                ) from None
+            if len(callback_url) > max_length:
+                raise CommandError(f"--callback-url is longer than {max_length} characters")
         if opts["hosted"]:
             try:
                 import_string(opts["hosted"])
@@ -45,7 +59,7 @@ class Command(BaseCommand):
                     "name": opts["name"] or slug,
                     "kind": Agent.Kind.HOSTED if opts["hosted"] else Agent.Kind.EXTERNAL,
                     "runtime": opts["hosted"],
-                    "callback_url": opts["callback_url"],
+                    "callback_url": callback_url,
                     "owner": owner,
                 },
             )

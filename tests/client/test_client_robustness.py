@@ -1,0 +1,140 @@
+"""The client's edges, without a portal: `require_approval` treats the reviewer's edited
+arguments as authoritative, and `verify_webhook` refuses every malformed signature header
+with WebhookVerificationError."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from hitl_client import HitlClient, WebhookVerificationError, verify_webhook
+from hitl_client.models import Run
+from hitl_client.webhooks import sign
+
+
+class DecidedPortal(HitlClient):
+    """The real client with its HTTP answered here: every checkpoint is approved at once with
+    the decision's `args` (None: approved as proposed, so no action in the decision)."""
+
+    def __init__(self, args: dict[str, Any] | None):
+        super().__init__("http://portal.invalid", "hitl_test")
+        self.run = Run({"id": "run-1", "status": "running"})
+        self.args = args
+        self.asked: list[dict] = []
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        if (method, path) == ("POST", "checkpoints/"):
+            self.asked.append(kwargs["json"])
+            return {"id": "cp-1", "status": "pending", "decision": None}
+        assert (method, path) == ("GET", "checkpoints/cp-1/wait")
+        action = None if self.args is None else {"tool": "t", "args": self.args}
+        decision = {"outcome": "modify", "action": action, "comment": ""}
+        return {"id": "cp-1", "status": "approved", "decision": decision}
+
+    async def arequest(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.request(method, path, **kwargs)
+
+
+def tool_for(portal: DecidedPortal, calls: list):
+    @portal.require_approval
+    def delete(path: str, recursive: bool = False, *, dry_run: bool = True):
+        calls.append((path, recursive, dry_run))
+        return "done"
+
+    return delete
+
+
+def test_it_runs_with_the_original_arguments_when_approved_as_proposed():
+    calls: list = []
+    assert tool_for(DecidedPortal(None), calls)("/a", True, dry_run=False) == "done"
+    assert calls == [("/a", True, False)]
+
+
+def test_it_does_not_bring_back_an_argument_the_reviewer_removed():
+    calls: list = []
+    portal = DecidedPortal({"path": "/a"})  # reviewer removed recursive and dry_run
+    assert tool_for(portal, calls)("/a", True, dry_run=False) == "done"
+    assert portal.asked[0]["action"]["args"] == {
+        "path": "/a",
+        "recursive": True,
+        "dry_run": False,
+    }
+    assert calls == [("/a", False, True)]  # the defaults, not the original True / False
+
+
+def test_it_does_not_run_when_the_reviewer_cleared_a_required_argument():
+    calls: list = []
+    delete = tool_for(DecidedPortal({}), calls)
+    with pytest.raises(TypeError, match="reviewer removed the required argument 'path'"):
+        delete("/etc", True)
+    assert calls == []
+
+
+def test_it_runs_with_defaults_when_the_reviewer_cleared_optional_arguments():
+    calls: list = []
+    portal = DecidedPortal({})
+
+    @portal.require_approval
+    def restart(service: str = "web", *names: str, **options: Any):
+        calls.append((service, names, options))
+
+    restart("db", "a", "b", force=True)
+    assert calls == [("web", (), {})]
+
+
+def test_it_maps_positional_parameters_by_name():
+    calls: list = []
+    portal = DecidedPortal({"src": "/a", "dst": "/c", "extra": ["x"]})
+
+    @portal.require_approval
+    def copy(src, /, dst, *extra):
+        calls.append((src, dst, extra))
+
+    copy("/a", "/b", "y")
+    assert calls == [("/a", "/c", ("x",))]
+
+
+def test_the_async_variant_treats_the_approved_arguments_the_same_way():
+    calls: list = []
+    removed, cleared = DecidedPortal({"path": "/a"}), DecidedPortal({})
+
+    def tool(portal: DecidedPortal):
+        @portal.require_approval
+        async def delete(path: str, recursive: bool = False):
+            calls.append((path, recursive))
+            return "done"
+
+        return delete
+
+    assert asyncio.run(tool(removed)("/a", True)) == "done"
+    with pytest.raises(TypeError, match="removed the required argument 'path'"):
+        asyncio.run(tool(cleared)("/etc", True))
+    assert calls == [("/a", False)]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "t=1000000,v1=é",
+        "t=1000000,v1=" + "é" * 64,
+        "t=1000000,v1=zz",
+        "t=1000000,v1=",
+        "t=²,v1=00",
+        "t=" + "9" * 5000 + ",v1=00",
+        "t=1000000",
+        "v1=00",
+        "garbage",
+    ],
+)
+def test_verify_webhook_refuses_every_malformed_header_with_its_error(header):
+    with pytest.raises(WebhookVerificationError, match="malformed"):
+        verify_webhook("whsec_1", {"X-HITL-Signature": header}, b"{}", now=1_000_000)
+
+
+def test_verify_webhook_still_accepts_a_good_signature_next_to_a_stale_one():
+    body = b'{"event":"checkpoint.decided"}'
+    good = sign("whsec_1", body, timestamp=1_000_000)
+    header = good.replace("v1=", "v1=" + "0" * 64 + ",v1=")
+    assert verify_webhook("whsec_1", {"X-HITL-Signature": header}, body, now=1_000_000)
