@@ -16,6 +16,7 @@ from agents.runtime import InvalidRunInput, start_hosted_run
 from agents.runtime.agent import AgentNotRunnable, load_agent
 from agents.runtime.rules import requirement
 from agents.selectors import runs_visible_to_person
+from agents.services import agent_key_revoke
 from agents.transitions import run_cancel
 from approvals.audit import Actor
 from approvals.exceptions import Conflict
@@ -25,7 +26,9 @@ from hitlportal.admin import ManagersOnlyMixin
 class AgentKeyInline(admin.TabularInline):
     model = AgentKey
     fields = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = ["prefix", "created_at", "last_used_at"]
+    # Revocation goes through agent_key_revoke (audited), never a typed-in date that could
+    # also be cleared again.
+    readonly_fields = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
     extra = 0
     can_delete = False
 
@@ -81,6 +84,18 @@ class AgentAdmin(admin.ModelAdmin):
             return ""
         url = reverse("admin:agents_agent_start_run", args=[obj.pk])
         return format_html('<a class="button" href="{}">Start run</a>', url)
+
+    actions = ["revoke_keys"]
+
+    @admin.action(description="Revoke all API keys of the selected agents", permissions=["change"])
+    def revoke_keys(self, request, queryset):
+        actor = Actor.for_user(request.user)
+        keys = AgentKey.objects.filter(agent__in=queryset, revoked_at__isnull=True)
+        count = 0
+        for key in keys.select_related("agent"):
+            agent_key_revoke(key, actor)
+            count += 1
+        self.message_user(request, f"Revoked {count} key(s).")
 
     def get_urls(self):
         return [
@@ -254,6 +269,12 @@ class RunAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def has_change_permission(self, request, obj=None):
+        # Object pages are read-only: saving the form would write the whole row (status,
+        # state, lease) outside the state machine. The list keeps "change" for the cancel
+        # action, which goes through run_cancel.
+        return obj is None and super().has_change_permission(request)
 
     @admin.action(
         description="Cancel selected runs (pending checkpoints are cancelled)",

@@ -7,7 +7,8 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
-from approvals import selectors
+from approvals import selectors, services
+from approvals.audit import Actor
 from approvals.models import Artifact, AuditEvent, Checkpoint, Decision, Policy, UserToken
 from approvals.review import changelist as cl
 from approvals.review import export, queries, views
@@ -252,11 +253,18 @@ class ArtifactAdmin(admin.ModelAdmin):
 class UserTokenAdmin(admin.ModelAdmin):
     list_display = ["user", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
     list_select_related = ["user"]
-    readonly_fields = ["user", "prefix", "created_at", "last_used_at"]
+    readonly_fields = ["user", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
     exclude = ["secret_hash"]
+    actions = ["revoke_tokens"]
 
     def has_add_permission(self, request):
         return False  # created with `createusertoken`, shown once
+
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
+    def revoke_tokens(self, request, queryset):
+        actor = Actor.for_user(request.user)
+        count = sum(services.user_token_revoke(t, actor) for t in queryset.select_related("user"))
+        self.message_user(request, f"Revoked {count} token(s).")
 
 
 @admin.register(AuditEvent)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import re
 import uuid
 
 from django.conf import settings
@@ -219,6 +220,18 @@ def action_sha256(action: dict | None) -> str:
     from approvals.audit import canonical_json
 
     return hashlib.sha256(canonical_json(action or {}).encode()).hexdigest()
+
+
+_CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[\w.+-]+$")
+
+
+def is_valid_content_type(value: str) -> bool:
+    """A bare `type/subtype` (no parameters, no control characters): safe in a header."""
+    return bool(_CONTENT_TYPE.match(value or ""))
+
+
+def safe_content_type(value: str) -> str:
+    return value if is_valid_content_type(value) else "application/octet-stream"
 
 
 class Artifact(models.Model):

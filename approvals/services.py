@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.utils import timezone
 
 from approvals import audit
 from approvals.audit import Actor
@@ -30,3 +31,13 @@ def user_token_authenticate(token: str) -> UserToken | None:
     return tokens.authenticate(
         UserToken.objects.select_related("user").filter(user__is_active=True), token
     )
+
+
+def user_token_revoke(token: UserToken, actor: Actor) -> bool:
+    with transaction.atomic():
+        if UserToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        ):
+            audit.record(actor, "user.token_revoked", token.user, {"prefix": token.prefix})
+            return True
+    return False

@@ -82,3 +82,8 @@ class ManagersOnlyMixin:
         from approvals.selectors import is_manager
 
         return is_manager(request.user) and super().has_view_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        from approvals.selectors import is_manager
+
+        return is_manager(request.user) and super().has_change_permission(request, obj)

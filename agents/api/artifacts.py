@@ -21,7 +21,7 @@ from agents.api.permissions import IsAgent, IsAgentOrHuman
 from agents.api.serializers import ArtifactCreatedSerializer, ArtifactUploadSerializer
 from approvals.api.serializers import ArtifactOutSerializer, artifact_data
 from approvals.audit import canonical_json
-from approvals.models import Artifact
+from approvals.models import Artifact, safe_content_type
 
 _CHUNK = 64 * 1024
 
@@ -85,7 +85,7 @@ class ArtifactUploadView(IdempotentMixin, generics.GenericAPIView):
             agent=request.user.agent,
             name=name,
             kind=data.validated_data["kind"],
-            content_type=content_type[:100],
+            content_type=safe_content_type(content_type[:100]),
             sha256=_sha256_of(upload),
             size=upload.size,
         )
@@ -137,6 +137,6 @@ class ArtifactContentView(generics.GenericAPIView):
             response["Content-Disposition"] = f'attachment; filename="{artifact.id}"'
         response["Content-Type"] = "application/octet-stream"
         response["X-Content-Type-Options"] = "nosniff"
-        response["X-HITL-Content-Type"] = artifact.content_type
+        response["X-HITL-Content-Type"] = safe_content_type(artifact.content_type)
         response["X-HITL-SHA256"] = artifact.sha256
         return response

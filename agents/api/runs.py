@@ -75,7 +75,7 @@ class RunListCreateView(IdempotentMixin, generics.ListAPIView):
 
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response([run_data(run) for run in page])
+        return self.get_paginated_response([run_data(run, viewer=request.user) for run in page])
 
     def perform_post(self, request, *args, **kwargs):
         data = RunCreateSerializer(data=request.data)
@@ -132,7 +132,7 @@ class RunDetailView(generics.GenericAPIView):
 
     @extend_schema(operation_id="runs_retrieve", tags=["runs"])
     def get(self, request, pk):
-        return Response(run_data(_own_run(request, pk)))
+        return Response(run_data(_own_run(request, pk), viewer=request.user))
 
 
 @extend_schema_view(

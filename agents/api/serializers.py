@@ -10,11 +10,14 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agents.models import Run, RunEvent
+from approvals import selectors
 from approvals.api.serializers import ActionSerializer, iso
-from approvals.models import Artifact, Checkpoint, Risk
+from approvals.models import Artifact, Checkpoint, Risk, is_valid_content_type
 
 MAX_EXPIRES_IN = 7 * 24 * 3600
-ARTIFACT_REF = re.compile(r"^artifact://([0-9a-fA-F-]{36})$")
+ARTIFACT_REF = re.compile(
+    r"^artifact://([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
+)
 
 
 class RunCreateSerializer(serializers.Serializer):
@@ -87,12 +90,17 @@ class RunOutSerializer(serializers.Serializer):
     checkpoints = RunCheckpointSerializer(many=True)
 
 
-def run_data(run: Run, checkpoints: list[Checkpoint] | None = None) -> dict[str, Any]:
+def run_data(
+    run: Run, checkpoints: list[Checkpoint] | None = None, *, viewer=None
+) -> dict[str, Any]:
+    """`viewer`: a person sees only the run's checkpoints the role filter lets them see (an
+    agent, the run's owner, sees all of its own)."""
     if checkpoints is None:
+        qs = Checkpoint.objects.filter(run=run)
+        if viewer is not None and not getattr(viewer, "is_agent", False):
+            qs = qs.filter(pk__in=selectors.checkpoints_visible_to(viewer).values("pk"))
         checkpoints = list(
-            Checkpoint.objects.filter(run=run)
-            .order_by("created_at")
-            .only("id", "status", "title", "kind", "created_at")
+            qs.order_by("created_at").only("id", "status", "title", "kind", "created_at")
         )
     return {
         "id": str(run.id),
@@ -153,8 +161,18 @@ class ContextSerializer(serializers.Serializer):
         return {**extra, **validated}
 
 
+def _no_control_characters(value: str) -> None:
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise serializers.ValidationError("Control characters are not allowed.")
+
+
+def _content_type(value: str) -> None:
+    if value and not is_valid_content_type(value):
+        raise serializers.ValidationError("Expected a media type like text/plain.")
+
+
 class ArtifactInSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=255)
+    name = serializers.CharField(max_length=255, validators=[_no_control_characters])
     kind = serializers.ChoiceField(choices=Artifact.Kind.choices, default=Artifact.Kind.FILE)
     content = serializers.CharField(
         required=False,
@@ -165,7 +183,9 @@ class ArtifactInSerializer(serializers.Serializer):
     ref = serializers.RegexField(
         ARTIFACT_REF, required=False, help_text="artifact://<uuid> of an uploaded artifact."
     )
-    content_type = serializers.CharField(max_length=100, required=False, default="")
+    content_type = serializers.CharField(
+        max_length=100, required=False, default="", validators=[_content_type]
+    )
 
     def validate(self, attrs):
         if ("content" in attrs) == ("ref" in attrs):
@@ -256,7 +276,11 @@ class CheckpointCancelSerializer(serializers.Serializer):
 class ArtifactUploadSerializer(serializers.Serializer):
     file = serializers.FileField(allow_empty_file=True)
     name = serializers.CharField(
-        max_length=255, required=False, allow_blank=True, help_text="Default: the file's name."
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        validators=[_no_control_characters],
+        help_text="Default: the file's name.",
     )
     kind = serializers.ChoiceField(choices=Artifact.Kind.choices, default=Artifact.Kind.FILE)
 

@@ -55,7 +55,12 @@ def json_html(text: str) -> tuple[SafeString, str]:
         value = json.loads(text)
     except ValueError as exc:
         return file_html(text, ""), f"Not valid JSON ({exc}); shown as text."
-    pretty = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
+    except RecursionError:
+        return file_html(text, ""), "JSON nested too deeply to pretty-print; shown as text."
+    try:
+        pretty = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
+    except RecursionError:
+        return file_html(text, ""), "JSON nested too deeply to pretty-print; shown as text."
     return numbered_table(highlight_lines(pretty.splitlines(), lexer_named("json"))), ""
 
 

@@ -10,7 +10,8 @@ import csv
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from django.http import HttpRequest, StreamingHttpResponse
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.utils import timezone
 
 from approvals.models import Checkpoint
@@ -51,8 +52,11 @@ def _safe(value) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def export_csv(model_admin: ModelAdmin, request: HttpRequest) -> StreamingHttpResponse:
-    changelist = model_admin.get_changelist_instance(request)
+def export_csv(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
+    try:
+        changelist = model_admin.get_changelist_instance(request)
+    except IncorrectLookupParameters:
+        return HttpResponseBadRequest("Unknown filter in the query string.")
     qs = (
         changelist.get_queryset(request)
         .select_related("agent", "policy", "resolved_by")

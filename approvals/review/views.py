@@ -19,11 +19,12 @@ from django.http import (
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.http import content_disposition_header
 
 from approvals import selectors, transitions
 from approvals.exceptions import Conflict, InvalidDecision, NotAllowed
 from approvals.forms import DecisionForm, ReassignForm
-from approvals.models import Artifact, Checkpoint
+from approvals.models import Artifact, Checkpoint, safe_content_type
 from approvals.rendering.artifacts import INLINE_IMAGE_TYPES
 from approvals.review import context as review_context
 from approvals.review import queries
@@ -252,13 +253,14 @@ def artifact_download(
     inline = request.GET.get("inline") == "1" and artifact.content_type in INLINE_IMAGE_TYPES
     if artifact.file:
         response: HttpResponse = FileResponse(
-            artifact.file.open("rb"), content_type=artifact.content_type
+            artifact.file.open("rb"), content_type=safe_content_type(artifact.content_type)
         )
     else:
         response = HttpResponse(artifact.inline.encode(), content_type=_text_type(artifact))
-    disposition = "inline" if inline else "attachment"
-    filename = (artifact.name or "artifact").replace('"', "").replace("\n", " ")
-    response["Content-Disposition"] = f'{disposition}; filename="{filename}"'
+    # Agent-supplied names: content_disposition_header quotes/encodes, so no header injection.
+    response["Content-Disposition"] = content_disposition_header(
+        not inline, artifact.name or "artifact"
+    )
     # Agent-supplied bytes: never let the browser run them as a page of ours.
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["X-Content-Type-Options"] = "nosniff"
@@ -266,7 +268,9 @@ def artifact_download(
 
 
 def _text_type(artifact: Artifact) -> str:
-    ctype = artifact.content_type or mimetypes.guess_type(artifact.name)[0] or "text/plain"
+    ctype = safe_content_type(
+        artifact.content_type or mimetypes.guess_type(artifact.name)[0] or "text/plain"
+    )
     if ctype.startswith("text/") or ctype == "application/json":
         return f"{ctype}; charset=utf-8"
     return ctype
