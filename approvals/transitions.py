@@ -584,23 +584,8 @@ def checkpoint_expire(checkpoint_id, *, now: dt.datetime | None = None) -> str:
         if cp.deadline > now:
             raise Conflict("The deadline has not passed", status=cp.status)
         actor = Actor.system("expiry-sweep")
-        if cp.expiry_action == ExpiryAction.ESCALATE and cp.escalation_role and not cp.escalated:
-            new_deadline = now + dt.timedelta(seconds=cp.escalation_timeout_seconds)
-            _conditional_update(
-                cp,
-                current_role=cp.escalation_role,
-                approvals_needed=1,
-                deadline=new_deadline,
-                escalated=True,
-                claimed_by=None,
-                claim_expires_at=None,
-            )
-            audit.record(
-                actor,
-                "checkpoint.escalated",
-                cp,
-                {"role": cp.escalation_role, "deadline": new_deadline},
-            )
+        if _escalates(cp):
+            audit.record(*_escalate(cp, now, actor))
             return "escalated"
         _resolve(cp, None, Status.EXPIRED, actor, now, reason=_expiry_reason(cp, now))
         return "expired"
@@ -624,6 +609,34 @@ def checkpoint_cancel(checkpoint_id, actor: Actor, *, reason: str = "") -> Check
 
 
 # --- batch expiry (the sweep) -------------------------------------------------------------------
+
+
+def _escalates(cp: Checkpoint) -> bool:
+    """At its deadline this checkpoint moves to its escalation role (once) instead of expiring."""
+    return bool(
+        cp.expiry_action == ExpiryAction.ESCALATE and cp.escalation_role and not cp.escalated
+    )
+
+
+def _escalate(cp: Checkpoint, now: dt.datetime, actor: Actor) -> tuple:
+    """Hand a pending checkpoint to its escalation role with a new deadline; returns the
+    audit event for the caller to record (alone, or with a batch)."""
+    new_deadline = now + dt.timedelta(seconds=cp.escalation_timeout_seconds)
+    _conditional_update(
+        cp,
+        current_role=cp.escalation_role,
+        approvals_needed=1,
+        deadline=new_deadline,
+        escalated=True,
+        claimed_by=None,
+        claim_expires_at=None,
+    )
+    return (
+        actor,
+        "checkpoint.escalated",
+        cp,
+        {"role": cp.escalation_role, "deadline": new_deadline},
+    )
 
 
 def _expiry_reason(cp: Checkpoint, now: dt.datetime) -> str:
@@ -669,11 +682,7 @@ def checkpoint_expire_batch(*, now: dt.datetime | None = None, limit: int = 500)
         rows = list(qs[:limit])
         if not rows:
             return counts
-        escalate = [
-            cp
-            for cp in rows
-            if cp.expiry_action == ExpiryAction.ESCALATE and cp.escalation_role and not cp.escalated
-        ]
+        escalate = [cp for cp in rows if _escalates(cp)]
         escalate_ids = {cp.pk for cp in escalate}
         expire = [cp for cp in rows if cp.pk not in escalate_ids]
         events: list[tuple[Actor, str, Checkpoint, dict]] = []
@@ -715,24 +724,7 @@ def checkpoint_expire_batch(*, now: dt.datetime | None = None, limit: int = 500)
                 resolved.append(cp)
             counts["expired"] = len(expire)
         for cp in escalate:
-            new_deadline = now + dt.timedelta(seconds=cp.escalation_timeout_seconds)
-            _conditional_update(
-                cp,
-                current_role=cp.escalation_role,
-                approvals_needed=1,
-                deadline=new_deadline,
-                escalated=True,
-                claimed_by=None,
-                claim_expires_at=None,
-            )
-            events.append(
-                (
-                    actor,
-                    "checkpoint.escalated",
-                    cp,
-                    {"role": cp.escalation_role, "deadline": new_deadline},
-                )
-            )
+            events.append(_escalate(cp, now, actor))
             counts["escalated"] += 1
         audit.record_many(events)
         for cp in resolved:
