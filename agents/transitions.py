@@ -212,8 +212,10 @@ def run_complete(run_id, actor: Actor, *, result: Any = None) -> Run:
     return _finish(run_id, Status.COMPLETED, actor, "run.completed", result=result)
 
 
-def run_fail(run_id, actor: Actor, *, error: str = "") -> Run:
-    return _finish(run_id, Status.FAILED, actor, "run.failed", error=error)
+def run_fail(run_id, actor: Actor, *, error: str = "", result: Any = None) -> Run:
+    """`result`: partial results of a failed run, kept (and audited) with the failure."""
+    extra = {"result": result} if result is not None else {}
+    return _finish(run_id, Status.FAILED, actor, "run.failed", error=error, **extra)
 
 
 def run_cancel(run_id, actor: Actor, *, reason: str = "") -> Run:

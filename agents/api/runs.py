@@ -159,10 +159,8 @@ class RunCompleteView(IdempotentMixin, generics.GenericAPIView):
         if v["status"] == Run.Status.COMPLETED:
             run = run_complete(run.pk, actor, result=v["result"])
         else:
-            run = run_fail(run.pk, actor, error=v["error"] or "failed")
-            if v["result"] is not None:  # partial results of a failed run are kept too
-                Run.objects.filter(pk=run.pk).update(result=v["result"])
-                run.result = v["result"]
+            # Partial results of a failed run are kept too, in the same transition.
+            run = run_fail(run.pk, actor, error=v["error"] or "failed", result=v["result"])
         return Response(run_data(run))
 
 

@@ -82,6 +82,9 @@ def test_it_fails_a_run_keeping_partial_results(api, run_id):
     assert response.status_code == 200
     run = Run.objects.get(pk=run_id)
     assert (run.status, run.error, run.result) == ("failed", "disk full", {"done": 3})
+    assert response.json()["result"] == {"done": 3}
+    failed = AuditEvent.objects.get(verb="run.failed", target_id=str(run_id))
+    assert failed.data == {"error": "disk full", "result": {"done": 3}}
 
 
 def test_it_refuses_unknown_completion_status(api, run_id):
