@@ -1,60 +1,27 @@
 import json
+from functools import partial
 
-from django import forms
-from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.contrib import admin
 from django.db import models
-from django.http import HttpRequest, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from agents import webhooks
+from agents import admin_views, webhooks
 from agents.models import Agent, AgentKey, DeadLetter, Run, RunEvent, RunStep, WebhookDelivery
-from agents.runtime import InvalidRunInput, start_hosted_run
-from agents.runtime.agent import AgentNotRunnable, load_agent
-from agents.runtime.rules import requirement
 from agents.selectors import runs_visible_to_person
-from agents.services import agent_key_revoke
+from agents.services import AGENT_KEYS
 from agents.transitions import run_cancel
 from approvals.audit import Actor
-from approvals.exceptions import Conflict
-from hitlportal.admin import ManagersOnlyMixin
+from core.admin import ManagersOnlyMixin, ReadOnlyInline
+from core.exceptions import Conflict
 
 
-class AgentKeyInline(admin.TabularInline):
+class AgentKeyInline(ReadOnlyInline):
+    """Keys are minted with `createagent` (shown once), never typed in; revocation goes
+    through agent_key_revoke (audited), never a typed-in date that could be cleared again."""
+
     model = AgentKey
     fields = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
-    # Revocation goes through agent_key_revoke (audited), never a typed-in date that could
-    # also be cleared again.
-    readonly_fields = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False  # keys are minted with `createagent` (shown once), never typed in
-
-
-class StartRunForm(forms.Form):
-    task = forms.CharField(widget=forms.Textarea(attrs={"rows": 2, "cols": 80}))
-    input = forms.CharField(
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 10, "cols": 80, "class": "vLargeTextField"}),
-        help_text="A JSON object. Paths are resolved inside the sandbox roots.",
-    )
-
-    def clean_input(self):
-        raw = self.cleaned_data["input"].strip()
-        if not raw:
-            return {}
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc}") from None
-        if not isinstance(value, dict):
-            raise forms.ValidationError('Must be a JSON object, e.g. {"path": "logs"}')
-        return value
 
 
 @admin.register(Agent)
@@ -93,7 +60,7 @@ class AgentAdmin(admin.ModelAdmin):
         keys = AgentKey.objects.filter(agent__in=queryset, revoked_at__isnull=True)
         count = 0
         for key in keys.select_related("agent"):
-            agent_key_revoke(key, actor)
+            AGENT_KEYS.revoke(key, actor)
             count += 1
         self.message_user(request, f"Revoked {count} key(s).")
 
@@ -101,81 +68,14 @@ class AgentAdmin(admin.ModelAdmin):
         return [
             path(
                 "<int:agent_id>/start-run/",
-                self.admin_site.admin_view(self.start_run_view),
+                self.admin_site.admin_view(partial(admin_views.start_run, self)),
                 name="agents_agent_start_run",
             ),
             *super().get_urls(),
         ]
 
-    def start_run_view(self, request: HttpRequest, agent_id: int):
-        agent = get_object_or_404(Agent, pk=agent_id)
-        # Starting a run makes the portal act; it takes the same permission as adding a run.
-        if not request.user.has_perm("agents.add_run"):
-            raise PermissionDenied
-        hosted, problem = None, ""
-        try:
-            hosted = load_agent(agent)
-        except AgentNotRunnable as exc:
-            problem = str(exc)
-        if request.method == "POST" and hosted is not None:
-            form = StartRunForm(request.POST)
-            if form.is_valid():
-                try:
-                    run = start_hosted_run(
-                        agent=agent,
-                        task=form.cleaned_data["task"],
-                        input=form.cleaned_data["input"],
-                        created_by=request.user,
-                        actor=Actor.for_user(request.user),
-                    )
-                except InvalidRunInput as exc:
-                    for field, message in exc.errors.items():
-                        form.add_error(field if field in form.fields else None, message)
-                else:
-                    messages.success(
-                        request,
-                        f"Run {run.pk} started. It pauses for review when it needs approval; "
-                        "you cannot approve your own run.",
-                    )
-                    return HttpResponseRedirect(reverse("admin:agents_run_change", args=[run.pk]))
-        else:
-            initial = {}
-            if hosted is not None:
-                initial = {
-                    "task": hosted.default_task,
-                    "input": json.dumps(
-                        {**hosted.default_input, **hosted.config.get("default_input", {})},
-                        indent=2,
-                    ),
-                }
-            form = StartRunForm(initial=initial)
-        tools = []
-        if hosted is not None:
-            for t in hosted.tools:
-                need = requirement(t, {}, [])
-                tools.append(
-                    {
-                        "name": t.name,
-                        "description": t.description,
-                        "approval": need.needed,
-                        "risk": t.risk,
-                    }
-                )
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": f"Start a run of {agent.name}",
-            "agent": agent,
-            "hosted": hosted,
-            "problem": problem,
-            "form": form,
-            "tools": tools,
-            "rules": [r.tool for r in hosted.all_rules()] if hosted else [],
-        }
-        return TemplateResponse(request, "admin/agents/agent/start_run.html", context)
 
-
-class RunStepInline(admin.TabularInline):
+class RunStepInline(ReadOnlyInline):
     model = RunStep
     fields = [
         "key",
@@ -187,25 +87,13 @@ class RunStepInline(admin.TabularInline):
         "finished_at",
         "error",
     ]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     verbose_name = "executed step"
 
-    def has_add_permission(self, request, obj=None):
-        return False
 
-
-class RunEventInline(admin.TabularInline):
+class RunEventInline(ReadOnlyInline):
     model = RunEvent
     fields = ["at", "kind", "message"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     verbose_name = "timeline entry"
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Run)

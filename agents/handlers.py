@@ -1,4 +1,6 @@
-"""Receivers of approvals' signals: the agent side's reaction to a resolved checkpoint.
+"""Receivers of approvals' signals: the agent side's reaction to a resolved checkpoint
+(resume the run, owe the agent a webhook). The API wakes its long-poll waiters with its own
+receiver (`api.waiters`).
 
 All run inside the resolving transaction: they write outbox rows and register on-commit
 follow-ups; nothing slow happens inline.
@@ -8,7 +10,6 @@ from __future__ import annotations
 
 from django.dispatch import receiver
 
-from agents.api.waiters import notify_resolved
 from agents.transitions import run_request_resume, run_request_resume_many
 from agents.webhooks import record_for_checkpoint
 from approvals.models import Checkpoint
@@ -30,8 +31,3 @@ def resume_on_resolved_batch(sender, checkpoints: list[Checkpoint], **kwargs) ->
 @receiver(checkpoint_resolved, dispatch_uid="agents.webhook_on_resolved")
 def webhook_on_resolved(sender, checkpoint: Checkpoint, **kwargs) -> None:
     record_for_checkpoint(checkpoint)
-
-
-@receiver(checkpoint_resolved, dispatch_uid="agents.wake_waiters_on_resolved")
-def wake_waiters_on_resolved(sender, checkpoint: Checkpoint, **kwargs) -> None:
-    notify_resolved(checkpoint.pk)

@@ -9,7 +9,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from hitlportal.tokens import ApiTokenBase
+from core.outbox import OutboxItem
+from core.tokens import ApiTokenBase
 
 
 def _webhook_secret() -> str:
@@ -90,8 +91,10 @@ class Run(models.Model):
         on_delete=models.SET_NULL,
         related_name="started_runs",
     )
-    # The resume follow-up: when it was last enqueued and how often (the reconcile sweep
-    # re-enqueues lost ones and dead-letters after too many attempts).
+    # The run's follow-up, named after its first job but used for both: the resume after a
+    # decision (waiting runs) and the (re-)execution of a hosted run (running runs). When it
+    # was last enqueued and how often: the reconcile sweep re-enqueues lost ones and
+    # dead-letters after HITL_MAX_RESUME_ATTEMPTS. (Renaming them would rename columns.)
     resume_requested_at = models.DateTimeField(null=True, blank=True)
     resume_attempts = models.PositiveIntegerField(default=0)
     # Hosted runs: the executor's lease (fencing token + expiry). Only the holder may save the
@@ -138,18 +141,13 @@ class RunEvent(models.Model):
         return f"{self.run_id} {self.kind}: {self.message[:60]}"
 
 
-class WebhookDelivery(models.Model):
-    """The outbox row of one webhook to an agent's callback URL.
+class WebhookDelivery(OutboxItem):
+    """The outbox row of one webhook to an agent's callback URL (see `core.outbox`).
 
     Written inside the resolving transaction (so a decision can never commit without its
     delivery being owed), sent by `agents.tasks.deliver_webhook`, retried with backoff for at
     least `HITL_WEBHOOK_RETRY_HOURS`, re-enqueued by the reconcile sweep when a task was lost.
     """
-
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        DELIVERED = "delivered", "Delivered"
-        FAILED = "failed", "Failed (gave up)"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="webhook_deliveries")
@@ -163,22 +161,6 @@ class WebhookDelivery(models.Model):
     event = models.CharField(max_length=64)
     url = models.URLField(max_length=500, help_text="The callback URL when the event happened.")
     payload = models.JSONField(default=dict)
-    status = models.CharField(
-        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
-    )
-    attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(default=timezone.now)
-    # Set when a send task is enqueued or starts; the sweep tells lost tasks by it.
-    enqueued_at = models.DateTimeField(null=True, blank=True)
-    locked_until = models.DateTimeField(null=True, blank=True)
-    give_up_at = models.DateTimeField(
-        help_text="Failed attempts are retried with backoff until then (re-send resets it)."
-    )
-    last_attempt_at = models.DateTimeField(null=True, blank=True)
-    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-created_at"]
@@ -204,7 +186,7 @@ class WebhookDelivery(models.Model):
 class IdempotencyRecord(models.Model):
     """A POST answered under an `Idempotency-Key`: replayed for the same key and body, refused
     (422) for the same key and another body. Scoped per agent or per user; purged after 48 h
-    by `agents.api.idempotency.purge_idempotency_records`."""
+    by `api.idempotency.purge_idempotency_records`."""
 
     scope = models.CharField(max_length=64, help_text="agent:<id> or user:<id>")
     key = models.CharField(max_length=255)
@@ -280,7 +262,6 @@ class DeadLetter(models.Model):
     class Kind(models.TextChoices):
         RESUME = "resume", "Resume after a decision"
         EXECUTE = "execute", "Hosted run execution"
-        WEBHOOK = "webhook", "Webhook delivery"
 
     kind = models.CharField(max_length=10, choices=Kind.choices)
     run = models.ForeignKey(

@@ -19,21 +19,16 @@ import datetime as dt
 import logging
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from agents import webhooks
 from agents.models import Agent, DeadLetter, Run
-from agents.transitions import (
-    max_resume_attempts,
-    run_fail,
-    run_request_execute,
-    run_request_resume,
-)
+from agents.transitions import run_fail, run_request_execute, run_request_resume
+from approvals import audit
 from approvals.audit import Actor
-from approvals.exceptions import Conflict
 from approvals.models import Checkpoint
+from core.exceptions import Conflict
 
 log = logging.getLogger(__name__)
 BATCH = 1000
@@ -81,7 +76,7 @@ def orphaned_running_runs(now: dt.datetime | None = None):
 
 
 def dead_letter(run: Run, kind: str, reason: str) -> bool:
-    with transaction.atomic():
+    with audit.atomic():
         try:
             run_fail(run.pk, Actor.system("reconcile-sweep"), error=f"dead-lettered: {reason}")
         except Conflict:
@@ -97,33 +92,36 @@ def dead_letter(run: Run, kind: str, reason: str) -> bool:
     return True
 
 
+def _requeue(runs, now: dt.datetime, kind: str, what: str, request) -> tuple[int, int]:
+    """Re-enqueue the follow-up of each due run (`request(run_id, reason=...)`), or
+    dead-letter it after too many attempts. Returns (enqueued, dead-lettered)."""
+    enqueued = dead = 0
+    for run in runs.only("id", "resume_attempts", "resume_requested_at")[:BATCH]:
+        if not _due(run, now):
+            continue
+        if run.resume_attempts >= settings.HITL_MAX_RESUME_ATTEMPTS:
+            reason = f"{what} did not complete after {run.resume_attempts} attempts"
+            dead += dead_letter(run, kind, reason)
+        elif request(run.pk, reason="reconcile"):
+            enqueued += 1
+    return enqueued, dead
+
+
 def reconcile(now: dt.datetime | None = None) -> dict[str, int]:
     now = now or timezone.now()
+    resumes, dead_waiting = _requeue(
+        stuck_waiting_runs(now), now, DeadLetter.Kind.RESUME, "resume", run_request_resume
+    )
+    executions, dead_running = _requeue(
+        orphaned_running_runs(now), now, DeadLetter.Kind.EXECUTE, "execution", run_request_execute
+    )
     counts = {
-        "resumes_enqueued": 0,
-        "executions_enqueued": 0,
-        "dead_lettered": 0,
-        "webhooks_enqueued": 0,
+        "resumes_enqueued": resumes,
+        "executions_enqueued": executions,
+        "dead_lettered": dead_waiting + dead_running,
+        # Webhooks: retries that came due, and sends whose task a worker or the broker lost.
+        "webhooks_enqueued": webhooks.OUTBOX.enqueue_due(now),
     }
-    fields = ("id", "resume_attempts", "resume_requested_at")
-    for run in stuck_waiting_runs(now).only(*fields)[:BATCH]:
-        if not _due(run, now):
-            continue
-        if run.resume_attempts >= max_resume_attempts():
-            reason = f"resume did not complete after {run.resume_attempts} attempts"
-            counts["dead_lettered"] += dead_letter(run, DeadLetter.Kind.RESUME, reason)
-        elif run_request_resume(run.pk, reason="reconcile"):
-            counts["resumes_enqueued"] += 1
-    for run in orphaned_running_runs(now).only(*fields)[:BATCH]:
-        if not _due(run, now):
-            continue
-        if run.resume_attempts >= max_resume_attempts():
-            reason = f"execution did not complete after {run.resume_attempts} attempts"
-            counts["dead_lettered"] += dead_letter(run, DeadLetter.Kind.EXECUTE, reason)
-        elif run_request_execute(run.pk, reason="reconcile"):
-            counts["executions_enqueued"] += 1
-    # Webhooks: retries that came due, and sends whose task a worker or the broker lost.
-    counts["webhooks_enqueued"] = webhooks.enqueue_due(now)
     if any(counts.values()):
         log.info("reconcile: %s", counts)
     return counts

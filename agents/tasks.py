@@ -6,9 +6,11 @@ from __future__ import annotations
 import logging
 
 from agents.models import Agent, Run
+from agents.runtime.loop import drive
 from agents.transitions import run_resume
+from agents.webhooks import deliver
 from approvals.audit import Actor
-from approvals.exceptions import Conflict
+from core.exceptions import Conflict
 
 log = logging.getLogger(__name__)
 
@@ -23,21 +25,16 @@ def resume_run(run_id: str) -> str:
     except Run.DoesNotExist:
         return "skipped: no such run"
     if run.agent.kind == Agent.Kind.HOSTED:
-        from agents.runtime import continue_run
-
-        return f"resumed: {continue_run(run.pk)}"
+        return f"resumed: {drive(run.pk)}"
     return "resumed"
 
 
 def execute_run(run_id: str) -> str:
-    from agents.runtime import execute_run as _execute
-
-    return _execute(run_id)
+    """Start or continue a running hosted run (a duplicate finds the lease taken)."""
+    return drive(run_id)
 
 
 def deliver_webhook(delivery_id: str) -> str:
-    """One attempt at a webhook delivery (agents.webhooks.deliver); idempotent: a delivered,
-    failed, not-yet-due or in-flight row is left alone."""
-    from agents.webhooks import deliver
-
+    """One attempt at a webhook delivery; idempotent: a delivered, failed, not-yet-due or
+    in-flight row is left alone."""
     return deliver(delivery_id)

@@ -11,18 +11,17 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from agents.models import Agent, Run
 from approvals import audit
-from approvals.audit import Actor
-from approvals.exceptions import Conflict
+from approvals.audit import Actor, AuditVerb
 from approvals.models import Checkpoint
 from approvals.transitions import checkpoint_cancel
-from hitlportal.queue import enqueue
+from core.exceptions import Conflict
+from core.queue import enqueue
 
 Status = Run.Status
 RESUME_TASK = "agents.tasks.resume_run"
@@ -56,7 +55,7 @@ def run_start(
     metadata: dict | None = None,
     created_by=None,
 ) -> Run:
-    with transaction.atomic():
+    with audit.atomic():
         run = Run.objects.create(
             agent=agent,
             task=task,
@@ -66,14 +65,14 @@ def run_start(
             created_by=created_by,
             status=Status.RUNNING,
         )
-        audit.record(actor, "run.started", run, {"agent": agent.slug, "task": task[:500]})
+        audit.record(actor, AuditVerb.RUN_STARTED, run, {"agent": agent.slug, "task": task[:500]})
     return run
 
 
 def run_wait(run_id, actor: Actor, *, checkpoint_id=None) -> bool:
     """running → waiting. A run already waiting (parallel checkpoints) stays waiting.
     Returns whether the run moved (False: it was already waiting)."""
-    with transaction.atomic():
+    with audit.atomic():
         try:
             # Reaching a new wait is progress: the follow-up attempt count starts over.
             _move(
@@ -92,7 +91,7 @@ def run_wait(run_id, actor: Actor, *, checkpoint_id=None) -> bool:
             raise
         audit.record(
             actor,
-            "run.waiting",
+            AuditVerb.RUN_WAITING,
             ("agents.run", run_id),
             {"checkpoint": str(checkpoint_id) if checkpoint_id else None},
         )
@@ -162,7 +161,7 @@ def run_request_execute(run_id, *, reason: str, count_attempt: bool = True) -> b
 def run_resume(run_id, actor: Actor) -> Run:
     """waiting → running. Of any number of concurrent resumers exactly one wins; the others
     get Conflict and must do nothing."""
-    with transaction.atomic():
+    with audit.atomic():
         if Checkpoint.objects.filter(run_id=run_id, status=Checkpoint.Status.PENDING).exists():
             raise Conflict("Run still has pending checkpoints", status=Status.WAITING)
         run = _move(run_id, (Status.WAITING,), Status.RUNNING)
@@ -174,15 +173,15 @@ def run_resume(run_id, actor: Actor) -> Run:
         )
         audit.record(
             actor,
-            "run.resumed",
+            AuditVerb.RUN_RESUMED,
             run,
             {"checkpoints": [[str(pk), status] for pk, status in resolved]},
         )
     return run
 
 
-def _finish(run_id, new: str, actor: Actor, verb: str, **fields: Any) -> Run:
-    with transaction.atomic():
+def _finish(run_id, new: str, actor: Actor, verb: AuditVerb, **fields: Any) -> Run:
+    with audit.atomic():
         run = _move(
             run_id,
             (Status.RUNNING, Status.WAITING),
@@ -209,18 +208,14 @@ def _finish(run_id, new: str, actor: Actor, verb: str, **fields: Any) -> Run:
 
 
 def run_complete(run_id, actor: Actor, *, result: Any = None) -> Run:
-    return _finish(run_id, Status.COMPLETED, actor, "run.completed", result=result)
+    return _finish(run_id, Status.COMPLETED, actor, AuditVerb.RUN_COMPLETED, result=result)
 
 
 def run_fail(run_id, actor: Actor, *, error: str = "", result: Any = None) -> Run:
     """`result`: partial results of a failed run, kept (and audited) with the failure."""
     extra = {"result": result} if result is not None else {}
-    return _finish(run_id, Status.FAILED, actor, "run.failed", error=error, **extra)
+    return _finish(run_id, Status.FAILED, actor, AuditVerb.RUN_FAILED, error=error, **extra)
 
 
 def run_cancel(run_id, actor: Actor, *, reason: str = "") -> Run:
-    return _finish(run_id, Status.CANCELLED, actor, "run.cancelled", error=reason)
-
-
-def max_resume_attempts() -> int:
-    return settings.HITL_MAX_RESUME_ATTEMPTS
+    return _finish(run_id, Status.CANCELLED, actor, AuditVerb.RUN_CANCELLED, error=reason)

@@ -7,12 +7,14 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
-from approvals import selectors, services
+from approvals import selectors
 from approvals.audit import Actor
 from approvals.models import Artifact, AuditEvent, Checkpoint, Decision, Policy, UserToken
 from approvals.review import changelist as cl
 from approvals.review import export, queries, views
-from hitlportal.admin import ManagersOnlyMixin
+from approvals.services import USER_TOKENS
+from core.admin import ManagersOnlyMixin, ReadOnlyAdminMixin, ReadOnlyInline
+from core.roles import user_roles
 
 
 @admin.register(Policy)
@@ -33,27 +35,15 @@ class PolicyAdmin(admin.ModelAdmin):
     search_fields = ["name", "match_agent", "match_tool"]
 
 
-class ArtifactInline(admin.TabularInline):
+class ArtifactInline(ReadOnlyInline):
     model = Artifact
     fk_name = "checkpoint"
     fields = ["name", "kind", "content_type", "size", "sha256"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
-class DecisionInline(admin.TabularInline):
+class DecisionInline(ReadOnlyInline):
     model = Decision
     fields = ["reviewer", "stage", "role", "outcome", "comment", "channel", "created_at"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 QUEUE_DEFERRED = [
@@ -110,9 +100,7 @@ class CheckpointAdmin(admin.ModelAdmin):
     # reviewer or manager may open the queue; the queryset is what filters.
     def _is_portal_user(self, request) -> bool:
         user = request.user
-        return bool(
-            user.is_active and user.is_staff and (user.is_superuser or selectors.user_roles(user))
-        )
+        return bool(user.is_active and user.is_staff and (user.is_superuser or user_roles(user)))
 
     def has_module_permission(self, request):
         return self._is_portal_user(request)
@@ -211,42 +199,28 @@ class CheckpointAdmin(admin.ModelAdmin):
         ]
 
 
+class VisibleThroughCheckpointMixin:
+    """Rows that belong to a checkpoint: a user sees those of the checkpoints they may see
+    (the one role filter, `approvals.selectors`)."""
+
+    def get_queryset(self, request):
+        visible = selectors.checkpoints_visible_to(request.user)
+        return super().get_queryset(request).filter(checkpoint__in=visible)
+
+
 @admin.register(Decision)
-class DecisionAdmin(admin.ModelAdmin):
+class DecisionAdmin(VisibleThroughCheckpointMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["checkpoint", "reviewer", "outcome", "stage", "channel", "created_at"]
     list_filter = ["outcome", "channel"]
     list_select_related = ["checkpoint", "reviewer"]
 
-    def get_queryset(self, request):
-        visible = selectors.checkpoints_visible_to(request.user)
-        return super().get_queryset(request).filter(checkpoint__in=visible)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Artifact)
-class ArtifactAdmin(admin.ModelAdmin):
+class ArtifactAdmin(VisibleThroughCheckpointMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["name", "kind", "checkpoint", "size", "created_at"]
     list_filter = ["kind"]
     list_select_related = ["checkpoint"]
     readonly_fields = ["sha256", "size", "checkpoint", "agent", "edited_from"]
-
-    def get_queryset(self, request):
-        visible = selectors.checkpoints_visible_to(request.user)
-        return super().get_queryset(request).filter(checkpoint__in=visible)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(UserToken)
@@ -263,24 +237,15 @@ class UserTokenAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke_tokens(self, request, queryset):
         actor = Actor.for_user(request.user)
-        count = sum(services.user_token_revoke(t, actor) for t in queryset.select_related("user"))
+        count = sum(USER_TOKENS.revoke(t, actor) for t in queryset.select_related("user"))
         self.message_user(request, f"Revoked {count} token(s).")
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ManagersOnlyMixin, admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, ManagersOnlyMixin, admin.ModelAdmin):
     """View-only for everyone, superusers included: the trail is append-only."""
 
     list_display = ["seq", "at", "actor_type", "actor_label", "verb", "target_type", "target_id"]
     list_filter = ["verb", "actor_type", "target_type"]
     search_fields = ["target_id", "actor_label", "verb"]
     ordering = ["-seq"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -3,13 +3,17 @@
 Each event's hash is sha256 over a canonical JSON of its content including the previous
 event's hash. Appends are serialized (a PostgreSQL advisory lock; SQLite's IMMEDIATE
 transactions already serialize writers) and `seq` is unique, so the chain cannot fork.
+
+Every writer opens its transaction with `audit.atomic()` (not `transaction.atomic()`): the
+events recorded inside are appended together at the end of the outermost such block, so the
+chain lock is held only from then until COMMIT, never for a whole transaction. Verbs are a
+closed vocabulary (`AuditVerb`); an unknown verb is a bug and raises.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -19,19 +23,13 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from approvals.models import AuditEvent
+from approvals.models import AuditEvent, AuditVerb
+from core.canonical import canonical_json, normalize
+
+__all__ = ["Actor", "AuditVerb", "atomic", "deferred", "record", "record_many", "verify_chain"]
 
 GENESIS_HASH = "0" * 64
 _ADVISORY_LOCK_KEY = 0x4A171  # any constant shared by every process appending to the chain
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def _normalize(data: dict[str, Any] | None) -> dict[str, Any]:
-    # Round-trip through JSON so what we hash is exactly what the JSONField gives back later.
-    return json.loads(canonical_json(data or {}))
 
 
 @dataclass(frozen=True)
@@ -124,6 +122,14 @@ def deferred() -> Iterator[None]:
     _append([fields for fields, marker in pending if _still_pending(marker)])
 
 
+@contextmanager
+def atomic(**kwargs: Any) -> Iterator[None]:
+    """`transaction.atomic(**kwargs)` whose audit events are appended at the end of the
+    outermost such block: what every transition and service opens."""
+    with transaction.atomic(**kwargs), deferred():
+        yield
+
+
 def _still_pending(marker: Any) -> bool:
     # Django drops on_commit callbacks registered in a savepoint that is rolled back; a no-op
     # callback per event tells which events belong to changes that still stand.
@@ -131,6 +137,8 @@ def _still_pending(marker: Any) -> bool:
 
 
 def _fields(actor: Actor, verb: str, target: Any, data: dict[str, Any] | None) -> dict[str, Any]:
+    if verb not in _VERBS:
+        raise ValueError(f"unknown audit verb {verb!r}: add it to AuditVerb")
     if hasattr(target, "_meta"):
         target_type, target_id = target._meta.label_lower, str(target.pk)
     else:
@@ -142,7 +150,7 @@ def _fields(actor: Actor, verb: str, target: Any, data: dict[str, Any] | None) -
         "verb": verb,
         "target_type": target_type,
         "target_id": target_id,
-        "data": _normalize(data),
+        "data": normalize(data or {}),
     }
 
 
@@ -168,9 +176,10 @@ def _append(events: list[dict[str, Any]]) -> list[AuditEvent]:
     return rows
 
 
-def record(actor: Actor, verb: str, target: Any, data: dict[str, Any] | None = None) -> AuditEvent:
-    """Append one event. Call inside the transaction of the change it describes."""
-    fields = _fields(actor, verb, target, data)
+_VERBS = frozenset(AuditVerb.values)
+
+
+def _add(events: list[dict[str, Any]]) -> None:
     pending = _deferred.get()
     if pending is not None and connection.in_atomic_block:
 
@@ -178,15 +187,21 @@ def record(actor: Actor, verb: str, target: Any, data: dict[str, Any] | None = N
             return None
 
         transaction.on_commit(marker)
-        pending.append((fields, marker))
-        return AuditEvent(**fields)  # appended (seq, hash) at the end of `deferred()`
-    return _append([fields])[0]
+        pending.extend((fields, marker) for fields in events)
+        return  # appended (seq, hash) at the end of `deferred()`
+    _append(events)
+
+
+def record(actor: Actor, verb: str, target: Any, data: dict[str, Any] | None = None) -> None:
+    """Append one event. Call inside the transaction of the change it describes."""
+    _add([_fields(actor, verb, target, data)])
 
 
 def record_many(entries: list[tuple[Actor, str, Any, dict[str, Any] | None]]) -> int:
     """Append several events in one go: what batch transitions use. Same chain, same hashes
     as `record` one by one."""
-    return len(_append([_fields(*entry) for entry in entries]))
+    _add([_fields(*entry) for entry in entries])
+    return len(entries)
 
 
 @dataclass

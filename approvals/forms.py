@@ -1,5 +1,6 @@
-"""The review page's forms. Validation at the edge: everything the transition will reject
-anyway is caught here first, so the reviewer gets a field error instead of a 409/500."""
+"""The review page's forms. Validation at the edge: the decision rules (`approvals.rules`,
+the same functions the transition and the API use) are checked here first, so the reviewer
+gets a field error instead of a 409/500."""
 
 from __future__ import annotations
 
@@ -9,25 +10,16 @@ from typing import Any
 
 from django import forms
 
-from approvals.audit import canonical_json
-from approvals.edits import EDITABLE_KINDS, ArtifactEdit, action_diff, artifact_text
-from approvals.models import Artifact, Checkpoint, Decision, action_sha256
-from approvals.transitions import ALLOWED_OUTCOMES
+from approvals import rules
+from approvals.artifacts import EDITABLE_KINDS, ArtifactEdit, artifact_text
+from approvals.edits import action_diff
+from approvals.models import Artifact, Checkpoint, Decision
+from core.canonical import action_sha256, canonical_json
+from core.exceptions import InvalidInput
 
 Outcome = Decision.Outcome
 MAX_ARGS_CHARS = 1_000_000
 MAX_ARTIFACT_CHARS = 2_000_000
-
-
-def option_choices(cp: Checkpoint) -> list[tuple[str, str]]:
-    out = []
-    for o in cp.options or []:
-        if isinstance(o, dict):
-            value = str(o.get("value", ""))
-            out.append((value, str(o.get("label") or value)))
-        else:
-            out.append((str(o), str(o)))
-    return out
 
 
 class DecisionForm(forms.Form):
@@ -61,9 +53,9 @@ class DecisionForm(forms.Form):
     ):
         super().__init__(*args, **kwargs)
         self.checkpoint = checkpoint
-        allowed = ALLOWED_OUTCOMES[checkpoint.kind]
+        allowed = rules.ALLOWED_OUTCOMES[checkpoint.kind]
         self.fields["outcome"].choices = [c for c in Outcome.choices if c[0] in allowed]
-        self.options = option_choices(checkpoint)
+        self.options = rules.option_choices(checkpoint)
         self.current_action = checkpoint.final_action or checkpoint.action or {}
         if not self.is_bound:
             self.initial["seen_action"] = action_sha256(
@@ -92,29 +84,31 @@ class DecisionForm(forms.Form):
     def artifact_fields(self):
         return [(a, self[f"artifact_{a.pk}"]) for a in self.editable]
 
+    def field_for(self, name: str) -> str | None:
+        """The form field an InvalidInput names, or None (a non-field error)."""
+        return name if name in self.fields else None
+
     def clean(self) -> dict:
         data = super().clean()
         outcome = data.get("outcome")
-        comment = (data.get("comment") or "").strip()
-        answer = (data.get("answer") or "").strip()
         data["edited_action"] = None
         data["artifact_edits"] = []
-        if outcome == Outcome.REJECT and not comment:
-            self.add_error("comment", "A rejection needs a reason the agent can act on.")
-        if outcome == Outcome.ANSWER:
-            if not answer:
-                self.add_error("answer", "An answer is required.")
-            elif self.options and answer not in dict(self.options):
-                self.add_error("answer", "Pick one of the offered answers.")
-        if (
-            outcome in (Outcome.APPROVE, Outcome.MODIFY)
-            and answer
-            and self.options
-            and answer not in dict(self.options)
-        ):
-            self.add_error("answer", "Pick one of the offered options.")
+        if not outcome:
+            return data
         if outcome == Outcome.MODIFY:
             self._clean_edits(data)
+            if self.errors:
+                return data
+        try:
+            rules.validate_decision(
+                self.checkpoint,
+                outcome,
+                comment=(data.get("comment") or "").strip(),
+                action=data["edited_action"],
+                answer=(data.get("answer") or "").strip(),
+            )
+        except InvalidInput as exc:
+            self.add_error(self.field_for(exc.field), str(exc))
         return data
 
     def _clean_edits(self, data: dict) -> None:

@@ -6,8 +6,6 @@ Status fields are changed only by `approvals.transitions`; nothing else assigns 
 from __future__ import annotations
 
 import fnmatch
-import hashlib
-import re
 import uuid
 
 from django.conf import settings
@@ -15,7 +13,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from hitlportal.tokens import ApiTokenBase
+from core.tokens import ApiTokenBase
 
 
 class Risk(models.TextChoices):
@@ -206,32 +204,9 @@ class Checkpoint(models.Model):
     def __str__(self) -> str:
         return self.title
 
-    @property
-    def is_pending(self) -> bool:
-        return self.status == self.Status.PENDING
-
     def claim_is_active(self, now=None) -> bool:
         now = now or timezone.now()
         return bool(self.claimed_by_id and self.claim_expires_at and self.claim_expires_at > now)
-
-
-def action_sha256(action: dict | None) -> str:
-    """A stable fingerprint of an action: what was approved is provably what runs."""
-    from approvals.audit import canonical_json
-
-    return hashlib.sha256(canonical_json(action or {}).encode()).hexdigest()
-
-
-_CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[\w.+-]+$")
-
-
-def is_valid_content_type(value: str) -> bool:
-    """A bare `type/subtype` (no parameters, no control characters): safe in a header."""
-    return bool(_CONTENT_TYPE.match(value or ""))
-
-
-def safe_content_type(value: str) -> str:
-    return value if is_valid_content_type(value) else "application/octet-stream"
 
 
 class Artifact(models.Model):
@@ -328,6 +303,52 @@ class UserToken(ApiTokenBase):
         return f"{self.user} {self.prefix}"
 
 
+class AuditVerb(models.TextChoices):
+    """The closed vocabulary of the audit trail. `approvals.audit.record` refuses any other
+    verb, so a typo fails at once (and in tests) instead of hiding an event from every filter
+    that looks for the right name."""
+
+    # runs (agents.transitions, the hosted runtime)
+    RUN_STARTED = "run.started", "Run started"
+    RUN_WAITING = "run.waiting", "Run waiting for a human"
+    RUN_RESUMED = "run.resumed", "Run resumed"
+    RUN_COMPLETED = "run.completed", "Run completed"
+    RUN_FAILED = "run.failed", "Run failed"
+    RUN_CANCELLED = "run.cancelled", "Run cancelled"
+    RUN_STEP_EXECUTED = "run.step_executed", "Run step executed"
+    RUN_STEP_FAILED = "run.step_failed", "Run step failed"
+    # checkpoints (approvals.transitions)
+    CHECKPOINT_REQUESTED = "checkpoint.requested", "Checkpoint requested"
+    CHECKPOINT_CLAIMED = "checkpoint.claimed", "Checkpoint claimed"
+    CHECKPOINT_RELEASED = "checkpoint.released", "Checkpoint released"
+    CHECKPOINT_REASSIGNED = "checkpoint.reassigned", "Checkpoint reassigned"
+    CHECKPOINT_STAGE_ADVANCED = "checkpoint.stage_advanced", "Checkpoint moved to its next stage"
+    CHECKPOINT_ESCALATED = "checkpoint.escalated", "Checkpoint escalated"
+    CHECKPOINT_APPROVED = "checkpoint.approved", "Checkpoint approved"
+    CHECKPOINT_REJECTED = "checkpoint.rejected", "Checkpoint rejected"
+    CHECKPOINT_ANSWERED = "checkpoint.answered", "Checkpoint answered"
+    CHECKPOINT_EXPIRED = "checkpoint.expired", "Checkpoint expired"
+    CHECKPOINT_CANCELLED = "checkpoint.cancelled", "Checkpoint cancelled"
+    DECISION_RECORDED = "decision.recorded", "Decision recorded"
+    # webhooks to agents (agents.webhooks)
+    WEBHOOK_DELIVERED = "webhook.delivered", "Webhook delivered"
+    WEBHOOK_FAILED = "webhook.failed", "Webhook failed (gave up)"
+    WEBHOOK_RESENT = "webhook.resent", "Webhook re-sent"
+    # authority: agents, keys, people, tokens, policies
+    AGENT_CREATED = "agent.created", "Agent created"
+    AGENT_KEY_CREATED = "agent.key_created", "Agent key created"
+    AGENT_KEY_REVOKED = "agent.key_revoked", "Agent key revoked"
+    USER_CREATED = "user.created", "User created"
+    USER_TOKEN_CREATED = "user.token_created", "Personal token created"
+    USER_TOKEN_REVOKED = "user.token_revoked", "Personal token revoked"
+    POLICY_CREATED = "policy.created", "Policy created"
+
+    @classmethod
+    def for_status(cls, status: str) -> AuditVerb:
+        """The verb of a checkpoint's resolution: `checkpoint.<status>`."""
+        return cls(f"checkpoint.{status}")
+
+
 class AuditEvent(models.Model):
     """Append-only, hash-chained. Written only by `approvals.audit.record`."""
 
@@ -341,7 +362,7 @@ class AuditEvent(models.Model):
     actor_type = models.CharField(max_length=10, choices=ActorType.choices)
     actor_id = models.CharField(max_length=64, blank=True)
     actor_label = models.CharField(max_length=200, blank=True)
-    verb = models.CharField(max_length=64, db_index=True)
+    verb = models.CharField(max_length=64, choices=AuditVerb.choices, db_index=True)
     target_type = models.CharField(max_length=64)
     target_id = models.CharField(max_length=64, db_index=True)
     data = models.JSONField(default=dict)

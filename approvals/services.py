@@ -1,43 +1,56 @@
-"""Writes on the human side that are not checkpoint status changes."""
+"""Writes on the human side that are not checkpoint status changes: API tokens.
+
+Personal tokens (here) and agent keys (`agents.services`) are two kinds of the same thing:
+created (plaintext shown once), authenticated and revoked the same way (`core.tokens`), and
+each creation and revocation is audited on the token's owner in the same transaction."""
 
 from __future__ import annotations
 
-from django.db import transaction
-from django.utils import timezone
+from dataclasses import dataclass, field
 
 from approvals import audit
-from approvals.audit import Actor
+from approvals.audit import Actor, AuditVerb
 from approvals.models import UserToken
-from hitlportal import tokens
+from core import tokens
 
 
-def user_token_create(user, *, name: str = "", actor: Actor | None = None) -> str:
-    """A reviewer's personal API token; returns the plaintext (shown once)."""
-    new = tokens.generate("u")
-    with transaction.atomic():
-        token = UserToken.objects.create(
-            user=user, name=name, prefix=new.prefix, secret_hash=new.secret_hash
-        )
-        audit.record(
-            actor or Actor.for_user(user),
-            "user.token_created",
-            user,
-            {"prefix": token.prefix, "name": name},
-        )
-    return new.plaintext
+@dataclass(frozen=True)
+class TokenKind:
+    model: type[tokens.ApiTokenBase]
+    letter: str  # in the visible token, for humans' sake: hitl_<letter>…
+    owner: str  # the foreign key to the owner: the target of the audit events
+    created: AuditVerb
+    revoked: AuditVerb
+    usable: dict = field(default_factory=dict)  # whose tokens authenticate (active owners)
+
+    def create(self, owner, actor: Actor | None = None, *, name: str = "") -> str:
+        """A new token; returns the plaintext, never stored: show it once. `actor` defaults
+        to the owner (a person minting their own token)."""
+        with audit.atomic():
+            row, plaintext = tokens.token_create(
+                self.model, kind=self.letter, name=name, **{self.owner: owner}
+            )
+            audit.record(
+                actor or Actor.for_user(owner), self.created, owner,
+                {"prefix": row.prefix, "name": name},
+            )  # fmt: skip
+        return plaintext
+
+    def authenticate(self, token: str):
+        """The active token row for a bearer token, or None."""
+        rows = self.model.objects.select_related(self.owner).filter(**self.usable)
+        return tokens.token_authenticate(rows, token)
+
+    def revoke(self, row, actor: Actor) -> bool:
+        """Revoke once: False (and no event) if it already was."""
+        with audit.atomic():
+            if not tokens.token_revoke(row):
+                return False
+            audit.record(actor, self.revoked, getattr(row, self.owner), {"prefix": row.prefix})
+        return True
 
 
-def user_token_authenticate(token: str) -> UserToken | None:
-    return tokens.authenticate(
-        UserToken.objects.select_related("user").filter(user__is_active=True), token
-    )
-
-
-def user_token_revoke(token: UserToken, actor: Actor) -> bool:
-    with transaction.atomic():
-        if UserToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
-            revoked_at=timezone.now()
-        ):
-            audit.record(actor, "user.token_revoked", token.user, {"prefix": token.prefix})
-            return True
-    return False
+USER_TOKENS = TokenKind(
+    UserToken, "u", "user", AuditVerb.USER_TOKEN_CREATED, AuditVerb.USER_TOKEN_REVOKED,
+    usable={"user__is_active": True},
+)  # fmt: skip

@@ -15,10 +15,10 @@ import logging
 from django.db import OperationalError
 from django.utils import timezone
 
-from approvals.exceptions import Conflict
 from approvals.models import Checkpoint
 from approvals.transitions import checkpoint_expire, checkpoint_expire_batch
-from hitlportal.queue import batched
+from core.exceptions import Conflict
+from core.queue import batched
 
 log = logging.getLogger(__name__)
 

@@ -16,34 +16,36 @@ A caller that lost a race gets `Conflict` naming the winner.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import Group
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from approvals import audit, edits, routing, selectors
-from approvals.audit import Actor
-from approvals.edits import ArtifactEdit
-from approvals.exceptions import Conflict, InvalidDecision, NotAllowed
-from approvals.models import Artifact, Checkpoint, Decision, ExpiryAction, action_sha256
-from approvals.signals import checkpoint_resolved, checkpoints_resolved
+from approvals import audit, edits, policies, rules
+from approvals.artifacts import (
+    ArtifactEdit,
+    ArtifactInput,
+    artifact_attach,
+    artifact_edits_prepare,
+    artifact_edits_save,
+)
+from approvals.audit import Actor, AuditVerb
+from approvals.models import Checkpoint, Decision, ExpiryAction
+from approvals.signals import (
+    checkpoint_requested,
+    checkpoint_resolved,
+    checkpoint_routed,
+    checkpoints_resolved,
+)
+from core.canonical import action_sha256
+from core.exceptions import Conflict, InvalidInput, NotAllowed
+from core.roles import is_manager
 
 Status = Checkpoint.Status
 Outcome = Decision.Outcome
-
-# Artifacts up to this size are kept inline in the row; bigger ones go to storage.
-INLINE_ARTIFACT_LIMIT = 256 * 1024
-
-ALLOWED_OUTCOMES = {
-    Checkpoint.Kind.APPROVAL: {Outcome.APPROVE, Outcome.REJECT, Outcome.MODIFY},
-    Checkpoint.Kind.REVIEW: {Outcome.APPROVE, Outcome.REJECT, Outcome.MODIFY},
-    Checkpoint.Kind.QUESTION: {Outcome.ANSWER, Outcome.REJECT},
-}
 
 
 def _winner(cp: Checkpoint) -> str:
@@ -70,51 +72,6 @@ def _conflict_for(cp: Checkpoint) -> Conflict:
 # --- request ----------------------------------------------------------------------------------
 
 
-@dataclass
-class ArtifactInput:
-    name: str
-    kind: str = Artifact.Kind.FILE
-    content: str | bytes | None = None
-    ref: Artifact | None = None  # an uploaded artifact to attach
-    content_type: str = ""
-
-
-def _attach_artifact(cp: Checkpoint, item: ArtifactInput) -> Artifact:
-    if item.ref is not None:
-        Artifact.objects.filter(pk=item.ref.pk, checkpoint__isnull=True).update(checkpoint=cp)
-        item.ref.refresh_from_db()
-        if item.ref.checkpoint_id != cp.pk:
-            raise InvalidDecision(f"artifact {item.ref.ref} is attached elsewhere", "artifacts")
-        return item.ref
-    raw = item.content if isinstance(item.content, bytes) else (item.content or "").encode()
-    artifact = Artifact(
-        checkpoint=cp,
-        agent_id=cp.agent_id,
-        name=item.name,
-        kind=item.kind,
-        content_type=item.content_type or _default_content_type(item.kind),
-        sha256=hashlib.sha256(raw).hexdigest(),
-        size=len(raw),
-    )
-    if len(raw) <= INLINE_ARTIFACT_LIMIT and not isinstance(item.content, bytes):
-        artifact.inline = raw.decode()
-    else:
-        from django.core.files.base import ContentFile
-
-        artifact.file.save(item.name or "artifact", ContentFile(raw), save=False)
-    artifact.save()
-    return artifact
-
-
-def _default_content_type(kind: str) -> str:
-    return {
-        Artifact.Kind.DIFF: "text/x-diff",
-        Artifact.Kind.JSON: "application/json",
-        Artifact.Kind.MARKDOWN: "text/markdown",
-        Artifact.Kind.IMAGE: "application/octet-stream",
-    }.get(kind, "text/plain")
-
-
 def checkpoint_request(
     *,
     run,
@@ -136,14 +93,17 @@ def checkpoint_request(
     run waiting in the same transaction."""
     agent = run.agent
     action = action or {}
-    hint = role_hint if role_hint and Group.objects.filter(name=role_hint).exists() else ""
-    route = routing.route(
-        agent_slug=agent.slug, tool=action.get("tool", ""), kind=kind, risk=risk, role_hint=hint
+    route = policies.route(
+        agent_slug=agent.slug,
+        tool=action.get("tool", ""),
+        kind=kind,
+        risk=risk,
+        role_hint=role_hint,
     )
     now = timezone.now()
     timeout = expires_in if expires_in else route.timeout_seconds
     # No savepoint: callers never catch a failure here and carry on in the same transaction.
-    with transaction.atomic(savepoint=False):
+    with audit.atomic(savepoint=False):
         cp = Checkpoint.objects.create(
             run=run,
             agent=agent,
@@ -169,10 +129,10 @@ def checkpoint_request(
             idempotency_key=idempotency_key,
             created_at=now,
         )
-        attached = [_attach_artifact(cp, a) for a in artifacts or []]
+        attached = [artifact_attach(cp, a) for a in artifacts or []]
         audit.record(
             actor,
-            "checkpoint.requested",
+            AuditVerb.CHECKPOINT_REQUESTED,
             cp,
             {
                 "run": str(run.pk),
@@ -187,25 +147,27 @@ def checkpoint_request(
                 "artifacts": [{"ref": a.ref, "sha256": a.sha256} for a in attached],
             },
         )
+        checkpoint_requested.send(sender=Checkpoint, checkpoint=cp)
     return cp
 
 
 # --- claim / release ----------------------------------------------------------------------------
 
 
-def _check_may_review(user, cp: Checkpoint) -> None:
-    if not selectors.can_decide(user, cp):
-        raise NotAllowed(f"{user.get_username()} is not a reviewer for role {cp.current_role!r}")
-    if user.pk in (cp.requester_id, cp.agent.owner_id):
-        raise NotAllowed("Four-eyes: the requester of a checkpoint cannot review it")
+def _raise_if_resolved(cp: Checkpoint) -> None:
+    """After a conditional update that changed nothing: if a decision, expiry or cancellation
+    got there first, say so (Conflict naming the winner)."""
+    cp.refresh_from_db()
+    if cp.status != Status.PENDING:
+        raise _conflict_for(cp)
 
 
 def checkpoint_claim(checkpoint_id, user, *, lease_seconds: int | None = None) -> Checkpoint:
     """Take a lease on a pending checkpoint so other reviewers leave it alone."""
     lease = dt.timedelta(seconds=lease_seconds or settings.HITL_CLAIM_LEASE)
-    with transaction.atomic():
+    with audit.atomic():
         cp = Checkpoint.objects.select_related("agent").get(pk=checkpoint_id)
-        _check_may_review(user, cp)
+        rules.check_may_review(user, cp)
         now = timezone.now()
         updated = (
             Checkpoint.objects.filter(pk=cp.pk, status=Status.PENDING)
@@ -213,9 +175,7 @@ def checkpoint_claim(checkpoint_id, user, *, lease_seconds: int | None = None) -
             .update(claimed_by=user, claim_expires_at=now + lease, version=F("version") + 1)
         )
         if not updated:
-            cp.refresh_from_db()
-            if cp.status != Status.PENDING:
-                raise _conflict_for(cp)
+            _raise_if_resolved(cp)
             holder = cp.claimed_by.get_username() if cp.claimed_by else ""
             raise Conflict(
                 f"Checkpoint is claimed by {holder} until {cp.claim_expires_at:%H:%M:%S} UTC",
@@ -224,21 +184,23 @@ def checkpoint_claim(checkpoint_id, user, *, lease_seconds: int | None = None) -
                 at=cp.claim_expires_at,
             )
         cp.refresh_from_db()
-        audit.record(Actor.for_user(user), "checkpoint.claimed", cp, {"until": cp.claim_expires_at})
+        audit.record(
+            Actor.for_user(user), AuditVerb.CHECKPOINT_CLAIMED, cp, {"until": cp.claim_expires_at}
+        )
     return cp
 
 
 def checkpoint_release(checkpoint_id, user, *, reassign_to=None) -> Checkpoint:
     """Give up a claim. Managers may release anyone's claim, or hand it to another reviewer."""
-    with transaction.atomic():
+    with audit.atomic():
         cp = Checkpoint.objects.select_related("agent", "claimed_by").get(pk=checkpoint_id)
-        manager = selectors.is_manager(user)
+        manager = is_manager(user)
         if cp.claimed_by_id != user.pk and not manager:
             raise NotAllowed("Only the holder of a claim or a manager can release it")
         if reassign_to is not None:
             if not manager:
                 raise NotAllowed("Only managers can reassign a checkpoint")
-            _check_may_review(reassign_to, cp)
+            rules.check_may_review(reassign_to, cp)
         now = timezone.now()
         new = {
             "claimed_by": reassign_to,
@@ -250,22 +212,15 @@ def checkpoint_release(checkpoint_id, user, *, reassign_to=None) -> Checkpoint:
             pk=cp.pk, status=Status.PENDING, claimed_by_id=cp.claimed_by_id
         ).update(version=F("version") + 1, **new)
         if not updated:
-            cp.refresh_from_db()
-            if cp.status != Status.PENDING:
-                raise _conflict_for(cp)
+            _raise_if_resolved(cp)
             raise Conflict("The claim changed meanwhile; reload", status=cp.status)
         previous = cp.claimed_by.get_username() if cp.claimed_by else None
         cp.refresh_from_db()
         if reassign_to is not None:
-            verb, data = (
-                "checkpoint.reassigned",
-                {
-                    "from": previous,
-                    "to": reassign_to.get_username(),
-                },
-            )
+            verb = AuditVerb.CHECKPOINT_REASSIGNED
+            data = {"from": previous, "to": reassign_to.get_username()}
         else:
-            verb, data = "checkpoint.released", {"from": previous}
+            verb, data = AuditVerb.CHECKPOINT_RELEASED, {"from": previous}
         audit.record(Actor.for_user(user), verb, cp, data)
     return cp
 
@@ -279,37 +234,6 @@ class DecideResult:
     decision: Decision
     resolved: bool
     stage_advanced: bool = False
-
-
-def _validate_decision(
-    cp: Checkpoint, outcome: str, comment: str, action: Any, answer: str
-) -> dict | None:
-    if outcome not in Outcome.values:
-        raise InvalidDecision(f"Unknown outcome {outcome!r}", "outcome")
-    if outcome not in ALLOWED_OUTCOMES[cp.kind]:
-        allowed = ", ".join(sorted(ALLOWED_OUTCOMES[cp.kind]))
-        raise InvalidDecision(f"A {cp.kind} checkpoint takes one of: {allowed}", "outcome")
-    if outcome == Outcome.REJECT and not (comment or "").strip():
-        raise InvalidDecision("A rejection needs a reason the agent can act on", "comment")
-    if outcome == Outcome.ANSWER:
-        if not (answer or "").strip():
-            raise InvalidDecision("An answer is required", "answer")
-        values = [o.get("value") if isinstance(o, dict) else o for o in cp.options]
-        if values and answer not in values:
-            raise InvalidDecision(f"Answer must be one of {values}", "answer")
-    if outcome == Outcome.MODIFY:
-        if not isinstance(action, dict) or not isinstance(action.get("args"), dict):
-            raise InvalidDecision(
-                'An edited action must be an object like {"tool": ..., "args": {...}}', "action"
-            )
-        original_tool = (cp.action or {}).get("tool")
-        tool = action.get("tool", original_tool)
-        if tool != original_tool:
-            raise InvalidDecision(
-                f"Edits may change the arguments, not the tool ({original_tool!r})", "action"
-            )
-        return {**(cp.final_action or cp.action or {}), "tool": tool, "args": action["args"]}
-    return None
 
 
 def checkpoint_decide(
@@ -341,7 +265,7 @@ def checkpoint_decide(
     the vote is refused with Conflict instead of approving something this reviewer never
     saw. A reviewer who voted on an earlier stage cannot vote on a later one: each stage is
     another pair of eyes."""
-    with transaction.atomic():
+    with audit.atomic():
         # Row lock on PostgreSQL; on SQLite the IMMEDIATE transaction already holds the write
         # lock. The conditional update below re-checks either way.
         cp = (
@@ -349,82 +273,16 @@ def checkpoint_decide(
             .select_related("agent")
             .get(pk=checkpoint_id)
         )
-        if cp.status != Status.PENDING:
-            raise _conflict_for(cp)
         now = timezone.now()
-        if cp.deadline <= now:
-            raise Conflict(
-                "The deadline has passed; the checkpoint is being expired",
-                status="expired" if cp.expiry_action == ExpiryAction.REJECT else cp.status,
-                winner="expiry",
-                at=cp.deadline,
-            )
-        _check_may_review(user, cp)
-        if cp.claim_is_active(now) and cp.claimed_by_id != user.pk:
-            holder = cp.claimed_by.get_username()
-            raise Conflict(f"Checkpoint is claimed by {holder}", status=cp.status, winner=holder)
-        if cp.stage and Decision.objects.filter(checkpoint=cp, reviewer=user).exists():
-            raise NotAllowed("You approved an earlier stage; a later stage needs someone else")
-        shown = cp.final_action or cp.action
-        if seen_action_sha256 and seen_action_sha256 != action_sha256(shown):
-            editor = (
-                Decision.objects.filter(checkpoint=cp, outcome=Outcome.MODIFY)
-                .select_related("reviewer")
-                .order_by("-created_at")
-                .first()
-            )
-            who = editor.reviewer.get_username() if editor else "another reviewer"
-            raise Conflict(
-                f"The action was edited by {who} since you loaded it; review the new version",
-                status=cp.status,
-                winner=who,
-            )
-        new_artifacts: list[Artifact] = []
-        artifact_summary: list[dict] = []
-        if edited_artifacts:
-            if outcome != Outcome.MODIFY:
-                raise InvalidDecision("Edited artifacts come with outcome 'modify'", "outcome")
-            new_artifacts, artifact_summary = edits.build_edited_artifacts(cp, edited_artifacts)
-            if action is None:
-                current = cp.final_action or cp.action or {}
-                action = {"tool": current.get("tool"), "args": current.get("args") or {}}
-        _validate_option(cp, outcome, answer)
-        edited = _validate_decision(cp, outcome, comment, action, answer)
-        if artifact_summary and edited is not None:
-            refs = {a["original"]: a["ref"] for a in artifact_summary}
-            edited["args"] = edits.substitute_refs(edited["args"], refs)
-            edited["edited_artifacts"] = [
-                {k: a[k] for k in ("name", "original", "ref", "sha256")} for a in artifact_summary
-            ]
-            edits.store_edited_artifacts(new_artifacts)
-        current_action = edited if edited is not None else (cp.final_action or cp.action)
-        try:
-            with transaction.atomic():
-                decision = Decision.objects.create(
-                    checkpoint=cp,
-                    reviewer=user,
-                    stage=cp.stage,
-                    role=cp.current_role,
-                    outcome=outcome,
-                    comment=comment or "",
-                    edited_action=edited,
-                    answer=answer or "",
-                    action_sha256=(
-                        action_sha256(current_action)
-                        if outcome in (Outcome.APPROVE, Outcome.MODIFY)
-                        else ""
-                    ),
-                    channel=channel,
-                    created_at=now,
-                )
-        except IntegrityError:
-            raise Conflict(
-                "You already voted on this stage", status=cp.status, winner=user.get_username()
-            ) from None
+        _check_vote_allowed(cp, user, now, seen_action_sha256)
+        edited, artifact_summary = _apply_edits(
+            cp, outcome, comment, action, answer, edited_artifacts
+        )
+        decision = _record_vote(cp, user, outcome, comment, answer, edited, channel, now)
         actor = Actor.for_user(user)
         audit.record(
             actor,
-            "decision.recorded",
+            AuditVerb.DECISION_RECORDED,
             cp,
             {
                 "decision": decision.pk,
@@ -439,63 +297,162 @@ def checkpoint_decide(
                 **_edit_audit(cp, edited, artifact_summary),
             },
         )
-
         if outcome == Outcome.REJECT:
             return _resolve(cp, decision, Status.REJECTED, actor, now, reason=comment)
         if outcome == Outcome.ANSWER:
             return _resolve(cp, decision, Status.ANSWERED, actor, now, answer=answer)
-        chosen = answer if cp.options and answer else ""
+        return _tally(cp, decision, edited, answer, actor, now)
 
-        # approve / modify: count votes in this stage for this exact version of the action
-        votes = (
-            Decision.objects.filter(
+
+def _check_vote_allowed(cp: Checkpoint, user, now: dt.datetime, seen_action_sha256: str) -> None:
+    """May `user` vote on `cp` now? State, deadline, role and four-eyes, claim, an earlier
+    stage's voter, and the version of the action they saw."""
+    if cp.status != Status.PENDING:
+        raise _conflict_for(cp)
+    if cp.deadline <= now:
+        raise Conflict(
+            "The deadline has passed; the checkpoint is being expired",
+            status="expired" if cp.expiry_action == ExpiryAction.REJECT else cp.status,
+            winner="expiry",
+            at=cp.deadline,
+        )
+    rules.check_may_review(user, cp)
+    if cp.claim_is_active(now) and cp.claimed_by_id != user.pk:
+        holder = cp.claimed_by.get_username()
+        raise Conflict(f"Checkpoint is claimed by {holder}", status=cp.status, winner=holder)
+    if cp.stage and Decision.objects.filter(checkpoint=cp, reviewer=user).exists():
+        raise NotAllowed("You approved an earlier stage; a later stage needs someone else")
+    shown = cp.final_action or cp.action
+    if seen_action_sha256 and seen_action_sha256 != action_sha256(shown):
+        editor = (
+            Decision.objects.filter(checkpoint=cp, outcome=Outcome.MODIFY)
+            .select_related("reviewer")
+            .order_by("-created_at")
+            .first()
+        )
+        who = editor.reviewer.get_username() if editor else "another reviewer"
+        raise Conflict(
+            f"The action was edited by {who} since you loaded it; review the new version",
+            status=cp.status,
+            winner=who,
+        )
+
+
+def _apply_edits(
+    cp: Checkpoint,
+    outcome: str,
+    comment: str,
+    action: Any,
+    answer: str,
+    edited_artifacts: list[ArtifactEdit] | None,
+) -> tuple[dict | None, list[dict]]:
+    """Validate the decision (`rules`), and store the reviewer's edited artifacts once it is
+    valid. Returns the edited action (None unless `modify`) and the artifacts' summary."""
+    prepared, summary = [], []
+    if edited_artifacts:
+        if outcome != Outcome.MODIFY:
+            raise InvalidInput("Edited artifacts come with outcome 'modify'", "outcome")
+        prepared, summary = artifact_edits_prepare(cp, edited_artifacts)
+        if action is None:
+            current = cp.final_action or cp.action or {}
+            action = {"tool": current.get("tool"), "args": current.get("args") or {}}
+    edited = rules.validate_decision(cp, outcome, comment=comment, action=action, answer=answer)
+    if summary and edited is not None:
+        refs = {a["original"]: a["ref"] for a in summary}
+        edited["args"] = edits.substitute_refs(edited["args"], refs)
+        edited["edited_artifacts"] = [
+            {k: a[k] for k in ("name", "original", "ref", "sha256")} for a in summary
+        ]
+        artifact_edits_save(cp, prepared)
+    return edited, summary
+
+
+def _record_vote(
+    cp: Checkpoint,
+    user,
+    outcome: str,
+    comment: str,
+    answer: str,
+    edited: dict | None,
+    channel: str,
+    now: dt.datetime,
+) -> Decision:
+    """The Decision row: one per reviewer per stage (a double submit is a Conflict). An
+    approval records the fingerprint of the exact action version it approves."""
+    current_action = edited if edited is not None else (cp.final_action or cp.action)
+    try:
+        with transaction.atomic():
+            return Decision.objects.create(
                 checkpoint=cp,
+                reviewer=user,
                 stage=cp.stage,
-                outcome__in=[Outcome.APPROVE, Outcome.MODIFY],
-                action_sha256=decision.action_sha256,
+                role=cp.current_role,
+                outcome=outcome,
+                comment=comment or "",
+                edited_action=edited,
+                answer=answer or "",
+                action_sha256=(
+                    action_sha256(current_action)
+                    if outcome in (Outcome.APPROVE, Outcome.MODIFY)
+                    else ""
+                ),
+                channel=channel,
+                created_at=now,
             )
-            .values("reviewer")
-            .distinct()
-            .count()
+    except IntegrityError:
+        raise Conflict(
+            "You already voted on this stage", status=cp.status, winner=user.get_username()
+        ) from None
+
+
+def _tally(
+    cp: Checkpoint,
+    decision: Decision,
+    edited: dict | None,
+    answer: str,
+    actor: Actor,
+    now: dt.datetime,
+) -> DecideResult:
+    """An approval: count this stage's votes for this exact version of the action; resolve,
+    move to the next stage, or wait for more votes."""
+    current_action = edited if edited is not None else (cp.final_action or cp.action)
+    votes = (
+        Decision.objects.filter(
+            checkpoint=cp,
+            stage=cp.stage,
+            outcome__in=[Outcome.APPROVE, Outcome.MODIFY],
+            action_sha256=decision.action_sha256,
         )
-        if votes < cp.approvals_needed:
-            _conditional_update(
-                cp, final_action=current_action, claimed_by=None, claim_expires_at=None
-            )
-            return DecideResult(cp, decision, resolved=False)
-        if cp.stage + 1 < len(cp.stages):
-            nxt = cp.stages[cp.stage + 1]
-            _conditional_update(
-                cp,
-                final_action=current_action,
-                stage=cp.stage + 1,
-                current_role=nxt["role"],
-                approvals_needed=nxt["approvals"],
-                claimed_by=None,
-                claim_expires_at=None,
-            )
-            audit.record(
-                actor,
-                "checkpoint.stage_advanced",
-                cp,
-                {"stage": cp.stage, "role": nxt["role"], "approvals_needed": nxt["approvals"]},
-            )
-            return DecideResult(cp, decision, resolved=False, stage_advanced=True)
-        return _resolve(
-            cp, decision, Status.APPROVED, actor, now, final_action=current_action, answer=chosen
+        .values("reviewer")
+        .distinct()
+        .count()
+    )
+    if votes < cp.approvals_needed:
+        _conditional_update(cp, final_action=current_action, claimed_by=None, claim_expires_at=None)
+        return DecideResult(cp, decision, resolved=False)
+    if cp.stage + 1 < len(cp.stages):
+        nxt = cp.stages[cp.stage + 1]
+        _conditional_update(
+            cp,
+            final_action=current_action,
+            stage=cp.stage + 1,
+            current_role=nxt["role"],
+            approvals_needed=nxt["approvals"],
+            claimed_by=None,
+            claim_expires_at=None,
         )
-
-
-def _option_values(cp: Checkpoint) -> list:
-    return [o.get("value") if isinstance(o, dict) else o for o in cp.options or []]
-
-
-def _validate_option(cp: Checkpoint, outcome: str, answer: str) -> None:
-    """An approval may pick one of the checkpoint's custom options (e.g. "staging only")."""
-    if outcome in (Outcome.APPROVE, Outcome.MODIFY) and answer and cp.options:
-        values = _option_values(cp)
-        if answer not in values:
-            raise InvalidDecision(f"Option must be one of {values}", "answer")
+        audit.record(
+            actor,
+            AuditVerb.CHECKPOINT_STAGE_ADVANCED,
+            cp,
+            {"stage": cp.stage, "role": nxt["role"], "approvals_needed": nxt["approvals"]},
+        )
+        checkpoint_routed.send(sender=Checkpoint, checkpoint=cp, reason="stage")
+        return DecideResult(cp, decision, resolved=False, stage_advanced=True)
+    chosen = answer if cp.options and answer else ""
+    return _resolve(
+        cp, decision, Status.APPROVED, actor, now, final_action=current_action, answer=chosen
+    )
 
 
 def _edit_audit(cp: Checkpoint, edited: dict | None, artifacts: list[dict]) -> dict:
@@ -556,7 +513,7 @@ def _resolve(
     _conditional_update(cp, **fields)
     audit.record(
         actor,
-        f"checkpoint.{status}",
+        AuditVerb.for_status(status),
         cp,
         {
             "decision": decision.pk if decision else None,
@@ -577,7 +534,7 @@ def checkpoint_expire(checkpoint_id, *, now: dt.datetime | None = None) -> str:
     """Act on a checkpoint whose deadline passed: auto-reject it, or escalate it once.
     Returns "expired" or "escalated"; raises Conflict if a decision got there first."""
     now = now or timezone.now()
-    with transaction.atomic():
+    with audit.atomic():
         cp = Checkpoint.objects.select_for_update().get(pk=checkpoint_id)
         if cp.status != Status.PENDING:
             raise _conflict_for(cp)
@@ -586,6 +543,7 @@ def checkpoint_expire(checkpoint_id, *, now: dt.datetime | None = None) -> str:
         actor = Actor.system("expiry-sweep")
         if _escalates(cp):
             audit.record(*_escalate(cp, now, actor))
+            checkpoint_routed.send(sender=Checkpoint, checkpoint=cp, reason="escalated")
             return "escalated"
         _resolve(cp, None, Status.EXPIRED, actor, now, reason=_expiry_reason(cp, now))
         return "expired"
@@ -593,7 +551,7 @@ def checkpoint_expire(checkpoint_id, *, now: dt.datetime | None = None) -> str:
 
 def checkpoint_cancel(checkpoint_id, actor: Actor, *, reason: str = "") -> Checkpoint:
     """Withdraw a pending checkpoint (the agent no longer needs it, or its run ended)."""
-    with transaction.atomic():
+    with audit.atomic():
         cp = Checkpoint.objects.select_for_update().get(pk=checkpoint_id)
         if cp.status != Status.PENDING:
             raise _conflict_for(cp)
@@ -633,7 +591,7 @@ def _escalate(cp: Checkpoint, now: dt.datetime, actor: Actor) -> tuple:
     )
     return (
         actor,
-        "checkpoint.escalated",
+        AuditVerb.CHECKPOINT_ESCALATED,
         cp,
         {"role": cp.escalation_role, "deadline": new_deadline},
     )
@@ -648,8 +606,8 @@ def _expiry_reason(cp: Checkpoint, now: dt.datetime) -> str:
 
 
 def _set_reasons(reasons: dict) -> None:
-    """Each row's own reason text, in one executemany (a 500-branch CASE costs more in
-    expression building than the UPDATE itself)."""
+    """Each row's own reason text, in one executemany: a 500-branch CASE costs more in
+    expression building than the UPDATE itself (see docs/benchmarks.md, expiry sweep)."""
     pk = Checkpoint._meta.pk
     table = connection.ops.quote_name(Checkpoint._meta.db_table)
     column = connection.ops.quote_name(Checkpoint._meta.get_field("resolution_reason").column)
@@ -673,7 +631,7 @@ def checkpoint_expire_batch(*, now: dt.datetime | None = None, limit: int = 500)
     now = now or timezone.now()
     counts = {"expired": 0, "escalated": 0, "skipped": 0}
     actor = Actor.system("expiry-sweep")
-    with transaction.atomic():
+    with audit.atomic():
         qs = Checkpoint.objects.filter(status=Status.PENDING, deadline__lte=now).order_by(
             "deadline"
         )
@@ -710,7 +668,7 @@ def checkpoint_expire_batch(*, now: dt.datetime | None = None, limit: int = 500)
                 events.append(
                     (
                         actor,
-                        "checkpoint.expired",
+                        AuditVerb.CHECKPOINT_EXPIRED,
                         cp,
                         {
                             "decision": None,
@@ -727,6 +685,8 @@ def checkpoint_expire_batch(*, now: dt.datetime | None = None, limit: int = 500)
             events.append(_escalate(cp, now, actor))
             counts["escalated"] += 1
         audit.record_many(events)
+        for cp in escalate:
+            checkpoint_routed.send(sender=Checkpoint, checkpoint=cp, reason="escalated", batch=True)
         for cp in resolved:
             checkpoint_resolved.send(sender=Checkpoint, checkpoint=cp, batch=True)
         if resolved:

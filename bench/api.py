@@ -22,7 +22,6 @@ import asyncio
 import os
 import resource
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +34,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _http import Connection  # noqa: E402
+
+from tests import servers  # noqa: E402
 
 BENCH_DB = "hitl_bench_api"
 
@@ -85,7 +86,7 @@ def setup_data(clients: int) -> tuple[list[tuple[str, str]], object]:
     from django.contrib.auth.models import Group, User
 
     from agents.models import Agent
-    from agents.services import agent_key_create
+    from agents.services import AGENT_KEYS
     from agents.transitions import run_start
     from approvals.audit import Actor
 
@@ -93,7 +94,7 @@ def setup_data(clients: int) -> tuple[list[tuple[str, str]], object]:
     pairs = []
     for i in range(clients):
         agent = Agent.objects.create(slug=f"bench-{i}", name=f"Bench {i}")
-        key = agent_key_create(agent, actor)
+        key = AGENT_KEYS.create(agent, actor)
         run = run_start(agent=agent, task="bench", actor=actor)
         pairs.append((key, str(run.pk)))
     reviewer = User.objects.create_user("bench-reviewer", password=secrets.token_urlsafe())
@@ -104,43 +105,13 @@ def setup_data(clients: int) -> tuple[list[tuple[str, str]], object]:
 class Server:
     def __init__(self, port: int, workers: int):
         self.port = port
-        cmd = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "hitlportal.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--backlog",
-            "8192",
-        ]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=os.environ.copy())
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        import httpx
-
-        for _ in range(300):
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/api/v1/health/").status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start")
+        self.proc = servers.start_uvicorn(
+            port, os.environ.copy(), "--workers", str(workers), "--backlog", "8192"
+        )
+        servers.wait_healthy(self.proc, port)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        servers.stop(self.proc, timeout=15)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -187,19 +158,20 @@ async def load(port: int, clients: int, duration: float, make_request) -> dict:
 async def wait_latency(port: int, key: str, run_id: str, reviewer, samples: int) -> dict:
     from asgiref.sync import sync_to_async
 
+    from agents import services
     from agents.models import Run
-    from agents.services import request_checkpoint
     from approvals.audit import Actor
     from approvals.transitions import checkpoint_decide
 
     run = await sync_to_async(Run.objects.select_related("agent").get)(pk=run_id)
 
     def ask():
-        return str(
-            request_checkpoint(
-                run, Actor.for_agent(run.agent), title="latency", action={"tool": "t", "args": {}}
-            ).pk
+        (cp,) = services.ask(
+            run,
+            [services.Ask(title="latency", action={"tool": "t", "args": {}})],
+            actor=Actor.for_agent(run.agent),
         )
+        return str(cp.pk)
 
     def decide(cp_id: str) -> float:
         checkpoint_decide(cp_id, reviewer, "approve")
@@ -352,7 +324,7 @@ def main() -> None:
         )[: max(counts)]
     )
     key = pairs[0][0]
-    from agents.services import request_checkpoint
+    from agents.services import Ask, ask
     from approvals.audit import Actor
 
     if len(pending) < max(counts):
@@ -360,11 +332,10 @@ def main() -> None:
 
         run = Run.objects.select_related("agent").get(pk=pairs[0][1])
         for _ in range(max(counts) - len(pending)):
-            pending.append(
-                request_checkpoint(
-                    run, Actor.for_agent(run.agent), title="w", action={"tool": "t"}
-                ).pk
+            (cp,) = ask(
+                run, [Ask(title="w", action={"tool": "t"})], actor=Actor.for_agent(run.agent)
             )
+            pending.append(cp.pk)
     single = Server(args.port + 1, 1)
     try:
         rows = asyncio.run(

@@ -14,6 +14,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
+from approvals import selectors
+from approvals.review import queries
+from core.roles import is_manager, user_roles
+
 
 class HitlAdminSite(admin.AdminSite):
     site_header = "HITL Portal"
@@ -49,16 +53,13 @@ class HitlAdminSite(admin.AdminSite):
         return ctx
 
     def index(self, request: HttpRequest, extra_context=None) -> HttpResponse:
-        from approvals import selectors
-        from approvals.review import queries
-
         user = request.user
-        is_reviewer = bool(user.is_superuser or selectors.user_roles(user))
+        is_reviewer = bool(user.is_superuser or user_roles(user))
         extra = {
             "now": timezone.now(),
             "is_reviewer": is_reviewer,
-            "is_manager": selectors.is_manager(user),
-            "roles": sorted(selectors.user_roles(user)),
+            "is_manager": is_manager(user),
+            "roles": sorted(user_roles(user)),
         }
         if is_reviewer:
             extra["queue_counts"] = queries.queue_counts(user)
@@ -66,24 +67,3 @@ class HitlAdminSite(admin.AdminSite):
             extra["due_soon_minutes"] = settings.HITL_DUE_SOON_SECONDS // 60
         extra.update(extra_context or {})
         return super().index(request, extra)
-
-
-class ManagersOnlyMixin:
-    """For admin pages that show data across every role (the whole audit log, webhook
-    payloads, dead letters): managers and superusers only; reviewers see the parts that
-    concern their checkpoints on the review page."""
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        from approvals.selectors import is_manager
-
-        return is_manager(request.user) and super().has_module_permission(request)
-
-    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
-        from approvals.selectors import is_manager
-
-        return is_manager(request.user) and super().has_view_permission(request, obj)
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        from approvals.selectors import is_manager
-
-        return is_manager(request.user) and super().has_change_permission(request, obj)

@@ -12,7 +12,7 @@ sys.setswitchinterval(float(os.environ.get("HITL_GIL_SWITCH_INTERVAL", "0.0005")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hitlportal.settings")
 django_application = get_asgi_application()
 
-# Long-poll waits are answered in the event loop, ahead of Django (agents/api/asgi.py).
-from agents.api.asgi import LongPollApp  # noqa: E402  (needs the app registry loaded)
+# Long-poll waits are answered in the event loop, ahead of Django (api/asgi.py).
+from api.asgi import LongPollApp  # noqa: E402  (needs the app registry loaded)
 
 application = LongPollApp(django_application)

@@ -6,10 +6,11 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
+from api.errors import is_api, problem_response
 from hitlportal.auth import has_totp, mfa_required_for
 
 # Paths a user without TOTP may still reach: the account pages (to enrol, or to log out),
@@ -23,13 +24,12 @@ class RequireMFAMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if settings.HITL_REQUIRE_MFA and self._must_enrol(request):
-            if request.path.startswith("/api/"):
-                return JsonResponse(
-                    {
-                        "detail": "Two-factor authentication must be set up before using the "
-                        "portal (HITL_REQUIRE_MFA)."
-                    },
-                    status=403,
+            if is_api(request):
+                return problem_response(
+                    403,
+                    "Two-factor authentication must be set up before using the portal "
+                    "(HITL_REQUIRE_MFA).",
+                    "mfa_required",
                 )
             messages.warning(
                 request,

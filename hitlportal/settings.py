@@ -115,8 +115,10 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.mfa",
     "hitlportal.apps.HitlPortalConfig",
+    "core.apps.CoreConfig",
     "approvals.apps.ApprovalsConfig",
     "agents.apps.AgentsConfig",
+    "api.apps.ApiConfig",
 ]
 
 MIDDLEWARE = [
@@ -199,7 +201,6 @@ if _db["ENGINE"] == "django.db.backends.postgresql" and env_bool("DB_POOL", Fals
 
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-IS_POSTGRES = _db["ENGINE"] == "django.db.backends.postgresql"
 
 # --- Cache, broker ----------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
@@ -361,15 +362,15 @@ if not DEBUG:
 # --- REST API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "agents.api.authentication.BearerAuthentication",
+        "api.authentication.BearerAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "agents.api.schema.HitlAutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "api.schema.HitlAutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["agents.api.parsers.StrictJSONParser"],
-    "DEFAULT_THROTTLE_CLASSES": ["agents.api.throttling.CredentialRateThrottle"],
-    "EXCEPTION_HANDLER": "agents.api.errors.exception_handler",
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.StrictJSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.CredentialRateThrottle"],
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -424,8 +425,9 @@ HITL_CLAIM_LEASE = env_int("HITL_CLAIM_LEASE", 900, minimum=1)
 HITL_DUE_SOON_SECONDS = env_int("HITL_DUE_SOON_SECONDS", 600, minimum=1)
 HITL_QUEUE_POLL_SECONDS = env_int("HITL_QUEUE_POLL_SECONDS", 15, minimum=2)
 HITL_ARTIFACT_RENDER_LIMIT = env_int("HITL_ARTIFACT_RENDER_LIMIT", 256 * 1024, minimum=1024)
-# A follow-up (resume, webhook) enqueued this long ago and still not done is enqueued again
-# by the reconcile sweep.
+# A follow-up (resume, hosted execution, webhook) enqueued this long ago and still not done is
+# enqueued again by the reconcile sweep; a run whose resume or execution was enqueued this many
+# times without completing is dead-lettered.
 HITL_RECONCILE_GRACE = env_int("HITL_RECONCILE_GRACE", 60, minimum=0)
 HITL_MAX_RESUME_ATTEMPTS = env_int("HITL_MAX_RESUME_ATTEMPTS", 5, minimum=1)
 HITL_SWEEP_INTERVAL_MINUTES = env_int("HITL_SWEEP_INTERVAL_MINUTES", 1, minimum=1)
@@ -433,7 +435,6 @@ HITL_SWEEP_INTERVAL_MINUTES = env_int("HITL_SWEEP_INTERVAL_MINUTES", 1, minimum=
 # the reconcile sweep re-enqueues the run. Work that fails this many times is dead-lettered.
 HITL_RUN_LEASE = env_int("HITL_RUN_LEASE", 30, minimum=2)
 HITL_RUN_SLICE_SECONDS = env_int("HITL_RUN_SLICE_SECONDS", 60, minimum=1)
-HITL_MAX_RESUME_ATTEMPTS = env_int("HITL_MAX_RESUME_ATTEMPTS", 5, minimum=1)
 # Housekeeping: finished django-q2 task rows older than this are purged.
 HITL_TASK_RETENTION_HOURS = env_int("HITL_TASK_RETENTION_HOURS", 72, minimum=1)
 # The LLM planner (any OpenAI-compatible chat-completions endpoint); unset = scripted only.

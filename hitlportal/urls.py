@@ -1,18 +1,19 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     # Login, logout, password change, TOTP and recovery codes, optional SSO (django-allauth).
     path("accounts/", include("allauth.urls")),
-    path("api/v1/", include("hitlportal.api_urls")),
+    path("api/v1/", include("api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("", include("hitlportal.root_urls")),
+    path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
 ]
 
 # API paths answer errors as problem details; other paths keep Django's pages.
-handler400 = "agents.api.errors.handler400"
-handler403 = "agents.api.errors.handler403"
-handler404 = "agents.api.errors.handler404"
-handler500 = "agents.api.errors.handler500"
+handler400 = "api.errors.handler400"
+handler403 = "api.errors.handler403"
+handler404 = "api.errors.handler404"
+handler500 = "api.errors.handler500"

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import connection
 
 from agents.models import Run
-from agents.services import request_checkpoint
+from agents.services import Ask, ask
 from agents.transitions import run_start
 from approvals.audit import Actor
 from tests.factories import AgentFactory, UserFactory
@@ -71,7 +71,7 @@ def make_checkpoint(db, agent):
         run = run or run_start(agent=agent, task="task", actor=Actor.for_agent(agent))
         fields.setdefault("title", "Delete old logs")
         fields.setdefault("action", {"tool": "delete_files", "args": {"paths": ["/tmp/a.log"]}})
-        return request_checkpoint(run, Actor.for_agent(run.agent), **fields)
+        return ask(run, [Ask(**fields)], actor=Actor.for_agent(run.agent))[0]
 
     return make
 

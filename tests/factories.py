@@ -4,7 +4,7 @@ import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from agents.models import Agent, Run
+from agents.models import Agent
 from approvals.models import Policy
 
 
@@ -43,15 +43,6 @@ class AgentFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"Agent {n}")
     slug = factory.Sequence(lambda n: f"agent-{n}")
     kind = Agent.Kind.EXTERNAL
-
-
-class RunFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = Run
-
-    agent = factory.SubFactory(AgentFactory)
-    task = "Do something risky"
-    status = Run.Status.RUNNING
 
 
 class PolicyFactory(factory.django.DjangoModelFactory):

@@ -9,8 +9,7 @@ from django.utils import timezone
 
 from agents.models import Run
 from approvals.audit import Actor
-from approvals.exceptions import Conflict, InvalidDecision, NotAllowed
-from approvals.models import AuditEvent, Checkpoint, Decision, action_sha256
+from approvals.models import AuditEvent, Checkpoint, Decision
 from approvals.transitions import (
     checkpoint_cancel,
     checkpoint_claim,
@@ -18,6 +17,8 @@ from approvals.transitions import (
     checkpoint_expire,
     checkpoint_release,
 )
+from core.canonical import action_sha256
+from core.exceptions import Conflict, InvalidInput, NotAllowed
 from tests.factories import PolicyFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -92,7 +93,7 @@ def test_it_approves_and_records_decision(make_checkpoint, reviewer):
 
 def test_it_rejects_only_with_a_reason(make_checkpoint, reviewer):
     cp = make_checkpoint()
-    with pytest.raises(InvalidDecision) as exc:
+    with pytest.raises(InvalidInput) as exc:
         checkpoint_decide(cp.pk, reviewer, "reject", comment="  ")
     assert exc.value.field == "comment"
     assert not Decision.objects.exists()
@@ -125,7 +126,7 @@ def test_it_approves_with_edits_keeping_json_types(make_checkpoint, reviewer):
 )
 def test_it_refuses_malformed_edits(make_checkpoint, reviewer, action, field):
     cp = make_checkpoint()
-    with pytest.raises(InvalidDecision) as exc:
+    with pytest.raises(InvalidInput) as exc:
         checkpoint_decide(cp.pk, reviewer, "modify", action=action)
     assert exc.value.field == field
     cp.refresh_from_db()
@@ -134,9 +135,9 @@ def test_it_refuses_malformed_edits(make_checkpoint, reviewer, action, field):
 
 def test_it_answers_questions_within_their_options(make_checkpoint, reviewer):
     cp = make_checkpoint(kind="question", options=[{"value": "eu"}, {"value": "us"}])
-    with pytest.raises(InvalidDecision):
+    with pytest.raises(InvalidInput):
         checkpoint_decide(cp.pk, reviewer, "approve")
-    with pytest.raises(InvalidDecision):
+    with pytest.raises(InvalidInput):
         checkpoint_decide(cp.pk, reviewer, "answer", answer="asia")
     checkpoint_decide(cp.pk, reviewer, "answer", answer="eu")
     cp.refresh_from_db()
@@ -146,9 +147,9 @@ def test_it_answers_questions_within_their_options(make_checkpoint, reviewer):
 
 def test_it_refuses_answers_on_approvals(make_checkpoint, reviewer):
     cp = make_checkpoint()
-    with pytest.raises(InvalidDecision):
+    with pytest.raises(InvalidInput):
         checkpoint_decide(cp.pk, reviewer, "answer", answer="yes")
-    with pytest.raises(InvalidDecision):
+    with pytest.raises(InvalidInput):
         checkpoint_decide(cp.pk, reviewer, "launch")
 
 

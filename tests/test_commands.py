@@ -14,10 +14,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from agents.models import Agent, AgentKey
-from agents.services import agent_key_authenticate, agent_key_revoke
+from agents.services import AGENT_KEYS
 from approvals.audit import Actor, verify_chain
 from approvals.models import AuditEvent, Checkpoint, Policy, UserToken
-from approvals.services import user_token_authenticate
+from approvals.services import USER_TOKENS
 from hitlportal.schedules import ensure_schedules
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +53,7 @@ def test_seed_demo_is_idempotent_and_prints_a_working_key():
     assert first.split("Hosted agents")[0] == second.split("Hosted agents")[0]
     lines = first.splitlines()
     key = lines[lines.index("Demo agent 'demo-agent' API key:") + 1].strip()
-    found = agent_key_authenticate(key)
+    found = AGENT_KEYS.authenticate(key)
     assert found is not None and found.agent.slug == "demo-agent"
     User = get_user_model()
     assert User.objects.get(username="admin").is_superuser
@@ -89,10 +89,10 @@ def test_createagent_prints_the_key_last_and_stores_only_a_hash():
     )
     stored = AgentKey.objects.get(agent=agent)
     assert key.split("_", 2)[2] not in (stored.secret_hash, stored.prefix)
-    assert agent_key_authenticate(key).pk == stored.pk
-    assert agent_key_authenticate(key[:-1] + ("x" if key[-1] != "x" else "y")) is None
-    agent_key_revoke(stored, Actor.system())
-    assert agent_key_authenticate(key) is None
+    assert AGENT_KEYS.authenticate(key).pk == stored.pk
+    assert AGENT_KEYS.authenticate(key[:-1] + ("x" if key[-1] != "x" else "y")) is None
+    AGENT_KEYS.revoke(stored, Actor.system())
+    assert AGENT_KEYS.authenticate(key) is None
     verbs = list(AuditEvent.objects.values_list("verb", flat=True))
     assert verbs == ["agent.created", "agent.key_created", "agent.key_revoked"]
 
@@ -109,7 +109,7 @@ def test_createagent_refuses_bad_input():
 @pytest.mark.django_db
 def test_createusertoken_prints_a_working_token(reviewer):
     token = run("createusertoken", "rita").strip().splitlines()[-1]
-    row = user_token_authenticate(token)
+    row = USER_TOKENS.authenticate(token)
     assert row is not None and row.user == reviewer
     assert UserToken.objects.get().secret_hash != token
     with pytest.raises(CommandError):

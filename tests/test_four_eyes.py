@@ -6,9 +6,9 @@ import pytest
 
 from agents.transitions import run_start
 from approvals.audit import Actor
-from approvals.exceptions import NotAllowed
 from approvals.models import Checkpoint, Decision
 from approvals.transitions import checkpoint_claim, checkpoint_decide
+from core.exceptions import NotAllowed
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

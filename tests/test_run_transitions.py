@@ -19,9 +19,9 @@ from agents.transitions import (
     run_wait,
 )
 from approvals.audit import Actor
-from approvals.exceptions import Conflict
 from approvals.models import AuditEvent, Checkpoint
 from approvals.transitions import checkpoint_decide
+from core.exceptions import Conflict
 
 pytestmark = pytest.mark.django_db
 

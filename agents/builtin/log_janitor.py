@@ -18,7 +18,7 @@ from pathlib import Path
 from agents.runtime import HostedAgent, InvalidRunInput, Plan, PlanView, Preview, tool
 from agents.runtime.sandbox import SandboxError, resolve_in_sandbox
 from agents.runtime.tools import StaleAction, ToolContext, ToolError
-from approvals.transitions import ArtifactInput
+from approvals.artifacts import ArtifactInput
 
 DAY = 86400
 

@@ -23,7 +23,7 @@ from agents.runtime import HostedAgent, InvalidRunInput, Plan, PlanView, Preview
 from agents.runtime.rules import sql_without_where
 from agents.runtime.sandbox import resolve_in_sandbox
 from agents.runtime.tools import StaleAction, ToolContext, ToolError
-from approvals.transitions import ArtifactInput
+from approvals.artifacts import ArtifactInput
 
 SAMPLE_ROWS = 5
 MARKER_TABLE = "_hitl_applied"

@@ -4,8 +4,8 @@ a run that needs approval saves its state, asks, and returns; a decision resumes
 Interface used by the API, the admin and `startrun` (kept stable):
     start_hosted_run(agent=..., task=..., input=..., created_by=..., actor=...) -> Run
         raises InvalidRunInput (a ValueError with .errors {field: message}) for bad input
-    execute_run(run_id)   # agents.tasks.execute_run: start or continue a running run
-    continue_run(run_id)  # agents.tasks.resume_run, after the resume transition was won
+    drive(run_id)  # start or continue a running run: the execute task, and the resume task
+                   # once it won the resume transition
 
 Modules: tools (the @tool decorator, schemas), rules (approval by argument), sandbox (file
 roots), planners (scripted, LLM), agent (HostedAgent base), loop (the execution loop), lease
@@ -14,19 +14,16 @@ roots), planners (scripted, LLM), agent (HostedAgent base), loop (the execution 
 
 from __future__ import annotations
 
-from django.db import transaction
-from django.utils import timezone
-
 from agents.models import Agent, Run
 from agents.runtime.agent import AgentNotRunnable, HostedAgent, InvalidRunInput, clean_run_request
+from agents.runtime.loop import drive
 from agents.runtime.planners import Plan, PlanView
 from agents.runtime.tools import Preview, StaleAction, ToolContext, ToolError, tool
-from agents.transitions import EXECUTE_TASK, run_start
+from agents.transitions import run_request_execute, run_start
+from approvals import audit
 from approvals.audit import Actor
-from hitlportal.queue import enqueue
 
 __all__ = [
-    "EXECUTE_TASK",
     "AgentNotRunnable",
     "HostedAgent",
     "InvalidRunInput",
@@ -36,8 +33,7 @@ __all__ = [
     "StaleAction",
     "ToolContext",
     "ToolError",
-    "continue_run",
-    "execute_run",
+    "drive",
     "start_hosted_run",
     "tool",
 ]
@@ -54,21 +50,8 @@ def start_hosted_run(
     if agent.kind != Agent.Kind.HOSTED:
         raise InvalidRunInput({"agent": f"agent {agent.slug!r} is not a hosted agent"})
     _hosted, task, data = clean_run_request(agent, task, input)
-    with transaction.atomic():
+    with audit.atomic():
         run = run_start(agent=agent, task=task, input=data, created_by=created_by, actor=actor)
-        # Record the follow-up on the row so the reconcile sweep can tell a lost enqueue.
-        Run.objects.filter(pk=run.pk).update(resume_requested_at=timezone.now())
-        transaction.on_commit(lambda: enqueue(EXECUTE_TASK, str(run.pk), reason="start"))
+        # Starting is not a failed attempt: it does not count towards dead-lettering.
+        run_request_execute(run.pk, reason="start", count_attempt=False)
     return run
-
-
-def execute_run(run_id) -> str:
-    from agents.runtime.loop import drive
-
-    return drive(run_id)
-
-
-def continue_run(run_id) -> str:
-    from agents.runtime.loop import drive
-
-    return drive(run_id)

@@ -14,7 +14,7 @@ from django.utils.module_loading import import_string
 
 from agents.models import Agent
 from agents.runtime.planners import LLMPlanner, Plan, Planner, PlanView, ScriptedPlanner
-from agents.runtime.rules import ApprovalRule
+from agents.runtime.rules import ApprovalRule, requirement
 from agents.runtime.tools import Tool, tool
 
 
@@ -110,6 +110,19 @@ class HostedAgent:
     def approval_timeout(self) -> int | None:
         value = self.config.get("approval_timeout_seconds")
         return int(value) if value else None
+
+    def describe_tools(self) -> list[dict]:
+        """For people starting a run: each tool, and whether calling it always needs approval
+        (rules may ask for it on some arguments too)."""
+        return [
+            {
+                "name": t.name,
+                "description": t.description,
+                "approval": requirement(t, {}, []).needed,
+                "risk": t.risk,
+            }
+            for t in self.tools
+        ]
 
 
 def load_agent(row: Agent) -> HostedAgent:

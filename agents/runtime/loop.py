@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 from django.utils import timezone
 
 from agents.models import Run, RunEvent, RunStep
@@ -42,11 +42,11 @@ from agents.runtime.planners import Plan, PlannerError, PlanView
 from agents.runtime.report import build_report
 from agents.runtime.rules import requirement
 from agents.runtime.tools import Preview, StaleAction, Tool, ToolContext, ToolError, call_sha256
+from agents.services import Ask, ask
 from agents.transitions import run_complete, run_fail, run_request_execute, run_wait
 from approvals import audit
-from approvals.audit import Actor
+from approvals.audit import Actor, AuditVerb
 from approvals.models import RISK_ORDER, Checkpoint
-from approvals.transitions import checkpoint_request
 
 log = logging.getLogger(__name__)
 
@@ -415,7 +415,7 @@ class Execution:
             )
             audit.record(
                 self.actor,
-                "run.step_failed" if error else "run.step_executed",
+                AuditVerb.RUN_STEP_FAILED if error else AuditVerb.RUN_STEP_EXECUTED,
                 self.run,
                 {
                     "key": step.key,
@@ -468,49 +468,55 @@ class Execution:
 
     def _ask(self, asks: list[_Ask]) -> None:
         """All of a turn's checkpoints, the saved state and `waiting`: one transaction."""
-        with transaction.atomic():
-            first = None
-            for item in asks:
+        for item in asks:
+            args = item.preview.args if item.preview.args is not None else item.call["args"]
+            item.call["args"] = args
+            item.call["proposed"] = args
+
+        def record(checkpoints: list[Checkpoint]) -> None:
+            for item, cp in zip(asks, checkpoints, strict=True):
                 call = item.call
-                args = item.preview.args if item.preview.args is not None else call["args"]
-                call["args"] = args
-                call["proposed"] = args
-                cp = checkpoint_request(
-                    run=self.run,
-                    actor=self.actor,
-                    kind=item.kind,
-                    title=item.preview.title[:300],
-                    summary=item.preview.summary,
-                    action={"tool": call["tool"], "args": args},
-                    context={
-                        "request": self.run.task,
-                        "input": self.run.input,
-                        "reasoning": call.get("thought") or "",
-                        "why_approval": item.reasons,
-                        "step": self.state["step"],
-                        "call": call["key"],
-                        **item.context,
-                    },
-                    risk=item.risk,
-                    options=item.options,
-                    expires_in=self.agent.approval_timeout(),
-                    requester=self.run.created_by,
-                    idempotency_key=f"run:{self.run.pk}:{call['key']}:{call['asks']}",
-                    artifacts=item.preview.artifacts,
-                )
                 call["checkpoint"] = str(cp.pk)
                 call["status"] = "waiting"
-                first = first or cp.pk
                 self._event(
                     RunEvent.Kind.TOOL_CALL,
                     f"{call['tool']}: asked for approval",
                     {"checkpoint": str(cp.pk), "key": call["key"]},
                 )
             self._release(state=True)
-            run_wait(self.run.pk, self.actor, checkpoint_id=first)
+
+        ask(
+            self.run,
+            [
+                Ask(
+                    kind=item.kind,
+                    title=item.preview.title[:300],
+                    summary=item.preview.summary,
+                    action={"tool": item.call["tool"], "args": item.call["args"]},
+                    context={
+                        "request": self.run.task,
+                        "input": self.run.input,
+                        "reasoning": item.call.get("thought") or "",
+                        "why_approval": item.reasons,
+                        "step": self.state["step"],
+                        "call": item.call["key"],
+                        **item.context,
+                    },
+                    risk=item.risk,
+                    options=item.options,
+                    expires_in=self.agent.approval_timeout(),
+                    requester=self.run.created_by,
+                    idempotency_key=f"run:{self.run.pk}:{item.call['key']}:{item.call['asks']}",
+                    artifacts=item.preview.artifacts,
+                )
+                for item in asks
+            ],
+            actor=self.actor,
+            before_wait=record,
+        )
 
     def _wait_again(self) -> None:
-        with transaction.atomic():
+        with audit.atomic():
             self._release(state=True)
             run_wait(self.run.pk, self.actor)
 
@@ -546,7 +552,7 @@ class Execution:
         return build_report(self.state, summary)
 
     def _complete(self, summary: str) -> str:
-        with transaction.atomic():
+        with audit.atomic():
             self._release(state=True)
             run_complete(self.run.pk, self.actor, result=self.report(summary))
         return "completed"
@@ -554,10 +560,9 @@ class Execution:
     def fail(self, error: str) -> str:
         """Fail the run (if we still hold it), keeping the report of what was done."""
         try:
-            with transaction.atomic():
+            with audit.atomic():
                 self._release(state=True)
-                run_fail(self.run.pk, self.actor, error=error[:2000])
-                Run.objects.filter(pk=self.run.pk).update(result=self.report(error))
+                run_fail(self.run.pk, self.actor, error=error[:2000], result=self.report(error))
                 self._event(RunEvent.Kind.ERROR, error[:500])
         except LeaseLost:
             return "stopped: lease lost"
@@ -565,7 +570,7 @@ class Execution:
 
     def _yield_slice(self) -> str:
         """Long runs give the worker back between turns and continue in a new task."""
-        with transaction.atomic():
+        with audit.atomic():
             self._release(state=True)
             # Not a failure: the next slice does not count towards dead-lettering.
             run_request_execute(self.run.pk, reason="time slice", count_attempt=False)
@@ -596,7 +601,7 @@ class Execution:
     @contextmanager
     def _fenced(self):
         """A transaction that commits only while we still hold the lease."""
-        with transaction.atomic():
+        with audit.atomic():
             self._save()
             yield
 

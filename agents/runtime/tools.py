@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
 
-from approvals.models import Risk, action_sha256
-from approvals.transitions import ArtifactInput
+from approvals.artifacts import ArtifactInput
+from approvals.models import Risk
+from core.canonical import action_sha256
 
 
 class ToolError(Exception):

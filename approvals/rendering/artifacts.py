@@ -8,13 +8,11 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.utils.safestring import SafeString
 
-from approvals.edits import EDITABLE_KINDS, artifact_text
+from approvals.artifacts import EDITABLE_KINDS, INLINE_IMAGE_TYPES, artifact_text
+from approvals.edits import unified
 from approvals.models import Artifact
 from approvals.rendering import diff as diffs
 from approvals.rendering import text
-
-# Only raster images are shown inline: SVG can carry script.
-INLINE_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 
 
 @dataclass
@@ -97,7 +95,6 @@ def render(artifact: Artifact, *, editable: bool = False) -> RenderedArtifact:
 
 def edit_diff(original: Artifact, edited: Artifact) -> list[dict]:
     """The reviewer's edit of an artifact as rendered diff sections (original → edited)."""
-    from approvals.edits import unified
 
     patch = unified(
         artifact_text(original), artifact_text(edited), f"a/{original.name}", f"b/{edited.name}"

@@ -15,9 +15,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from approvals import selectors
 from approvals.models import Checkpoint
 from approvals.review.queries import only_pending
+from core.roles import is_manager, user_roles
 
 
 def humanize_seconds(seconds: float) -> str:
@@ -97,10 +97,10 @@ class RoleFilter(admin.SimpleListFilter):
     parameter_name = "role"
 
     def lookups(self, request, model_admin):
-        if selectors.can_see_everything(request.user):
+        if is_manager(request.user):
             names = Group.objects.exclude(name=settings.HITL_MANAGERS_GROUP).order_by("name")
             return [(n, n) for n in names.values_list("name", flat=True)]
-        return [(r, r) for r in sorted(selectors.user_roles(request.user))]
+        return [(r, r) for r in sorted(user_roles(request.user))]
 
     def queryset(self, request, queryset):
         if self.value():

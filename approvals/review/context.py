@@ -8,14 +8,16 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.utils import timezone
 
-from approvals import selectors
-from approvals.edits import artifact_text, unified
+from approvals import rules
+from approvals.artifacts import artifact_text
+from approvals.edits import unified
 from approvals.forms import DecisionForm, ReassignForm
 from approvals.models import Artifact, Checkpoint
 from approvals.rendering import artifacts as render_artifacts
 from approvals.rendering import diff as diffs
 from approvals.rendering.text import json_value_html
 from approvals.review import queries
+from core.roles import is_manager
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
@@ -101,12 +103,12 @@ def build(
     edited = [a for a in all_artifacts if a.edited_from_id]
     latest = current_artifacts(cp, all_artifacts)
     pending = cp.status == Checkpoint.Status.PENDING
-    four_eyes = user.pk in (cp.requester_id, cp.agent.owner_id)
-    may_decide = pending and selectors.can_decide(user, cp) and not four_eyes
+    four_eyes = rules.four_eyes_excluded(user, cp)
+    may_decide = pending and rules.can_decide(user, cp) and not four_eyes
     claim_active = cp.claim_is_active(now)
     claimed_by_me = claim_active and cp.claimed_by_id == user.pk
     claimed_by_other = claim_active and not claimed_by_me
-    manager = selectors.is_manager(user)
+    manager = is_manager(user)
     if form is None and may_decide:
         form = DecisionForm(cp, latest)
     timeline, timeline_hidden = queries.run_timeline(user, cp)
@@ -145,7 +147,7 @@ def build(
         "pending": pending,
         "may_decide": may_decide,
         "four_eyes": four_eyes and pending,
-        "has_role": selectors.can_decide(user, cp),
+        "has_role": rules.can_decide(user, cp),
         "is_manager": manager,
         "claim_active": claim_active,
         "claimed_by_me": claimed_by_me,

@@ -6,14 +6,13 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import BooleanField, Count, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from approvals import selectors
+from approvals import rules, selectors
 from approvals.models import AuditEvent, Checkpoint, Decision
 
 Status = Checkpoint.Status
@@ -147,8 +146,9 @@ def run_timeline(user, cp: Checkpoint) -> tuple[list[TimelineEntry], int]:
     """The run's story: its step log (RunEvent), its checkpoints and their decisions.
     Other checkpoints of the run that this user may not see are listed without details.
     Returns (entries, number of older run events left out)."""
-    RunEvent = apps.get_model("agents", "RunEvent")
-    events_qs = RunEvent.objects.filter(run_id=cp.run_id)
+    # The run's events through the Run foreign key: approvals reads agents' rows, never
+    # imports agents' code.
+    events_qs = cp.run.events.all()
     total = events_qs.count()
     events = list(events_qs.order_by("-at", "-id")[:TIMELINE_LIMIT])[::-1]
     entries = [TimelineEntry(e.at, e.kind, e.message, e.data or None) for e in events]
@@ -198,7 +198,7 @@ def eligible_reviewers(cp: Checkpoint):
     """Who a manager may hand this checkpoint to: active staff in its current role, minus the
     four-eyes exclusions."""
     User = get_user_model()
-    excluded = [pk for pk in (cp.requester_id, cp.agent.owner_id) if pk]
+    excluded = rules.four_eyes_excluded_ids(cp)
     return (
         User.objects.filter(is_active=True, is_staff=True, groups__name=cp.current_role)
         .exclude(pk__in=excluded)

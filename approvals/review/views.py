@@ -3,31 +3,24 @@ every state change is a call into `approvals.transitions` (the same code the API
 
 from __future__ import annotations
 
-import mimetypes
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from django.contrib import messages
 from django.core.exceptions import RequestDataTooBig, ValidationError
-from django.http import (
-    FileResponse,
-    Http404,
-    HttpRequest,
-    HttpResponse,
-    HttpResponseRedirect,
-    JsonResponse,
-)
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.http import content_disposition_header
 
 from approvals import selectors, transitions
-from approvals.exceptions import Conflict, InvalidDecision, NotAllowed
+from approvals.artifacts import artifact_response
 from approvals.forms import DecisionForm, ReassignForm
-from approvals.models import Artifact, Checkpoint, safe_content_type
-from approvals.rendering.artifacts import INLINE_IMAGE_TYPES
+from approvals.models import Artifact, Checkpoint
 from approvals.review import context as review_context
 from approvals.review import queries
+from core.exceptions import Conflict, InvalidInput, NotAllowed
+from core.roles import is_manager
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
@@ -47,7 +40,9 @@ require_GET = allow("GET", "HEAD")
 require_POST = allow("POST")
 
 
-def review_url(cp_or_pk) -> str:
+def review_path(cp_or_pk) -> str:
+    """The review page's path (relative; `approvals.representations.review_url` is the
+    absolute URL that agents and messages carry)."""
     pk = getattr(cp_or_pk, "pk", cp_or_pk)
     return reverse("admin:approvals_checkpoint_review", args=[pk])
 
@@ -86,7 +81,7 @@ def conflict_response(
         "opts": model_admin.model._meta,
         "decisions": list(cp.decisions.select_related("reviewer")),
         "next_item": queries.next_in_queue(request.user, cp),
-        "review_url": review_url(cp),
+        "review_url": review_path(cp),
     }
     return TemplateResponse(request, "admin/approvals/checkpoint/conflict.html", ctx, status=409)
 
@@ -100,7 +95,7 @@ def forbidden_response(
         "cp": cp,
         "message": str(exc),
         "opts": model_admin.model._meta,
-        "review_url": review_url(cp),
+        "review_url": review_path(cp),
     }
     return TemplateResponse(request, "admin/approvals/checkpoint/forbidden.html", ctx, status=403)
 
@@ -151,8 +146,8 @@ def decide(model_admin: ModelAdmin, request: HttpRequest, object_id: str) -> Htt
         return conflict_response(model_admin, request, cp, exc)
     except NotAllowed as exc:
         return forbidden_response(model_admin, request, cp, exc)
-    except InvalidDecision as exc:
-        form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+    except InvalidInput as exc:
+        form.add_error(form.field_for(exc.field), str(exc))
         return _render(model_admin, request, cp, form=form, status=400)
     label = result.decision.get_outcome_display().lower()
     if result.resolved:
@@ -166,57 +161,73 @@ def decide(model_admin: ModelAdmin, request: HttpRequest, object_id: str) -> Htt
         messages.success(request, f"“{cp.title}”: your {label} is recorded; more approvals needed.")
     nxt = queries.next_in_queue(request.user, cp)
     if nxt is not None:
-        return HttpResponseRedirect(review_url(nxt))
+        return HttpResponseRedirect(review_path(nxt))
     return HttpResponseRedirect(reverse("admin:approvals_checkpoint_changelist"))
 
 
-@require_POST
-def claim(model_admin: ModelAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
-    cp = get_visible(request, object_id)
+def _transition(
+    model_admin: ModelAdmin,
+    request: HttpRequest,
+    cp: Checkpoint,
+    move: Callable[[Checkpoint], Checkpoint],
+    message: Callable[[Checkpoint], str],
+    level: int = messages.SUCCESS,
+) -> HttpResponse:
+    """Claim, release, reassign: run the transition, say what happened, back to the page; a
+    lost race or a refusal gets its own page instead."""
     try:
-        cp = transitions.checkpoint_claim(cp.pk, request.user)
+        moved = move(cp)
     except Conflict as exc:
         return conflict_response(model_admin, request, cp, exc)
     except NotAllowed as exc:
         return forbidden_response(model_admin, request, cp, exc)
-    messages.success(request, f"You hold “{cp.title}” until {cp.claim_expires_at:%H:%M} UTC.")
-    return HttpResponseRedirect(review_url(cp))
+    messages.add_message(request, level, message(moved))
+    return HttpResponseRedirect(review_path(cp))
+
+
+@require_POST
+def claim(model_admin: ModelAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
+    def move(cp: Checkpoint) -> Checkpoint:
+        return transitions.checkpoint_claim(cp.pk, request.user)
+
+    def said(cp: Checkpoint) -> str:
+        return f"You hold “{cp.title}” until {cp.claim_expires_at:%H:%M} UTC."
+
+    return _transition(model_admin, request, get_visible(request, object_id), move, said)
 
 
 @require_POST
 def release(model_admin: ModelAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
     cp = get_visible(request, object_id)
-    try:
-        transitions.checkpoint_release(cp.pk, request.user)
-    except Conflict as exc:
-        return conflict_response(model_admin, request, cp, exc)
-    except NotAllowed as exc:
-        return forbidden_response(model_admin, request, cp, exc)
-    messages.info(request, f"Released “{cp.title}”.")
-    return HttpResponseRedirect(review_url(cp))
+    return _transition(
+        model_admin,
+        request,
+        cp,
+        lambda cp: transitions.checkpoint_release(cp.pk, request.user),
+        lambda cp: f"Released “{cp.title}”.",
+        messages.INFO,
+    )
 
 
 @require_POST
 def reassign(model_admin: ModelAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
     cp = get_visible(request, object_id)
-    if not selectors.is_manager(request.user):
+    if not is_manager(request.user):
         return forbidden_response(
             model_admin, request, cp, NotAllowed("Only managers can reassign a checkpoint")
         )
     form = ReassignForm(queries.eligible_reviewers(cp), data=request.POST)
     if not form.is_valid():
         messages.error(request, "Pick a reviewer who holds the checkpoint's current role.")
-        return HttpResponseRedirect(review_url(cp))
+        return HttpResponseRedirect(review_path(cp))
     target = form.cleaned_data["reviewer"]
-    try:
-        transitions.checkpoint_release(cp.pk, request.user, reassign_to=target)
-    except Conflict as exc:
-        return conflict_response(model_admin, request, cp, exc)
-    except NotAllowed as exc:
-        return forbidden_response(model_admin, request, cp, exc)
-    who = target.get_username() if target else "nobody"
-    messages.success(request, f"“{cp.title}” is now held by {who}.")
-    return HttpResponseRedirect(review_url(cp))
+    return _transition(
+        model_admin,
+        request,
+        cp,
+        lambda cp: transitions.checkpoint_release(cp.pk, request.user, reassign_to=target),
+        lambda cp: f"“{cp.title}” is now held by {target.get_username() if target else 'nobody'}.",
+    )
 
 
 @require_POST
@@ -250,30 +261,7 @@ def artifact_download(
         artifact = get_object_or_404(Artifact, pk=artifact_id, checkpoint=cp)
     except ValidationError:
         raise Http404("No such artifact") from None
-    inline = request.GET.get("inline") == "1" and artifact.content_type in INLINE_IMAGE_TYPES
-    if artifact.file:
-        response: HttpResponse = FileResponse(
-            artifact.file.open("rb"), content_type=safe_content_type(artifact.content_type)
-        )
-    else:
-        response = HttpResponse(artifact.inline.encode(), content_type=_text_type(artifact))
-    # Agent-supplied names: content_disposition_header quotes/encodes, so no header injection.
-    response["Content-Disposition"] = content_disposition_header(
-        not inline, artifact.name or "artifact"
-    )
-    # Agent-supplied bytes: never let the browser run them as a page of ours.
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
-
-
-def _text_type(artifact: Artifact) -> str:
-    ctype = safe_content_type(
-        artifact.content_type or mimetypes.guess_type(artifact.name)[0] or "text/plain"
-    )
-    if ctype.startswith("text/") or ctype == "application/json":
-        return f"{ctype}; charset=utf-8"
-    return ctype
+    return artifact_response(artifact, inline=request.GET.get("inline") == "1")
 
 
 @require_GET

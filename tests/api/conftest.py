@@ -5,9 +5,9 @@ import json
 import pytest
 from rest_framework.test import APIClient
 
-from agents.services import agent_key_create
+from agents.services import AGENT_KEYS
 from approvals.audit import Actor
-from approvals.services import user_token_create
+from approvals.services import USER_TOKENS
 from tests.factories import AgentFactory
 
 
@@ -46,7 +46,7 @@ def _url(path: str) -> str:
 
 @pytest.fixture
 def agent_key(agent) -> str:
-    return agent_key_create(agent, Actor.system("test"))
+    return AGENT_KEYS.create(agent, Actor.system("test"))
 
 
 @pytest.fixture
@@ -61,12 +61,12 @@ def other_agent(db):
 
 @pytest.fixture
 def other_api(other_agent) -> Api:
-    return Api(agent_key_create(other_agent, Actor.system("test")))
+    return Api(AGENT_KEYS.create(other_agent, Actor.system("test")))
 
 
 @pytest.fixture
 def reviewer_api(reviewer) -> Api:
-    return Api(user_token_create(reviewer, name="test"))
+    return Api(USER_TOKENS.create(reviewer, name="test"))
 
 
 @pytest.fixture

@@ -6,14 +6,12 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
-import httpx
 from django.db import connection
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests import servers
+
 PORTS = range(8100, 8200)
 
 
@@ -53,41 +51,12 @@ class LivePortal:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> LivePortal:
-        cmd = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "hitlportal.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"portal exited with {self.proc.returncode}")
-            try:
-                if httpx.get(self.url + "/api/v1/health/", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("portal did not start within 30 s")
+        self.proc = servers.start_uvicorn(self.port, self.env)
+        servers.wait_healthy(self.proc, self.port)
+        return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        servers.stop(self.proc)
 
     def wait_for_sessions_to_close(self) -> None:
         """PostgreSQL ends a closed client's backend asynchronously; dropping the test

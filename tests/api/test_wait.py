@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from agents.models import AgentKey
-from agents.services import agent_key_revoke
+from agents.services import AGENT_KEYS
 from approvals.audit import Actor
 from approvals.models import AuditEvent
 from approvals.transitions import checkpoint_decide
@@ -127,7 +127,7 @@ def test_it_serves_many_live_waiters_and_errors_on_the_fast_path(
     assert bad.headers["content-type"] == "application/problem+json"
     missing = httpx.get(url.format("00000000-0000-0000-0000-000000000000"), headers=headers)
     assert missing.status_code == 404
-    agent_key_revoke(AgentKey.objects.get(agent=agent), Actor.system("test"))
+    AGENT_KEYS.revoke(AgentKey.objects.get(agent=agent), Actor.system("test"))
     revoked = httpx.get(url.format(cps[0]["id"]), headers=headers)
     assert revoked.status_code == 401
     assert revoked.headers["www-authenticate"].startswith("Bearer")

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from agents.models import Agent, AgentKey, WebhookDelivery
 from agents.sweeps import reconcile
-from agents.webhooks import _claim, _record_attempt, deliver
+from agents.webhooks import OUTBOX, deliver
 from approvals.models import AuditEvent
 from approvals.transitions import checkpoint_decide
 from tests.api.test_webhooks import Receiver
@@ -60,7 +60,7 @@ def test_it_backs_off_then_gives_up_on_a_url_httpx_cannot_parse(
 def test_a_late_attempt_does_not_overwrite_a_delivery_made_since(ask, reviewer, receiver):
     cp = ask()
     checkpoint_decide(cp["id"], reviewer, "approve")  # the task is not run: send by hand
-    stale = _claim(WebhookDelivery.objects.get().pk)
+    stale = OUTBOX.claim(WebhookDelivery.objects.get().pk)
     assert stale is not None
     # its lease runs out (a hung receiver); another attempt takes the row and delivers it
     WebhookDelivery.objects.update(locked_until=timezone.now() - dt.timedelta(seconds=1))
@@ -68,7 +68,7 @@ def test_a_late_attempt_does_not_overwrite_a_delivery_made_since(ask, reviewer, 
 
     # the first attempt finally returns a failure past the give-up time
     WebhookDelivery.objects.update(give_up_at=timezone.now() - dt.timedelta(seconds=1))
-    assert _record_attempt(stale, None, "ReadTimeout: timed out").startswith("skipped")
+    assert OUTBOX.record_attempt(stale, None, "ReadTimeout: timed out").startswith("skipped")
     delivery = WebhookDelivery.objects.get()
     assert (delivery.status, delivery.attempts, delivery.last_error) == ("delivered", 2, "")
     assert not AuditEvent.objects.filter(verb="webhook.failed").exists()
@@ -81,12 +81,12 @@ def test_a_late_attempt_does_not_release_the_lease_of_the_attempt_in_flight(ask,
     cp = ask()
     checkpoint_decide(cp["id"], reviewer, "approve")
     pk = WebhookDelivery.objects.get().pk
-    stale = _claim(pk)
+    stale = OUTBOX.claim(pk)
     WebhookDelivery.objects.update(locked_until=timezone.now() - dt.timedelta(seconds=1))
-    current = _claim(pk)  # the second attempt holds the row now
+    current = OUTBOX.claim(pk)  # the second attempt holds the row now
     assert current is not None and current.attempts == 2
 
-    assert _record_attempt(stale, 500, "HTTP 500: oops").startswith("skipped")
+    assert OUTBOX.record_attempt(stale, 500, "HTTP 500: oops").startswith("skipped")
     delivery = WebhookDelivery.objects.get()
     assert delivery.locked_until == current.locked_until
     assert (delivery.status, delivery.last_status_code, delivery.last_error) == (
@@ -95,7 +95,7 @@ def test_a_late_attempt_does_not_release_the_lease_of_the_attempt_in_flight(ask,
         "",
     )
 
-    assert _record_attempt(current, 200, "") == "delivered"
+    assert OUTBOX.record_attempt(current, 200, "") == "delivered"
     assert WebhookDelivery.objects.get().status == "delivered"
 
 

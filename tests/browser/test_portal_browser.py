@@ -16,12 +16,12 @@ from allauth.mfa.totp.internal.auth import (
     yield_hotp_counters_from_time,
 )
 
+from agents import services
 from agents.models import RunEvent
-from agents.services import request_checkpoint
 from agents.transitions import run_start
+from approvals.artifacts import ArtifactInput
 from approvals.audit import Actor
 from approvals.models import Checkpoint
-from approvals.transitions import ArtifactInput
 from tests.factories import AgentFactory, PolicyFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -64,7 +64,7 @@ def ask(agent, title, **fields):
     run = fields.pop("run", None) or run_start(
         agent=agent, task=title, actor=Actor.for_agent(agent)
     )
-    return request_checkpoint(run, Actor.for_agent(agent), title=title, **fields)
+    return services.ask(run, [services.Ask(title=title, **fields)], actor=Actor.for_agent(agent))[0]
 
 
 @pytest.fixture

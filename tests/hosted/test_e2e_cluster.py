@@ -141,9 +141,9 @@ def decide(cp: Checkpoint, user, outcome: str, **kwargs) -> None:
     except NoReverseMatch:
         checkpoint_decide(cp.pk, user, outcome, channel="api", **kwargs)
         return
-    from approvals.services import user_token_create
+    from approvals.services import USER_TOKENS
 
-    token = user_token_create(user, name="e2e")
+    token = USER_TOKENS.create(user, name="e2e")
     resp = Client().post(
         url,
         {"outcome": outcome, **kwargs},

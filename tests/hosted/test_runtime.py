@@ -8,7 +8,7 @@ import json
 from django.utils import timezone
 
 from agents.models import Run, RunStep
-from agents.runtime import execute_run
+from agents.runtime import drive as execute_run
 from agents.runtime.loop import acquire_lease, drive
 from agents.runtime.tools import call_sha256
 from agents.tasks import resume_run
@@ -298,3 +298,23 @@ def test_it_gives_the_worker_back_between_turns_of_a_long_run(
     assert execute_run(run.pk) == "continued"
     assert execute_run(run.pk) == "completed"
     assert len(ledger_lines(sandbox / "ledger.txt")) == 2
+
+
+def test_a_failed_run_keeps_its_report_in_the_run_and_in_its_audit_event(
+    ledger_agent, start, sandbox, monkeypatch
+):
+    """The failure and the report of what was done are one transition (run_fail), so the
+    audit trail has the report too."""
+    from tests.hosted.agents import LedgerAgent
+
+    monkeypatch.setattr(LedgerAgent, "max_steps", 1)
+    note = {"tool": "note", "args": {"text": "a"}}
+    run = start(ledger_agent([[note], [note]]))
+
+    run.refresh_from_db()
+    assert run.status == Run.Status.FAILED and "stopped after 1 planner turns" in run.error
+    assert [d["tool"] for d in run.result["done"]] == ["note"]
+    event = AuditEvent.objects.get(verb="run.failed", target_id=str(run.pk))
+    assert event.data["result"] == run.result
+    assert event.data["error"] == run.error
+    assert verify_chain().ok

@@ -18,10 +18,10 @@ from agents.runtime.loop import drive
 from agents.sweeps import reconcile
 from agents.transitions import run_start
 from approvals.audit import Actor, verify_chain
-from approvals.exceptions import Conflict
 from approvals.models import AuditEvent, Checkpoint
 from approvals.sweeps import expire_overdue
 from approvals.transitions import checkpoint_decide
+from core.exceptions import Conflict
 from hitlportal.housekeeping import housekeeping
 from hitlportal.schedules import ensure_schedules
 from hitlportal.sweeps import run_all
@@ -92,12 +92,12 @@ def test_it_escalates_once_then_expires(make_checkpoint, broker):
 
 def test_it_expires_many_in_batches_exactly_once(agent, broker, inline):
     actor = Actor.for_agent(agent)
-    from agents.services import request_checkpoint
+    from agents.services import Ask, ask
 
     cps = []
     for i in range(23):
         run = run_start(agent=agent, task=f"t{i}", actor=actor)
-        cps.append(request_checkpoint(run, actor, title=f"c{i}", action=TRANSFER))
+        cps.append(ask(run, [Ask(title=f"c{i}", action=TRANSFER)], actor=actor)[0])
     Checkpoint.objects.update(deadline=timezone.now() - dt.timedelta(seconds=1))
 
     assert inline(expire_overdue, batch=5)["expired"] == 23

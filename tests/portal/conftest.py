@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from approvals.artifacts import ArtifactInput
 from approvals.models import Checkpoint
-from approvals.transitions import ArtifactInput
 from tests.factories import PolicyFactory, UserFactory
 
 DIFF = """\

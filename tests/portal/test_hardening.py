@@ -7,11 +7,11 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from agents.models import AgentKey, Run
-from agents.services import agent_key_authenticate, agent_key_create
+from agents.services import AGENT_KEYS
+from approvals.artifacts import ArtifactInput
 from approvals.audit import Actor
 from approvals.models import Artifact, AuditEvent, UserToken
-from approvals.services import user_token_authenticate, user_token_create
-from approvals.transitions import ArtifactInput
+from approvals.services import USER_TOKENS
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -69,15 +69,15 @@ def test_run_pages_are_read_only(client_for, make_checkpoint):
 
 def test_keys_and_tokens_are_revoked_by_audited_actions_only(client_for, agent, reviewer):
     admin = UserFactory(username="root", is_superuser=True)
-    key = agent_key_create(agent, Actor.system())
-    token = user_token_create(reviewer)
+    key = AGENT_KEYS.create(agent, Actor.system())
+    token = USER_TOKENS.create(reviewer)
     c = client_for(admin)
     c.post("/admin/agents/agent/", {"action": "revoke_keys", "_selected_action": [agent.pk]})
-    assert agent_key_authenticate(key) is None
+    assert AGENT_KEYS.authenticate(key) is None
     assert AgentKey.objects.get(agent=agent).revoked_at is not None
     row = UserToken.objects.get(user=reviewer)
     c.post("/admin/approvals/usertoken/", {"action": "revoke_tokens", "_selected_action": [row.pk]})
-    assert user_token_authenticate(token) is None
+    assert USER_TOKENS.authenticate(token) is None
     verbs = set(AuditEvent.objects.values_list("verb", flat=True))
     assert {"agent.key_revoked", "user.token_revoked"} <= verbs
     # The change form offers no way to clear the revocation.

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from approvals.edits import ArtifactEdit
-from approvals.exceptions import InvalidDecision
+from approvals.artifacts import ArtifactEdit
 from approvals.models import Artifact, AuditEvent
 from approvals.signals import checkpoint_resolved
 from approvals.transitions import ArtifactInput, checkpoint_decide
+from core.exceptions import InvalidInput
 from tests.portal.helpers import decide_url, review_url
 
 EDITED = "Hello Ana,\n\nWe refunded **one** charge of 49.00 EUR.\n\nSorry!\n"
@@ -119,7 +119,7 @@ def test_it_takes_edits_at_a_stage_and_shows_the_latest_to_the_next(
 @pytest.mark.parametrize("kind", ["approval"])
 def test_it_refuses_artifact_edits_outside_review_checkpoints(reviewer, make_checkpoint, kind):
     cp = make_checkpoint(kind=kind, artifacts=[ArtifactInput(name="a.txt", content="x")])
-    with pytest.raises(InvalidDecision):
+    with pytest.raises(InvalidInput):
         checkpoint_decide(
             cp.pk, reviewer, "modify", edited_artifacts=[ArtifactEdit(cp.artifacts.get().pk, "y")]
         )
@@ -128,7 +128,7 @@ def test_it_refuses_artifact_edits_outside_review_checkpoints(reviewer, make_che
 
 def test_it_refuses_unchanged_or_foreign_artifacts(reviewer, review_cp, make_checkpoint):
     original = review_cp.artifacts.get()
-    with pytest.raises(InvalidDecision, match="unchanged"):
+    with pytest.raises(InvalidInput, match="unchanged"):
         checkpoint_decide(
             review_cp.pk,
             reviewer,
@@ -136,14 +136,14 @@ def test_it_refuses_unchanged_or_foreign_artifacts(reviewer, review_cp, make_che
             edited_artifacts=[ArtifactEdit(original.pk, original.inline)],
         )
     other = make_checkpoint(kind="review", artifacts=[ArtifactInput(name="o.md", content="o")])
-    with pytest.raises(InvalidDecision, match="No such artifact"):
+    with pytest.raises(InvalidInput, match="No such artifact"):
         checkpoint_decide(
             review_cp.pk,
             reviewer,
             "modify",
             edited_artifacts=[ArtifactEdit(other.artifacts.get().pk, "p")],
         )
-    with pytest.raises(InvalidDecision, match="modify"):
+    with pytest.raises(InvalidInput, match="modify"):
         checkpoint_decide(
             review_cp.pk, reviewer, "approve", edited_artifacts=[ArtifactEdit(original.pk, "new")]
         )

@@ -2,14 +2,13 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import URLValidator
-from django.db import transaction
 from django.utils.module_loading import import_string
 from django.utils.text import slugify
 
 from agents.models import Agent
-from agents.services import agent_key_create
+from agents.services import AGENT_KEYS
 from approvals import audit
-from approvals.audit import Actor
+from approvals.audit import Actor, AuditVerb
 
 
 class Command(BaseCommand):
@@ -52,7 +51,7 @@ class Command(BaseCommand):
             if owner is None:
                 raise CommandError(f"no user {opts['owner']!r}")
         actor = Actor.system("createagent")
-        with transaction.atomic():
+        with audit.atomic():
             agent, created = Agent.objects.get_or_create(
                 slug=slug,
                 defaults={
@@ -64,8 +63,10 @@ class Command(BaseCommand):
                 },
             )
             if created:
-                audit.record(actor, "agent.created", agent, {"slug": slug, "kind": agent.kind})
-            key = agent_key_create(agent, actor, name=opts["key_name"])
+                audit.record(
+                    actor, AuditVerb.AGENT_CREATED, agent, {"slug": slug, "kind": agent.kind}
+                )
+            key = AGENT_KEYS.create(agent, actor, name=opts["key_name"])
         verb = "Created agent" if created else "Added a key to existing agent"
         self.stdout.write(
             f"{verb} {slug!r} (id {agent.pk}). Webhook secret: {agent.webhook_secret}"

@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from agents.models import Agent
-from agents.runtime import InvalidRunInput, execute_run, start_hosted_run
+from agents.runtime import InvalidRunInput, drive, start_hosted_run
 from approvals.audit import Actor
 
 
@@ -63,7 +63,7 @@ class Command(BaseCommand):
             raise CommandError("; ".join(f"{k}: {v}" for k, v in exc.errors.items())) from None
         if opts["inline"]:
             # The enqueued copy finds the run already handled (lease, status) and does nothing.
-            self.stdout.write(f"executed inline: {execute_run(run.pk)}")
+            self.stdout.write(f"executed inline: {drive(run.pk)}")
         else:
             self.stdout.write(f"Started {agent.slug} run; it executes on the task cluster.")
         self.stdout.write(str(run.pk))

@@ -2,7 +2,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from approvals.audit import Actor
-from approvals.services import user_token_create
+from approvals.services import USER_TOKENS
 
 
 class Command(BaseCommand):
@@ -16,6 +16,6 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=opts["username"]).first()
         if user is None:
             raise CommandError(f"no user {opts['username']!r}")
-        token = user_token_create(user, name=opts["name"], actor=Actor.system("createusertoken"))
+        token = USER_TOKENS.create(user, name=opts["name"], actor=Actor.system("createusertoken"))
         self.stdout.write(f"Token for {user.get_username()} (shown once):")
         self.stdout.write(token)

@@ -9,15 +9,14 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
-from django.db import transaction
 
 from agents.models import Agent, AgentKey, Run
-from agents.services import request_checkpoint
+from agents.services import Ask, ask
 from agents.transitions import run_start
 from approvals import audit
-from approvals.audit import Actor
+from approvals.audit import Actor, AuditVerb
 from approvals.models import Checkpoint, Policy
-from hitlportal import tokens
+from core import tokens
 
 ROLES = ["ops", "code-review", "dba"]
 DEMO_PASSWORD = "hitl-demo"
@@ -101,7 +100,7 @@ class Command(BaseCommand):
             help="recreate the built-in agents' sandbox data under var/sandbox",
         )
 
-    @transaction.atomic
+    @audit.atomic()
     def handle(self, *args, **opts):
         actor = Actor.system("seed_demo")
         User = get_user_model()
@@ -124,12 +123,12 @@ class Command(BaseCommand):
                 user.set_password(DEMO_PASSWORD)
                 user.save()
                 user.groups.set([groups[g] for g in group_names])
-                audit.record(actor, "user.created", user, {"groups": group_names})
+                audit.record(actor, AuditVerb.USER_CREATED, user, {"groups": group_names})
             users[username] = user
         for spec in POLICIES:
             if not Policy.objects.filter(name=spec["name"]).exists():
                 policy = Policy.objects.create(**spec)
-                audit.record(actor, "policy.created", policy, {"name": policy.name})
+                audit.record(actor, AuditVerb.POLICY_CREATED, policy, {"name": policy.name})
 
         agent, created = Agent.objects.get_or_create(
             slug="demo-agent",
@@ -140,13 +139,13 @@ class Command(BaseCommand):
             },
         )
         if created:
-            audit.record(actor, "agent.created", agent, {"slug": agent.slug})
+            audit.record(actor, AuditVerb.AGENT_CREATED, agent, {"slug": agent.slug})
         key = demo_agent_key()
         if not AgentKey.objects.filter(prefix=key.prefix).exists():
             AgentKey.objects.create(
                 agent=agent, name="demo", prefix=key.prefix, secret_hash=key.secret_hash
             )
-            audit.record(actor, "agent.key_created", agent, {"prefix": key.prefix})
+            audit.record(actor, AuditVerb.AGENT_KEY_CREATED, agent, {"prefix": key.prefix})
         self._demo_checkpoints(agent, Actor.for_agent(agent))
         made = self._hosted_agents(actor, reset=opts.get("reset_sandbox", False))
 
@@ -192,7 +191,9 @@ class Command(BaseCommand):
                     description=hosted.description,
                     config=dict(hosted.default_config),
                 )
-                audit.record(actor, "agent.created", agent, {"slug": slug, "kind": "hosted"})
+                audit.record(
+                    actor, AuditVerb.AGENT_CREATED, agent, {"slug": slug, "kind": "hosted"}
+                )
         return made
 
     def _grant_admin_permissions(self, groups: dict[str, Group]) -> None:
@@ -242,7 +243,7 @@ class Command(BaseCommand):
                 [],
             ),
         ]
-        from approvals.transitions import ArtifactInput
+        from approvals.artifacts import ArtifactInput
 
         for key, title, tool, args, risk, artifacts in demos:
             if Checkpoint.objects.filter(agent=agent, idempotency_key=key).exists():
@@ -250,17 +251,21 @@ class Command(BaseCommand):
             run = Run.objects.filter(agent=agent, external_id=key).first() or run_start(
                 agent=agent, task=title, actor=actor, external_id=key
             )
-            request_checkpoint(
+            ask(
                 run,
-                actor,
-                title=title,
-                action={"tool": tool, "args": args},
-                risk=risk,
-                summary="Created by seed_demo so the queue has something in it.",
-                context={"request": title, "reasoning": ["Demo data."]},
-                expires_in=7 * 24 * 3600,
-                idempotency_key=key,
-                artifacts=[ArtifactInput(**a) for a in artifacts],
+                [
+                    Ask(
+                        title=title,
+                        action={"tool": tool, "args": args},
+                        risk=risk,
+                        summary="Created by seed_demo so the queue has something in it.",
+                        context={"request": title, "reasoning": ["Demo data."]},
+                        expires_in=7 * 24 * 3600,
+                        idempotency_key=key,
+                        artifacts=[ArtifactInput(**a) for a in artifacts],
+                    )
+                ],
+                actor=actor,
             )
         self._demo_review_and_question(agent, actor)
 
@@ -268,7 +273,7 @@ class Command(BaseCommand):
         """A `review` checkpoint (the reviewer edits the agent's draft reply) and a `question`
         with answer options, both with a few timeline lines on their runs."""
         from agents.models import RunEvent
-        from approvals.transitions import ArtifactInput
+        from approvals.artifacts import ArtifactInput
 
         specs = [
             (
@@ -310,17 +315,21 @@ class Command(BaseCommand):
             )
             for step in steps:
                 RunEvent.objects.create(run=run, kind=RunEvent.Kind.STEP, message=step)
-            request_checkpoint(
+            ask(
                 run,
-                actor,
-                title=title,
-                kind=kind,
-                action=action,
-                risk=risk,
-                options=options,
-                summary="Created by seed_demo so the queue has something in it.",
-                context={"request": title, "reasoning": steps},
-                expires_in=7 * 24 * 3600,
-                idempotency_key=key,
-                artifacts=artifacts,
+                [
+                    Ask(
+                        title=title,
+                        kind=kind,
+                        action=action,
+                        risk=risk,
+                        options=options,
+                        summary="Created by seed_demo so the queue has something in it.",
+                        context={"request": title, "reasoning": steps},
+                        expires_in=7 * 24 * 3600,
+                        idempotency_key=key,
+                        artifacts=artifacts,
+                    )
+                ],
+                actor=actor,
             )

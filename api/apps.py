@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class ApiConfig(AppConfig):
+    name = "api"
+    verbose_name = "REST API"
+
+    def ready(self) -> None:
+        # Long-poll waiters are woken by a receiver of approvals' signals.
+        from api import waiters  # noqa: F401

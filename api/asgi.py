@@ -1,0 +1,125 @@
+"""The ASGI fast path for long-poll: `GET /api/v1/checkpoints/<uuid>/wait` with a bearer
+token is answered here, in the event loop, before Django's request machinery (which would
+give every in-flight request its own thread). Everything else goes to Django.
+
+Authentication, throttling and the checkpoint read are the same functions the Django view
+uses, run on the small waiter thread pool; waking is the per-process hub (waiters.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from urllib.parse import parse_qs
+
+from django.conf import settings
+from django.http.request import split_domain_port, validate_host
+from rest_framework import exceptions
+
+from api import waiters
+from api.errors import PROBLEM_CONTENT_TYPE, problem, problem_for
+from api.wait import check_throttle, load_state, parse_timeout, principal_for_token
+
+log = logging.getLogger(__name__)
+
+WAIT_PATH = re.compile(
+    r"^/api/v1/checkpoints/(?P<pk>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+    r"[0-9a-fA-F]{12})/wait/?$"
+)
+
+
+def _header(scope, name: bytes) -> str:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
+    return ""
+
+
+class LongPollApp:
+    def __init__(self, django_app):
+        self.django_app = django_app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            return await self._lifespan(receive, send)
+        if scope["type"] == "http" and scope["method"] == "GET":
+            match = WAIT_PATH.match(scope["path"])
+            if match and _header(scope, b"authorization"):
+                return await self._wait(scope, receive, send, match["pk"].lower())
+        return await self.django_app(scope, receive, send)
+
+    async def _lifespan(self, receive, send):
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await waiters.get_hub().stop()
+                finally:
+                    await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _wait(self, scope, receive, send, pk: str):
+        host, _port = split_domain_port(_header(scope, b"host"))
+        if not validate_host(host, settings.ALLOWED_HOSTS or ["localhost", "127.0.0.1", "[::1]"]):
+            return await _respond(send, 400, problem(400, "Invalid Host header.", "bad_request"))
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        authorization = _header(scope, b"authorization")
+        principal_box: list = []
+
+        def first() -> dict:
+            principal = principal_for_token(authorization)
+            check_throttle(principal)
+            principal_box.append(principal)
+            return load_state(principal, pk)
+
+        def again() -> dict:
+            return load_state(principal_box[0], pk)
+
+        try:
+            timeout = parse_timeout((query.get("timeout") or [None])[-1])
+            waiting = asyncio.ensure_future(
+                waiters.wait_until_resolved(pk, timeout, again, first=first)
+            )
+            gone = asyncio.ensure_future(_disconnected(receive))
+            done, _ = await asyncio.wait({waiting, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if waiting not in done:  # the client hung up: stop waiting, send nothing
+                waiting.cancel()
+                return
+            gone.cancel()
+            data = waiting.result()
+        except exceptions.APIException as exc:
+            status, body = problem_for(exc)
+            extra = [(b"www-authenticate", b'Bearer realm="hitl"')] if status == 401 else []
+            return await _respond(send, status, body, extra)
+        except Exception:
+            log.exception("long-poll of checkpoint %s failed", pk)
+            return await _respond(send, 500, problem(500, "Internal error.", "server_error"))
+        await _respond(send, 200, data)
+
+
+async def _disconnected(receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _respond(send, status: int, body: dict, extra_headers=()) -> None:
+    payload = json.dumps(body, separators=(",", ":")).encode()
+    content_type = b"application/json" if status < 400 else PROBLEM_CONTENT_TYPE.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(payload)).encode()),
+                (b"cache-control", b"no-store"),
+                *extra_headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,42 @@
+"""GET /api/v1/health/: liveness and database reachability, for load balancers. A plain
+Django view (no authentication, no session, no throttling): it must answer even when the
+API's own machinery cannot."""
+
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.views import APIView
+
+
+def health(request: HttpRequest) -> JsonResponse:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return JsonResponse({"status": "ok"})
+    except Exception as exc:  # pragma: no cover - exercised only when the DB is down
+        return JsonResponse({"status": "error", "detail": str(exc)[:200]}, status=503)
+
+
+class HealthSchema(APIView):
+    """No authentication. 200 while the database answers, 503 when it does not."""
+
+    # Documents `health` for the OpenAPI schema (see `api.schema.document_view`); never routed.
+
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    @extend_schema(
+        operation_id="health",
+        tags=["health"],
+        summary="Liveness and database reachability, for load balancers",
+        responses={
+            200: inline_serializer("Health", {"status": serializers.CharField()}),
+            503: inline_serializer(
+                "HealthDown",
+                {"status": serializers.CharField(), "detail": serializers.CharField()},
+            ),
+        },
+    )
+    def get(self, request):  # pragma: no cover - never routed
+        raise NotImplementedError

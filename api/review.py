@@ -1,0 +1,84 @@
+"""Endpoints for people (a session with CSRF, or a personal API token): their queue and their
+decisions. They call the same selectors and the same transition as the review pages."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import generics
+from rest_framework.response import Response
+
+from api.access import visible_checkpoint
+from api.idempotency import IdempotentMixin
+from api.pagination import QueuePagination
+from api.permissions import IsPerson
+from api.serializers import DecisionInSerializer, DecisionResultSerializer, QueueItemSerializer
+from approvals import selectors
+from approvals.models import Checkpoint, Decision
+from approvals.representations import checkpoint_data, queue_item_data
+from approvals.transitions import checkpoint_decide
+
+
+class QueueView(generics.ListAPIView):
+    """The caller's review queue: pending checkpoints whose current role is one of theirs
+    (everything for managers), soonest deadline first."""
+
+    permission_classes = [IsPerson]
+    serializer_class = QueueItemSerializer
+    pagination_class = QueuePagination
+
+    def get_queryset(self):
+        return selectors.review_queue_for(self.request.user)
+
+    @extend_schema(operation_id="queue_list", tags=["review"])
+    def get(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response([queue_item_data(cp) for cp in page])
+
+
+def channel_for(request) -> str:
+    agent = request.headers.get("User-Agent", "")
+    return Decision.Channel.CLI if agent.startswith("hitl-cli") else Decision.Channel.API
+
+
+@extend_schema_view(
+    post=extend_schema(
+        operation_id="checkpoints_decide",
+        tags=["review"],
+        summary="Decide a checkpoint",
+        description="approve, reject (with a reason), modify (approve edited args) or answer. "
+        "One vote; the checkpoint resolves when its stage's quorum is reached. 409 names "
+        "whoever decided first.",
+        request=DecisionInSerializer,
+        responses={200: DecisionResultSerializer},
+    )
+)
+class DecisionView(IdempotentMixin, generics.GenericAPIView):
+    """Decide a checkpoint (the same transition as the review page)."""
+
+    permission_classes = [IsPerson]
+    serializer_class = DecisionInSerializer
+
+    def perform_post(self, request, pk):
+        data = DecisionInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = request.user
+        visible_checkpoint(user, pk)  # 404 for what they may not see
+        v = data.validated_data
+        result = checkpoint_decide(
+            pk,
+            user,
+            v["outcome"],
+            comment=v["comment"],
+            action=v["action"],
+            answer=v["answer"],
+            channel=channel_for(request),
+            seen_action_sha256=v["action_sha256"],
+        )
+        cp = Checkpoint.objects.select_related("agent", "policy", "resolved_by").get(pk=pk)
+        return Response(
+            {
+                "resolved": result.resolved,
+                "stage_advanced": result.stage_advanced,
+                "checkpoint": checkpoint_data(cp),
+            }
+        )

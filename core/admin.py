@@ -1,0 +1,50 @@
+"""Admin building blocks shared by every app's admin."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from core.roles import is_manager
+
+
+class ManagersOnlyMixin:
+    """For admin pages that show data across every role (the whole audit log, webhook
+    payloads, dead letters): managers and superusers only; reviewers see the parts that
+    concern their checkpoints on the review page."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return is_manager(request.user) and super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return is_manager(request.user) and super().has_view_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return is_manager(request.user) and super().has_change_permission(request, obj)
+
+
+class ReadOnlyAdminMixin:
+    """Rows written only by services and transitions: the admin lists and shows them, never
+    adds, edits or deletes them (actions that go through a service may still be offered)."""
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """An inline that lists related rows: every field read-only, nothing added or removed."""
+
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        return self.fields or super().get_readonly_fields(request, obj)
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

@@ -1,0 +1,49 @@
+"""The errors services and transitions raise. Every edge maps them the same way:
+Conflict → 409 (or a "someone else decided" page), NotAllowed → 403/404,
+InvalidInput → 400 with field errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Conflict(Exception):
+    """The object is not in a state that allows this move; someone or something else won.
+
+    `status` is the state found, `winner` who or what put it there (a username, "expiry",
+    "agent:<slug>", ...), `at` when.
+    """
+
+    def __init__(self, message: str, *, status: str = "", winner: str = "", at=None):
+        super().__init__(message)
+        self.status = status
+        self.winner = winner
+        self.at = at
+
+    def as_dict(self) -> dict:
+        return {
+            "detail": str(self),
+            "status": self.status,
+            "winner": self.winner,
+            "at": self.at.isoformat() if self.at else None,
+        }
+
+
+class NotAllowed(Exception):
+    """The actor may not do this (wrong role, four-eyes, read-only manager)."""
+
+
+class InvalidInput(ValueError):
+    """The request itself is malformed (a rejection without a reason, an edit without an
+    action, an artifact reference that is not yours, ...).
+
+    `field` names the input at fault; `detail` optionally gives the per-field structure for
+    nested input (e.g. one entry per artifact), shown as the field's errors."""
+
+    def __init__(self, message: str, field: str = "non_field_errors", *, detail: Any = None):
+        super().__init__(message)
+        self.field = field
+        self.detail = detail
+
+    def errors(self) -> dict[str, Any]:
+        return {self.field: self.detail if self.detail is not None else [str(self)]}

@@ -1,0 +1,225 @@
+"""The generic outbox: rows that say "this must be sent", written inside the transaction of the
+change they announce, sent by a django-q2 task after commit, retried with backoff, and
+re-enqueued by the reconcile sweep when a task was lost. One implementation for every kind of
+delivery (webhooks to agents, notifications to people).
+
+A kind of delivery is a subclass of `Outbox` (see `agents.webhooks`): it names its row model
+(a subclass of `OutboxItem`) and its send task, and implements `send(row)`.
+
+    owe(...)          inside the announcing transaction: the row, and an enqueue on commit
+    deliver(pk)       the task: claim → send → record_attempt
+    claim(pk)         compare-and-set: one attempt at a time, even with duplicate tasks
+    record_attempt    the outcome, only while this attempt still holds the row (an attempt
+                      that outlived its lease never overwrites a newer one)
+    resend(row)       send again now (delivered or failed ones too), same row
+    enqueue_due()     the sweep's part: retries that came due, and sends whose task was lost
+
+Outcomes: "delivered", "retry" (next attempt after `backoff_seconds`, with jitter), "failed"
+(gave up after the row's `give_up_at`). `finished(row, outcome, error)` is called inside the
+recording transaction for delivered and failed rows (e.g. to audit them).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from core.queue import enqueue
+
+log = logging.getLogger(__name__)
+
+
+class OutboxItem(models.Model):
+    """The delivery bookkeeping every outbox row carries."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed (gave up)"
+
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    # Set when a send task is enqueued or starts; the sweep tells lost tasks by it.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    give_up_at = models.DateTimeField(
+        help_text="Failed attempts are retried with backoff until then (re-send resets it)."
+    )
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        abstract = True
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Delay after the n-th failed attempt: 30 s, 1, 2, 4, 8 ... min, capped at 4 h, ±20 %."""
+    base = min(30 * 2 ** max(attempts - 1, 0), 4 * 3600)
+    return base * random.uniform(0.8, 1.2)
+
+
+class Outbox:
+    model: ClassVar[type[OutboxItem]]
+    task: ClassVar[str]  # dotted path of the task that calls `deliver(pk)`
+    name: ClassVar[str] = "outbox"  # for logs
+
+    # --- what a kind of delivery provides ------------------------------------------------------
+
+    def send(self, row: Any) -> tuple[int | None, str]:
+        """One attempt: (status code or None, error text; "" means delivered). May raise:
+        any exception counts as a failed attempt."""
+        raise NotImplementedError
+
+    def finished(self, row: Any, outcome: str, error: str) -> None:
+        """Inside the recording transaction, for "delivered" and "failed"."""
+
+    def lease_seconds(self) -> int:
+        """How long one attempt holds the row (longer than `send` can take)."""
+        return 60
+
+    def retry_hours(self) -> int:
+        """Failed attempts are retried this long before the row is given up."""
+        return 24
+
+    def load(self, pk) -> Any:
+        return self.model.objects.get(pk=pk)
+
+    # --- the mechanics --------------------------------------------------------------------------
+
+    def owe(self, *, defaults: dict[str, Any], reason: str, **lookup: Any) -> tuple[Any, bool]:
+        """Inside the announcing transaction: the row for `lookup` (created once: a re-sent
+        signal does not double it), and its first attempt enqueued on commit."""
+        now = timezone.now()
+        row, created = self.model.objects.get_or_create(
+            **lookup,
+            defaults={
+                "next_attempt_at": now,
+                "enqueued_at": now,
+                "give_up_at": now + dt.timedelta(hours=self.retry_hours()),
+                **defaults,
+            },
+        )
+        if created:
+            transaction.on_commit(lambda: enqueue(self.task, str(row.pk), reason=reason))
+        return row, created
+
+    def claim(self, pk) -> Any | None:
+        """Take the row for one attempt (compare-and-set): duplicate tasks (ORM redelivery, the
+        sweep) do not send twice at the same time."""
+        now = timezone.now()
+        lease = now + dt.timedelta(seconds=self.lease_seconds())
+        claimed = (
+            self.model.objects.filter(
+                pk=pk, status=OutboxItem.Status.PENDING, next_attempt_at__lte=now
+            )
+            .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
+            .update(locked_until=lease, attempts=F("attempts") + 1, last_attempt_at=now)
+        )
+        if not claimed:
+            return None
+        return self.load(pk)
+
+    def deliver(self, pk) -> str:
+        row = self.claim(pk)
+        if row is None:
+            return "skipped: delivered, failed, not due, or being sent"
+        code, error = None, ""
+        # Any exception counts as a failed attempt (e.g. a URL the HTTP client cannot parse):
+        # otherwise the row would stay pending and be re-sent forever, never backed off, given
+        # up on or recorded.
+        try:
+            code, error = self.send(row)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:1000]
+        return self.record_attempt(row, code, error)
+
+    def record_attempt(self, row: Any, code: int | None, error: str) -> str:
+        now = timezone.now()
+        fields: dict[str, Any] = {
+            "last_status_code": code,
+            "last_error": error,
+            "locked_until": None,
+        }
+        with transaction.atomic():
+            if not error:
+                fields["status"], fields["delivered_at"] = OutboxItem.Status.DELIVERED, now
+                outcome = "delivered"
+            elif now >= row.give_up_at:
+                fields["status"] = OutboxItem.Status.FAILED
+                outcome = "failed"
+            else:
+                fields["next_attempt_at"] = now + dt.timedelta(
+                    seconds=backoff_seconds(row.attempts)
+                )
+                fields["enqueued_at"] = None  # nothing in flight: the sweep sends it when due
+                outcome = "retry"
+            # Only while this attempt still holds the row: if its lease ran out, another
+            # attempt (or a resend) has claimed the row since, and its outcome must not be
+            # overwritten. `claim` set locked_until and bumped attempts; `row` holds the values
+            # it stored.
+            held = self.model.objects.filter(
+                pk=row.pk,
+                status=OutboxItem.Status.PENDING,
+                locked_until=row.locked_until,
+                attempts=row.attempts,
+            ).update(**fields)
+            if not held:
+                log.warning(
+                    "%s %s: attempt %s outlived its lease; its outcome (%s) is dropped",
+                    self.name,
+                    row.pk,
+                    row.attempts,
+                    outcome,
+                )
+                return "skipped: lease lost to another attempt"
+            if outcome != "retry":
+                self.finished(row, outcome, error)
+        if error:
+            log.info("%s %s: attempt %s failed (%s)", self.name, row.pk, row.attempts, error[:200])
+        return outcome
+
+    def resend(self, row: Any) -> None:
+        """Send again now (delivered or failed ones too), keeping the same row (and id)."""
+        now = timezone.now()
+        self.model.objects.filter(pk=row.pk).update(
+            status=OutboxItem.Status.PENDING,
+            next_attempt_at=now,
+            enqueued_at=now,
+            locked_until=None,
+            give_up_at=now + dt.timedelta(hours=self.retry_hours()),
+        )
+        transaction.on_commit(lambda: enqueue(self.task, str(row.pk), reason="resend"))
+
+    def enqueue_due(self, now: dt.datetime | None = None, limit: int = 1000) -> int:
+        """Pending rows that are due and whose task is not known to be in flight (not
+        enqueued since their last attempt, or enqueued longer than the reconcile grace ago and
+        so presumably lost)."""
+        now = now or timezone.now()
+        grace = now - dt.timedelta(seconds=settings.HITL_RECONCILE_GRACE)
+        due = (
+            self.model.objects.filter(status=OutboxItem.Status.PENDING, next_attempt_at__lte=now)
+            .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
+            .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lte=grace))
+            .values_list("pk", flat=True)[:limit]
+        )
+        count = 0
+        for pk in list(due):
+            with transaction.atomic():
+                owed = self.model.objects.filter(pk=pk, status=OutboxItem.Status.PENDING)
+                if owed.update(enqueued_at=now):
+                    transaction.on_commit(lambda pk=pk: enqueue(self.task, str(pk), reason="sweep"))
+                    count += 1
+        return count
