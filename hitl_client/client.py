@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from hitl_client import __version__
+from hitl_client._version import __version__
 from hitl_client.decorators import require_approval_decorator
 from hitl_client.errors import ApiError, ConflictError, HitlError, NotFound, WaitTimeout
 from hitl_client.models import Checkpoint, Run
