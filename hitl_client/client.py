@@ -18,39 +18,19 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from hitl_client._transport import RETRY_STATUSES as RETRY_STATUSES  # re-exported, as before
+from hitl_client._transport import Call, asend, send
 from hitl_client._version import __version__
 from hitl_client.decorators import require_approval_decorator
-from hitl_client.errors import ApiError, ConflictError, HitlError, NotFound, WaitTimeout
+from hitl_client.errors import HitlError, WaitTimeout
 from hitl_client.models import Checkpoint, Run
 
-RETRY_STATUSES = {429, 500, 502, 503, 504}
 MAX_WAIT_SLICE = 55.0  # the server caps one long-poll at 60 s
-
-
-def _error_for(response: httpx.Response) -> ApiError:
-    try:
-        problem = response.json()
-    except ValueError:
-        problem = None
-    if not isinstance(problem, dict):
-        problem = None
-    cls = {404: NotFound, 409: ConflictError}.get(response.status_code, ApiError)
-    return cls(response.status_code, problem, response.text[:500])
-
-
-def _retry_delay(attempt: int, response: httpx.Response | None) -> float:
-    if response is not None and response.status_code == 429:
-        try:
-            return min(float(response.headers.get("Retry-After", "1")), 60.0)
-        except ValueError:
-            return 1.0
-    return min(0.5 * 2**attempt, 8.0)
 
 
 class HitlClient:
@@ -107,47 +87,15 @@ class HitlClient:
             )
         return self._ahttp
 
-    def _prepare(self, method: str, kwargs: dict) -> dict:
-        if method == "POST":
-            headers = dict(kwargs.pop("headers", None) or {})
-            headers.setdefault("Idempotency-Key", str(uuid.uuid4()))  # same on every retry
-            kwargs["headers"] = headers
-        return kwargs
-
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        kwargs = self._prepare(method, kwargs)
-        for attempt in range(self.retries + 1):
-            response = None
-            try:
-                response = self._http.request(method, path.lstrip("/"), **kwargs)
-            except httpx.TransportError as exc:
-                if attempt == self.retries:
-                    raise HitlError(f"{method} {path}: {exc}") from exc
-            if response is not None:
-                if response.status_code < 400:
-                    return response.json() if response.content else None
-                if response.status_code not in RETRY_STATUSES or attempt == self.retries:
-                    raise _error_for(response)
-            time.sleep(_retry_delay(attempt, response))
-        raise AssertionError("unreachable")
+        """One API call (`path` under /api/v1/, `kwargs` httpx's), retried on network errors,
+        429 and 5xx; returns the JSON body, raises ApiError (NotFound, ConflictError) or
+        HitlError. Every method of this client goes through here (or `arequest`)."""
+        return send(self._http, Call(method, path, kwargs), self.retries)
 
     async def arequest(self, method: str, path: str, **kwargs: Any) -> Any:
-        kwargs = self._prepare(method, kwargs)
-        http = self._async_http()
-        for attempt in range(self.retries + 1):
-            response = None
-            try:
-                response = await http.request(method, path.lstrip("/"), **kwargs)
-            except httpx.TransportError as exc:
-                if attempt == self.retries:
-                    raise HitlError(f"{method} {path}: {exc}") from exc
-            if response is not None:
-                if response.status_code < 400:
-                    return response.json() if response.content else None
-                if response.status_code not in RETRY_STATUSES or attempt == self.retries:
-                    raise _error_for(response)
-            await asyncio.sleep(_retry_delay(attempt, response))
-        raise AssertionError("unreachable")
+        """`request`, awaited."""
+        return await asend(self._async_http(), Call(method, path, kwargs), self.retries)
 
     # --- runs -------------------------------------------------------------------------------
 
