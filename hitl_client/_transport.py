@@ -1,19 +1,25 @@
-"""How the client sends a request, once for both of its halves (blocking and asyncio).
+"""How the client talks to the portal, once for both of its halves (blocking and asyncio).
 
 - A `Call` is one API request as a client method builds it: method, path and httpx's request
   keywords (json, params, data, files, headers, timeout).
 - `_decide` is the one retry policy. It reads one attempt's outcome (a response, or the transport
   error it met) and returns the parsed body, returns `_Retry(delay)`, or raises. `send` and
   `asend` are its two drivers: they only send and sleep.
+- An operation that makes several requests (start a run and then ask; long-poll in slices) is
+  written once, as a generator that yields Calls and receives their results (a `Flow`).
+  `twins(flow)` makes it into a blocking method that sends each Call with `self.request` and an
+  async one that awaits `self.arequest`, both with the flow's signature.
 """
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from asyncio import sleep as asleep
+from collections.abc import Callable, Coroutine, Generator, Iterator
 from dataclasses import dataclass, field
 from time import sleep
-from typing import Any
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, get_args
 
 import httpx
 
@@ -119,3 +125,70 @@ async def asend(http: httpx.AsyncClient, call: Call, retries: int) -> Any:
             return verdict
         await asleep(verdict.delay)
     raise AssertionError("unreachable")
+
+
+# --- operations written once ---------------------------------------------------------------------
+
+T = TypeVar("T")
+P = ParamSpec("P")
+Flow = Generator[Call, Any, T]  # yields each request, receives its result, returns T
+
+
+class _Requests(Protocol):
+    def request(self, method: str, path: str, **kwargs: Any) -> Any: ...
+
+    async def arequest(self, method: str, path: str, **kwargs: Any) -> Any: ...
+
+
+C = TypeVar("C", bound=_Requests)
+
+
+class _Steps(Generic[T]):
+    """A flow's Calls, one by one: the driver sets `result` to each Call's result before asking
+    for the next; once the flow returns, its return value is in `value`."""
+
+    def __init__(self, flow: Flow[T]):
+        self._flow = flow
+        self.result: Any = None
+        self.value: T
+
+    def __iter__(self) -> Iterator[Call]:
+        while True:
+            try:
+                call = self._flow.send(self.result)
+            except StopIteration as done:
+                self.value = done.value
+                return
+            yield call
+
+
+def twins(
+    flow: Callable[Concatenate[C, P], Flow[T]], async_name: str = ""
+) -> tuple[Callable[Concatenate[C, P], T], Callable[Concatenate[C, P], Coroutine[Any, Any, T]]]:
+    """The blocking and the async method of one operation, both with `flow`'s signature and
+    docstring. `flow` is a method named `_name`; the methods are `name` and `async_name`
+    (by default `aname`)."""
+
+    def blocking(self: C, *args: P.args, **kwargs: P.kwargs) -> T:
+        steps = _Steps(flow(self, *args, **kwargs))
+        for call in steps:
+            steps.result = self.request(call.method, call.path, **call.options)
+        return steps.value
+
+    async def awaiting(self: C, *args: P.args, **kwargs: P.kwargs) -> T:
+        steps = _Steps(flow(self, *args, **kwargs))
+        for call in steps:
+            steps.result = await self.arequest(call.method, call.path, **call.options)
+        return steps.value
+
+    signature = inspect.signature(flow, eval_str=True)
+    signature = signature.replace(return_annotation=get_args(signature.return_annotation)[-1])
+    name = flow.__name__.removeprefix("_")
+    owner = flow.__qualname__.rpartition(".")[0]
+    for method, method_name in ((blocking, name), (awaiting, async_name or f"a{name}")):
+        method.__name__ = method_name
+        method.__qualname__ = f"{owner}.{method_name}"
+        method.__module__ = flow.__module__
+        method.__doc__ = flow.__doc__
+        method.__signature__ = signature  # type: ignore[attr-defined]
+    return blocking, awaiting

@@ -15,7 +15,6 @@ safely (the portal replays the first response instead of creating a second check
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 import httpx
 
 from hitl_client._transport import RETRY_STATUSES as RETRY_STATUSES  # re-exported, as before
-from hitl_client._transport import Call, asend, send
+from hitl_client._transport import Call, Flow, asend, send, twins
 from hitl_client._version import __version__
 from hitl_client.decorators import require_approval_decorator
 from hitl_client.errors import HitlError, WaitTimeout
@@ -34,6 +33,10 @@ MAX_WAIT_SLICE = 55.0  # the server caps one long-poll at 60 s
 
 
 class HitlClient:
+    """Blocking methods, and for the agent's side their asyncio twins (`arequest`,
+    `astart_run`, `arequest_approval`, `aask`, `await_checkpoint`): each pair is one method
+    written once (see `hitl_client._transport`)."""
+
     def __init__(
         self,
         base_url: str | None = None,
@@ -99,18 +102,15 @@ class HitlClient:
 
     # --- runs -------------------------------------------------------------------------------
 
-    def start_run(self, task: str, *, external_id: str = "", metadata: dict | None = None) -> Run:
+    def _start_run(
+        self, task: str, *, external_id: str = "", metadata: dict | None = None
+    ) -> Flow[Run]:
         """Start a run of this agent; later calls default to it (`client.run`)."""
         body = {"task": task, "external_id": external_id, "metadata": metadata or {}}
-        self.run = Run(self.request("POST", "runs/", json=body))
+        self.run = Run((yield Call("POST", "runs/", {"json": body})))
         return self.run
 
-    async def astart_run(
-        self, task: str, *, external_id: str = "", metadata: dict | None = None
-    ) -> Run:
-        body = {"task": task, "external_id": external_id, "metadata": metadata or {}}
-        self.run = Run(await self.arequest("POST", "runs/", json=body))
-        return self.run
+    start_run, astart_run = twins(_start_run)
 
     def start_hosted_run(self, agent: str, task: str, input: dict | None = None) -> Run:
         """With a person's token: start a hosted agent."""
@@ -158,24 +158,28 @@ class HitlClient:
 
     # --- checkpoints ------------------------------------------------------------------------
 
-    def _checkpoint_body(
+    def _request_approval(
         self,
         title: str,
         *,
-        run: Run | str | None,
-        kind: str,
-        tool: str | None,
-        args: dict | None,
-        action: dict | None,
-        summary: str,
-        risk: str,
-        context: dict | None,
-        reasoning: list[str] | None,
-        artifacts: list[dict] | None,
-        expires_in: int | None,
-        role_hint: str,
-        options: list | None,
-    ) -> dict:
+        tool: str | None = None,
+        args: dict | None = None,
+        action: dict | None = None,
+        summary: str = "",
+        risk: str = "medium",
+        context: dict | None = None,
+        reasoning: list[str] | None = None,
+        artifacts: list[dict] | None = None,
+        expires_in: int | None = None,
+        role_hint: str = "",
+        kind: str = "approval",
+        options: list | None = None,
+        run: Run | str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Flow[Checkpoint]:
+        """Ask a human to approve `tool(**args)`. Returns at once (pending); `.wait()`."""
+        if run is None and self.run is None:
+            yield from self._start_run(title)
         body: dict[str, Any] = {
             "run": self._run_id(run),
             "kind": kind,
@@ -199,76 +203,14 @@ class HitlClient:
             body["expires_in"] = int(expires_in)
         if options:
             body["options"] = options
-        return body
-
-    def request_approval(
-        self,
-        title: str,
-        *,
-        tool: str | None = None,
-        args: dict | None = None,
-        action: dict | None = None,
-        summary: str = "",
-        risk: str = "medium",
-        context: dict | None = None,
-        reasoning: list[str] | None = None,
-        artifacts: list[dict] | None = None,
-        expires_in: int | None = None,
-        role_hint: str = "",
-        kind: str = "approval",
-        options: list | None = None,
-        run: Run | str | None = None,
-        idempotency_key: str | None = None,
-    ) -> Checkpoint:
-        """Ask a human to approve `tool(**args)`. Returns at once (pending); `.wait()`."""
-        if run is None and self.run is None:
-            self.start_run(title)
-        body = self._checkpoint_body(
-            title,
-            run=run,
-            kind=kind,
-            tool=tool,
-            args=args,
-            action=action,
-            summary=summary,
-            risk=risk,
-            context=context,
-            reasoning=reasoning,
-            artifacts=artifacts,
-            expires_in=expires_in,
-            role_hint=role_hint,
-            options=options,
-        )
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        return Checkpoint(self, self.request("POST", "checkpoints/", json=body, headers=headers))
-
-    async def arequest_approval(self, title: str, **kwargs: Any) -> Checkpoint:
-        run = kwargs.pop("run", None)
-        if run is None and self.run is None:
-            await self.astart_run(title)
-        idempotency_key = kwargs.pop("idempotency_key", None)
-        defaults = dict(
-            kind="approval",
-            tool=None,
-            args=None,
-            action=None,
-            summary="",
-            risk="medium",
-            context=None,
-            reasoning=None,
-            artifacts=None,
-            expires_in=None,
-            role_hint="",
-            options=None,
-        )
-        defaults.update(kwargs)
-        body = self._checkpoint_body(title, run=run, **defaults)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return Checkpoint(
-            self, await self.arequest("POST", "checkpoints/", json=body, headers=headers)
+            self, (yield Call("POST", "checkpoints/", {"json": body, "headers": headers}))
         )
 
-    def ask(
+    request_approval, arequest_approval = twins(_request_approval)
+
+    def _ask(
         self,
         question: str,
         *,
@@ -277,62 +219,36 @@ class HitlClient:
         timeout: float | None = None,
         run: Run | str | None = None,
         **kwargs: Any,
-    ) -> str:
+    ) -> Flow[str]:
         """Ask a human a question and return the answer (raises ApprovalRejected if they
-        decline or nobody answers before the deadline)."""
-        cp = self.request_approval(
+        decline or nobody answers before the deadline). Other keywords: `request_approval`'s."""
+        cp = yield from self._request_approval(
             question, kind="question", options=options, summary=summary, run=run, **kwargs
         )
-        cp.wait(timeout=timeout).raise_for_outcome()
-        return cp.answer or ""
-
-    async def aask(self, question: str, *, timeout: float | None = None, **kwargs: Any) -> str:
-        cp = await self.arequest_approval(question, kind="question", **kwargs)
-        await cp.wait_async(timeout=timeout)
+        cp.data = (yield from self._wait(cp.id, timeout=timeout)).data
         cp.raise_for_outcome()
         return cp.answer or ""
+
+    ask, aask = twins(_ask)
 
     def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
         return Checkpoint(self, self.request("GET", f"checkpoints/{checkpoint_id}/"))
 
-    def wait(self, checkpoint_id: str, timeout: float | None = None) -> Checkpoint:
+    def _wait(self, checkpoint_id: str, timeout: float | None = None) -> Flow[Checkpoint]:
         """Long-poll until decided; `timeout` None waits until it is resolved (the portal
         expires it at its deadline). Raises WaitTimeout if still pending after `timeout`."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             remaining = MAX_WAIT_SLICE if deadline is None else deadline - time.monotonic()
             piece = max(0.0, min(MAX_WAIT_SLICE, remaining))
-            data = self.request(
-                "GET",
-                f"checkpoints/{checkpoint_id}/wait",
-                params={"timeout": f"{piece:.1f}"},
-                timeout=piece + 15,
-            )
-            cp = Checkpoint(self, data)
+            options = {"params": {"timeout": f"{piece:.1f}"}, "timeout": piece + 15}
+            cp = Checkpoint(self, (yield Call("GET", f"checkpoints/{checkpoint_id}/wait", options)))
             if not cp.pending:
                 return cp
             if deadline is not None and time.monotonic() >= deadline:
                 raise WaitTimeout(cp)
 
-    async def await_checkpoint(
-        self, checkpoint_id: str, timeout: float | None = None
-    ) -> Checkpoint:
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while True:
-            remaining = MAX_WAIT_SLICE if deadline is None else deadline - loop.time()
-            piece = max(0.0, min(MAX_WAIT_SLICE, remaining))
-            data = await self.arequest(
-                "GET",
-                f"checkpoints/{checkpoint_id}/wait",
-                params={"timeout": f"{piece:.1f}"},
-                timeout=piece + 15,
-            )
-            cp = Checkpoint(self, data)
-            if not cp.pending:
-                return cp
-            if deadline is not None and loop.time() >= deadline:
-                raise WaitTimeout(cp)
+    wait, await_checkpoint = twins(_wait, "await_checkpoint")
 
     def cancel(self, checkpoint_id: str, reason: str = "") -> Checkpoint:
         return Checkpoint(
