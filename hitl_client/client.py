@@ -34,8 +34,9 @@ MAX_WAIT_SLICE = 55.0  # the server caps one long-poll at 60 s
 
 class HitlClient:
     """Blocking methods, and for the agent's side their asyncio twins (`arequest`,
-    `astart_run`, `arequest_approval`, `aask`, `await_checkpoint`): each pair is one method
-    written once (see `hitl_client._transport`)."""
+    `astart_run`, `arequest_approval`, `aask`, `await_checkpoint`). A pair shares one
+    implementation: `request`/`arequest` the retry policy, the others a flow made into both by
+    `twins` (see `hitl_client._transport`)."""
 
     def __init__(
         self,
