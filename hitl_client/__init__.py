@@ -1,7 +1,6 @@
 """Python client and `hitl` CLI for the HITL Portal API (stdlib + httpx, no Django)."""
 
-__version__ = "0.1.0"
-
+from hitl_client._version import __version__ as __version__
 from hitl_client.client import HitlClient
 from hitl_client.errors import (
     ApiError,

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hitl_client import __version__
+from hitl_client._version import __version__
 from hitl_client.client import HitlClient
 from hitl_client.errors import ApiError, HitlError, WaitTimeout
 from hitl_client.models import Checkpoint

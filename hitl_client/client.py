@@ -15,45 +15,29 @@ safely (the portal replays the first response instead of creating a second check
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from hitl_client import __version__
+from hitl_client._transport import RETRY_STATUSES as RETRY_STATUSES  # re-exported, as before
+from hitl_client._transport import Call, Flow, asend, send, twins
+from hitl_client._version import __version__
 from hitl_client.decorators import require_approval_decorator
-from hitl_client.errors import ApiError, ConflictError, HitlError, NotFound, WaitTimeout
+from hitl_client.errors import HitlError, WaitTimeout
 from hitl_client.models import Checkpoint, Run
 
-RETRY_STATUSES = {429, 500, 502, 503, 504}
 MAX_WAIT_SLICE = 55.0  # the server caps one long-poll at 60 s
 
 
-def _error_for(response: httpx.Response) -> ApiError:
-    try:
-        problem = response.json()
-    except ValueError:
-        problem = None
-    if not isinstance(problem, dict):
-        problem = None
-    cls = {404: NotFound, 409: ConflictError}.get(response.status_code, ApiError)
-    return cls(response.status_code, problem, response.text[:500])
-
-
-def _retry_delay(attempt: int, response: httpx.Response | None) -> float:
-    if response is not None and response.status_code == 429:
-        try:
-            return min(float(response.headers.get("Retry-After", "1")), 60.0)
-        except ValueError:
-            return 1.0
-    return min(0.5 * 2**attempt, 8.0)
-
-
 class HitlClient:
+    """Blocking methods, and for the agent's side their asyncio twins (`arequest`,
+    `astart_run`, `arequest_approval`, `aask`, `await_checkpoint`). A pair shares one
+    implementation: `request`/`arequest` the retry policy, the others a flow made into both by
+    `twins` (see `hitl_client._transport`)."""
+
     def __init__(
         self,
         base_url: str | None = None,
@@ -107,62 +91,27 @@ class HitlClient:
             )
         return self._ahttp
 
-    def _prepare(self, method: str, kwargs: dict) -> dict:
-        if method == "POST":
-            headers = dict(kwargs.pop("headers", None) or {})
-            headers.setdefault("Idempotency-Key", str(uuid.uuid4()))  # same on every retry
-            kwargs["headers"] = headers
-        return kwargs
-
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        kwargs = self._prepare(method, kwargs)
-        for attempt in range(self.retries + 1):
-            response = None
-            try:
-                response = self._http.request(method, path.lstrip("/"), **kwargs)
-            except httpx.TransportError as exc:
-                if attempt == self.retries:
-                    raise HitlError(f"{method} {path}: {exc}") from exc
-            if response is not None:
-                if response.status_code < 400:
-                    return response.json() if response.content else None
-                if response.status_code not in RETRY_STATUSES or attempt == self.retries:
-                    raise _error_for(response)
-            time.sleep(_retry_delay(attempt, response))
-        raise AssertionError("unreachable")
+        """One API call (`path` under /api/v1/, `kwargs` httpx's), retried on network errors,
+        429 and 5xx; returns the JSON body, raises ApiError (NotFound, ConflictError) or
+        HitlError. Every method of this client goes through here (or `arequest`)."""
+        return send(self._http, Call(method, path, kwargs), self.retries)
 
     async def arequest(self, method: str, path: str, **kwargs: Any) -> Any:
-        kwargs = self._prepare(method, kwargs)
-        http = self._async_http()
-        for attempt in range(self.retries + 1):
-            response = None
-            try:
-                response = await http.request(method, path.lstrip("/"), **kwargs)
-            except httpx.TransportError as exc:
-                if attempt == self.retries:
-                    raise HitlError(f"{method} {path}: {exc}") from exc
-            if response is not None:
-                if response.status_code < 400:
-                    return response.json() if response.content else None
-                if response.status_code not in RETRY_STATUSES or attempt == self.retries:
-                    raise _error_for(response)
-            await asyncio.sleep(_retry_delay(attempt, response))
-        raise AssertionError("unreachable")
+        """`request`, awaited."""
+        return await asend(self._async_http(), Call(method, path, kwargs), self.retries)
 
     # --- runs -------------------------------------------------------------------------------
 
-    def start_run(self, task: str, *, external_id: str = "", metadata: dict | None = None) -> Run:
+    def _start_run(
+        self, task: str, *, external_id: str = "", metadata: dict | None = None
+    ) -> Flow[Run]:
         """Start a run of this agent; later calls default to it (`client.run`)."""
         body = {"task": task, "external_id": external_id, "metadata": metadata or {}}
-        self.run = Run(self.request("POST", "runs/", json=body))
+        self.run = Run((yield Call("POST", "runs/", {"json": body})))
         return self.run
 
-    async def astart_run(
-        self, task: str, *, external_id: str = "", metadata: dict | None = None
-    ) -> Run:
-        body = {"task": task, "external_id": external_id, "metadata": metadata or {}}
-        self.run = Run(await self.arequest("POST", "runs/", json=body))
-        return self.run
+    start_run, astart_run = twins(_start_run)
 
     def start_hosted_run(self, agent: str, task: str, input: dict | None = None) -> Run:
         """With a person's token: start a hosted agent."""
@@ -210,24 +159,28 @@ class HitlClient:
 
     # --- checkpoints ------------------------------------------------------------------------
 
-    def _checkpoint_body(
+    def _request_approval(
         self,
         title: str,
         *,
-        run: Run | str | None,
-        kind: str,
-        tool: str | None,
-        args: dict | None,
-        action: dict | None,
-        summary: str,
-        risk: str,
-        context: dict | None,
-        reasoning: list[str] | None,
-        artifacts: list[dict] | None,
-        expires_in: int | None,
-        role_hint: str,
-        options: list | None,
-    ) -> dict:
+        tool: str | None = None,
+        args: dict | None = None,
+        action: dict | None = None,
+        summary: str = "",
+        risk: str = "medium",
+        context: dict | None = None,
+        reasoning: list[str] | None = None,
+        artifacts: list[dict] | None = None,
+        expires_in: int | None = None,
+        role_hint: str = "",
+        kind: str = "approval",
+        options: list | None = None,
+        run: Run | str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Flow[Checkpoint]:
+        """Ask a human to approve `tool(**args)`. Returns at once (pending); `.wait()`."""
+        if run is None and self.run is None:
+            yield from self._start_run(title)
         body: dict[str, Any] = {
             "run": self._run_id(run),
             "kind": kind,
@@ -251,76 +204,14 @@ class HitlClient:
             body["expires_in"] = int(expires_in)
         if options:
             body["options"] = options
-        return body
-
-    def request_approval(
-        self,
-        title: str,
-        *,
-        tool: str | None = None,
-        args: dict | None = None,
-        action: dict | None = None,
-        summary: str = "",
-        risk: str = "medium",
-        context: dict | None = None,
-        reasoning: list[str] | None = None,
-        artifacts: list[dict] | None = None,
-        expires_in: int | None = None,
-        role_hint: str = "",
-        kind: str = "approval",
-        options: list | None = None,
-        run: Run | str | None = None,
-        idempotency_key: str | None = None,
-    ) -> Checkpoint:
-        """Ask a human to approve `tool(**args)`. Returns at once (pending); `.wait()`."""
-        if run is None and self.run is None:
-            self.start_run(title)
-        body = self._checkpoint_body(
-            title,
-            run=run,
-            kind=kind,
-            tool=tool,
-            args=args,
-            action=action,
-            summary=summary,
-            risk=risk,
-            context=context,
-            reasoning=reasoning,
-            artifacts=artifacts,
-            expires_in=expires_in,
-            role_hint=role_hint,
-            options=options,
-        )
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        return Checkpoint(self, self.request("POST", "checkpoints/", json=body, headers=headers))
-
-    async def arequest_approval(self, title: str, **kwargs: Any) -> Checkpoint:
-        run = kwargs.pop("run", None)
-        if run is None and self.run is None:
-            await self.astart_run(title)
-        idempotency_key = kwargs.pop("idempotency_key", None)
-        defaults = dict(
-            kind="approval",
-            tool=None,
-            args=None,
-            action=None,
-            summary="",
-            risk="medium",
-            context=None,
-            reasoning=None,
-            artifacts=None,
-            expires_in=None,
-            role_hint="",
-            options=None,
-        )
-        defaults.update(kwargs)
-        body = self._checkpoint_body(title, run=run, **defaults)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return Checkpoint(
-            self, await self.arequest("POST", "checkpoints/", json=body, headers=headers)
+            self, (yield Call("POST", "checkpoints/", {"json": body, "headers": headers}))
         )
 
-    def ask(
+    request_approval, arequest_approval = twins(_request_approval)
+
+    def _ask(
         self,
         question: str,
         *,
@@ -329,62 +220,36 @@ class HitlClient:
         timeout: float | None = None,
         run: Run | str | None = None,
         **kwargs: Any,
-    ) -> str:
+    ) -> Flow[str]:
         """Ask a human a question and return the answer (raises ApprovalRejected if they
-        decline or nobody answers before the deadline)."""
-        cp = self.request_approval(
+        decline or nobody answers before the deadline). Other keywords: `request_approval`'s."""
+        cp = yield from self._request_approval(
             question, kind="question", options=options, summary=summary, run=run, **kwargs
         )
-        cp.wait(timeout=timeout).raise_for_outcome()
-        return cp.answer or ""
-
-    async def aask(self, question: str, *, timeout: float | None = None, **kwargs: Any) -> str:
-        cp = await self.arequest_approval(question, kind="question", **kwargs)
-        await cp.wait_async(timeout=timeout)
+        cp.data = (yield from self._wait(cp.id, timeout=timeout)).data
         cp.raise_for_outcome()
         return cp.answer or ""
+
+    ask, aask = twins(_ask)
 
     def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
         return Checkpoint(self, self.request("GET", f"checkpoints/{checkpoint_id}/"))
 
-    def wait(self, checkpoint_id: str, timeout: float | None = None) -> Checkpoint:
+    def _wait(self, checkpoint_id: str, timeout: float | None = None) -> Flow[Checkpoint]:
         """Long-poll until decided; `timeout` None waits until it is resolved (the portal
         expires it at its deadline). Raises WaitTimeout if still pending after `timeout`."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             remaining = MAX_WAIT_SLICE if deadline is None else deadline - time.monotonic()
             piece = max(0.0, min(MAX_WAIT_SLICE, remaining))
-            data = self.request(
-                "GET",
-                f"checkpoints/{checkpoint_id}/wait",
-                params={"timeout": f"{piece:.1f}"},
-                timeout=piece + 15,
-            )
-            cp = Checkpoint(self, data)
+            options = {"params": {"timeout": f"{piece:.1f}"}, "timeout": piece + 15}
+            cp = Checkpoint(self, (yield Call("GET", f"checkpoints/{checkpoint_id}/wait", options)))
             if not cp.pending:
                 return cp
             if deadline is not None and time.monotonic() >= deadline:
                 raise WaitTimeout(cp)
 
-    async def await_checkpoint(
-        self, checkpoint_id: str, timeout: float | None = None
-    ) -> Checkpoint:
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while True:
-            remaining = MAX_WAIT_SLICE if deadline is None else deadline - loop.time()
-            piece = max(0.0, min(MAX_WAIT_SLICE, remaining))
-            data = await self.arequest(
-                "GET",
-                f"checkpoints/{checkpoint_id}/wait",
-                params={"timeout": f"{piece:.1f}"},
-                timeout=piece + 15,
-            )
-            cp = Checkpoint(self, data)
-            if not cp.pending:
-                return cp
-            if deadline is not None and loop.time() >= deadline:
-                raise WaitTimeout(cp)
+    wait, await_checkpoint = twins(_wait, "await_checkpoint")
 
     def cancel(self, checkpoint_id: str, reason: str = "") -> Checkpoint:
         return Checkpoint(

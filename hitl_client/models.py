@@ -13,15 +13,10 @@ if TYPE_CHECKING:
 RESOLVED = ("approved", "rejected", "answered", "expired", "cancelled")
 
 
-class Checkpoint:
-    """A request for a human, as the portal last described it. `wait()` refreshes it."""
+class _Resource:
+    """What the portal said about one object (its JSON), with the fields every object has."""
 
-    def __init__(self, client: HitlClient, data: dict[str, Any]):
-        self._client = client
-        self.data: dict[str, Any] = data
-
-    def __repr__(self) -> str:
-        return f"<Checkpoint {self.id} {self.status} {self.title!r}>"
+    data: dict[str, Any]
 
     @property
     def id(self) -> str:
@@ -30,6 +25,17 @@ class Checkpoint:
     @property
     def status(self) -> str:
         return self.data["status"]
+
+
+class Checkpoint(_Resource):
+    """A request for a human, as the portal last described it. `wait()` refreshes it."""
+
+    def __init__(self, client: HitlClient, data: dict[str, Any]):
+        self._client = client
+        self.data: dict[str, Any] = data
+
+    def __repr__(self) -> str:
+        return f"<Checkpoint {self.id} {self.status} {self.title!r}>"
 
     @property
     def title(self) -> str:
@@ -107,16 +113,8 @@ class Checkpoint:
 
 
 @dataclass
-class Run:
+class Run(_Resource):
     data: dict[str, Any]
-
-    @property
-    def id(self) -> str:
-        return self.data["id"]
-
-    @property
-    def status(self) -> str:
-        return self.data["status"]
 
 
 @dataclass

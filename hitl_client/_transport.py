@@ -1,0 +1,194 @@
+"""How the client talks to the portal, once for both of its halves (blocking and asyncio).
+
+- A `Call` is one API request as a client method builds it: method, path and httpx's request
+  keywords (json, params, data, files, headers, timeout).
+- `_decide` is the one retry policy. It reads one attempt's outcome (a response, or the transport
+  error it met) and returns the parsed body, returns `_Retry(delay)`, or raises. `send` and
+  `asend` are its two drivers: they only send and sleep.
+- An operation that makes several requests (start a run and then ask; long-poll in slices) is
+  written once, as a generator that yields Calls and receives their results (a `Flow`).
+  `twins(flow)` makes it into a blocking method that sends each Call with `self.request` and an
+  async one that awaits `self.arequest`, both with the flow's signature.
+"""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+from asyncio import sleep as asleep
+from collections.abc import Callable, Coroutine, Generator, Iterator
+from dataclasses import dataclass, field
+from time import sleep
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, get_args
+
+import httpx
+
+from hitl_client.errors import ApiError, ConflictError, HitlError, NotFound
+
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API request: `path` is relative to /api/v1/, `options` are httpx's request keywords."""
+
+    method: str
+    path: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+# --- the retry policy --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Retry:
+    delay: float  # seconds to sleep before the next attempt
+
+
+def _error_for(response: httpx.Response) -> ApiError:
+    """The exception for an error response, carrying the portal's problem details."""
+    try:
+        problem = response.json()
+    except ValueError:
+        problem = None
+    if not isinstance(problem, dict):
+        problem = None
+    cls = {404: NotFound, 409: ConflictError}.get(response.status_code, ApiError)
+    return cls(response.status_code, problem, response.text[:500])
+
+
+def _retry_delay(attempt: int, response: httpx.Response | None) -> float:
+    """A 429's Retry-After (at most a minute), else exponential backoff from 0.5 s to 8 s."""
+    if response is not None and response.status_code == 429:
+        try:
+            return min(float(response.headers.get("Retry-After", "1")), 60.0)
+        except ValueError:
+            return 1.0
+    return min(0.5 * 2**attempt, 8.0)
+
+
+def _decide(
+    call: Call, attempt: int, retries: int, outcome: httpx.Response | httpx.TransportError
+) -> Any:
+    """What to do after `attempt` (0 for the first) of `call` got a response or met a transport
+    error: return the parsed body (None if empty); return `_Retry` while attempts are left, for
+    a transport error or a status in RETRY_STATUSES; or raise HitlError / ApiError."""
+    last = attempt == retries
+    if isinstance(outcome, httpx.TransportError):
+        if last:
+            raise HitlError(f"{call.method} {call.path}: {outcome}") from outcome
+        return _Retry(_retry_delay(attempt, None))
+    if outcome.status_code < 400:
+        return outcome.json() if outcome.content else None
+    if outcome.status_code not in RETRY_STATUSES or last:
+        raise _error_for(outcome)
+    return _Retry(_retry_delay(attempt, outcome))
+
+
+def _request_args(call: Call) -> tuple[str, str, dict[str, Any]]:
+    """httpx's arguments for every attempt of `call`. A POST gets an Idempotency-Key (unless
+    the caller chose one), the same on every retry: the portal replays its first response
+    instead of acting twice."""
+    options = dict(call.options)
+    if call.method == "POST":
+        headers = dict(options.pop("headers", None) or {})
+        headers.setdefault("Idempotency-Key", str(uuid.uuid4()))
+        options["headers"] = headers
+    return call.method, call.path.lstrip("/"), options
+
+
+def send(http: httpx.Client, call: Call, retries: int) -> Any:
+    """Send `call`, retrying as `_decide` says; blocks while it sleeps."""
+    method, url, options = _request_args(call)
+    for attempt in range(retries + 1):
+        try:
+            outcome = http.request(method, url, **options)
+        except httpx.TransportError as exc:
+            outcome = exc
+        verdict = _decide(call, attempt, retries, outcome)
+        if not isinstance(verdict, _Retry):
+            return verdict
+        sleep(verdict.delay)
+    raise AssertionError("unreachable")
+
+
+async def asend(http: httpx.AsyncClient, call: Call, retries: int) -> Any:
+    """`send` for asyncio."""
+    method, url, options = _request_args(call)
+    for attempt in range(retries + 1):
+        try:
+            outcome = await http.request(method, url, **options)
+        except httpx.TransportError as exc:
+            outcome = exc
+        verdict = _decide(call, attempt, retries, outcome)
+        if not isinstance(verdict, _Retry):
+            return verdict
+        await asleep(verdict.delay)
+    raise AssertionError("unreachable")
+
+
+# --- operations written once ---------------------------------------------------------------------
+
+T = TypeVar("T")
+P = ParamSpec("P")
+Flow = Generator[Call, Any, T]  # yields each request, receives its result, returns T
+
+
+class _Requests(Protocol):
+    def request(self, method: str, path: str, **kwargs: Any) -> Any: ...
+
+    async def arequest(self, method: str, path: str, **kwargs: Any) -> Any: ...
+
+
+C = TypeVar("C", bound=_Requests)
+
+
+class _Steps(Generic[T]):
+    """A flow's Calls, one by one: the driver sets `result` to each Call's result before asking
+    for the next; once the flow returns, its return value is in `value`."""
+
+    def __init__(self, flow: Flow[T]):
+        self._flow = flow
+        self.result: Any = None
+        self.value: T
+
+    def __iter__(self) -> Iterator[Call]:
+        while True:
+            try:
+                call = self._flow.send(self.result)
+            except StopIteration as done:
+                self.value = done.value
+                return
+            yield call
+
+
+def twins(
+    flow: Callable[Concatenate[C, P], Flow[T]], async_name: str = ""
+) -> tuple[Callable[Concatenate[C, P], T], Callable[Concatenate[C, P], Coroutine[Any, Any, T]]]:
+    """The blocking and the async method of one operation, both with `flow`'s signature and
+    docstring. `flow` is a method named `_name`; the methods are `name` and `async_name`
+    (by default `aname`)."""
+
+    def blocking(self: C, *args: P.args, **kwargs: P.kwargs) -> T:
+        steps = _Steps(flow(self, *args, **kwargs))
+        for call in steps:
+            steps.result = self.request(call.method, call.path, **call.options)
+        return steps.value
+
+    async def awaiting(self: C, *args: P.args, **kwargs: P.kwargs) -> T:
+        steps = _Steps(flow(self, *args, **kwargs))
+        for call in steps:
+            steps.result = await self.arequest(call.method, call.path, **call.options)
+        return steps.value
+
+    signature = inspect.signature(flow, eval_str=True)
+    signature = signature.replace(return_annotation=get_args(signature.return_annotation)[-1])
+    name = flow.__name__.removeprefix("_")
+    owner = flow.__qualname__.rpartition(".")[0]
+    for method, method_name in ((blocking, name), (awaiting, async_name or f"a{name}")):
+        method.__name__ = method_name
+        method.__qualname__ = f"{owner}.{method_name}"
+        method.__module__ = flow.__module__
+        method.__doc__ = flow.__doc__
+        method.__signature__ = signature  # type: ignore[attr-defined]
+    return blocking, awaiting
