@@ -13,6 +13,7 @@ from api.pagination import QueuePagination
 from api.permissions import IsPerson
 from api.serializers import DecisionInSerializer, DecisionResultSerializer, QueueItemSerializer
 from approvals import selectors
+from approvals.credentials import credential_for
 from approvals.models import Checkpoint, Decision
 from approvals.representations import checkpoint_data, queue_item_data
 from approvals.transitions import checkpoint_decide
@@ -73,6 +74,7 @@ class DecisionView(IdempotentMixin, generics.GenericAPIView):
             answer=v["answer"],
             channel=channel_for(request),
             seen_action_sha256=v["action_sha256"],
+            credential=credential_for(request),
         )
         cp = Checkpoint.objects.select_related("agent", "policy", "resolved_by").get(pk=pk)
         return Response(

@@ -51,9 +51,19 @@ class Policy(models.Model):
     )
     stages = models.JSONField(
         default=list,
-        help_text='Ordered review stages: [{"role": "ops", "approvals": 1}, ...]',
+        help_text='Ordered review stages: [{"role": "ops", "approvals": 1}, ...]. Each role must '
+        "be a review role (a group with the “Can decide checkpoints” permission).",
     )
-    timeout_seconds = models.PositiveIntegerField(default=1800)
+    honour_role_hints = models.BooleanField(
+        default=True,
+        help_text="Add the review role an agent hints at as an extra stage (never instead of "
+        "the stages above). Off: hints are ignored.",
+    )
+    timeout_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Seconds until a request expires or escalates. Empty: HITL_DEFAULT_TIMEOUT.",
+    )
     expiry_action = models.CharField(
         max_length=10, choices=ExpiryAction.choices, default=ExpiryAction.REJECT
     )
@@ -69,6 +79,13 @@ class Policy(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """Stages and the escalation role are checked when the policy is saved (a typo must
+        be a field error now, not a 500 at the next request)."""
+        from approvals.policies import validate_policy
+
+        validate_policy(self)
 
     def matches(self, *, agent_slug: str, tool: str, kind: str, risk: str) -> bool:
         if self.match_agent and not fnmatch.fnmatchcase(agent_slug, self.match_agent):
@@ -164,6 +181,11 @@ class Checkpoint(models.Model):
 
     class Meta:
         ordering = ["deadline", "created_at"]
+        permissions = [
+            # Deciding is a permission: a group holding it is a *review role*; its active staff
+            # members may decide checkpoints routed to it (approvals.rules.can_decide).
+            ("decide_checkpoint", "Can decide checkpoints routed to their review roles"),
+        ]
         indexes = [
             # The queue: pending items of a role, soonest deadline first.
             models.Index(
@@ -293,10 +315,24 @@ class Decision(models.Model):
 
 
 class UserToken(ApiTokenBase):
-    """A reviewer's personal API token (for the CLI and scripts). Stored as prefix + hash."""
+    """A person's API token (for the CLI and scripts). Stored as prefix + hash; shown once.
+
+    A token reads (its owner's queue, checkpoints, runs) or, with the decide scope, decides
+    too. Where MFA is required, only a token minted from a session that passed MFA
+    (`mfa_verified_at`) may decide."""
+
+    class Scope(models.TextChoices):
+        READ = "read", "Read"
+        DECIDE = "decide", "Read and decide"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.READ)
+    mfa_verified_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the session that minted it last passed MFA (empty: it did not).",
     )
 
     def __str__(self) -> str:

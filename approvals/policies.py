@@ -6,9 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 
 from approvals.models import ExpiryAction, Policy
+from approvals.rules import is_review_role, review_role_names
+from core.exceptions import InvalidInput
 
 
 @dataclass
@@ -27,9 +29,49 @@ class Route:
         return [s["role"] for s in self.stages]
 
 
+def validate_policy(policy: Policy) -> None:
+    """Field errors (django ValidationError) for a policy that could not route: stages must
+    be a non-empty list of {"role": <review role>, "approvals": <n ≥ 1>}; an escalation needs
+    a review role to escalate to."""
+    errors: dict[str, list[str]] = {}
+    roles = review_role_names()
+    known = ", ".join(sorted(roles)) or "none yet: grant a group the decide permission"
+    stages = policy.stages
+    if not isinstance(stages, list) or not stages:
+        errors["stages"] = ['A non-empty list of stages, e.g. [{"role": "ops", "approvals": 1}].']
+    else:
+        for i, stage in enumerate(stages, 1):
+            if not isinstance(stage, dict) or set(stage) - {"role", "approvals"}:
+                errors.setdefault("stages", []).append(
+                    f'Stage {i}: an object with "role" and optionally "approvals", nothing else.'
+                )
+                continue
+            approvals = stage.get("approvals", 1)
+            if type(approvals) is not int or not 1 <= approvals <= 20:
+                errors.setdefault("stages", []).append(
+                    f"Stage {i}: approvals must be a whole number from 1 to 20."
+                )
+            if stage.get("role") not in roles:
+                role = stage.get("role")
+                errors.setdefault("stages", []).append(
+                    f"Stage {i}: {role!r} is not a review role (review roles: {known})."
+                )
+    if policy.expiry_action == ExpiryAction.ESCALATE and not policy.escalation_role:
+        errors["escalation_role"] = ["Escalation needs a review role to escalate to."]
+    elif policy.escalation_role and policy.escalation_role not in roles:
+        errors["escalation_role"] = [
+            f"{policy.escalation_role!r} is not a review role (review roles: {known})."
+        ]
+    if errors:
+        raise ValidationError(errors)
+
+
 def route(*, agent_slug: str, tool: str, kind: str, risk: str, role_hint: str = "") -> Route:
     """The first active policy (by priority, then id) that matches decides; no match: the
-    default role and timeout. A role hint naming an existing role adds a stage."""
+    default role and timeout. A role hint must name a review role (else InvalidInput); if the
+    policy honours hints, it adds a stage (never replaces one)."""
+    if role_hint and not is_review_role(role_hint):
+        raise InvalidInput(f"{role_hint!r} is not a review role.", "role_hint")
     policy = next(
         (
             p
@@ -43,7 +85,7 @@ def route(*, agent_slug: str, tool: str, kind: str, risk: str, role_hint: str = 
             stages=[
                 {"role": s["role"], "approvals": int(s.get("approvals", 1))} for s in policy.stages
             ],
-            timeout_seconds=policy.timeout_seconds,
+            timeout_seconds=policy.timeout_seconds or settings.HITL_DEFAULT_TIMEOUT,
             expiry_action=policy.expiry_action,
             escalation_role=policy.escalation_role,
             escalation_timeout_seconds=policy.escalation_timeout_seconds,
@@ -59,11 +101,10 @@ def route(*, agent_slug: str, tool: str, kind: str, risk: str, role_hint: str = 
             notes=["no policy matched: default role and timeout"],
         )
     # A hint can only add review, never replace what policy requires.
-    if (
-        role_hint
-        and role_hint not in result.roles
-        and Group.objects.filter(name=role_hint).exists()
-    ):
+    honour = policy.honour_role_hints if policy is not None else settings.HITL_HONOUR_ROLE_HINTS
+    if role_hint and not honour:
+        result.notes.append(f"role hint {role_hint!r} ignored: the policy does not honour hints")
+    elif role_hint and role_hint not in result.roles:
         result.stages.append({"role": role_hint, "approvals": 1})
         result.notes.append(f"role hint {role_hint!r} added as an extra stage")
     return result

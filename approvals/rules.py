@@ -5,11 +5,16 @@ field errors early; the transition calls them again, because it is the one that 
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.utils import timezone
 
 from approvals.models import Checkpoint, Decision
 from core.exceptions import InvalidInput, NotAllowed
-from core.roles import user_roles
 
 Outcome = Decision.Outcome
 
@@ -20,18 +25,49 @@ ALLOWED_OUTCOMES = {
 }
 
 
-# --- who -----------------------------------------------------------------------------------------
+# --- who: review roles --------------------------------------------------------------------------
+
+DECIDE_PERMISSION = "decide_checkpoint"  # approvals.decide_checkpoint
+
+
+def _review_groups():
+    """Groups holding the decide permission: the review roles. The managers group never is
+    one (managers read everything and decide nothing), whatever it was granted."""
+    return Group.objects.filter(
+        permissions__codename=DECIDE_PERMISSION, permissions__content_type__app_label="approvals"
+    ).exclude(name=settings.HITL_MANAGERS_GROUP)
+
+
+def review_role_names() -> set[str]:
+    return set(_review_groups().values_list("name", flat=True))
+
+
+def is_review_role(name: str) -> bool:
+    return bool(name) and _review_groups().filter(name=name).exists()
+
+
+def user_review_roles(user) -> set[str]:
+    """The review roles the user holds (cached on the user object for the request)."""
+    if not user or not user.is_authenticated:
+        return set()
+    cached = getattr(user, "_hitl_review_roles", None)
+    if cached is None:
+        cached = set(_review_groups().filter(user=user).values_list("name", flat=True))
+        user._hitl_review_roles = cached
+    return cached
 
 
 def can_decide(user, cp: Checkpoint) -> bool:
-    """The role check: an active user holding the checkpoint's current role (or a superuser).
-    Four-eyes and the checkpoint's state are checked by `check_may_review` and the
-    transition."""
-    if not user or not user.is_authenticated or not user.is_active:
+    """The role check: an active staff user (a portal user) who holds the checkpoint's current
+    role as a review role, or a superuser. Four-eyes, the credential and the checkpoint's
+    state are checked by `check_may_review`, `check_credential` and the transition."""
+    if not user or not user.is_authenticated or not user.is_active or not user.is_staff:
+        return False
+    if getattr(user, "is_agent", False):
         return False
     if user.is_superuser:
         return True
-    return cp.current_role in user_roles(user)
+    return cp.current_role in user_review_roles(user)
 
 
 def four_eyes_excluded_ids(cp: Checkpoint) -> list:
@@ -50,6 +86,42 @@ def check_may_review(user, cp: Checkpoint) -> None:
         raise NotAllowed(f"{user.get_username()} is not a reviewer for role {cp.current_role!r}")
     if four_eyes_excluded(user, cp):
         raise NotAllowed("Four-eyes: the requester of a checkpoint cannot review it")
+
+
+# --- how they proved who they are ----------------------------------------------------------------
+
+READ, DECIDE = "read", "decide"
+
+
+@dataclass(frozen=True)
+class Credential:
+    """How the person deciding authenticated, as far as deciding cares: the edge (review page,
+    API, chat) builds it from its request and the transition checks it (`check_credential`).
+
+    kind: "session" (the portal's login), "token" (a personal API token), or "internal" (code
+    running inside the portal: tests, the shell). mfa_at: when this login last passed a second
+    factor (a token: when it was minted from such a login). scopes: what a token may do."""
+
+    kind: str
+    mfa_at: dt.datetime | None = None
+    scopes: frozenset[str] = frozenset({READ, DECIDE})
+
+    @classmethod
+    def internal(cls) -> Credential:
+        return cls("internal", mfa_at=timezone.now())
+
+
+def check_credential(credential: Credential) -> None:
+    """May this credential decide? A token needs the decide scope; where MFA is required
+    (HITL_REQUIRE_MFA) the login or the token's minting must have passed MFA."""
+    if DECIDE not in credential.scopes:
+        raise NotAllowed("This token may only read: deciding needs a token with the decide scope")
+    if settings.HITL_REQUIRE_MFA and credential.mfa_at is None:
+        raise NotAllowed(
+            "Deciding needs a login with two-factor authentication (HITL_REQUIRE_MFA): sign in "
+            "again with your authenticator"
+            + (", and mint a new token from that session" if credential.kind == "token" else "")
+        )
 
 
 # --- what ----------------------------------------------------------------------------------------

@@ -6,12 +6,17 @@ each creation and revocation is audited on the token's owner in the same transac
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.utils import timezone
 
 from approvals import audit
 from approvals.audit import Actor, AuditVerb
 from approvals.models import UserToken
 from core import tokens
+from core.exceptions import InvalidInput
 
 
 @dataclass(frozen=True)
@@ -23,16 +28,17 @@ class TokenKind:
     revoked: AuditVerb
     usable: dict = field(default_factory=dict)  # whose tokens authenticate (active owners)
 
-    def create(self, owner, actor: Actor | None = None, *, name: str = "") -> str:
+    def create(self, owner, actor: Actor | None = None, *, name: str = "", **fields) -> str:
         """A new token; returns the plaintext, never stored: show it once. `actor` defaults
-        to the owner (a person minting their own token)."""
+        to the owner (a person minting their own token); `fields` (scope, expiry...) are
+        stored and audited."""
         with audit.atomic():
             row, plaintext = tokens.token_create(
-                self.model, kind=self.letter, name=name, **{self.owner: owner}
+                self.model, kind=self.letter, name=name, **{self.owner: owner}, **fields
             )
             audit.record(
                 actor or Actor.for_user(owner), self.created, owner,
-                {"prefix": row.prefix, "name": name},
+                {"prefix": row.prefix, "name": name, **fields},
             )  # fmt: skip
         return plaintext
 
@@ -48,6 +54,33 @@ class TokenKind:
                 return False
             audit.record(actor, self.revoked, getattr(row, self.owner), {"prefix": row.prefix})
         return True
+
+
+def user_token_create(
+    user,
+    *,
+    actor: Actor | None = None,
+    name: str = "",
+    scope: str = UserToken.Scope.READ,
+    days: int | None = None,
+    mfa_verified_at: dt.datetime | None = None,
+) -> str:
+    """A personal token: read-only unless `scope` is decide; expires after `days` (default
+    HITL_TOKEN_DAYS). `mfa_verified_at`: when the minting session passed MFA (what lets the
+    token decide where MFA is required). Returns the plaintext, shown once."""
+    if scope not in UserToken.Scope.values:
+        raise InvalidInput(f"Scope is one of: {', '.join(UserToken.Scope.values)}.", "scope")
+    days = settings.HITL_TOKEN_DAYS if days is None else days
+    if not 1 <= days <= 3650:
+        raise InvalidInput("A token lives 1 to 3650 days.", "days")
+    return USER_TOKENS.create(
+        user,
+        actor,
+        name=name,
+        scope=scope,
+        expires_at=timezone.now() + dt.timedelta(days=days),
+        mfa_verified_at=mfa_verified_at,
+    )
 
 
 USER_TOKENS = TokenKind(

@@ -247,6 +247,7 @@ def checkpoint_decide(
     channel: str = Decision.Channel.WEB,
     edited_artifacts: list[ArtifactEdit] | None = None,
     seen_action_sha256: str = "",
+    credential: rules.Credential | None = None,
 ) -> DecideResult:
     """Record one reviewer's vote; resolve or advance the checkpoint when its stage's quorum
     is reached (one rejection resolves it at once).
@@ -264,7 +265,10 @@ def checkpoint_decide(
     review page and the API send it). If another reviewer's edit changed the action since,
     the vote is refused with Conflict instead of approving something this reviewer never
     saw. A reviewer who voted on an earlier stage cannot vote on a later one: each stage is
-    another pair of eyes."""
+    another pair of eyes.
+
+    `credential`: how the reviewer authenticated (`approvals.credentials.credential_for`):
+    every HTTP edge passes its request's; None means code running inside the portal."""
     with audit.atomic():
         # Row lock on PostgreSQL; on SQLite the IMMEDIATE transaction already holds the write
         # lock. The conditional update below re-checks either way.
@@ -275,6 +279,7 @@ def checkpoint_decide(
         )
         now = timezone.now()
         _check_vote_allowed(cp, user, now, seen_action_sha256)
+        rules.check_credential(credential or rules.Credential.internal())
         edited, artifact_summary = _apply_edits(
             cp, outcome, comment, action, answer, edited_artifacts
         )

@@ -56,13 +56,16 @@ class ApiTokenBase(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
 
     class Meta:
         abstract = True
 
     @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and (
+            self.expires_at is None or self.expires_at > timezone.now()
+        )
 
 
 def token_create(model: type[models.Model], *, kind: str, **fields):
@@ -90,10 +93,14 @@ def token_authenticate(queryset: models.QuerySet, token: str):
     if parts is None:
         return None
     prefix, secret = parts
-    row = queryset.filter(prefix=prefix, revoked_at__isnull=True).first()
+    now = timezone.now()
+    row = (
+        queryset.filter(prefix=prefix, revoked_at__isnull=True)
+        .filter(models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now))
+        .first()
+    )
     if row is None or not matches(secret, row.secret_hash):
         return None
-    now = timezone.now()
     if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
         type(row).objects.filter(pk=row.pk).update(last_used_at=now)
         row.last_used_at = now

@@ -10,11 +10,12 @@ from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import resolve_url
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.views.decorators.http import require_http_methods
 
-from approvals import selectors
+from approvals import selectors, tokens_page
 from approvals.review import queries
 from core.roles import is_manager, user_roles
 
@@ -34,6 +35,24 @@ class HitlAdminSite(admin.AdminSite):
             return HttpResponseRedirect(self._next(request) or reverse("admin:index"))
         query = {REDIRECT_FIELD_NAME: self._next(request) or reverse("admin:index")}
         return HttpResponseRedirect(f"{resolve_url(settings.LOGIN_URL)}?{urlencode(query)}")
+
+    def get_urls(self):
+        def page(view, methods):
+            @require_http_methods(methods)
+            def wrapper(request, *args, **kwargs):
+                return view(self, request, *args, **kwargs)
+
+            return self.admin_view(wrapper)
+
+        return [
+            path("tokens/", page(tokens_page.tokens, ["GET", "HEAD", "POST"]), name="hitl_tokens"),
+            path(
+                "tokens/<int:token_id>/revoke/",
+                page(tokens_page.revoke, ["POST"]),
+                name="hitl_token_revoke",
+            ),
+            *super().get_urls(),
+        ]
 
     def password_change(self, request: HttpRequest, extra_context=None) -> HttpResponse:
         return HttpResponseRedirect(reverse("account_change_password"))

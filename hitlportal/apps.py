@@ -12,7 +12,12 @@ class HitlPortalConfig(AppConfig):
     verbose_name = "HITL Portal"
 
     def ready(self) -> None:
+        from allauth.mfa.signals import authenticator_added
+
         from hitlportal import schedules
+        from hitlportal.auth import record_enrolment_as_mfa
+
+        authenticator_added.connect(record_enrolment_as_mfa, dispatch_uid="hitl-mfa-enrolled")
 
         # Idempotent (update_or_create by name): migrating twice or starting two clusters
         # leaves exactly one schedule row per sweep.

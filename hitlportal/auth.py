@@ -10,6 +10,16 @@ from django.conf import settings
 from django.http import HttpRequest
 
 
+def record_enrolment_as_mfa(sender, request, user, authenticator, **kwargs) -> None:
+    """Enrolling TOTP proves a code from the authenticator in this very session: count it as
+    this login's second factor (deciding where MFA is required needs one), instead of
+    making the reviewer log out and in again."""
+    if request is not None and authenticator.type == Authenticator.Type.TOTP:
+        from allauth.account.internal.flows.login import record_authentication
+
+        record_authentication(request, user, "mfa", type="totp", reason="enrolled")
+
+
 def mfa_required_for(user) -> bool:
     """Staff users (everyone who can open the portal) need TOTP when HITL_REQUIRE_MFA is on."""
     return bool(settings.HITL_REQUIRE_MFA and user and user.is_authenticated and user.is_staff)

@@ -418,8 +418,12 @@ HITL_WEBHOOK_RETRY_HOURS = env_int("HITL_WEBHOOK_RETRY_HOURS", 25, minimum=1)
 # --- HITL Portal -----------------------------------------------------------------------------
 HITL_DEFAULT_ROLE = env_str("HITL_DEFAULT_ROLE", "ops")
 HITL_DEFAULT_TIMEOUT = env_int("HITL_DEFAULT_TIMEOUT", 1800, minimum=1)
+# Requests no policy matches: does an agent's role hint (a review role) add a stage?
+HITL_HONOUR_ROLE_HINTS = env_bool("HITL_HONOUR_ROLE_HINTS", True)
 HITL_MANAGERS_GROUP = env_str("HITL_MANAGERS_GROUP", "managers")
 HITL_CLAIM_LEASE = env_int("HITL_CLAIM_LEASE", 900, minimum=1)
+# Personal API tokens expire after this many days unless their owner picks another lifetime.
+HITL_TOKEN_DAYS = env_int("HITL_TOKEN_DAYS", 90, minimum=1)
 # The reviewer portal: a queue item is "due soon" inside this window; the queue page polls
 # for changes this often; artifacts bigger than this are shown truncated (with a download).
 HITL_DUE_SOON_SECONDS = env_int("HITL_DUE_SOON_SECONDS", 600, minimum=1)

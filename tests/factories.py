@@ -1,19 +1,29 @@
 from __future__ import annotations
 
 import factory
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 
 from agents.models import Agent
 from approvals.models import Policy
 
 
 class GroupFactory(factory.django.DjangoModelFactory):
+    """A role. Every group but the managers group is a review role (it may decide) unless
+    `review_role=False`."""
+
     class Meta:
         model = Group
         django_get_or_create = ("name",)
+        skip_postgeneration_save = True
 
     name = "ops"
+
+    @factory.post_generation
+    def review_role(self, create, extracted, **kwargs):
+        if create and extracted is not False and self.name != settings.HITL_MANAGERS_GROUP:
+            self.permissions.add(Permission.objects.get(codename="decide_checkpoint"))
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from agents.models import Run
@@ -71,8 +72,11 @@ def test_it_routes_by_first_matching_policy_and_records_it(make_checkpoint):
 def test_it_lets_a_role_hint_add_review_but_never_remove_it(make_checkpoint, dba):
     cp = make_checkpoint(role_hint="dba")
     assert [s["role"] for s in cp.stages] == ["ops", "dba"]
-    unknown = make_checkpoint(role_hint="nobody-has-this-role")
-    assert [s["role"] for s in unknown.stages] == ["ops"]
+    # (a request is one transaction: the refusal rolls it back whole)
+    with pytest.raises(InvalidInput, match="not a review role") as refused, transaction.atomic():
+        make_checkpoint(role_hint="nobody-has-this-role")
+    assert refused.value.field == "role_hint"
+    assert Checkpoint.objects.count() == 1
 
 
 def test_it_approves_and_records_decision(make_checkpoint, reviewer):

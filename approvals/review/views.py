@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from approvals import selectors, transitions
 from approvals.artifacts import artifact_response
+from approvals.credentials import credential_for
 from approvals.forms import DecisionForm, ReassignForm
 from approvals.models import Artifact, Checkpoint
 from approvals.review import context as review_context
@@ -141,6 +142,7 @@ def decide(model_admin: ModelAdmin, request: HttpRequest, object_id: str) -> Htt
             channel="web",
             edited_artifacts=data.get("artifact_edits") or None,
             seen_action_sha256=data.get("seen_action", ""),
+            credential=credential_for(request),
         )
     except Conflict as exc:
         return conflict_response(model_admin, request, cp, exc)

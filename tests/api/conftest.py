@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from agents.services import AGENT_KEYS
 from approvals.audit import Actor
-from approvals.services import USER_TOKENS
+from approvals.services import user_token_create
 from tests.factories import AgentFactory
 
 
@@ -66,7 +66,7 @@ def other_api(other_agent) -> Api:
 
 @pytest.fixture
 def reviewer_api(reviewer) -> Api:
-    return Api(USER_TOKENS.create(reviewer, name="test"))
+    return Api(user_token_create(reviewer, name="test", scope="decide"))
 
 
 @pytest.fixture

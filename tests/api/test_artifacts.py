@@ -7,7 +7,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 
 from approvals.models import Artifact, Checkpoint
-from approvals.services import USER_TOKENS
+from approvals.services import user_token_create
 from tests.api.conftest import Api
 
 pytestmark = pytest.mark.django_db
@@ -73,9 +73,12 @@ def test_it_serves_artifacts_to_authorized_readers_only(api, other_api, run_id, 
     assert content["X-Content-Type-Options"] == "nosniff"
     assert other_api.get(f"artifacts/{ref['id']}/").status_code == 404
     assert other_api.get(f"artifacts/{ref['id']}/content/").status_code == 404
-    reviewer_api = Api(USER_TOKENS.create(reviewer))
+    reviewer_api = Api(user_token_create(reviewer, scope="decide"))
     assert reviewer_api.get(f"artifacts/{ref['id']}/").json()["sha256"] == ref["sha256"]
-    assert Api(USER_TOKENS.create(dba)).get(f"artifacts/{ref['id']}/").status_code == 404
+    assert (
+        Api(user_token_create(dba, scope="decide")).get(f"artifacts/{ref['id']}/").status_code
+        == 404
+    )
     assert Checkpoint.objects.get(pk=cp["id"]).artifacts.count() == 1
 
 

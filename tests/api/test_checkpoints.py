@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group
 
 from agents.models import Run
 from approvals.models import Artifact, AuditEvent, Checkpoint
 from approvals.transitions import checkpoint_decide
-from tests.factories import PolicyFactory
+from tests.factories import GroupFactory, PolicyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -63,7 +62,7 @@ def test_it_creates_a_checkpoint_and_the_run_waits(api, run_id, agent):
 
 
 def test_it_routes_by_policy_and_a_hint_only_adds(api, run_id):
-    Group.objects.get_or_create(name="security")
+    GroupFactory(name="security")  # a review role
     PolicyFactory(name="dba for sql", match_tool="sql_*", stages=[{"role": "dba", "approvals": 2}])
     response = api.post(
         "checkpoints/",
@@ -78,17 +77,37 @@ def test_it_routes_by_policy_and_a_hint_only_adds(api, run_id):
     assert routed["roles"] == ["dba", "security"]
     assert routed["current_role"] == "dba" and routed["approvals_needed"] == 2
     assert routed["policy"] == "dba for sql"
-    # a hint that names no role changes nothing
-    response = api.post(
-        "checkpoints/",
-        {
-            "run": run_id,
-            "title": "drop",
-            "action": {"tool": "sql_exec", "args": {}},
-            "role_hint": "nobody-has-this-role",
-        },
+
+
+@pytest.mark.parametrize("hint", ["nobody-has-this-role", "managers", "plain-group"])
+def test_a_hint_that_is_no_review_role_is_refused(api, run_id, hint):
+    """An agent cannot make deciders of a group that may not decide (the managers, or any
+    group without the decide permission), nor of a name that is no group at all."""
+    GroupFactory(name="managers")
+    GroupFactory(name="plain-group", review_role=False)
+    body = {"run": run_id, "title": "t", "action": {"tool": "t", "args": {}}, "role_hint": hint}
+    response = api.post("checkpoints/", body)
+    assert response.status_code == 400
+    assert "not a review role" in response.json()["errors"]["role_hint"][0]
+    assert not Checkpoint.objects.exists()
+    assert Run.objects.get(pk=run_id).status == "running"
+
+
+def test_a_policy_that_does_not_honour_hints_ignores_them(api, run_id):
+    GroupFactory(name="security")
+    PolicyFactory(
+        name="no hints", stages=[{"role": "ops", "approvals": 1}], honour_role_hints=False
     )
-    assert response.json()["routed_to"]["roles"] == ["dba"]
+    body = {
+        "run": run_id,
+        "title": "t",
+        "action": {"tool": "t", "args": {}},
+        "role_hint": "security",
+    }
+    data = api.post("checkpoints/", body).json()
+    assert data["routed_to"]["roles"] == ["ops"]
+    event = AuditEvent.objects.get(verb="checkpoint.requested", target_id=data["id"])
+    assert "ignored" in event.data["routing"][-1]
 
 
 def test_it_asks_a_question_with_options(api, run_id):
@@ -188,7 +207,10 @@ def test_it_hides_other_agents_checkpoints(ask, other_api, reviewer_api, dba):
     assert Checkpoint.objects.get(pk=cp["id"]).status == "pending"
     # a reviewer of the routed role may read it; reviewers of other roles may not
     assert reviewer_api.get(f"checkpoints/{cp['id']}/").status_code == 200
-    from approvals.services import USER_TOKENS
+    from approvals.services import user_token_create
     from tests.api.conftest import Api
 
-    assert Api(USER_TOKENS.create(dba)).get(f"checkpoints/{cp['id']}/").status_code == 404
+    assert (
+        Api(user_token_create(dba, scope="decide")).get(f"checkpoints/{cp['id']}/").status_code
+        == 404
+    )

@@ -6,7 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from approvals.models import AuditEvent, Checkpoint, Decision
-from approvals.services import USER_TOKENS
+from approvals.services import user_token_create
 from tests.api.conftest import Api
 from tests.factories import PolicyFactory
 
@@ -19,9 +19,12 @@ def test_it_lists_the_role_filtered_queue(ask, reviewer_api, dba, manager):
     ask(title="sql", action={"tool": "sql", "args": {}})
     titles = [c["title"] for c in reviewer_api.get("queue/").json()["results"]]
     assert titles == ["logs"]
-    dba_titles = [c["title"] for c in Api(USER_TOKENS.create(dba)).get("queue/").json()["results"]]
+    dba_titles = [
+        c["title"]
+        for c in Api(user_token_create(dba, scope="decide")).get("queue/").json()["results"]
+    ]
     assert dba_titles == ["sql"]
-    everything = Api(USER_TOKENS.create(manager)).get("queue/").json()["results"]
+    everything = Api(user_token_create(manager, scope="decide")).get("queue/").json()["results"]
     assert len(everything) == 2
     item = reviewer_api.get("queue/").json()["results"][0]
     assert item["id"] == mine["id"] and item["current_role"] == "ops"
@@ -86,7 +89,7 @@ def test_it_answers_questions(api, run_id, reviewer_api):
 def test_it_says_who_won_when_already_decided(ask, reviewer_api, reviewer2):
     cp = ask()
     reviewer_api.post(f"checkpoints/{cp['id']}/decision/", {"outcome": "approve"})
-    late = Api(USER_TOKENS.create(reviewer2)).post(
+    late = Api(user_token_create(reviewer2, scope="decide")).post(
         f"checkpoints/{cp['id']}/decision/", {"outcome": "reject", "comment": "no"}
     )
     assert late.status_code == 409
@@ -100,12 +103,12 @@ def test_it_says_who_won_when_already_decided(ask, reviewer_api, reviewer2):
 def test_it_hides_checkpoints_of_other_roles_and_refuses_managers(ask, dba, manager):
     cp = ask()
     assert (
-        Api(USER_TOKENS.create(dba))
+        Api(user_token_create(dba, scope="decide"))
         .post(f"checkpoints/{cp['id']}/decision/", {"outcome": "approve"})
         .status_code
         == 404
     )
-    response = Api(USER_TOKENS.create(manager)).post(
+    response = Api(user_token_create(manager, scope="decide")).post(
         f"checkpoints/{cp['id']}/decision/", {"outcome": "approve"}
     )
     assert response.status_code == 403

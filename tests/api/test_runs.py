@@ -5,7 +5,7 @@ from django.contrib.auth.models import Permission
 
 from agents.models import Agent, Run, RunEvent
 from approvals.models import AuditEvent, Checkpoint
-from approvals.services import USER_TOKENS
+from approvals.services import user_token_create
 from tests.api.conftest import Api
 from tests.factories import AgentFactory, UserFactory
 
@@ -134,7 +134,7 @@ def test_it_starts_a_hosted_run_with_a_user_token(tmp_path, settings):
     )
     user = UserFactory(username="ursula")
     user.user_permissions.add(Permission.objects.get(codename="add_run"))
-    api = Api(USER_TOKENS.create(user))
+    api = Api(user_token_create(user, scope="decide"))
     body = {"agent": "janitor", "task": "tidy", "input": {"path": str(tmp_path)}}
     response = api.post("runs/", body)
     assert response.status_code == 201, response.content
@@ -153,7 +153,7 @@ def test_it_refuses_hosted_run_input_outside_the_sandbox(tmp_path, settings):
     )
     user = UserFactory(username="ursula")
     user.user_permissions.add(Permission.objects.get(codename="add_run"))
-    api = Api(USER_TOKENS.create(user))
+    api = Api(user_token_create(user, scope="decide"))
     response = api.post("runs/", {"agent": "janitor", "task": "tidy", "input": {"path": "/etc"}})
     assert response.status_code == 400, response.content
     assert "input" in response.json()["errors"] or "path" in response.json()["errors"]
@@ -171,7 +171,7 @@ def test_it_refuses_hosted_runs_without_permission_or_agent(reviewer_api):
 def test_it_refuses_a_hosted_run_of_an_external_agent(reviewer):
     reviewer.user_permissions.add(Permission.objects.get(codename="add_run"))
     AgentFactory(slug="ext", kind=Agent.Kind.EXTERNAL)
-    api = Api(USER_TOKENS.create(reviewer))
+    api = Api(user_token_create(reviewer, scope="decide"))
     response = api.post("runs/", {"agent": "ext", "task": "x"})
     assert response.status_code == 400
     assert "agent" in response.json()["errors"]

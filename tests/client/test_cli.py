@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from approvals.models import Checkpoint
-from approvals.services import USER_TOKENS
+from approvals.services import user_token_create
 from approvals.transitions import checkpoint_decide
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -73,7 +73,7 @@ def test_a_reviewer_works_the_queue_from_the_cli(live_portal, agent_key, reviewe
     cp = json.loads(
         hitl(live_portal, agent_key, "request", "--title", "t", "--tool", "x", check=0).stdout
     )
-    token = USER_TOKENS.create(reviewer)
+    token = user_token_create(reviewer, scope="decide")
     queue = json.loads(hitl(live_portal, token, "queue", check=0).stdout)
     assert [item["id"] for item in queue] == [cp["id"]]
     decided = hitl(live_portal, token, "decide", cp["id"], "modify", "--args", '{"n": 2}', check=0)

@@ -166,10 +166,10 @@ def test_the_decorator_works_on_async_functions(client, reviewer):
 
 
 def test_a_reviewer_uses_the_client_with_a_personal_token(live_portal, client, reviewer):
-    from approvals.services import USER_TOKENS
+    from approvals.services import user_token_create
 
     cp = client.request_approval("restart db", tool="restart", args={"name": "db"})
-    with HitlClient(live_portal.url, USER_TOKENS.create(reviewer)) as human:
+    with HitlClient(live_portal.url, user_token_create(reviewer, scope="decide")) as human:
         assert [item["id"] for item in human.queue()] == [cp.id]
         result = human.decide(cp.id, "approve", comment="go")
     assert result["resolved"] is True

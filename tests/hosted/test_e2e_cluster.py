@@ -141,9 +141,9 @@ def decide(cp: Checkpoint, user, outcome: str, **kwargs) -> None:
     except NoReverseMatch:
         checkpoint_decide(cp.pk, user, outcome, channel="api", **kwargs)
         return
-    from approvals.services import USER_TOKENS
+    from approvals.services import user_token_create
 
-    token = USER_TOKENS.create(user, name="e2e")
+    token = user_token_create(user, name="e2e", scope="decide")
     resp = Client().post(
         url,
         {"outcome": outcome, **kwargs},

@@ -11,7 +11,7 @@ from agents.services import AGENT_KEYS
 from approvals.artifacts import ArtifactInput
 from approvals.audit import Actor
 from approvals.models import Artifact, AuditEvent, UserToken
-from approvals.services import USER_TOKENS
+from approvals.services import USER_TOKENS, user_token_create
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -70,7 +70,7 @@ def test_run_pages_are_read_only(client_for, make_checkpoint):
 def test_keys_and_tokens_are_revoked_by_audited_actions_only(client_for, agent, reviewer):
     admin = UserFactory(username="root", is_superuser=True)
     key = AGENT_KEYS.create(agent, Actor.system())
-    token = USER_TOKENS.create(reviewer)
+    token = user_token_create(reviewer, scope="decide")
     c = client_for(admin)
     c.post("/admin/agents/agent/", {"action": "revoke_keys", "_selected_action": [agent.pk]})
     assert AGENT_KEYS.authenticate(key) is None
