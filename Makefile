@@ -16,8 +16,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-run: $(STAMP)
-	DEBUG=$${DEBUG:-1} $(PY) manage.py runportal --port $(PORT)
+# The development settings persist in .env (git-ignored), so that every `manage.py` command
+# the README shows works in this checkout too; the real environment still wins.
+.env:
+	printf '# Written by `make run` for development (git-ignored). Production sets real env vars.\nDEBUG=1\n' > .env
+
+run: $(STAMP) .env
+	$(PY) manage.py runportal --port $(PORT)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

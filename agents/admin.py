@@ -3,16 +3,18 @@ from functools import partial
 
 from django.contrib import admin
 from django.db import models
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
 from agents import admin_views, webhooks
 from agents.models import Agent, AgentKey, DeadLetter, Run, RunEvent, RunStep, WebhookDelivery
 from agents.selectors import runs_visible_to_person
-from agents.services import AGENT_KEYS
+from agents.services import AGENT_FIELDS, AGENT_KEYS, agent_record, agent_webhook_secret_rotate
 from agents.transitions import run_cancel
-from approvals.audit import Actor
-from core.admin import ManagersOnlyMixin, ReadOnlyInline
+from approvals import audit
+from approvals.audit import Actor, AuditVerb
+from core.admin import AuditedSaveMixin, ManagersOnlyMixin, ReadOnlyInline
 from core.exceptions import Conflict
 
 
@@ -25,7 +27,11 @@ class AgentKeyInline(ReadOnlyInline):
 
 
 @admin.register(Agent)
-class AgentAdmin(admin.ModelAdmin):
+class AgentAdmin(AuditedSaveMixin, admin.ModelAdmin):
+    """Every change (owner: four-eyes; callback URL: where signed decisions go; active;
+    config) is audited with its old and new value. The webhook secret is never shown here:
+    rotating it shows the new one once."""
+
     list_display = [
         "slug",
         "name",
@@ -52,7 +58,31 @@ class AgentAdmin(admin.ModelAdmin):
         url = reverse("admin:agents_agent_start_run", args=[obj.pk])
         return format_html('<a class="button" href="{}">Start run</a>', url)
 
-    actions = ["revoke_keys"]
+    actions = ["revoke_keys", "rotate_webhook_secrets"]
+
+    def snapshot(self, obj):
+        return audit.snapshot(obj, AGENT_FIELDS)
+
+    def audited_save(self, request, obj, before):
+        agent_record(obj, before, actor=Actor.for_user(request.user))
+
+    def audited_delete(self, request, target, before):
+        audit.record(Actor.for_user(request.user), AuditVerb.AGENT_DELETED, target, before)
+
+    @admin.action(
+        description="Rotate the webhook secret of the selected agents (shown once)",
+        permissions=["change"],
+    )
+    def rotate_webhook_secrets(self, request, queryset):
+        actor = Actor.for_user(request.user)
+        rotated = [(a, agent_webhook_secret_rotate(a, actor=actor)) for a in queryset]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "New webhook secrets",
+            "rotated": rotated,
+        }
+        return TemplateResponse(request, "admin/agents/agent/rotated_secrets.html", context)
 
     @admin.action(description="Revoke all API keys of the selected agents", permissions=["change"])
     def revoke_keys(self, request, queryset):

@@ -9,12 +9,16 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from core.crypto import EncryptedTextField
 from core.outbox import OutboxItem
 from core.tokens import ApiTokenBase
 
 
-def _webhook_secret() -> str:
+def new_webhook_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
+
+
+_webhook_secret = new_webhook_secret  # referenced by migration 0001
 
 
 class Agent(models.Model):
@@ -30,7 +34,8 @@ class Agent(models.Model):
         max_length=300, blank=True, help_text="Hosted agents: dotted path of the agent class."
     )
     callback_url = models.URLField(blank=True, max_length=500)
-    webhook_secret = models.CharField(max_length=100, default=_webhook_secret)
+    # Signs the webhooks; encrypted at rest (HITL_ENCRYPTION_KEY), shown once when set.
+    webhook_secret = EncryptedTextField(default=new_webhook_secret)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.models import Agent, AgentKey, Run, RunEvent
+from agents.models import Agent, AgentKey, Run, RunEvent, new_webhook_secret
 from agents.transitions import run_wait
 from approvals import audit
 from approvals.artifacts import ArtifactInput
@@ -30,6 +30,34 @@ AGENT_KEYS = TokenKind(
     AgentKey, "a", "agent", AuditVerb.AGENT_KEY_CREATED, AuditVerb.AGENT_KEY_REVOKED,
     usable={"agent__active": True},
 )  # fmt: skip
+
+
+# --- agents: changes of authority --------------------------------------------------------------
+
+# Who owns it (four-eyes), where signed decisions go, whether it may act, how it runs.
+AGENT_FIELDS = [
+    "name", "slug", "description", "kind", "runtime", "callback_url", "owner", "config", "active",
+]  # fmt: skip
+
+
+def agent_record(agent: Agent, before: dict | None, *, actor: Actor) -> None:
+    """Audit an agent that was just created (`before` None) or changed: every changed field's
+    old and new value (the webhook secret never appears)."""
+    after = audit.snapshot(agent, AGENT_FIELDS)
+    if before is None:
+        audit.record(actor, AuditVerb.AGENT_CREATED, agent, {"values": after})
+    elif diff := audit.changes(before, after):
+        audit.record(actor, AuditVerb.AGENT_UPDATED, agent, {"changes": diff})
+
+
+def agent_webhook_secret_rotate(agent: Agent, *, actor: Actor) -> str:
+    """A new webhook signing secret (the old one stops verifying at once); returns it to be
+    shown once."""
+    with audit.atomic():
+        agent.webhook_secret = new_webhook_secret()
+        Agent.objects.filter(pk=agent.pk).update(webhook_secret=agent.webhook_secret)
+        audit.record(actor, AuditVerb.AGENT_WEBHOOK_SECRET_ROTATED, agent, {})
+    return agent.webhook_secret
 
 
 # --- the agent asks ---------------------------------------------------------------------------

@@ -1,5 +1,8 @@
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
@@ -7,18 +10,21 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
-from approvals import selectors
-from approvals.audit import Actor
+from approvals import audit, policies, selectors, services
+from approvals.audit import Actor, AuditVerb
 from approvals.models import Artifact, AuditEvent, Checkpoint, Decision, Policy, UserToken
 from approvals.review import changelist as cl
 from approvals.review import export, queries, views
 from approvals.services import USER_TOKENS
-from core.admin import ManagersOnlyMixin, ReadOnlyAdminMixin, ReadOnlyInline
+from core.admin import AuditedSaveMixin, ManagersOnlyMixin, ReadOnlyAdminMixin, ReadOnlyInline
 from core.roles import user_roles
 
 
 @admin.register(Policy)
-class PolicyAdmin(admin.ModelAdmin):
+class PolicyAdmin(AuditedSaveMixin, admin.ModelAdmin):
+    """Every save (the form and the list's editable columns) is validated by Policy.clean
+    and audited with its diff; deletions are audited."""
+
     list_display = [
         "name",
         "active",
@@ -33,6 +39,15 @@ class PolicyAdmin(admin.ModelAdmin):
     list_filter = ["active", "expiry_action"]
     list_editable = ["active", "priority"]
     search_fields = ["name", "match_agent", "match_tool"]
+
+    def snapshot(self, obj):
+        return audit.snapshot(obj, policies.POLICY_FIELDS)
+
+    def audited_save(self, request, obj, before):
+        policies.policy_record(obj, before, actor=Actor.for_user(request.user))
+
+    def audited_delete(self, request, target, before):
+        policies.policy_deleted(target, before, actor=Actor.for_user(request.user))
 
 
 class ArtifactInline(ReadOnlyInline):
@@ -249,3 +264,36 @@ class AuditEventAdmin(ReadOnlyAdminMixin, ManagersOnlyMixin, admin.ModelAdmin):
     list_filter = ["verb", "actor_type", "target_type"]
     search_fields = ["target_id", "actor_label", "verb"]
     ordering = ["-seq"]
+
+
+# --- people and roles: the auth admin, with every change of authority audited ---------------------
+
+admin.site.unregister(get_user_model())
+admin.site.unregister(Group)
+
+
+@admin.register(get_user_model())
+class PortalUserAdmin(AuditedSaveMixin, UserAdmin):
+    def snapshot(self, obj):
+        return services.authority_of(obj)
+
+    def audited_save(self, request, obj, before):
+        services.user_authority_record(obj, before, actor=Actor.for_user(request.user))
+
+    def audited_delete(self, request, target, before):
+        audit.record(Actor.for_user(request.user), AuditVerb.USER_DELETED, target, before)
+
+
+@admin.register(Group)
+class RoleAdmin(AuditedSaveMixin, GroupAdmin):
+    """Roles. Granting “Can decide checkpoints routed to their review roles” makes a group a
+    review role (its members may decide); the managers group never is one."""
+
+    def snapshot(self, obj):
+        return audit.snapshot(obj, services.GROUP_FIELDS)
+
+    def audited_save(self, request, obj, before):
+        services.group_record(obj, before, actor=Actor.for_user(request.user))
+
+    def audited_delete(self, request, target, before):
+        audit.record(Actor.for_user(request.user), AuditVerb.GROUP_DELETED, target, before)

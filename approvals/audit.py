@@ -26,7 +26,17 @@ from django.utils import timezone
 from approvals.models import AuditEvent, AuditVerb
 from core.canonical import canonical_json, normalize
 
-__all__ = ["Actor", "AuditVerb", "atomic", "deferred", "record", "record_many", "verify_chain"]
+__all__ = [
+    "Actor",
+    "AuditVerb",
+    "atomic",
+    "changes",
+    "deferred",
+    "record",
+    "record_many",
+    "snapshot",
+    "verify_chain",
+]
 
 GENESIS_HASH = "0" * 64
 _ADVISORY_LOCK_KEY = 0x4A171  # any constant shared by every process appending to the chain
@@ -202,6 +212,27 @@ def record_many(entries: list[tuple[Actor, str, Any, dict[str, Any] | None]]) ->
     as `record` one by one."""
     _add([_fields(*entry) for entry in entries])
     return len(entries)
+
+
+def snapshot(obj: Any, fields: list[str]) -> dict[str, Any]:
+    """The audited state of `obj`: each field's value as JSON (a foreign key as its target's
+    string form, e.g. a username; many-to-many as sorted names)."""
+    out: dict[str, Any] = {}
+    for name in fields:
+        field = obj._meta.get_field(name)
+        if field.many_to_many:
+            out[name] = sorted(str(o) for o in getattr(obj, name).all()) if obj.pk else []
+        elif field.is_relation:
+            related = getattr(obj, name)
+            out[name] = str(related) if related is not None else None
+        else:
+            out[name] = getattr(obj, field.attname)
+    return normalize(out)
+
+
+def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list]:
+    """{field: [old, new]} for the fields whose value changed."""
+    return {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
 
 
 @dataclass

@@ -370,14 +370,24 @@ class AuditVerb(models.TextChoices):
     WEBHOOK_DELIVERED = "webhook.delivered", "Webhook delivered"
     WEBHOOK_FAILED = "webhook.failed", "Webhook failed (gave up)"
     WEBHOOK_RESENT = "webhook.resent", "Webhook re-sent"
-    # authority: agents, keys, people, tokens, policies
+    # authority: agents, keys, people, roles, tokens, policies (each with what changed)
     AGENT_CREATED = "agent.created", "Agent created"
+    AGENT_UPDATED = "agent.updated", "Agent changed"
+    AGENT_DELETED = "agent.deleted", "Agent deleted"
     AGENT_KEY_CREATED = "agent.key_created", "Agent key created"
     AGENT_KEY_REVOKED = "agent.key_revoked", "Agent key revoked"
+    AGENT_WEBHOOK_SECRET_ROTATED = "agent.webhook_secret_rotated", "Agent webhook secret rotated"
     USER_CREATED = "user.created", "User created"
+    USER_UPDATED = "user.updated", "User's authority changed"
+    USER_DELETED = "user.deleted", "User deleted"
     USER_TOKEN_CREATED = "user.token_created", "Personal token created"
     USER_TOKEN_REVOKED = "user.token_revoked", "Personal token revoked"
+    GROUP_CREATED = "group.created", "Role created"
+    GROUP_UPDATED = "group.updated", "Role's permissions changed"
+    GROUP_DELETED = "group.deleted", "Role deleted"
     POLICY_CREATED = "policy.created", "Policy created"
+    POLICY_UPDATED = "policy.updated", "Policy changed"
+    POLICY_DELETED = "policy.deleted", "Policy deleted"
 
     @classmethod
     def for_status(cls, status: str) -> AuditVerb:

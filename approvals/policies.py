@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from approvals.models import ExpiryAction, Policy
+from approvals import audit
+from approvals.models import AuditVerb, ExpiryAction, Policy
 from approvals.rules import is_review_role, review_role_names
 from core.exceptions import InvalidInput
 
@@ -108,3 +109,35 @@ def route(*, agent_slug: str, tool: str, kind: str, risk: str, role_hint: str = 
         result.stages.append({"role": role_hint, "approvals": 1})
         result.notes.append(f"role hint {role_hint!r} added as an extra stage")
     return result
+
+
+# --- changes: validated and audited ---------------------------------------------------------------
+
+POLICY_FIELDS = [f.name for f in Policy._meta.concrete_fields if f.name != "id"]
+
+
+def policy_record(policy: Policy, before: dict | None, *, actor: audit.Actor) -> None:
+    """Audit a policy that was just created (`before` None) or changed: every changed field's
+    old and new value."""
+    after = audit.snapshot(policy, POLICY_FIELDS)
+    if before is None:
+        audit.record(actor, AuditVerb.POLICY_CREATED, policy, {"values": after})
+    elif diff := audit.changes(before, after):
+        audit.record(actor, AuditVerb.POLICY_UPDATED, policy, {"changes": diff})
+
+
+def policy_save(policy: Policy, *, actor: audit.Actor) -> Policy:
+    """Create or change a policy: validated (ValidationError with field errors), saved and
+    audited in one transaction. Pending checkpoints keep the routing they were given (it is
+    copied into them)."""
+    validate_policy(policy)
+    with audit.atomic():
+        stored = Policy.objects.filter(pk=policy.pk).first() if policy.pk else None
+        before = audit.snapshot(stored, POLICY_FIELDS) if stored is not None else None
+        policy.save()
+        policy_record(policy, before, actor=actor)
+    return policy
+
+
+def policy_deleted(target: tuple, before: dict, *, actor: audit.Actor) -> None:
+    audit.record(actor, AuditVerb.POLICY_DELETED, target, {"values": before})

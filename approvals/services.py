@@ -87,3 +87,34 @@ USER_TOKENS = TokenKind(
     UserToken, "u", "user", AuditVerb.USER_TOKEN_CREATED, AuditVerb.USER_TOKEN_REVOKED,
     usable={"user__is_active": True},
 )  # fmt: skip
+
+
+# --- people and roles: changes of authority ------------------------------------------------
+
+USER_AUTHORITY_FIELDS = ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]
+GROUP_FIELDS = ["name", "permissions"]
+
+
+def authority_of(user) -> dict:
+    """What decides what a person may do: active, staff, superuser, roles, direct perms."""
+    return audit.snapshot(user, USER_AUTHORITY_FIELDS)
+
+
+def user_authority_record(user, before: dict | None, *, actor: Actor) -> None:
+    """After an account was created or changed (the admin's form saved it and its groups):
+    audit the authority it gained or lost, in the same transaction."""
+    after = authority_of(user)
+    if before is None:
+        audit.record(actor, AuditVerb.USER_CREATED, user, {"values": after})
+    elif diff := audit.changes(before, after):
+        audit.record(actor, AuditVerb.USER_UPDATED, user, {"changes": diff})
+
+
+def group_record(group, before: dict | None, *, actor: Actor) -> None:
+    """A role created or changed: its permissions (granting `Can decide checkpoints` makes it
+    a review role)."""
+    after = audit.snapshot(group, GROUP_FIELDS)
+    if before is None:
+        audit.record(actor, AuditVerb.GROUP_CREATED, group, {"values": after})
+    elif diff := audit.changes(before, after):
+        audit.record(actor, AuditVerb.GROUP_UPDATED, group, {"changes": diff})

@@ -48,3 +48,38 @@ class ReadOnlyInline(admin.TabularInline):
 
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+class AuditedSaveMixin:
+    """For admin pages that change authority (policies, agents, people, roles): the form's save
+    goes through the app's service, which validates and audits it. Subclasses set `snapshot`
+    (obj -> dict of the audited state), `audited_save` (called inside the admin's transaction
+    once the object and its many-to-many fields are saved) and `audited_delete`."""
+
+    def snapshot(self, obj) -> dict:
+        raise NotImplementedError
+
+    def audited_save(self, request, obj, before: dict | None) -> None:
+        raise NotImplementedError
+
+    def audited_delete(self, request, target: tuple[str, str], before: dict) -> None:
+        """`target`: (model label, pk) of the row that is gone."""
+        raise NotImplementedError
+
+    def save_model(self, request, obj, form, change):
+        stored = type(obj).objects.filter(pk=obj.pk).first() if change else None
+        form._audited_before = self.snapshot(stored) if stored is not None else None
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        self.audited_save(request, form.instance, form._audited_before)
+
+    def delete_model(self, request, obj):
+        before, target = self.snapshot(obj), (obj._meta.label_lower, str(obj.pk))
+        super().delete_model(request, obj)
+        self.audited_delete(request, target, before)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)

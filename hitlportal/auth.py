@@ -9,6 +9,8 @@ from allauth.mfa.models import Authenticator
 from django.conf import settings
 from django.http import HttpRequest
 
+from core import crypto
+
 
 def record_enrolment_as_mfa(sender, request, user, authenticator, **kwargs) -> None:
     """Enrolling TOTP proves a code from the authenticator in this very session: count it as
@@ -36,6 +38,13 @@ class AccountAdapter(DefaultAccountAdapter):
 
 
 class MFAAdapter(DefaultMFAAdapter):
+    # TOTP secrets and recovery-code seeds are encrypted at rest (core.crypto).
+    def encrypt(self, text: str) -> str:
+        return crypto.encrypt(text)
+
+    def decrypt(self, encrypted_text: str) -> str:
+        return crypto.decrypt(encrypted_text)
+
     def can_delete_authenticator(self, authenticator: Authenticator) -> bool:
         if authenticator.type == Authenticator.Type.TOTP and mfa_required_for(authenticator.user):
             return False

@@ -13,8 +13,15 @@ from urllib.parse import urlparse
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Development settings persist in a git-ignored .env that `make run` writes (DEBUG=1), so
+# every documented `manage.py` command works in a checkout. The real environment wins over
+# it; production sets no .env at all. HITL_ENV_FILE names another file ("" reads none).
+_ENV_FILE = os.environ.get("HITL_ENV_FILE", str(BASE_DIR / ".env"))
+if _ENV_FILE and Path(_ENV_FILE).is_file():
+    load_dotenv(_ENV_FILE, override=False)
 VAR_DIR = Path(os.environ.get("HITL_VAR_DIR", BASE_DIR / "var")).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
@@ -92,10 +99,41 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 
+
+def _encryption_keys() -> list[str]:
+    """HITL_ENCRYPTION_KEY: Fernet keys, comma-separated, the current one first (see
+    core/crypto.py). Required in production; development generates one into var/."""
+    from cryptography.fernet import Fernet
+
+    keys = env_list("HITL_ENCRYPTION_KEY", [])
+    for key in keys:
+        try:
+            Fernet(key.encode())
+        except ValueError:
+            raise ImproperlyConfigured(
+                "HITL_ENCRYPTION_KEY holds a value that is not a Fernet key (32 url-safe "
+                "base64-encoded bytes)"
+            ) from None
+    if keys:
+        return keys
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "HITL_ENCRYPTION_KEY is not set. Production (DEBUG=0) refuses to start without "
+            "it: secrets at rest are encrypted with it. Generate one with: python -c "
+            '"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+        )
+    path = VAR_DIR / "encryption_key"
+    if not path.exists():
+        path.write_text(Fernet.generate_key().decode())
+        path.chmod(0o600)
+    return [path.read_text().strip()]
+
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 if not DEBUG and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must be set in production (comma-separated)")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+HITL_ENCRYPTION_KEYS = _encryption_keys()
 SITE_URL = env_str("HITL_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [

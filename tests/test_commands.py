@@ -49,12 +49,13 @@ def test_seed_demo_is_idempotent_and_prints_a_working_key():
     counts = table_counts()
     second = run("seed_demo")
     assert table_counts() == counts  # running twice changes nothing
-    # Same logins and key both times (the first run may also report creating the sandbox).
-    assert first.split("Hosted agents")[0] == second.split("Hosted agents")[0]
+    # The key is random, printed once when minted; only its hash is stored.
     lines = first.splitlines()
-    key = lines[lines.index("Demo agent 'demo-agent' API key:") + 1].strip()
+    key = lines[lines.index("Demo agent 'demo-agent' API key (shown once, keep it):") + 1].strip()
     found = AGENT_KEYS.authenticate(key)
     assert found is not None and found.agent.slug == "demo-agent"
+    assert key not in second and "its API key was printed when it was created" in second
+    assert key.split("_", 2)[2] not in str(list(AgentKey.objects.values()))
     User = get_user_model()
     assert User.objects.get(username="admin").is_superuser
     assert list(User.objects.get(username="reviewer").groups.values_list("name", flat=True)) == [
@@ -147,7 +148,15 @@ def settings_check(env: dict[str, str]) -> subprocess.CompletedProcess:
     base = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("DEBUG", "SECRET_KEY", "DATABASE_URL", "ALLOWED_HOSTS", "REDIS_URL")
+        if k
+        not in (
+            "DEBUG",
+            "SECRET_KEY",
+            "DATABASE_URL",
+            "ALLOWED_HOSTS",
+            "REDIS_URL",
+            "HITL_ENCRYPTION_KEY",
+        )
     }
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
@@ -166,6 +175,19 @@ def settings_check(env: dict[str, str]) -> subprocess.CompletedProcess:
         ({"DEBUG": "maybe"}, "is not a boolean"),
         ({"DEBUG": "0", "SECRET_KEY": "short"}, "at least 50"),
         ({"DEBUG": "0", "SECRET_KEY": "k" * 60}, "ALLOWED_HOSTS must be set"),
+        (
+            {"DEBUG": "0", "SECRET_KEY": "k" * 60, "ALLOWED_HOSTS": "hitl.example.com"},
+            "HITL_ENCRYPTION_KEY is not set",
+        ),
+        (
+            {
+                "DEBUG": "0",
+                "SECRET_KEY": "k" * 60,
+                "ALLOWED_HOSTS": "hitl.example.com",
+                "HITL_ENCRYPTION_KEY": "not-a-fernet-key",
+            },
+            "not a Fernet key",
+        ),
         ({"DEBUG": "1", "HITL_DEFAULT_TIMEOUT": "soon"}, "is not an integer"),
         ({"DEBUG": "1", "REDIS_URL": "http://x"}, "must be a redis:// URL"),
         ({"DEBUG": "1", "DATABASE_URL": "mysql://x/y"}, "not supported"),
@@ -183,6 +205,7 @@ def test_production_settings_pass_the_deploy_check():
             "DEBUG": "0",
             "SECRET_KEY": "p" * 30 + "roduction-secret-key-of-sufficient-length",
             "ALLOWED_HOSTS": "hitl.example.com",
+            "HITL_ENCRYPTION_KEY": "ZmRhc2RmYXNkZmFzZGZhc2RmYXNkZmFzZGZhc2RmYXM=",
         }
     )
     assert result.returncode == 0, result.stderr

@@ -52,7 +52,9 @@ log = logging.getLogger(__name__)
 
 MAX_ASKS = 3  # fresh checkpoints for one call after stale approvals, before giving up
 MAX_STEP_ATTEMPTS = 3  # interrupted executions of one effect before it is marked failed
-RESULT_LIMIT = 20_000  # characters of a tool result kept in the transcript
+# Characters of a tool result that go into the transcript (what an LLM reads) and the
+# timeline; the script, the log and the report keep the whole result.
+RESULT_LIMIT = 20_000
 
 CP = Checkpoint.Status
 
@@ -236,7 +238,7 @@ class Execution:
         call["status"] = "done"
         call["outcome"] = outcome
         if result is not None:
-            call["result"] = _compact(_jsonable(result))
+            call["result"] = _jsonable(result)
         if reason:
             call["reason"] = reason
         kind = (
@@ -247,7 +249,7 @@ class Execution:
         self._event(
             kind,
             f"{call['tool']}: {outcome}" + (f" ({reason})" if reason else ""),
-            {"key": call["key"], "result": call.get("result")},
+            {"key": call["key"], "result": _compact(call.get("result"))},
         )
 
     def _prepare(self, call: dict, asks: list[_Ask]) -> None:
@@ -524,7 +526,7 @@ class Execution:
         for call in self.state["calls"]:
             outcome = {"status": call["outcome"]}
             if "result" in call:
-                outcome["result"] = call["result"]
+                outcome["result"] = _compact(call["result"])
             if call.get("reason"):
                 outcome["reason"] = call["reason"]
             if call.get("approved"):

@@ -69,6 +69,25 @@ def test_it_deletes_exactly_the_approved_files(hosted, start, inline, reviewer, 
     assert run.result["summary"].startswith("Deleted 2 log files")
 
 
+def test_a_big_result_reaches_the_script_whole_and_the_run_completes(
+    hosted, start, inline, reviewer, sandbox
+):
+    """~400 files make a tool result far over the transcript limit: the transcript (what an
+    LLM reads) gets a truncated copy, the agent's script and its report the real result, so a
+    run whose effects all happened never ends 'failed'."""
+    root = sandbox / "many"
+    make_logs(root, {f"app-{i:03}.log": 30 for i in range(400)})
+    run = start(hosted("log-janitor", JANITOR), input={"path": str(root)})
+    inline(checkpoint_decide, run.checkpoints.get().pk, reviewer, "approve")
+
+    run.refresh_from_db()
+    assert run.status == Run.Status.COMPLETED, run.error
+    assert not any(root.rglob("*.log"))
+    assert run.result["done"][0]["result"]["deleted"] == 400
+    transcript = [m for m in run.state["messages"] if m["role"] == "tool"]
+    assert '"truncated": true' in transcript[-1]["content"]
+
+
 def test_it_deletes_nothing_when_rejected(hosted, start, inline, reviewer, logs):
     root, files = logs
     run = start(hosted("log-janitor", JANITOR), input={"path": str(root)})

@@ -6,9 +6,9 @@ from django.utils.module_loading import import_string
 from django.utils.text import slugify
 
 from agents.models import Agent
-from agents.services import AGENT_KEYS
+from agents.services import AGENT_KEYS, agent_record
 from approvals import audit
-from approvals.audit import Actor, AuditVerb
+from approvals.audit import Actor
 
 
 class Command(BaseCommand):
@@ -63,13 +63,14 @@ class Command(BaseCommand):
                 },
             )
             if created:
-                audit.record(
-                    actor, AuditVerb.AGENT_CREATED, agent, {"slug": slug, "kind": agent.kind}
-                )
+                agent_record(agent, None, actor=actor)
             key = AGENT_KEYS.create(agent, actor, name=opts["key_name"])
-        verb = "Created agent" if created else "Added a key to existing agent"
-        self.stdout.write(
-            f"{verb} {slug!r} (id {agent.pk}). Webhook secret: {agent.webhook_secret}"
-        )
+        if created:
+            self.stdout.write(f"Created agent {slug!r} (id {agent.pk}).")
+            self.stdout.write(f"Webhook secret (shown once): {agent.webhook_secret}")
+        else:
+            # The secret was shown when the agent was created; it is stored encrypted and
+            # never printed again (rotate it in the admin if it was lost).
+            self.stdout.write(f"Added a key to existing agent {slug!r} (id {agent.pk}).")
         self.stdout.write("API key (shown once):")
         self.stdout.write(key)

@@ -25,6 +25,11 @@ class Command(BaseCommand):
         parser.add_argument("--no-cluster", action="store_true", help="web server only")
 
     def handle(self, *args, **opts):
+        # Links the portal hands out (review_url, content_url) follow where it runs, unless
+        # HITL_SITE_URL says otherwise (behind a proxy, a public name).
+        if not os.environ.get("HITL_SITE_URL"):
+            host = "127.0.0.1" if opts["host"] in ("0.0.0.0", "::", "") else opts["host"]
+            os.environ["HITL_SITE_URL"] = settings.SITE_URL = f"http://{host}:{opts['port']}"
         call_command("migrate", interactive=False, verbosity=0)
         call_command("createcachetable", verbosity=0)
         if not settings.DEBUG:

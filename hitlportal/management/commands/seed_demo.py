@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
 
 from agents.models import Agent, AgentKey, Run
-from agents.services import Ask, ask
+from agents.services import AGENT_KEYS, Ask, agent_record, ask
 from agents.transitions import run_start
 from approvals import audit
 from approvals.audit import Actor, AuditVerb
 from approvals.models import Checkpoint, Policy
-from core import tokens
+from approvals.policies import policy_save
+from approvals.services import user_authority_record
 
 ROLES = ["ops", "code-review", "dba"]
 DEMO_PASSWORD = "hitl-demo"
@@ -53,10 +51,10 @@ POLICIES = [
         "escalation_role": "ops",
     },
     {
+        # No timeout of its own: requests it routes follow HITL_DEFAULT_TIMEOUT.
         "name": "Everything else: ops",
         "priority": 1000,
         "stages": [{"role": "ops", "approvals": 1}],
-        "timeout_seconds": 1800,
     },
 ]
 DEMO_DIFF = """\
@@ -82,13 +80,6 @@ Support team
 """
 
 
-def demo_agent_key() -> tokens.NewToken:
-    """Derived from SECRET_KEY so every run prints the same key without storing plaintext."""
-    digest = hmac.new(settings.SECRET_KEY.encode(), b"hitl-demo-agent", hashlib.sha256).hexdigest()
-    prefix, secret = "ademo" + digest[:7], digest[7:47]
-    return tokens.NewToken(prefix, tokens.hash_secret(secret), f"hitl_{prefix}_{secret}")
-
-
 class Command(BaseCommand):
     help = "Create demo roles, users, policies, an external demo agent and a few checkpoints."
 
@@ -109,6 +100,9 @@ class Command(BaseCommand):
             for name in [*ROLES, settings.HITL_MANAGERS_GROUP]
         }
         self._grant_admin_permissions(groups)
+        decide = Permission.objects.get(codename="decide_checkpoint")
+        for name in ROLES:  # review roles; the managers group reads and never decides
+            groups[name].permissions.add(decide)
         users = {}
         for username, group_names, superuser in USERS:
             user, created = User.objects.get_or_create(
@@ -123,12 +117,11 @@ class Command(BaseCommand):
                 user.set_password(DEMO_PASSWORD)
                 user.save()
                 user.groups.set([groups[g] for g in group_names])
-                audit.record(actor, AuditVerb.USER_CREATED, user, {"groups": group_names})
+                user_authority_record(user, None, actor=actor)
             users[username] = user
         for spec in POLICIES:
             if not Policy.objects.filter(name=spec["name"]).exists():
-                policy = Policy.objects.create(**spec)
-                audit.record(actor, AuditVerb.POLICY_CREATED, policy, {"name": policy.name})
+                policy_save(Policy(**spec), actor=actor)
 
         agent, created = Agent.objects.get_or_create(
             slug="demo-agent",
@@ -139,13 +132,11 @@ class Command(BaseCommand):
             },
         )
         if created:
-            audit.record(actor, AuditVerb.AGENT_CREATED, agent, {"slug": agent.slug})
-        key = demo_agent_key()
-        if not AgentKey.objects.filter(prefix=key.prefix).exists():
-            AgentKey.objects.create(
-                agent=agent, name="demo", prefix=key.prefix, secret_hash=key.secret_hash
-            )
-            audit.record(actor, AuditVerb.AGENT_KEY_CREATED, agent, {"prefix": key.prefix})
+            agent_record(agent, None, actor=actor)
+        # A random key, minted once (only its hash is stored) and printed only then.
+        key = ""
+        if not AgentKey.objects.filter(agent=agent, name="demo").exists():
+            key = AGENT_KEYS.create(agent, actor, name="demo")
         self._demo_checkpoints(agent, Actor.for_agent(agent))
         made = self._hosted_agents(actor, reset=opts.get("reset_sandbox", False))
 
@@ -154,8 +145,14 @@ class Command(BaseCommand):
             for username, group_names, superuser in USERS:
                 role = "superuser" if superuser else ", ".join(group_names)
                 self.stdout.write(f"  {username:<9} {role}")
-            self.stdout.write("Demo agent 'demo-agent' API key:")
-            self.stdout.write(f"  {key.plaintext}")
+            if key:
+                self.stdout.write("Demo agent 'demo-agent' API key (shown once, keep it):")
+                self.stdout.write(f"  {key}")
+            else:
+                self.stdout.write(
+                    "Demo agent 'demo-agent': its API key was printed when it was created. "
+                    "Another one: .venv/bin/python manage.py createagent demo-agent"
+                )
             root = settings.HITL_SANDBOX_ROOTS[0]
             self.stdout.write(
                 f"Hosted agents log-janitor, code-patcher, sql-patcher work on {root}"
