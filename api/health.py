@@ -2,11 +2,15 @@
 Django view (no authentication, no session, no throttling): it must answer even when the
 API's own machinery cannot."""
 
+import logging
+
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.views import APIView
+
+log = logging.getLogger(__name__)
 
 
 def health(request: HttpRequest) -> JsonResponse:
@@ -14,8 +18,10 @@ def health(request: HttpRequest) -> JsonResponse:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         return JsonResponse({"status": "ok"})
-    except Exception as exc:  # pragma: no cover - exercised only when the DB is down
-        return JsonResponse({"status": "error", "detail": str(exc)[:200]}, status=503)
+    except Exception:
+        # The reason (host, port, credentials) goes to the log, never to an anonymous caller.
+        log.exception("health check: the database does not answer")
+        return JsonResponse({"status": "error", "detail": "database unavailable"}, status=503)
 
 
 class HealthSchema(APIView):

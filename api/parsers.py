@@ -13,6 +13,8 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser, MultiPartParser
 
 from api.exceptions import PayloadTooLarge
+from core.canonical import check_storable_json
+from core.exceptions import InvalidInput
 
 
 def _content_length(parser_context: dict | None) -> int | None:
@@ -37,34 +39,6 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def check_json_value(value: Any, max_depth: int) -> None:
-    """Depth limit, and strings/keys that every database can store."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            if depth > max_depth:
-                raise ParseError(f"JSON is nested deeper than {max_depth} levels.")
-            for key, child in item.items():
-                _check_string(key)
-                stack.append((child, depth + 1))
-        elif isinstance(item, list):
-            if depth > max_depth:
-                raise ParseError(f"JSON is nested deeper than {max_depth} levels.")
-            stack.extend((child, depth + 1) for child in item)
-        elif isinstance(item, str):
-            _check_string(item)
-
-
-def _check_string(text: str) -> None:
-    if "\x00" in text:
-        raise ParseError("JSON strings may not contain NUL (\\u0000) characters.")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ParseError("JSON strings may not contain unpaired surrogates.") from None
-
-
 def loads_strict(raw: bytes, max_depth: int) -> Any:
     try:
         text = raw.decode("utf-8")
@@ -76,7 +50,10 @@ def loads_strict(raw: bytes, max_depth: int) -> Any:
         raise ParseError(f"JSON is nested deeper than {max_depth} levels.") from None
     except ValueError as exc:  # JSONDecodeError is a ValueError; so are our own refusals
         raise ParseError(f"Malformed JSON: {exc}") from None
-    check_json_value(value, max_depth)
+    try:
+        check_storable_json(value, max_depth)
+    except InvalidInput as exc:
+        raise ParseError(str(exc)) from None
     return value
 
 

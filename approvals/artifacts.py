@@ -22,6 +22,7 @@ from django.utils.http import content_disposition_header
 
 from approvals.edits import unified
 from approvals.models import Artifact, Checkpoint
+from core.canonical import check_storable_text
 from core.exceptions import InvalidInput
 
 # Text artifacts up to this size are kept inline in the row; bigger ones (and all binary
@@ -223,6 +224,10 @@ def artifact_edits_prepare(
             raise InvalidInput(f"{original.name} ({original.kind}) cannot be edited", "artifacts")
         if not isinstance(edit.content, str):
             raise InvalidInput("Edited content must be text", "artifacts")
+        try:
+            check_storable_text(edit.content)
+        except InvalidInput as exc:
+            raise InvalidInput(f"{original.name}: {exc}", "artifacts") from None
         old = artifact_text(original)
         item = PreparedEdit(original, edit.content.replace("\r\n", "\n"))
         if item.content == old:

@@ -86,6 +86,7 @@ class DecisionForm(forms.Form):
 
     def field_for(self, name: str) -> str | None:
         """The form field an InvalidInput names, or None (a non-field error)."""
+        name = {"action": "action_args"}.get(name, name)
         return name if name in self.fields else None
 
     def clean(self) -> dict:
@@ -122,6 +123,11 @@ class DecisionForm(forms.Form):
                 return
             if not isinstance(args, dict):
                 self.add_error("action_args", "The arguments must be a JSON object ({...}).")
+                return
+            try:
+                rules.check_edited_args(args)
+            except InvalidInput as exc:
+                self.add_error("action_args", str(exc))
                 return
         edits = []
         for artifact in self.editable:

@@ -14,6 +14,7 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from approvals.models import Checkpoint, Decision
+from core.canonical import check_storable_json, check_storable_text
 from core.exceptions import InvalidInput, NotAllowed
 
 Outcome = Decision.Outcome
@@ -127,6 +128,14 @@ def check_credential(credential: Credential) -> None:
 # --- what ----------------------------------------------------------------------------------------
 
 
+def _storable(field: str, check, *args) -> None:
+    """The same storability check the API's parser applies, naming the field at fault."""
+    try:
+        check(*args)
+    except InvalidInput as exc:
+        raise InvalidInput(str(exc), field) from None
+
+
 def option_choices(cp: Checkpoint) -> list[tuple[str, str]]:
     """The checkpoint's custom options as (value, label): `"yes"` or
     `{"value": "yes", "label": "Yes, go ahead"}`."""
@@ -144,6 +153,12 @@ def option_values(cp: Checkpoint) -> list[str]:
     return [value for value, _label in option_choices(cp)]
 
 
+def check_edited_args(value: Any) -> None:
+    """A reviewer's edited arguments must be JSON every database stores (the API's parser
+    refuses the same): InvalidInput on `action` otherwise."""
+    _storable("action", check_storable_json, value, settings.HITL_API_MAX_JSON_DEPTH)
+
+
 def validate_decision(
     cp: Checkpoint,
     outcome: str,
@@ -157,6 +172,8 @@ def validate_decision(
     None. `answer` with approve/modify picks one of the checkpoint's custom options."""
     if outcome not in Outcome.values:
         raise InvalidInput(f"Unknown outcome {outcome!r}", "outcome")
+    for field, text in (("comment", comment), ("answer", answer)):
+        _storable(field, check_storable_text, text or "")
     allowed = ALLOWED_OUTCOMES[cp.kind]
     if outcome not in allowed:
         raise InvalidInput(
@@ -178,6 +195,7 @@ def validate_decision(
         raise InvalidInput(
             'An edited action must be an object like {"tool": ..., "args": {...}}', "action"
         )
+    check_edited_args(action)
     original_tool = (cp.action or {}).get("tool")
     tool = action.get("tool", original_tool)
     if tool != original_tool:

@@ -191,7 +191,8 @@ def checkpoint_claim(checkpoint_id, user, *, lease_seconds: int | None = None) -
 
 
 def checkpoint_release(checkpoint_id, user, *, reassign_to=None) -> Checkpoint:
-    """Give up a claim. Managers may release anyone's claim, or hand it to another reviewer."""
+    """Give up a claim. Managers may release anyone's claim, or hand it to another reviewer.
+    Releasing an unclaimed checkpoint, or handing it to whoever holds it, changes nothing."""
     with audit.atomic():
         cp = Checkpoint.objects.select_related("agent", "claimed_by").get(pk=checkpoint_id)
         manager = is_manager(user)
@@ -201,7 +202,12 @@ def checkpoint_release(checkpoint_id, user, *, reassign_to=None) -> Checkpoint:
             if not manager:
                 raise NotAllowed("Only managers can reassign a checkpoint")
             rules.check_may_review(reassign_to, cp)
+        if cp.status != Status.PENDING:
+            raise _conflict_for(cp)
         now = timezone.now()
+        holder = cp.claimed_by_id if cp.claim_is_active(now) else None
+        if holder == (reassign_to.pk if reassign_to is not None else None):
+            return cp  # nothing to release or hand over: not a change, not audited
         new = {
             "claimed_by": reassign_to,
             "claim_expires_at": (

@@ -67,6 +67,13 @@ def _retry_delay(attempt: int, response: httpx.Response | None) -> float:
     return min(0.5 * 2**attempt, 8.0)
 
 
+def outage(exc: HitlError) -> bool:
+    """The portal is unreachable or overloaded (worth waiting out), as opposed to refusing the
+    request (4xx): a transport error, 429 or 5xx."""
+    status = getattr(exc, "status", None)
+    return status is None or status in RETRY_STATUSES
+
+
 def _decide(
     call: Call, attempt: int, retries: int, outcome: httpx.Response | httpx.TransportError
 ) -> Any:
@@ -131,7 +138,18 @@ async def asend(http: httpx.AsyncClient, call: Call, retries: int) -> Any:
 
 T = TypeVar("T")
 P = ParamSpec("P")
-Flow = Generator[Call, Any, T]  # yields each request, receives its result, returns T
+
+
+@dataclass(frozen=True)
+class Pause:
+    """What a flow yields to wait before its next step (the driver sleeps, blocking or not)."""
+
+    seconds: float
+
+
+# Yields each request (or a Pause), receives its result, returns T. A request that fails
+# (after the transport's own retries) raises its HitlError inside the flow, at the yield.
+Flow = Generator[Call | Pause, Any, T]
 
 
 class _Requests(Protocol):
@@ -150,16 +168,22 @@ class _Steps(Generic[T]):
     def __init__(self, flow: Flow[T]):
         self._flow = flow
         self.result: Any = None
+        self.error: HitlError | None = None
         self.value: T
 
-    def __iter__(self) -> Iterator[Call]:
+    def __iter__(self) -> Iterator[Call | Pause]:
         while True:
             try:
-                call = self._flow.send(self.result)
+                if self.error is not None:
+                    error, self.error = self.error, None
+                    step = self._flow.throw(error)
+                else:
+                    step = self._flow.send(self.result)
             except StopIteration as done:
                 self.value = done.value
                 return
-            yield call
+            self.result = None
+            yield step
 
 
 def twins(
@@ -171,14 +195,26 @@ def twins(
 
     def blocking(self: C, *args: P.args, **kwargs: P.kwargs) -> T:
         steps = _Steps(flow(self, *args, **kwargs))
-        for call in steps:
-            steps.result = self.request(call.method, call.path, **call.options)
+        for step in steps:
+            if isinstance(step, Pause):
+                sleep(step.seconds)
+                continue
+            try:
+                steps.result = self.request(step.method, step.path, **step.options)
+            except HitlError as exc:
+                steps.error = exc
         return steps.value
 
     async def awaiting(self: C, *args: P.args, **kwargs: P.kwargs) -> T:
         steps = _Steps(flow(self, *args, **kwargs))
-        for call in steps:
-            steps.result = await self.arequest(call.method, call.path, **call.options)
+        for step in steps:
+            if isinstance(step, Pause):
+                await asleep(step.seconds)
+                continue
+            try:
+                steps.result = await self.arequest(step.method, step.path, **step.options)
+            except HitlError as exc:
+                steps.error = exc
         return steps.value
 
     signature = inspect.signature(flow, eval_str=True)

@@ -23,7 +23,15 @@ from typing import Any
 import httpx
 
 from hitl_client._transport import RETRY_STATUSES as RETRY_STATUSES  # re-exported, as before
-from hitl_client._transport import Call, Flow, asend, send, twins
+from hitl_client._transport import (
+    Call,
+    Flow,
+    Pause,
+    asend,
+    outage,
+    send,
+    twins,
+)
 from hitl_client._version import __version__
 from hitl_client.decorators import require_approval_decorator
 from hitl_client.errors import HitlError, WaitTimeout
@@ -237,13 +245,29 @@ class HitlClient:
 
     def _wait(self, checkpoint_id: str, timeout: float | None = None) -> Flow[Checkpoint]:
         """Long-poll until decided; `timeout` None waits until it is resolved (the portal
-        expires it at its deadline). Raises WaitTimeout if still pending after `timeout`."""
+        expires it at its deadline). Raises WaitTimeout if still pending after `timeout`.
+
+        A portal that is down or restarting (connection refused, 5xx, 429) does not end the
+        wait: it is retried with capped backoff (1 s doubling to 30 s) until `timeout` runs
+        out (forever with None), and the last error is raised only then. A refusal (4xx:
+        no such checkpoint, a revoked key) is raised at once."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        backoff = 1.0
         while True:
             remaining = MAX_WAIT_SLICE if deadline is None else deadline - time.monotonic()
             piece = max(0.0, min(MAX_WAIT_SLICE, remaining))
             options = {"params": {"timeout": f"{piece:.1f}"}, "timeout": piece + 15}
-            cp = Checkpoint(self, (yield Call("GET", f"checkpoints/{checkpoint_id}/wait", options)))
+            try:
+                data = yield Call("GET", f"checkpoints/{checkpoint_id}/wait", options)
+            except HitlError as exc:
+                left = None if deadline is None else deadline - time.monotonic()
+                if not outage(exc) or (left is not None and left <= 0):
+                    raise
+                yield Pause(backoff if left is None else min(backoff, left))
+                backoff = min(backoff * 2, 30.0)
+                continue
+            backoff = 1.0
+            cp = Checkpoint(self, data)
             if not cp.pending:
                 return cp
             if deadline is not None and time.monotonic() >= deadline:

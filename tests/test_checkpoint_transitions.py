@@ -274,6 +274,19 @@ def test_it_lets_managers_reassign(make_checkpoint, reviewer, reviewer2, manager
         checkpoint_release(cp.pk, reviewer2, reassign_to=reviewer)
 
 
+def test_releasing_an_unclaimed_checkpoint_changes_nothing(make_checkpoint, reviewer, manager):
+    cp = make_checkpoint()
+    before = (cp.version, verbs(cp))
+    checkpoint_release(cp.pk, manager)
+    cp.refresh_from_db()
+    assert (cp.version, verbs(cp)) == before  # not a change: no version bump, no event
+    checkpoint_claim(cp.pk, reviewer)
+    checkpoint_release(cp.pk, manager, reassign_to=reviewer)  # to whoever holds it already
+    assert verbs(cp)[-1] == "checkpoint.claimed"
+    checkpoint_release(cp.pk, manager)
+    assert verbs(cp)[-1] == "checkpoint.released"
+
+
 def test_it_refuses_to_claim_a_resolved_checkpoint(make_checkpoint, reviewer, reviewer2):
     cp = make_checkpoint()
     checkpoint_decide(cp.pk, reviewer, "approve")

@@ -138,3 +138,50 @@ def test_verify_webhook_still_accepts_a_good_signature_next_to_a_stale_one():
     good = sign("whsec_1", body, timestamp=1_000_000)
     header = good.replace("v1=", "v1=" + "0" * 64 + ",v1=")
     assert verify_webhook("whsec_1", {"X-HITL-Signature": header}, body, now=1_000_000)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_wait_outlives_a_portal_restart_and_returns_the_decision(agent, reviewer):
+    """A web restart (a deploy) during a long-poll: `wait()` keeps retrying with capped
+    backoff instead of giving up after the transport's few retries, and returns the decision
+    made while (or after) the portal was down."""
+    import threading
+    import time as _time
+
+    from agents.services import AGENT_KEYS
+    from approvals.audit import Actor
+    from approvals.transitions import checkpoint_decide
+    from tests.api.live import LivePortal
+
+    portal = LivePortal().start()
+    client = HitlClient(portal.url, AGENT_KEYS.create(agent, Actor.system("test")), retries=1)
+    cp = client.request_approval("restart", tool="t", args={"n": 1})
+    outcome: dict = {}
+
+    def waiter():
+        try:
+            outcome["cp"] = client.wait(cp.id, timeout=120)
+        except Exception as exc:  # asserted below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    try:
+        _time.sleep(0.5)
+        portal.stop()  # the long-poll connection drops; the portal is down
+        _time.sleep(4)  # longer than the transport's own retries (retries=1)
+        assert thread.is_alive() and not outcome
+        checkpoint_decide(cp.id, reviewer, "approve")
+        restarted = LivePortal()
+        restarted.port, restarted.url = portal.port, portal.url
+        restarted.env["HITL_SITE_URL"] = portal.url
+        restarted.start()
+        thread.join(timeout=60)
+    finally:
+        portal.stop()
+        if "restarted" in locals():
+            restarted.stop()
+            restarted.wait_for_sessions_to_close()
+    assert "error" not in outcome, outcome
+    assert outcome["cp"].approved and outcome["cp"].approved_args == {"n": 1}
