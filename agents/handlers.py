@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from django.dispatch import receiver
 
-from agents.transitions import run_request_resume, run_request_resume_many
+from agents.transitions import (
+    run_complete_one_shot,
+    run_request_resume,
+    run_request_resume_many,
+)
 from agents.webhooks import record_for_checkpoint
 from approvals.models import Checkpoint
 from approvals.signals import checkpoint_resolved, checkpoints_resolved
@@ -20,12 +24,18 @@ from approvals.signals import checkpoint_resolved, checkpoints_resolved
 def resume_on_resolved(sender, checkpoint: Checkpoint, batch: bool = False, **kwargs) -> None:
     if batch:
         return  # handled in bulk by resume_on_resolved_batch
-    run_request_resume(checkpoint.run_id, reason=f"checkpoint {checkpoint.pk} {checkpoint.status}")
+    if not run_complete_one_shot([checkpoint]):
+        run_request_resume(
+            checkpoint.run_id, reason=f"checkpoint {checkpoint.pk} {checkpoint.status}"
+        )
 
 
 @receiver(checkpoints_resolved, dispatch_uid="agents.resume_on_resolved_batch")
 def resume_on_resolved_batch(sender, checkpoints: list[Checkpoint], **kwargs) -> None:
-    run_request_resume_many({cp.run_id for cp in checkpoints}, reason="checkpoints resolved")
+    completed = run_complete_one_shot(checkpoints)
+    run_request_resume_many(
+        {cp.run_id for cp in checkpoints} - completed, reason="checkpoints resolved"
+    )
 
 
 @receiver(checkpoint_resolved, dispatch_uid="agents.webhook_on_resolved")

@@ -83,6 +83,11 @@ class Run(models.Model):
     input = models.JSONField(default=dict, blank=True)
     external_id = models.CharField(max_length=255, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    complete_when_resolved = models.BooleanField(
+        default=False,
+        help_text="A one-question run (e.g. `hitl request` without --run): it completes when "
+        "its checkpoints are resolved, instead of waiting for its agent to resume it.",
+    )
     status = models.CharField(
         max_length=10, choices=Status.choices, default=Status.RUNNING, db_index=True
     )

@@ -54,6 +54,7 @@ def run_start(
     external_id: str = "",
     metadata: dict | None = None,
     created_by=None,
+    complete_when_resolved: bool = False,
 ) -> Run:
     with audit.atomic():
         run = Run.objects.create(
@@ -64,6 +65,7 @@ def run_start(
             metadata=metadata or {},
             created_by=created_by,
             status=Status.RUNNING,
+            complete_when_resolved=complete_when_resolved,
         )
         audit.record(actor, AuditVerb.RUN_STARTED, run, {"agent": agent.slug, "task": task[:500]})
     return run
@@ -219,3 +221,28 @@ def run_fail(run_id, actor: Actor, *, error: str = "", result: Any = None) -> Ru
 
 def run_cancel(run_id, actor: Actor, *, reason: str = "") -> Run:
     return _finish(run_id, Status.CANCELLED, actor, AuditVerb.RUN_CANCELLED, error=reason)
+
+
+def run_complete_one_shot(checkpoints) -> set:
+    """Inside the resolving transaction: the one-question runs among these checkpoints' runs
+    (`complete_when_resolved`, e.g. `hitl request` without --run) complete once nothing of
+    theirs is pending, with the outcome as their result, instead of waiting for an agent that
+    will never resume them. Returns the ids of the runs it completed."""
+    by_run = {cp.run_id: cp for cp in checkpoints}
+    one_shot = set(
+        Run.objects.filter(
+            pk__in=list(by_run), complete_when_resolved=True, status=Status.WAITING
+        ).values_list("pk", flat=True)
+    )
+    pending = set(
+        Checkpoint.objects.filter(
+            run_id__in=one_shot, status=Checkpoint.Status.PENDING
+        ).values_list("run_id", flat=True)
+    )
+    done = set()
+    for run_id in one_shot - pending:
+        cp = by_run[run_id]
+        result = {"checkpoint": str(cp.pk), "status": cp.status}
+        run_complete(run_id, Actor.system("one-question run"), result=result)
+        done.add(run_id)
+    return done

@@ -4,6 +4,7 @@ review.py."""
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import PermissionDenied
@@ -33,7 +34,7 @@ from approvals.transitions import checkpoint_cancel
         tags=["checkpoints"],
         parameters=[
             OpenApiParameter("status", str, enum=Checkpoint.Status.values),
-            OpenApiParameter("run", str),
+            OpenApiParameter("run", OpenApiTypes.UUID),
         ],
     ),
     post=extend_schema(
@@ -58,7 +59,7 @@ class CheckpointListCreateView(IdempotentMixin, generics.ListAPIView):
         status_value = status_filter(params, Checkpoint.Status.values)
         if status_value:
             qs = qs.filter(status=status_value)
-        if params.get("run"):
+        if "run" in params:
             try:
                 qs = qs.filter(run_id=serializers.UUIDField().to_internal_value(params["run"]))
             except serializers.ValidationError as exc:

@@ -137,6 +137,7 @@ class RunListCreateView(IdempotentMixin, generics.ListAPIView):
                 input=v["input"],
                 external_id=v["external_id"],
                 metadata=v["metadata"],
+                complete_when_resolved=v["complete_when_resolved"],
             )
         else:
             run = _start_hosted(user, v)

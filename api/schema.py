@@ -43,3 +43,16 @@ def document_view(view, schema_view) -> None:
     (`csrf_exempt` and other `functools.wraps` decorators copy these attributes along.)"""
     view.cls = schema_view
     view.initkwargs = {}
+
+
+def require_action_for_approvals(result, generator, request, public):
+    """A drf-spectacular postprocessing hook: the create-checkpoint body needs `action` unless
+    its kind is question or review (the serializer's rule, which JSON Schema can only state
+    as an anyOf)."""
+    schema = result.get("components", {}).get("schemas", {}).get("CheckpointCreateRequest")
+    if schema is not None:
+        schema["anyOf"] = [
+            {"required": ["action"]},
+            {"required": ["kind"], "properties": {"kind": {"enum": ["question", "review"]}}},
+        ]
+    return result

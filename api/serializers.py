@@ -129,7 +129,9 @@ class DecisionInSerializer(serializers.Serializer):
     action = serializers.JSONField(
         required=False,
         default=None,
-        help_text='For modify: the edited action, {"args": {...}} (the tool cannot change).',
+        allow_null=True,
+        help_text='For modify: the edited action, {"args": {...}} (the tool cannot change); '
+        "null or absent otherwise.",
     )
     answer = serializers.CharField(
         required=False,
@@ -190,6 +192,12 @@ class RunCreateSerializer(serializers.Serializer):
         help_text="Your own id for this run (a ticket, a conversation).",
     )
     metadata = serializers.DictField(required=False, default=dict)
+    complete_when_resolved = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="A one-question run: it completes by itself once its checkpoints are "
+        "resolved (what `hitl request` without --run asks for).",
+    )
     agent = serializers.SlugField(
         max_length=100,
         required=False,
@@ -273,9 +281,17 @@ class ContextSerializer(serializers.Serializer):
         return {**extra, **validated}
 
 
-def _no_control_characters(value: str) -> None:
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise serializers.ValidationError("Control characters are not allowed.")
+# A name without control characters: the pattern is in the schema, and enforced.
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
+
+
+def name_field(**kwargs) -> serializers.RegexField:
+    return serializers.RegexField(
+        NO_CONTROL_CHARACTERS,
+        max_length=255,
+        error_messages={"invalid": "Control characters are not allowed."},
+        **kwargs,
+    )
 
 
 def _content_type(value: str) -> None:
@@ -284,7 +300,7 @@ def _content_type(value: str) -> None:
 
 
 class ArtifactInSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=255, validators=[_no_control_characters])
+    name = name_field()
     kind = serializers.ChoiceField(choices=Artifact.Kind.choices, default=Artifact.Kind.FILE)
     content = serializers.CharField(
         required=False,
@@ -387,13 +403,7 @@ class CheckpointCancelSerializer(serializers.Serializer):
 
 class ArtifactUploadSerializer(serializers.Serializer):
     file = serializers.FileField(allow_empty_file=True)
-    name = serializers.CharField(
-        max_length=255,
-        required=False,
-        allow_blank=True,
-        validators=[_no_control_characters],
-        help_text="Default: the file's name.",
-    )
+    name = name_field(required=False, allow_blank=True, help_text="Default: the file's name.")
     kind = serializers.ChoiceField(choices=Artifact.Kind.choices, default=Artifact.Kind.FILE)
 
 

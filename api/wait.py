@@ -16,7 +16,6 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions
 from rest_framework.views import APIView
@@ -125,7 +124,9 @@ class CheckpointWaitSchema(APIView):
         "state. Call it again until `status` is not `pending`.",
         parameters=[
             OpenApiParameter(
-                "timeout", OpenApiTypes.NUMBER, description="Seconds to wait, 0-60 (default 30)."
+                "timeout",
+                {"type": "number", "minimum": 0, "maximum": MAX_TIMEOUT},
+                description="Seconds to wait, 0-60 (default 30).",
             )
         ],
         responses={200: CheckpointOutSerializer},

@@ -58,7 +58,9 @@ def _finish(cp: Checkpoint) -> int:
 
 def cmd_request(opts) -> int:
     client = _client(opts)
-    run = opts.run or client.start_run(opts.task or opts.title).id
+    # Without --run, a one-question run: the portal completes it when the checkpoint is
+    # resolved (nothing else would ever finish it).
+    run = opts.run or client.start_run(opts.task or opts.title, complete_when_resolved=True).id
     artifacts = []
     for path in opts.diff or []:
         artifacts.append(

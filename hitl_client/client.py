@@ -112,10 +112,19 @@ class HitlClient:
     # --- runs -------------------------------------------------------------------------------
 
     def _start_run(
-        self, task: str, *, external_id: str = "", metadata: dict | None = None
+        self,
+        task: str,
+        *,
+        external_id: str = "",
+        metadata: dict | None = None,
+        complete_when_resolved: bool = False,
     ) -> Flow[Run]:
-        """Start a run of this agent; later calls default to it (`client.run`)."""
+        """Start a run of this agent; later calls default to it (`client.run`).
+        `complete_when_resolved`: a one-question run, completed by the portal once its
+        checkpoints are resolved (what `hitl request` without --run starts)."""
         body = {"task": task, "external_id": external_id, "metadata": metadata or {}}
+        if complete_when_resolved:
+            body["complete_when_resolved"] = True
         self.run = Run((yield Call("POST", "runs/", {"json": body})))
         return self.run
 

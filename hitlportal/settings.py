@@ -161,6 +161,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every page (django-csp): no inline script anywhere.
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -399,6 +401,28 @@ if not DEBUG:
     if not SECURE_HSTS_PRELOAD:
         SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
+# Strict: scripts, styles, images and fonts only from the portal itself (vendored, as files),
+# no inline script or style, no framing, forms post only to the portal (and the SSO server).
+# Artifact downloads send their own stricter policy (a sandbox).
+_FORM_ACTION = ["'self'"]
+if HITL_OIDC_SERVER_URL:
+    _oidc = urlparse(HITL_OIDC_SERVER_URL)
+    _FORM_ACTION.append(f"{_oidc.scheme}://{_oidc.netloc}")
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": _FORM_ACTION,
+    }
+}
+
 # --- REST API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -421,6 +445,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.require_action_for_approvals",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "CheckpointStatusEnum": "approvals.models.Checkpoint.Status",
         "RunStatusEnum": "agents.models.Run.Status",

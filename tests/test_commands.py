@@ -210,3 +210,30 @@ def test_production_settings_pass_the_deploy_check():
     )
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
+
+
+def test_make_run_writes_a_dotenv_that_every_documented_command_reads(tmp_path):
+    """After `make run`, `.venv/bin/python manage.py ...` (verify_audit, startrun, ...) works
+    as the README writes it: the development settings persist in .env."""
+    import shutil
+
+    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
+    subprocess.run(["make", "-s", ".env"], cwd=tmp_path, check=True, timeout=30)
+    dotenv = tmp_path / ".env"
+    assert "DEBUG=1" in dotenv.read_text().splitlines()
+    base = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "DATABASE_URL")}
+
+    def manage_check(env_file: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "manage.py", "check"],
+            cwd=ROOT,
+            env={**base, "HITL_ENV_FILE": env_file, "HITL_VAR_DIR": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    without = manage_check("")
+    assert without.returncode != 0 and "SECRET_KEY is not set" in without.stderr
+    with_dotenv = manage_check(str(dotenv))
+    assert with_dotenv.returncode == 0 and "no issues" in with_dotenv.stdout, with_dotenv.stderr

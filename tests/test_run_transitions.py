@@ -153,3 +153,27 @@ def test_it_keeps_a_checkpoint_pending_when_the_deadline_is_in_the_future(make_c
     assert Checkpoint.objects.get(pk=cp.pk).status == "pending"
     assert expire_overdue(now=cp.deadline)["expired"] == 1
     assert Checkpoint.objects.get(pk=cp.pk).status == "expired"
+
+
+def test_a_one_question_run_completes_when_its_checkpoint_expires_in_a_batch(
+    agent, broker, django_capture_on_commit_callbacks
+):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from agents.services import Ask, ask
+    from approvals.sweeps import expire_overdue
+
+    actor = Actor.for_agent(agent)
+    one_shot = run_start(agent=agent, task="q", actor=actor, complete_when_resolved=True)
+    normal = run_start(agent=agent, task="q", actor=actor)
+    for run in (one_shot, normal):
+        ask(run, [Ask(title="t", action={"tool": "t"})], actor=actor)
+    with django_capture_on_commit_callbacks(execute=True):
+        expire_overdue(now=timezone.now() + dt.timedelta(days=1))
+    one_shot.refresh_from_db()
+    normal.refresh_from_db()
+    assert one_shot.status == "completed" and one_shot.result["status"] == "expired"
+    assert normal.status == "waiting"  # its agent resumes it
+    assert broker.calls("agents.tasks.resume_run") == [(str(normal.pk),)]

@@ -71,3 +71,12 @@
     setInterval(HITL.tick, 1000);
   });
 })();
+
+// A secret shown once (a new API token, a rotated webhook secret): selected on focus, for
+// copying.
+document.addEventListener("focusin", (event) => {
+  const field = event.target;
+  if (field instanceof HTMLInputElement && field.matches("[data-select-on-focus]")) {
+    field.select();
+  }
+});

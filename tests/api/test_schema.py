@@ -80,3 +80,42 @@ def test_the_api_keeps_to_its_schema(case, seeded):
         # rejected" cannot hold for multipart type mutations.
         excluded.append(negative_data_rejection)
     case.call_and_validate(excluded_checks=excluded)
+
+
+def test_the_schema_states_the_constraints_the_api_enforces(tmp_path, api, run_id, ask, reviewer):
+    """What schemathesis found valid by the schema yet refused: the schema now says it, and
+    the API accepts what the schema allows."""
+    import yaml
+
+    from approvals.services import user_token_create
+    from tests.api.conftest import Api
+
+    out = tmp_path / "schema.yaml"
+    call_command("spectacular", "--file", str(out))
+    doc = yaml.safe_load(out.read_text())
+    params = {
+        p["name"]: p["schema"]
+        for p in doc["paths"]["/api/v1/checkpoints/{id}/wait"]["get"]["parameters"]
+        if p["in"] == "query"
+    }
+    assert (params["timeout"]["minimum"], params["timeout"]["maximum"]) == (0, 60)
+    listing = doc["paths"]["/api/v1/checkpoints/"]["get"]["parameters"]
+    assert next(p for p in listing if p["name"] == "run")["schema"]["format"] == "uuid"
+    schemas = doc["components"]["schemas"]
+    assert schemas["DecisionInRequest"]["properties"]["action"]["nullable"] is True
+    assert schemas["ArtifactInRequest"]["properties"]["name"]["pattern"]
+    assert {"required": ["action"]} in schemas["CheckpointCreateRequest"]["anyOf"]
+
+    # ...and the behaviour agrees
+    cp = ask()
+    token = user_token_create(reviewer, scope="decide")
+    body = {"outcome": "approve", "action": None}
+    assert Api(token).post(f"checkpoints/{cp['id']}/decision/", body).status_code == 200
+    bad_name = {"run": run_id, "title": "t", "action": {"tool": "t"}}
+    bad_name["artifacts"] = [{"name": "a\x07b", "content": "x"}]
+    refused = api.post("checkpoints/", bad_name)
+    assert refused.status_code == 400 and "artifacts" in refused.json()["errors"]
+    question = api.post("checkpoints/", {"run": run_id, "title": "q?", "kind": "question"})
+    assert question.status_code == 201
+    approval = api.post("checkpoints/", {"run": run_id, "title": "t"})
+    assert approval.status_code == 400

@@ -65,11 +65,20 @@ def chromium(django_db_setup, django_db_blocker):
 
 @pytest.fixture
 def page(chromium):
+    """A fresh browser tab. Every page it shows must keep to the portal's strict
+    Content-Security-Policy: any violation Chromium reports (inline script or style, a
+    foreign origin) fails the test."""
     context = chromium.new_context(viewport={"width": 1440, "height": 960})
     pg = context.new_page()
     pg.set_default_timeout(10_000)
+    violations: list[str] = []
+    pg.on(
+        "console",
+        lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
     yield pg
     context.close()
+    assert violations == [], violations
 
 
 @pytest.fixture

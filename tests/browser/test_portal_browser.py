@@ -278,3 +278,22 @@ def test_it_shows_new_items_without_a_reload(page, portal_url, world, settings):
     )
     assert page.locator("#result_list tbody tr").count() == 6
     assert Checkpoint.objects.filter(status="pending", current_role="ops").count() == 6
+
+
+def test_the_content_security_policy_blocks_inline_script(chromium, portal_url):
+    """The policy every page fixture checks for violations is really enforced: a script
+    injected inline does not run, and Chromium reports the violation."""
+    context = chromium.new_context()
+    pg = context.new_page()
+    reports: list[str] = []
+    pg.on("console", lambda msg: reports.append(msg.text))
+    response = pg.goto(f"{portal_url}/accounts/login/")
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    pg.evaluate(
+        "() => { const s = document.createElement('script');"
+        " s.textContent = 'window.__inline_ran = true'; document.head.appendChild(s); }"
+    )
+    assert pg.evaluate("() => window.__inline_ran === true") is False
+    assert any("Content Security Policy" in r for r in reports), reports
+    context.close()

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from approvals.models import Checkpoint
+from agents.models import Run
+from approvals.models import AuditEvent, Checkpoint
 from approvals.services import user_token_create
 from approvals.transitions import checkpoint_decide
 
@@ -67,6 +68,11 @@ def test_it_requests_waits_and_exits_by_outcome(live_portal, agent_key, reviewer
     rejected = hitl(live_portal, agent_key, "wait", cp["id"], check=3)
     assert json.loads(rejected.stdout)["decision"]["comment"] == "breaks prod"
     assert hitl(live_portal, agent_key, "status", cp["id"]).returncode == 3
+    # The run `hitl request` started for the question ended with its answer.
+    run = Run.objects.get(pk=cp["run"])
+    assert run.status == "completed" and run.complete_when_resolved
+    assert run.result == {"checkpoint": cp["id"], "status": "rejected"}
+    assert AuditEvent.objects.filter(verb="run.completed", target_id=cp["run"]).exists()
 
 
 def test_a_reviewer_works_the_queue_from_the_cli(live_portal, agent_key, reviewer):

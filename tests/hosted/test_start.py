@@ -46,6 +46,29 @@ def test_it_starts_a_run_from_the_command_and_prints_its_id_last(janitor, inline
     assert started.actor_label == "stan" and started.target_id == run_id
 
 
+def test_it_shows_the_checkpoint_the_run_waits_on(janitor, inline, starter):
+    out = io.StringIO()
+    inline(call_command, "startrun", "log-janitor", "--inline", "--user", "stan", stdout=out)
+    lines = out.getvalue().splitlines()
+    run = Run.objects.get(pk=lines[-1])
+    cp = run.checkpoints.get()
+    assert lines[0] == "Run of log-janitor is waiting for a human:"
+    assert lines[1].strip().startswith(cp.title) and "role ops" in lines[1]
+    assert lines[2].strip().startswith("proposes delete_old_logs(")
+    assert (
+        lines[3].strip()
+        == f"review: http://127.0.0.1:8000/admin/approvals/checkpoint/{cp.pk}/review/"
+    )
+
+    out = io.StringIO()
+    inline(call_command, "startrun", "log-janitor", "--inline", "--json", stdout=out)
+    data = json.loads(out.getvalue())
+    assert (
+        data["status"] == "waiting" and data["waiting_on"][0]["action"]["tool"] == "delete_old_logs"
+    )
+    assert data["waiting_on"][0]["review_url"].endswith("/review/")
+
+
 def test_it_uses_the_agents_defaults_without_task_or_input(janitor, inline):
     out = io.StringIO()
     inline(call_command, "startrun", "log-janitor", stdout=out)

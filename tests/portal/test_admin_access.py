@@ -23,7 +23,12 @@ def grant_views(reviewer, manager):
     ["/admin/approvals/auditevent/", "/admin/agents/webhookdelivery/", "/admin/agents/deadletter/"],
 )
 def test_it_keeps_cross_role_logs_to_managers(client_for, reviewer, manager, grant_views, url):
-    assert client_for(reviewer).get(url).status_code == 403
+    refused = client_for(reviewer).get(url)
+    assert refused.status_code == 403
+    # the portal's own page (its header, a way back), not a bare "403 Forbidden"
+    html = refused.content.decode()
+    assert "You may not open this page" in html and "HITL Portal" in html
+    assert 'href="/admin/"' in html
     assert client_for(manager).get(url).status_code == 200
 
 
