@@ -171,7 +171,7 @@ def test_wait_outlives_a_portal_restart_and_returns_the_decision(agent, reviewer
         _time.sleep(0.5)
         portal.stop()  # the long-poll connection drops; the portal is down
         _time.sleep(4)  # longer than the transport's own retries (retries=1)
-        assert thread.is_alive() and not outcome
+        assert thread.is_alive() and not outcome, outcome
         checkpoint_decide(cp.id, reviewer, "approve")
         restarted = LivePortal()
         restarted.port, restarted.url = portal.port, portal.url
