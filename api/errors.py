@@ -71,7 +71,9 @@ def as_api_exception(exc: Exception) -> exceptions.APIException | None:
     if isinstance(exc, NotAllowed):
         return exceptions.PermissionDenied(str(exc))
     if isinstance(exc, InvalidInput):
-        return exceptions.ValidationError(exc.errors())
+        invalid = exceptions.ValidationError(exc.errors())
+        invalid.problem_code = exc.code  # e.g. outcome_not_allowed; default "invalid"
+        return invalid
     if isinstance(exc, (ObjectDoesNotExist, Http404)):
         return exceptions.NotFound()
     if isinstance(exc, PermissionDenied):
@@ -94,8 +96,9 @@ def problem_for(exc: Exception) -> tuple[int, dict[str, Any]] | None:
         errors = _flatten_detail(api_exc.detail)
         if not isinstance(errors, dict):
             errors = {"non_field_errors": errors if isinstance(errors, list) else [errors]}
+        code = getattr(api_exc, "problem_code", "invalid")
         return status, problem(
-            status, _first_message(errors) or "Invalid input.", "invalid", errors=errors
+            status, _first_message(errors) or "Invalid input.", code, errors=errors
         )
     code = api_exc.get_codes()
     body = problem(
