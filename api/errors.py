@@ -136,8 +136,13 @@ def problem_response(status_code: int, detail: str, code: str, **extra: Any) -> 
     )
 
 
+# Paths that programs call (the REST API, the HumanLayer-compatible API, MCP): their errors
+# are JSON problems, never HTML pages.
+MACHINE_PATHS = ("/api/", "/humanlayer/", "/mcp")
+
+
 def is_api(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/")
+    return request.path.startswith(MACHINE_PATHS)
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None):

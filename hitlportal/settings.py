@@ -119,6 +119,7 @@ INSTALLED_APPS = [
     "approvals.apps.ApprovalsConfig",
     "agents.apps.AgentsConfig",
     "api.apps.ApiConfig",
+    "integrations.apps.IntegrationsConfig",
 ]
 
 MIDDLEWARE = [
