@@ -154,6 +154,19 @@ def cmd_log(opts) -> int:
     return EXIT_OK
 
 
+def cmd_mcp(opts) -> int:
+    try:
+        from hitl_client.mcp import serve_stdio
+    except ImportError:
+        json.dump(
+            {"error": "hitl mcp needs the MCP SDK: pip install 'hitl-portal[mcp]'"}, sys.stderr
+        )
+        sys.stderr.write("\n")
+        return EXIT_ERROR
+    serve_stdio(_client(opts))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hitl",
@@ -233,6 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--failed", action="store_true")
     p.add_argument("--error", default="")
     p.set_defaults(func=cmd_run_complete)
+
+    p = sub.add_parser(
+        "mcp", help="serve the approval tools to an MCP host on stdin/stdout (agent key)"
+    )
+    p.set_defaults(func=cmd_mcp)
 
     p = sub.add_parser("log", help="add a line to a run's timeline")
     p.add_argument("run")
