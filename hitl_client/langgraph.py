@@ -118,7 +118,7 @@ def _actions(interrupt: Any) -> tuple[str, list[_Action]]:
                     dict(request.get("args") or {}),
                     request.get("description") or "",
                     _outcomes(allowed),
-                )  # fmt: skip
+                )
             )
         return dialect, actions
     if dialect == PER_CALL:
@@ -161,7 +161,7 @@ def _actions(interrupt: Any) -> tuple[str, list[_Action]]:
                     item.get("description") or "",
                     sorted(set(allowed)),
                     allow_respond=bool(config.get("allow_respond")),
-                )  # fmt: skip
+                )
             )
         return dialect, actions
     text = value if isinstance(value, str) else json.dumps(value, default=str)
@@ -208,8 +208,13 @@ def submit_interrupts(
                     **({"tool_call_id": action.tool_call_id} if action.tool_call_id else {}),
                 },
             }
-            common = dict(run=run, external_id=external_id, idempotency_key=external_id,
-                          context=context, summary=action.description)  # fmt: skip
+            common = dict(
+                run=run,
+                external_id=external_id,
+                idempotency_key=external_id,
+                context=context,
+                summary=action.description,
+            )
             if action.kind == "question":
                 cp = client.request_approval(_title(title, action), kind="question", **common)
             else:
