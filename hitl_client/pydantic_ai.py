@@ -2,7 +2,7 @@
 `DeferredToolResults` that continue it (`pip install hitl-portal[pydantic-ai]`; pydantic-ai is
 imported only when results or history are built).
 
-    result = agent.run_sync("free some disk space")           # output_type=[str, DeferredToolRequests]
+    result = agent.run_sync("free some disk space")  # output_type=[str, DeferredToolRequests]
     if isinstance(result.output, DeferredToolRequests):
         cps = submit_deferred(client, result.output, result.all_messages())
         # ... possibly another process, later:
