@@ -86,22 +86,10 @@ class CheckpointListCreateView(IdempotentMixin, generics.ListAPIView):
         artifacts = services.artifact_inputs(agent, v.get("artifacts", []))
         cp, created = services.ask_once(
             run,
-            services.Ask(
-                title=v["title"],
-                kind=v["kind"],
-                summary=v["summary"],
-                action=dict(v["action"]) if v.get("action") else {},
-                context=v.get("context") or {},
-                risk=v["risk"],
-                options=v["options"],
-                role_hint=v["role_hint"],
-                expires_in=v.get("expires_in"),
+            data.to_ask(
                 idempotency_key=request.headers.get(HEADER, ""),
                 artifacts=artifacts,
-                external_id=v["external_id"],
                 request_sha256=request_digest(request) if v["external_id"] else "",
-                allowed_outcomes=v["allowed_outcomes"],
-                reject_options=[dict(o) for o in v.get("reject_options", [])],
             ),
             actor=Actor.for_agent(agent),
         )

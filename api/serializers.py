@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agents.models import Run, RunEvent
-from agents.services import ARTIFACT_REF
+from agents.services import ARTIFACT_REF, Ask
 from approvals import rules
 from approvals.artifacts import is_valid_content_type
 from approvals.models import Artifact, Checkpoint, Decision, Risk
@@ -460,6 +460,26 @@ class CheckpointCreateSerializer(serializers.Serializer):
                 {"reject_options": ["Each reject option needs its own value."]}
             )
         return attrs
+
+    def to_ask(self, **extra) -> Ask:
+        """The validated request as `agents.services.Ask` (`extra`: what is not in the body:
+        the Idempotency-Key, resolved artifacts, the request's digest)."""
+        v = self.validated_data
+        return Ask(
+            title=v["title"],
+            kind=v["kind"],
+            summary=v["summary"],
+            action=dict(v["action"]) if v.get("action") else {},
+            context=v.get("context") or {},
+            risk=v["risk"],
+            options=v["options"],
+            role_hint=v["role_hint"],
+            expires_in=v.get("expires_in"),
+            external_id=v["external_id"],
+            allowed_outcomes=v["allowed_outcomes"],
+            reject_options=[dict(o) for o in v.get("reject_options", [])],
+            **extra,
+        )
 
 
 class CheckpointCancelSerializer(serializers.Serializer):

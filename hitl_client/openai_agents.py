@@ -26,10 +26,10 @@ the SDK is imported only when a state is loaded).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
+from hitl_client._snapshot import aload_snapshot, submit_pause
 from hitl_client.errors import HitlError
 from hitl_client.models import Checkpoint
 
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from hitl_client.client import HitlClient
 
 SOURCE = "openai-agents"
-INLINE_STATE_LIMIT = 1_500_000  # bytes; bigger states are uploaded (the API takes 2 MiB bodies)
+STATE = "run_state.json"
 EDIT_NOTICE = (
     "[A human reviewer edited this call before approving it; it ran with these arguments: {args}]\n"
 )
@@ -83,13 +83,6 @@ def _tool_schema(agent: Any, name: str) -> dict | None:
     return None
 
 
-def _state_artifact(client: HitlClient, text: str) -> dict:
-    if len(text.encode()) <= INLINE_STATE_LIMIT:
-        return {"name": "run_state.json", "kind": "json", "content": text}
-    uploaded = client.upload_artifact(text.encode(), name="run_state.json", kind="json")
-    return {"name": "run_state.json", "kind": "json", "ref": uploaded["ref"]}
-
-
 def submit_interruptions(
     client: HitlClient,
     result: Any,
@@ -104,66 +97,30 @@ def submit_interruptions(
     interruptions = list(result.interruptions)
     if not interruptions:
         return []
-    state_text = result.to_state().to_string()
-    digest = hashlib.sha256(state_text.encode()).hexdigest()
     if run_external_id:
         run = client.ensure_run(run_external_id, title or f"OpenAI agent run {run_external_id}")
     else:
         first = interruptions[0]
         run = client.start_run(title or f"{first.agent.name}: {first.tool_name}")
-    checkpoints: list[Checkpoint] = []
-    holder: str | None = None
+    requests = []
     for item in interruptions:
         raw = item.raw_item
         call_id = getattr(raw, "call_id", None) or getattr(raw, "id", "")
-        arguments = getattr(raw, "arguments", "{}") or "{}"
         try:
-            args = json.loads(arguments)
+            args = json.loads(getattr(raw, "arguments", "{}") or "{}")
         except ValueError:
-            args = {"arguments": arguments}
-        context: dict[str, Any] = {
-            "call_id": call_id,
-            "agent": item.agent.name,
-            "state_sha256": digest,
+            args = {"arguments": raw.arguments}
+        fields = {
+            "title": title or item.tool_name,
+            "tool": item.tool_name,
+            "args": args if isinstance(args, dict) else {"arguments": args},
+            "args_schema": _tool_schema(item.agent, item.tool_name),
+            "risk": risk,
+            "run": run,
         }
-        if holder:
-            context["state_checkpoint"] = holder
-        external_id = f"{SOURCE}:{call_id}"[:255]
-        # Submitted before (the serialized state differs from call to call, so a repeat is
-        # found by its id, not by its body).
-        existing = client.find_checkpoint(external_id)
-        if existing is not None:
-            holder = holder or existing.id
-            checkpoints.append(existing)
-            continue
-        cp = client.request_approval(
-            title or f"{item.tool_name}",
-            tool=item.tool_name,
-            args=args if isinstance(args, dict) else {"arguments": args},
-            args_schema=_tool_schema(item.agent, item.tool_name),
-            risk=risk,
-            context={SOURCE: context},
-            source=SOURCE,
-            run=run,
-            artifacts=None if holder else [_state_artifact(client, state_text)],
-            external_id=external_id,
-        )
-        holder = holder or cp.id
-        checkpoints.append(cp)
-    return checkpoints
-
-
-async def _load_state_text(client: HitlClient, cp: Checkpoint) -> str:
-    context = (cp.data.get("context") or {}).get(SOURCE) or {}
-    holder_id = context.get("state_checkpoint") or cp.id
-    holder = await client.arequest("GET", f"checkpoints/{holder_id}/")
-    artifacts = [a for a in holder.get("artifacts", []) if a.get("name") == "run_state.json"]
-    if not artifacts:
-        raise HitlError(f"checkpoint {holder_id} has no stored run state")
-    content = await client.arequest("GET", f"artifacts/{artifacts[0]['id']}/content/", raw=True)
-    if hashlib.sha256(content).hexdigest() != context.get("state_sha256"):
-        raise HitlError("the stored run state does not match its sha256: refusing to load it")
-    return content.decode()
+        context = {"call_id": call_id, "agent": item.agent.name}
+        requests.append((f"{SOURCE}:{call_id}"[:255], context, fields))
+    return submit_pause(client, SOURCE, (STATE, result.to_state().to_string()), requests)
 
 
 def _rejection(cp: Checkpoint) -> str:
@@ -188,7 +145,8 @@ async def resume_state(
     if not checkpoints:
         raise HitlError("no checkpoints to resume from")
     decided = [await client.await_checkpoint(cp.id, timeout=timeout) for cp in checkpoints]
-    state = await RunState.from_string(agent, await _load_state_text(client, decided[0]))
+    text = await aload_snapshot(client, decided[0], SOURCE, STATE)
+    state = await RunState.from_string(agent, text.decode())
     by_call = {
         ((cp.data.get("context") or {}).get(SOURCE) or {}).get("call_id"): cp for cp in decided
     }

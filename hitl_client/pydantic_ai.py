@@ -23,10 +23,10 @@ imported only when results or history are built).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
+from hitl_client._snapshot import load_snapshot, submit_pause
 from hitl_client.errors import HitlError
 from hitl_client.models import Checkpoint
 
@@ -69,7 +69,6 @@ def submit_deferred(
     from pydantic_ai.messages import ModelMessagesTypeAdapter
 
     history = ModelMessagesTypeAdapter.dump_json(messages).decode()
-    digest = hashlib.sha256(history.encode()).hexdigest()
     parts = [("approval", p) for p in requests.approvals] + [("call", p) for p in requests.calls]
     if not parts:
         return []
@@ -77,63 +76,36 @@ def submit_deferred(
         run = client.ensure_run(run_external_id, title or f"pydantic-ai run {run_external_id}")
     else:
         run = client.start_run(title or f"pydantic-ai: {parts[0][1].tool_name}")
-    checkpoints: list[Checkpoint] = []
-    holder: str | None = None
+    metadata = requests.metadata or {}
+    pause = []
     for kind, part in parts:
-        external_id = f"{SOURCE}:{part.tool_call_id}"[:255]
-        existing = client.find_checkpoint(external_id)
-        if existing is not None:
-            holder = holder or existing.id
-            checkpoints.append(existing)
-            continue
         args = _args(part)
-        context: dict[str, Any] = {
-            "tool_call_id": part.tool_call_id,
-            "deferred": kind,
-            "history_sha256": digest,
-            **({"metadata": requests.metadata[part.tool_call_id]}
-               if part.tool_call_id in (requests.metadata or {}) else {}),
-        }  # fmt: skip
-        if holder:
-            context["history_checkpoint"] = holder
-        common: dict[str, Any] = dict(
-            run=run,
-            risk=risk,
-            context={SOURCE: context},
-            source=SOURCE,
-            external_id=external_id,
-            artifacts=None if holder else [{"name": HISTORY, "kind": "json", "content": history}],
-        )
+        context: dict[str, Any] = {"tool_call_id": part.tool_call_id, "deferred": kind}
+        if part.tool_call_id in metadata:
+            context["metadata"] = metadata[part.tool_call_id]
         if kind == "approval":
-            cp = client.request_approval(
-                title or part.tool_name,
-                tool=part.tool_name,
-                args=args,
-                args_schema=(tool_schemas or {}).get(part.tool_name),
-                **common,
-            )
+            fields = {
+                "title": title or part.tool_name,
+                "tool": part.tool_name,
+                "args": args,
+                "args_schema": (tool_schemas or {}).get(part.tool_name),
+            }
         else:
             question = _question(part, args)
-            cp = client.request_approval(
-                question.strip().splitlines()[0][:300], kind="question", summary=question, **common
-            )
-        holder = holder or cp.id
-        checkpoints.append(cp)
-    return checkpoints
+            fields = {
+                "title": question.strip().splitlines()[0][:300],
+                "kind": "question",
+                "summary": question,
+            }
+        fields.update(run=run, risk=risk)
+        pause.append((f"{SOURCE}:{part.tool_call_id}"[:255], context, fields))
+    return submit_pause(client, SOURCE, (HISTORY, history), pause)
 
 
 def _history(client: HitlClient, cp: Checkpoint) -> list[Any]:
     from pydantic_ai.messages import ModelMessagesTypeAdapter
 
-    context = (cp.data.get("context") or {}).get(SOURCE) or {}
-    holder = client.get_checkpoint(context.get("history_checkpoint") or cp.id)
-    found = [a for a in holder.data.get("artifacts", []) if a.get("name") == HISTORY]
-    if not found:
-        raise HitlError(f"checkpoint {holder.id} has no stored message history")
-    content = client.artifact_content(found[0]["id"])
-    if hashlib.sha256(content).hexdigest() != context.get("history_sha256"):
-        raise HitlError("the stored message history does not match its sha256: refusing it")
-    return ModelMessagesTypeAdapter.validate_json(content)
+    return ModelMessagesTypeAdapter.validate_json(load_snapshot(client, cp, SOURCE, HISTORY))
 
 
 def _reason(cp: Checkpoint) -> str:

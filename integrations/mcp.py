@@ -99,22 +99,7 @@ class PortalBackend:
                 )
                 data = CheckpointCreateSerializer(data={**body, "run": str(run.pk)})
                 data.is_valid(raise_exception=True)
-                v = data.validated_data
-                (cp,) = services.ask(
-                    run,
-                    [
-                        services.Ask(
-                            title=v["title"],
-                            kind=v["kind"],
-                            summary=v["summary"],
-                            action=dict(v["action"]) if v.get("action") else {},
-                            context=v.get("context") or {},
-                            risk=v["risk"],
-                            options=v["options"],
-                        )
-                    ],
-                    actor=actor,
-                )
+                (cp,) = services.ask(run, [data.to_ask()], actor=actor)
         except Exception as exc:
             raise _refusal(exc) from None
         return checkpoint_data(cp, agent_slug=agent.slug)

@@ -55,33 +55,36 @@ class _OptionIn(serializers.Serializer):
     interactive = serializers.BooleanField(required=False, default=False)
 
 
-def _unique_names(options: list[dict] | None) -> list[dict] | None:
-    names = [o["name"] for o in options or []]
-    if len(set(names)) != len(names):
-        raise serializers.ValidationError("Option names must be unique.")
-    return options
+def _options(**kwargs) -> _OptionIn:
+    return _OptionIn(many=True, required=False, allow_null=True, max_length=50, **kwargs)
 
 
-class FunctionCallSpecIn(serializers.Serializer):
+class _SpecIn(serializers.Serializer):
+    """What both specs carry: a channel (kept, not used) and the client's state (echoed)."""
+
+    channel = serializers.DictField(required=False, allow_null=True)
+    state = serializers.DictField(required=False, allow_null=True)
+    options_field = ""
+
+    def validate(self, attrs):
+        names = [o["name"] for o in attrs.get(self.options_field) or []]
+        if len(set(names)) != len(names):
+            raise serializers.ValidationError({self.options_field: ["Names must be unique."]})
+        return attrs
+
+
+class FunctionCallSpecIn(_SpecIn):
     fn = serializers.CharField(max_length=200)
     kwargs = serializers.DictField()
-    channel = serializers.DictField(required=False, allow_null=True)
-    reject_options = _OptionIn(many=True, required=False, allow_null=True, max_length=50)
-    state = serializers.DictField(required=False, allow_null=True)
-
-    def validate_reject_options(self, value):
-        return _unique_names(value)
+    reject_options = _options()
+    options_field = "reject_options"
 
 
-class HumanContactSpecIn(serializers.Serializer):
+class HumanContactSpecIn(_SpecIn):
     msg = serializers.CharField(max_length=50_000)
     subject = serializers.CharField(max_length=300, required=False, allow_null=True)
-    channel = serializers.DictField(required=False, allow_null=True)
-    response_options = _OptionIn(many=True, required=False, allow_null=True, max_length=50)
-    state = serializers.DictField(required=False, allow_null=True)
-
-    def validate_response_options(self, value):
-        return _unique_names(value)
+    response_options = _options()
+    options_field = "response_options"
 
 
 class _CallIn(serializers.Serializer):

@@ -64,7 +64,7 @@ def test_edits_run_with_typed_arguments_and_rejections_reach_the_model(app, live
     assert delete.action["args_schema"]["properties"]["older_than_days"]["type"] == "integer"
     assert delete.context["source"] == "openai-agents"
     assert Artifact.objects.get(checkpoint=delete).kind == "json"  # the state, stored once
-    assert rst.context["openai-agents"]["state_checkpoint"] == str(delete.pk)
+    assert rst.context["openai-agents"]["snapshot_checkpoint"] == str(delete.pk)
 
     edited = {"paths": ["/var/log/a.log"], "older_than_days": 90, "dry_run": False}
     bad = decide(live_portal, reviewer, delete, "modify", expect=400,
