@@ -1,6 +1,7 @@
 """`hitl hook claude-code` as Claude Code runs it: a subprocess, the hook input on stdin, the
-decision on stdout, exit 0 always. Inputs and outputs are checked against the typed hook
-definitions of `claude-agent-sdk` (the package that bundles the CLI)."""
+decision on stdout, exit 0 always (checked against the typed hook definitions of
+`claude-agent-sdk`); and end to end with the real Claude Code CLI that package bundles, a
+scripted model standing in for the Anthropic API on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 
 from agents.models import Run
 from approvals.models import AuditEvent, Checkpoint
+from tests.integrations.fake_anthropic import FakeAnthropic
 from tests.integrations.helpers import decide, run_in_thread, wait_for_checkpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -180,3 +182,69 @@ def test_errors_fail_closed(live_portal, agent_key):
     other, _ = hook(live_portal, agent_key, {**event(), "hook_event_name": "Stop"})
     assert other == {}
     assert not Checkpoint.objects.exists()
+
+
+# --- the real Claude Code CLI -----------------------------------------------------------------
+
+
+def claude_code(portal, key, tool_input: dict, workdir: Path):
+    """Run the Claude Code CLI bundled in claude-agent-sdk, headless (`-p`), with the hook in its
+    settings and a scripted model that asks to run `Bash(tool_input)` once."""
+    import claude_agent_sdk
+
+    cli = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"  # the CLI it ships
+    hook_command = f"{sys.executable} -m hitl_client.cli hook claude-code --timeout 60"
+    settings = {
+        "hooks": {
+            "PreToolUse": [
+                {
+                    "matcher": "Bash",
+                    "hooks": [{"type": "command", "command": hook_command, "timeout": 90}],
+                }
+            ]
+        }
+    }
+    with FakeAnthropic("Bash", tool_input) as model:
+        env = {
+            **os.environ,
+            "HOME": str(workdir),
+            "ANTHROPIC_BASE_URL": model.url,
+            "ANTHROPIC_API_KEY": "sk-scripted",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "HITL_URL": portal.url,
+            "HITL_API_KEY": key,
+            "PYTHONPATH": str(ROOT),
+        }
+        proc = subprocess.run(
+            [str(cli), "-p", "do it", "--output-format", "json", "--max-turns", "3",
+             "--settings", json.dumps(settings)],
+            cwd=workdir, env=env, capture_output=True, text=True, timeout=150,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return model.tool_results()
+
+
+def test_claude_code_runs_the_reviewers_edit(live_portal, agent_key, reviewer, tmp_path):
+    original = {"command": "echo original > out.txt", "description": "write a file"}
+    results = run_in_thread(claude_code, live_portal, agent_key, original, tmp_path)
+    cp = wait_for_checkpoint(timeout=90)
+    assert cp.action == {"tool": "Bash", "args": original}
+    assert cp.context["source"] == "claude-code" and cp.context["cwd"] == str(tmp_path)
+    decide(
+        live_portal, reviewer, cp, "modify", args={**original, "command": "echo edited > out.txt"}
+    )
+    (result,) = results.get(timeout=150)
+    assert result["is_error"] is False
+    assert (tmp_path / "out.txt").read_text() == "edited\n"  # what ran is what was approved
+
+
+def test_claude_code_is_told_the_rejection(live_portal, agent_key, reviewer, tmp_path):
+    results = run_in_thread(
+        claude_code, live_portal, agent_key, {"command": "touch nope.txt"}, tmp_path
+    )
+    cp = wait_for_checkpoint(timeout=90)
+    decide(live_portal, reviewer, cp, "reject", comment="no new files in the repo root")
+    (result,) = results.get(timeout=150)
+    assert result["is_error"] is True
+    assert "Rejected by rita: no new files in the repo root" in json.dumps(result["content"])
+    assert not (tmp_path / "nope.txt").exists()
