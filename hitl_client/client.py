@@ -113,8 +113,10 @@ class HitlClient:
     ) -> Flow[Run]:
         """Start a run of this agent; later calls default to it (`client.run`)."""
         body = {"task": task, "external_id": external_id, "metadata": metadata or {}}
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        self.run = Run((yield Call("POST", "runs/", {"json": body, "headers": headers})))
+        options: dict[str, Any] = {"json": body}
+        if idempotency_key:
+            options["headers"] = {"Idempotency-Key": idempotency_key}
+        self.run = Run((yield Call("POST", "runs/", options)))
         return self.run
 
     start_run, astart_run = twins(_start_run)

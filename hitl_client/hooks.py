@@ -23,6 +23,7 @@ from hitl_client.models import Checkpoint
 
 SOURCE = "claude-code"
 EVENTS = ("PreToolUse", "PermissionRequest")
+TIMED_OUT = "hook timed out; decided in Claude Code"
 ERROR_BUDGET = 40.0  # seconds for the portal to answer the create, retries included
 
 
@@ -86,6 +87,10 @@ def _decided(event_name: str, cp: Checkpoint, tool_input: dict) -> dict:
         return _answer(event_name, "deny", f"Rejected by {who}: {comment}")
     if cp.status == "expired":
         return _answer(event_name, "deny", f"Not approved in time: {comment}")
+    if cp.status == "cancelled" and comment == TIMED_OUT:
+        # An earlier hook gave this request up (the same tool use retried, or the same
+        # permission asked again): Claude Code decides, as it did then.
+        return _answer(event_name, "ask", f"Not decided in the approval portal: {cp.review_url}")
     if cp.status == "cancelled":
         return _answer(event_name, "deny", f"Withdrawn: {comment}")
     return _answer(event_name, "deny", f"Not approved ({cp.status}).")
@@ -159,7 +164,7 @@ def _gave_up(name: str, client: HitlClient, cp: Checkpoint, on_timeout: str) -> 
     """No decision in time: withdraw the request (a late approval must not count), then say
     what --on-timeout says; never allow. If a decision beat the withdrawal, use it."""
     try:
-        client.cancel(cp.id, reason="hook timed out; decided in Claude Code")
+        client.cancel(cp.id, reason=TIMED_OUT)
     except ConflictError:
         return _decided(name, client.get_checkpoint(cp.id), {})
     except HitlError:

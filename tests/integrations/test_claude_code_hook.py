@@ -159,6 +159,10 @@ def test_a_timeout_never_allows_and_withdraws_the_request(live_portal, agent_key
     )
     assert AuditEvent.objects.filter(verb="checkpoint.cancelled", target_id=str(cp.pk)).exists()
 
+    # The same tool use again: Claude Code decides, as it did when the hook gave up.
+    again, _ = hook(live_portal, agent_key, event(), "--timeout", "1")
+    assert out(again)["permissionDecision"] == "ask" and Checkpoint.objects.count() == 1
+
     denied, _ = hook(live_portal, agent_key, event(tool_use_id="t9"), "--timeout", "0.5",
                      "--on-timeout", "deny")  # fmt: skip
     assert out(denied)["permissionDecision"] == "deny"
