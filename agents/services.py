@@ -9,9 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import IntegrityError, transaction
+
 from agents.models import Agent, AgentKey, Run, RunEvent, new_webhook_secret
-from agents.transitions import run_wait
-from approvals import audit
+from agents.transitions import run_start, run_wait
+from approvals import audit, rules
 from approvals.artifacts import ArtifactInput
 from approvals.audit import Actor, AuditVerb
 from approvals.models import Artifact, Checkpoint, Risk
@@ -79,6 +81,12 @@ class Ask:
     idempotency_key: str = ""
     requester: Any = None  # default: whoever started the run
     artifacts: list[ArtifactInput] = field(default_factory=list)
+    # The client's own id (see `ask_once`), the fingerprint of the request that carried it,
+    # the outcomes reviewers may choose (empty: what the kind takes) and named reject reasons.
+    external_id: str = ""
+    request_sha256: str = ""
+    allowed_outcomes: list[str] = field(default_factory=list)
+    reject_options: list[dict] = field(default_factory=list)
 
 
 def _refuse_if_finished(run: Run, consequence: str) -> None:
@@ -170,6 +178,10 @@ def ask(
                 requester=a.requester,
                 idempotency_key=a.idempotency_key,
                 artifacts=a.artifacts,
+                external_id=a.external_id,
+                request_sha256=a.request_sha256,
+                allowed_outcomes=rules.check_allowed_outcomes(a.kind, a.allowed_outcomes),
+                reject_options=a.reject_options,
             )
             for a in asks
         ]
@@ -177,6 +189,67 @@ def ask(
             before_wait(checkpoints)
         run_wait(run.pk, actor, checkpoint_id=checkpoints[0].pk if checkpoints else None)
     return checkpoints
+
+
+def checkpoint_by_external_id(agent: Agent, external_id: str) -> Checkpoint | None:
+    return Checkpoint.objects.filter(agent=agent, external_id=external_id).first()
+
+
+def _repeat_of(agent: Agent, a: Ask) -> Checkpoint | None:
+    """The checkpoint an earlier request with `a.external_id` made, if the request was the
+    same; Conflict if that id was used for another request."""
+    existing = checkpoint_by_external_id(agent, a.external_id)
+    if existing is None:
+        return None
+    if existing.request_sha256 != a.request_sha256:
+        raise Conflict(
+            f"external_id {a.external_id!r} already names another request of this agent "
+            f"(checkpoint {existing.pk}, {existing.status}).",
+            status=existing.status,
+            winner=str(existing.pk),
+            at=existing.created_at,
+        )
+    return existing
+
+
+def ask_once(run: Run, a: Ask, *, actor: Actor) -> tuple[Checkpoint, bool]:
+    """`ask` for one request named by the client (`a.external_id`): the first time it creates
+    the checkpoint; a repeat of the same request (`a.request_sha256`) returns that
+    checkpoint, whatever its status; another request under the same id is a Conflict.
+    Returns (checkpoint, created). Concurrent first times create one checkpoint."""
+    if not a.external_id:
+        return ask(run, [a], actor=actor)[0], True
+    existing = _repeat_of(run.agent, a)
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():  # a savepoint: a lost race rolls back only this attempt
+            return ask(run, [a], actor=actor)[0], True
+    except IntegrityError:
+        existing = _repeat_of(run.agent, a)
+        if existing is None:
+            raise
+        return existing, False
+
+
+def run_for_external_id(
+    agent: Agent, external_id: str, *, task: str, actor: Actor, metadata: dict | None = None
+) -> Run:
+    """The agent's unfinished run named `external_id` (a HumanLayer run_id, a Claude Code
+    session, a LangGraph thread), else a new one: integrations map their clients' sessions to
+    runs this way."""
+    run = (
+        Run.objects.filter(agent=agent, external_id=external_id)
+        .exclude(status__in=Run.FINISHED)
+        .select_related("agent")
+        .order_by("-created_at")
+        .first()
+    )
+    if run is not None:
+        return run
+    return run_start(
+        agent=agent, task=task, actor=actor, external_id=external_id, metadata=metadata
+    )
 
 
 def run_event_add(run: Run, *, kind: str, message: str, data: dict | None = None) -> RunEvent:

@@ -4,6 +4,8 @@ review.py."""
 
 from __future__ import annotations
 
+import hashlib
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
@@ -13,7 +15,7 @@ from rest_framework.response import Response
 from agents import services
 from api.access import visible_checkpoint, visible_checkpoints
 from api.authentication import is_agent
-from api.idempotency import HEADER, IdempotentMixin
+from api.idempotency import HEADER, IdempotentMixin, body_repr_json
 from api.pagination import NewestFirstPagination
 from api.permissions import IsAgent, IsAgentOrPerson
 from api.serializers import (
@@ -35,6 +37,7 @@ from approvals.transitions import checkpoint_cancel
         parameters=[
             OpenApiParameter("status", str, enum=Checkpoint.Status.values),
             OpenApiParameter("run", OpenApiTypes.UUID),
+            OpenApiParameter("external_id", str, description="Your own id for the request."),
         ],
     ),
     post=extend_schema(
@@ -43,9 +46,10 @@ from approvals.transitions import checkpoint_cancel
         summary="Ask a human",
         description="Creates a pending checkpoint on one of your runs (the run becomes "
         "`waiting`), routed by policy. Learn the decision by webhook, by "
-        "`GET /checkpoints/{id}/wait`, or by polling `GET /checkpoints/{id}/`.",
+        "`GET /checkpoints/{id}/wait`, or by polling `GET /checkpoints/{id}/`. With an "
+        "`external_id` already used for the same request: 200 with that checkpoint.",
         request=CheckpointCreateSerializer,
-        responses={201: CheckpointOutSerializer},
+        responses={201: CheckpointOutSerializer, 200: CheckpointOutSerializer},
     ),
 )
 class CheckpointListCreateView(IdempotentMixin, generics.ListAPIView):
@@ -64,6 +68,8 @@ class CheckpointListCreateView(IdempotentMixin, generics.ListAPIView):
                 qs = qs.filter(run_id=serializers.UUIDField().to_internal_value(params["run"]))
             except serializers.ValidationError as exc:
                 raise serializers.ValidationError({"run": exc.detail}) from None
+        if "external_id" in params:
+            qs = qs.filter(external_id=params["external_id"])
         return qs
 
     def list(self, request, *args, **kwargs):
@@ -79,31 +85,28 @@ class CheckpointListCreateView(IdempotentMixin, generics.ListAPIView):
         agent = request.user.agent
         run = services.own_run(agent, v["run"])
         artifacts = services.artifact_inputs(agent, v.get("artifacts", []))
-        (cp,) = services.ask(
+        cp, created = services.ask_once(
             run,
-            [
-                services.Ask(
-                    title=v["title"],
-                    kind=v["kind"],
-                    summary=v["summary"],
-                    action=dict(v["action"]) if v.get("action") else {},
-                    context=v.get("context") or {},
-                    risk=v["risk"],
-                    options=v["options"],
-                    role_hint=v["role_hint"],
-                    expires_in=v.get("expires_in"),
-                    idempotency_key=request.headers.get(HEADER, ""),
-                    artifacts=artifacts,
-                )
-            ],
+            data.to_ask(
+                idempotency_key=request.headers.get(HEADER, ""),
+                artifacts=artifacts,
+                request_sha256=request_digest(request) if v["external_id"] else "",
+            ),
             actor=Actor.for_agent(agent),
         )
         return Response(
             # No artifacts sent: none to query (this runs while the audit-chain lock is held).
-            checkpoint_data(cp, agent_slug=agent.slug, artifacts=None if artifacts else []),
-            status=status.HTTP_201_CREATED,
+            checkpoint_data(
+                cp, agent_slug=agent.slug, artifacts=None if artifacts or not created else []
+            ),
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
             headers={"Location": f"/api/v1/checkpoints/{cp.id}/"},
         )
+
+
+def request_digest(request) -> str:
+    """What makes two requests under one external_id "the same": their canonical bodies."""
+    return hashlib.sha256(body_repr_json(request).encode()).hexdigest()
 
 
 class CheckpointDetailView(generics.GenericAPIView):

@@ -71,7 +71,9 @@ def as_api_exception(exc: Exception) -> exceptions.APIException | None:
     if isinstance(exc, NotAllowed):
         return exceptions.PermissionDenied(str(exc))
     if isinstance(exc, InvalidInput):
-        return exceptions.ValidationError(exc.errors())
+        invalid = exceptions.ValidationError(exc.errors())
+        invalid.problem_code = exc.code  # e.g. outcome_not_allowed; default "invalid"
+        return invalid
     if isinstance(exc, (ObjectDoesNotExist, Http404)):
         return exceptions.NotFound()
     if isinstance(exc, PermissionDenied):
@@ -94,8 +96,9 @@ def problem_for(exc: Exception) -> tuple[int, dict[str, Any]] | None:
         errors = _flatten_detail(api_exc.detail)
         if not isinstance(errors, dict):
             errors = {"non_field_errors": errors if isinstance(errors, list) else [errors]}
+        code = getattr(api_exc, "problem_code", "invalid")
         return status, problem(
-            status, _first_message(errors) or "Invalid input.", "invalid", errors=errors
+            status, _first_message(errors) or "Invalid input.", code, errors=errors
         )
     code = api_exc.get_codes()
     body = problem(
@@ -133,8 +136,13 @@ def problem_response(status_code: int, detail: str, code: str, **extra: Any) -> 
     )
 
 
+# Paths that programs call (the REST API, the HumanLayer-compatible API, MCP): their errors
+# are JSON problems, never HTML pages.
+MACHINE_PATHS = ("/api/", "/humanlayer/", "/mcp")
+
+
 def is_api(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/")
+    return request.path.startswith(MACHINE_PATHS)
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None):

@@ -8,10 +8,13 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agents.models import Run, RunEvent
-from agents.services import ARTIFACT_REF
+from agents.services import ARTIFACT_REF, Ask
+from approvals import rules
 from approvals.artifacts import is_valid_content_type
 from approvals.models import Artifact, Checkpoint, Decision, Risk
 from approvals.representations import INLINE_IN_RESPONSE_LIMIT
+from approvals.sources import SOURCES
+from core.exceptions import InvalidInput
 
 # --- checkpoints, decisions, artifacts: output -----------------------------------------------
 
@@ -21,6 +24,17 @@ class ActionSerializer(serializers.Serializer):
     args = serializers.DictField(
         required=False, default=dict, help_text="Its arguments, as JSON (types are kept)."
     )
+    args_schema = serializers.DictField(
+        required=False,
+        help_text="JSON Schema of the arguments (draft 2020-12 unless it names its own "
+        "`$schema`): a reviewer's edit must fit it (400 with field errors otherwise).",
+    )
+
+    def validate_args_schema(self, value):
+        try:
+            return rules.check_args_schema(value)
+        except InvalidInput as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
 
 class StageSerializer(serializers.Serializer):
@@ -70,6 +84,22 @@ class DecisionOutSerializer(serializers.Serializer):
     decided_at = serializers.DateTimeField(allow_null=True)
 
 
+class RejectOptionSerializer(serializers.Serializer):
+    value = serializers.CharField(max_length=500, help_text="What `decision.answer` carries.")
+    label = serializers.CharField(max_length=500, required=False)
+    description = serializers.CharField(max_length=5000, required=False, allow_blank=True)
+    prompt_fill = serializers.CharField(
+        max_length=5000,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,  # a pre-filled prompt ("too risky because ") keeps its space
+        help_text="The reason's text when the reviewer writes none.",
+    )
+
+
+OUTCOME_CHOICES = list(Decision.Outcome.values)
+
+
 class CheckpointOutSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     run = serializers.UUIDField()
@@ -94,6 +124,12 @@ class CheckpointOutSerializer(serializers.Serializer):
     review_url = serializers.URLField()
     artifacts = ArtifactOutSerializer(many=True)
     decision = DecisionOutSerializer(allow_null=True)
+    external_id = serializers.CharField(allow_blank=True)
+    allowed_outcomes = serializers.ListField(
+        child=serializers.ChoiceField(choices=OUTCOME_CHOICES),
+        help_text="The outcomes reviewers may choose.",
+    )
+    reject_options = RejectOptionSerializer(many=True)
 
 
 class QueueItemSerializer(serializers.Serializer):
@@ -115,6 +151,8 @@ class QueueItemSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     claimed_by = serializers.CharField(allow_null=True)
     review_url = serializers.URLField()
+    allowed_outcomes = serializers.ListField(child=serializers.ChoiceField(choices=OUTCOME_CHOICES))
+    reject_options = RejectOptionSerializer(many=True)
 
 
 class DecisionInSerializer(serializers.Serializer):
@@ -138,7 +176,8 @@ class DecisionInSerializer(serializers.Serializer):
         allow_blank=True,
         default="",
         max_length=10_000,
-        help_text="For answer (question checkpoints).",
+        help_text="For answer: the answer (one of the options, if any; `comment` may add "
+        "free text). For reject: the value of one of the checkpoint's reject_options.",
     )
     action_sha256 = serializers.RegexField(
         r"^[0-9a-f]{64}$",
@@ -271,6 +310,12 @@ class ContextSerializer(serializers.Serializer):
         max_length=200,
         help_text="The agent's reasoning steps.",
     )
+    source = serializers.ChoiceField(
+        choices=sorted(SOURCES),
+        required=False,
+        help_text="The client that asked (integrations set it): the review page says what "
+        "that client can do with the decision.",
+    )
 
     def to_internal_value(self, data):
         # Known keys are validated; any other keys are kept as the agent sent them.
@@ -388,13 +433,67 @@ class CheckpointCreateSerializer(serializers.Serializer):
         max_length=50,
         help_text="Choices for a question's answer.",
     )
+    external_id = name_field(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Your own id for this request, unique per agent: the same request again "
+        "returns the same checkpoint (200); another request under the same id is a 409. Look "
+        "it up with GET /checkpoints/?external_id=.",
+    )
+    allowed_outcomes = serializers.ListField(
+        child=serializers.ChoiceField(choices=OUTCOME_CHOICES),
+        required=False,
+        default=list,
+        max_length=4,
+        help_text="The outcomes reviewers may choose (default: all the kind takes); others "
+        "are refused with 400 `outcome_not_allowed`. An approval may list `answer` (answer in "
+        "place of running the tool).",
+    )
+    reject_options = RejectOptionSerializer(
+        many=True,
+        required=False,
+        max_length=50,
+        help_text="Named reasons to reject; a rejection may pick one as `answer`.",
+    )
 
     def validate(self, attrs):
         if attrs["kind"] in (Checkpoint.Kind.APPROVAL,) and not attrs.get("action"):
             raise serializers.ValidationError(
                 {"action": ["An approval needs the proposed action: {tool, args}."]}
             )
+        try:
+            attrs["allowed_outcomes"] = rules.check_allowed_outcomes(
+                attrs["kind"], attrs["allowed_outcomes"]
+            )
+        except InvalidInput as exc:
+            raise serializers.ValidationError(exc.errors()) from None
+        values = [o["value"] for o in attrs.get("reject_options", [])]
+        if len(set(values)) != len(values):
+            raise serializers.ValidationError(
+                {"reject_options": ["Each reject option needs its own value."]}
+            )
         return attrs
+
+    def to_ask(self, **extra) -> Ask:
+        """The validated request as `agents.services.Ask` (`extra`: what is not in the body:
+        the Idempotency-Key, resolved artifacts, the request's digest)."""
+        v = self.validated_data
+        return Ask(
+            title=v["title"],
+            kind=v["kind"],
+            summary=v["summary"],
+            action=dict(v["action"]) if v.get("action") else {},
+            context=v.get("context") or {},
+            risk=v["risk"],
+            options=v["options"],
+            role_hint=v["role_hint"],
+            expires_in=v.get("expires_in"),
+            external_id=v["external_id"],
+            allowed_outcomes=v["allowed_outcomes"],
+            reject_options=[dict(o) for o in v.get("reject_options", [])],
+            **extra,
+        )
 
 
 class CheckpointCancelSerializer(serializers.Serializer):

@@ -39,6 +39,8 @@ class DecisionForm(forms.Form):
         max_length=MAX_ARGS_CHARS,
         widget=forms.Textarea(attrs={"rows": 12, "spellcheck": "false", "class": "code-input"}),
     )
+    # Rejections: one of the checkpoint's named reasons (sent as the decision's `answer`).
+    reject_option = forms.CharField(required=False, max_length=500)
     confirm = forms.CharField(required=False, widget=forms.HiddenInput)
     # The version of the action this page showed: a vote never approves a version the
     # reviewer did not see (another reviewer's edit in between is a 409).
@@ -53,9 +55,13 @@ class DecisionForm(forms.Form):
     ):
         super().__init__(*args, **kwargs)
         self.checkpoint = checkpoint
-        allowed = rules.ALLOWED_OUTCOMES[checkpoint.kind]
-        self.fields["outcome"].choices = [c for c in Outcome.choices if c[0] in allowed]
+        # Every outcome parses; `rules.validate_decision` says which this checkpoint allows.
+        self.allowed = rules.allowed_outcomes(checkpoint)
         self.options = rules.option_choices(checkpoint)
+        self.reject_options = [
+            (str(o.get("value", "")), str(o.get("label") or o.get("value", "")), o)
+            for o in checkpoint.reject_options or []
+        ]
         self.current_action = checkpoint.final_action or checkpoint.action or {}
         if not self.is_bound:
             self.initial["seen_action"] = action_sha256(
@@ -86,8 +92,24 @@ class DecisionForm(forms.Form):
 
     def field_for(self, name: str) -> str | None:
         """The form field an InvalidInput names, or None (a non-field error)."""
-        name = {"action": "action_args"}.get(name, name)
+        # The outcome is a button, not a field: its errors show above the form.
+        name = {"action": "action_args", "outcome": ""}.get(name, name)
+        if name == "answer" and self.data.get("outcome") == Outcome.REJECT:
+            return "reject_option"
         return name if name in self.fields else None
+
+    def add_invalid(self, exc: InvalidInput) -> None:
+        """An InvalidInput from the rules as field errors: an edit that breaks the tool's
+        argument schema gets one line per offending argument."""
+        field = self.field_for(exc.field)
+        args_errors = (exc.detail or {}).get("args") if isinstance(exc.detail, dict) else None
+        if field == "action_args" and args_errors:
+            for path, messages in args_errors.items():
+                where = "" if path == "non_field_errors" else f"{path}: "
+                for message in messages:
+                    self.add_error(field, f"{where}{message}")
+            return
+        self.add_error(field, str(exc))
 
     def clean(self) -> dict:
         data = super().clean()
@@ -100,6 +122,8 @@ class DecisionForm(forms.Form):
             self._clean_edits(data)
             if self.errors:
                 return data
+        if outcome == Outcome.REJECT:
+            data["answer"] = (data.get("reject_option") or "").strip()
         try:
             rules.validate_decision(
                 self.checkpoint,
@@ -109,7 +133,7 @@ class DecisionForm(forms.Form):
                 answer=(data.get("answer") or "").strip(),
             )
         except InvalidInput as exc:
-            self.add_error(self.field_for(exc.field), str(exc))
+            self.add_invalid(exc)
         return data
 
     def _clean_edits(self, data: dict) -> None:

@@ -175,6 +175,16 @@ class Checkpoint(models.Model):
     answer = models.TextField(blank=True)
 
     idempotency_key = models.CharField(max_length=255, blank=True)
+    # The client's own name for this request (HumanLayer call_id, Claude Code tool_use_id, a
+    # LangGraph interrupt id, ...): unique per agent, looked up by the client. A repeat with
+    # the same request (same `request_sha256`) is the same checkpoint; another request under
+    # the same id is a conflict.
+    external_id = models.CharField(max_length=255, blank=True)
+    request_sha256 = models.CharField(max_length=64, blank=True)
+    # Which outcomes reviewers may choose (empty: every outcome the kind takes), and named
+    # reasons for a rejection ([{value, label, description?, prompt_fill?}]).
+    allowed_outcomes = models.JSONField(default=list, blank=True)
+    reject_options = models.JSONField(default=list, blank=True)
     version = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -220,6 +230,11 @@ class Checkpoint(models.Model):
                 fields=["agent", "idempotency_key"],
                 condition=~Q(idempotency_key=""),
                 name="cp_unique_agent_idempotency_key",
+            ),
+            models.UniqueConstraint(
+                fields=["agent", "external_id"],
+                condition=~Q(external_id=""),
+                name="cp_unique_agent_external_id",
             ),
         ]
 

@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.urls import reverse
 
+from approvals import rules
 from approvals.models import Artifact, Checkpoint, Decision
 from core.canonical import action_sha256
 
@@ -134,6 +135,9 @@ def checkpoint_data(
         "review_url": review_url(cp.id),
         "artifacts": [artifact_data(a) for a in artifacts],
         "decision": decision_data(cp, last_vote),
+        "external_id": cp.external_id,
+        "allowed_outcomes": rules.allowed_outcomes(cp),
+        "reject_options": cp.reject_options,
     }
 
 
@@ -156,4 +160,6 @@ def queue_item_data(cp: Checkpoint) -> dict[str, Any]:
         "created_at": iso(cp.created_at),
         "claimed_by": cp.claimed_by.get_username() if cp.claim_is_active() else None,
         "review_url": review_url(cp.id),
+        "allowed_outcomes": rules.allowed_outcomes(cp),
+        "reject_options": cp.reject_options,
     }

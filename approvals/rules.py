@@ -12,6 +12,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.utils import timezone
+from jsonschema import Draft202012Validator, SchemaError
+from jsonschema.validators import validator_for
 
 from approvals.models import Checkpoint, Decision
 from core.canonical import check_storable_json, check_storable_text
@@ -19,11 +21,21 @@ from core.exceptions import InvalidInput, NotAllowed
 
 Outcome = Decision.Outcome
 
+# What each kind takes when the agent does not narrow it (`allowed_outcomes` empty) ...
 ALLOWED_OUTCOMES = {
     Checkpoint.Kind.APPROVAL: {Outcome.APPROVE, Outcome.REJECT, Outcome.MODIFY},
     Checkpoint.Kind.REVIEW: {Outcome.APPROVE, Outcome.REJECT, Outcome.MODIFY},
     Checkpoint.Kind.QUESTION: {Outcome.ANSWER, Outcome.REJECT},
 }
+# ... and what an agent may list: an approval may also be answered in place of running the
+# tool (LangGraph's "respond"), when the agent says so.
+POSSIBLE_OUTCOMES = {
+    Checkpoint.Kind.APPROVAL: {Outcome.APPROVE, Outcome.REJECT, Outcome.MODIFY, Outcome.ANSWER},
+    Checkpoint.Kind.REVIEW: {Outcome.APPROVE, Outcome.REJECT, Outcome.MODIFY, Outcome.ANSWER},
+    Checkpoint.Kind.QUESTION: {Outcome.ANSWER, Outcome.REJECT},
+}
+OUTCOME_ORDER = [Outcome.APPROVE, Outcome.MODIFY, Outcome.ANSWER, Outcome.REJECT]
+MAX_SCHEMA_ERRORS = 20
 
 
 # --- who: review roles --------------------------------------------------------------------------
@@ -159,6 +171,85 @@ def check_edited_args(value: Any) -> None:
     _storable("action", check_storable_json, value, settings.HITL_API_MAX_JSON_DEPTH)
 
 
+def allowed_outcomes(cp: Checkpoint) -> list[str]:
+    """The outcomes reviewers may choose for `cp`, in the order the page shows them."""
+    allowed = set(cp.allowed_outcomes or ()) or ALLOWED_OUTCOMES[cp.kind]
+    return [o for o in OUTCOME_ORDER if o in allowed]
+
+
+def check_allowed_outcomes(kind: str, outcomes: list[str]) -> list[str]:
+    """An agent's `allowed_outcomes` for a new checkpoint of `kind`: a non-empty subset of
+    what the kind takes, normalized to the page's order. Raises InvalidInput."""
+    possible = POSSIBLE_OUTCOMES[kind]
+    wrong = [o for o in outcomes if o not in possible]
+    if wrong:
+        raise InvalidInput(
+            f"A {kind} checkpoint can allow only: {', '.join(sorted(possible))} "
+            f"(not {', '.join(map(str, wrong))}).",
+            "allowed_outcomes",
+        )
+    if outcomes and not set(outcomes) & {Outcome.APPROVE, Outcome.ANSWER, Outcome.MODIFY}:
+        raise InvalidInput(
+            "Allow at least one outcome besides reject: a reviewer must be able to say yes.",
+            "allowed_outcomes",
+        )
+    return [o for o in OUTCOME_ORDER if o in set(outcomes)]
+
+
+def reject_option(cp: Checkpoint, value: str) -> dict | None:
+    for option in cp.reject_options or []:
+        if option.get("value") == value:
+            return option
+    return None
+
+
+def reject_option_text(option: dict) -> str:
+    """The reason a chosen reject option gives when the reviewer writes none."""
+    return option.get("prompt_fill") or option.get("label") or option.get("value") or ""
+
+
+def decision_comment(cp: Checkpoint, outcome: str, comment: str, answer: str) -> str:
+    """The comment recorded with a decision: a rejection that picked a named reason but wrote
+    nothing gets that reason's text, so every rejection carries a reason the agent reads."""
+    comment = (comment or "").strip()
+    if outcome == Outcome.REJECT and not comment and answer:
+        option = reject_option(cp, answer)
+        if option is not None:
+            return reject_option_text(option).strip()
+    return comment
+
+
+# --- argument schemas ------------------------------------------------------------------------
+
+
+def check_args_schema(schema: Any) -> dict:
+    """An agent's `action.args_schema`: a JSON Schema (its own `$schema`, else draft
+    2020-12). Raises InvalidInput naming what is wrong with it."""
+    if not isinstance(schema, dict):
+        raise InvalidInput("args_schema must be a JSON Schema object.", "args_schema")
+    try:
+        validator_for(schema, default=Draft202012Validator).check_schema(schema)
+    except SchemaError as exc:
+        raise InvalidInput(f"Not a valid JSON Schema: {exc.message}", "args_schema") from None
+    return schema
+
+
+def args_errors(schema: dict | None, args: Any) -> dict[str, list[str]]:
+    """Where `args` break `schema`: {"path.to.field": [messages]} (`non_field_errors` for the
+    object itself, e.g. a missing required property);
+    empty when they fit (or there is no schema)."""
+    if not schema:
+        return {}
+    validator = validator_for(schema, default=Draft202012Validator)(schema)
+    errors: dict[str, list[str]] = {}
+    for error in sorted(validator.iter_errors(args), key=lambda e: list(map(str, e.path))):
+        path = ".".join(str(p) for p in error.absolute_path) or "non_field_errors"
+        errors.setdefault(path, []).append(error.message)
+        if len(errors) >= MAX_SCHEMA_ERRORS:
+            break
+    return errors
+
+
 def validate_decision(
     cp: Checkpoint,
     outcome: str,
@@ -169,19 +260,38 @@ def validate_decision(
 ) -> dict | None:
     """Raise InvalidInput (naming the field) unless this is a decision `cp` can take. Returns
     the edited action for `modify` (the current action with the reviewer's arguments), else
-    None. `answer` with approve/modify picks one of the checkpoint's custom options."""
+    None.
+
+    - The outcome must be one the checkpoint allows (`allowed_outcomes`; code
+      `outcome_not_allowed`).
+    - `answer` with approve/modify picks one of the checkpoint's custom options; with answer
+      it is the answer (one of the options, if there are any; `comment` may add free text);
+      with reject it names one of the `reject_options`.
+    - A rejection needs a reason: the comment, or a named reject option.
+    - An edit's arguments must fit the action's `args_schema`, if it has one."""
     if outcome not in Outcome.values:
         raise InvalidInput(f"Unknown outcome {outcome!r}", "outcome")
     for field, text in (("comment", comment), ("answer", answer)):
         _storable(field, check_storable_text, text or "")
-    allowed = ALLOWED_OUTCOMES[cp.kind]
+    allowed = allowed_outcomes(cp)
     if outcome not in allowed:
         raise InvalidInput(
-            f"A {cp.kind} checkpoint takes one of: {', '.join(sorted(allowed))}", "outcome"
+            f"This checkpoint allows only: {', '.join(allowed)}.",
+            "outcome",
+            code="outcome_not_allowed",
         )
     values = option_values(cp)
-    if outcome == Outcome.REJECT and not (comment or "").strip():
-        raise InvalidInput("A rejection needs a reason the agent can act on.", "comment")
+    if outcome == Outcome.REJECT:
+        if answer and reject_option(cp, answer) is None:
+            named = [str(o.get("value")) for o in cp.reject_options or []]
+            raise InvalidInput(
+                f"Pick one of the named reasons: {', '.join(named)}."
+                if named
+                else "This checkpoint has no named reasons to reject; write one.",
+                "answer",
+            )
+        if not decision_comment(cp, outcome, comment, answer):
+            raise InvalidInput("A rejection needs a reason the agent can act on.", "comment")
     if outcome == Outcome.ANSWER:
         if not (answer or "").strip():
             raise InvalidInput("An answer is required.", "answer")
@@ -201,5 +311,14 @@ def validate_decision(
     if tool != original_tool:
         raise InvalidInput(
             f"Edits may change the arguments, not the tool ({original_tool!r})", "action"
+        )
+    errors = args_errors((cp.action or {}).get("args_schema"), action["args"])
+    if errors:
+        first = next(iter(errors.items()))
+        where = f"{first[0]}: " if first[0] != "non_field_errors" else ""
+        raise InvalidInput(
+            f"The edited arguments do not fit the tool's schema: {where}{first[1][0]}",
+            "action",
+            detail={"args": errors},
         )
     return {**(cp.final_action or cp.action or {}), "tool": tool, "args": action["args"]}

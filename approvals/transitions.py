@@ -88,9 +88,14 @@ def checkpoint_request(
     requester=None,
     idempotency_key: str = "",
     artifacts: list[ArtifactInput] | None = None,
+    external_id: str = "",
+    request_sha256: str = "",
+    allowed_outcomes: list[str] | None = None,
+    reject_options: list[dict] | None = None,
 ) -> Checkpoint:
     """Create a pending checkpoint for `run`, routed by policy. The caller (agents) marks the
-    run waiting in the same transaction."""
+    run waiting in the same transaction. `allowed_outcomes` is checked by
+    `rules.check_allowed_outcomes` at the edge; an empty list allows what the kind takes."""
     agent = run.agent
     action = action or {}
     route = policies.route(
@@ -127,6 +132,10 @@ def checkpoint_request(
             escalation_timeout_seconds=route.escalation_timeout_seconds,
             sla_seconds=route.sla_seconds,
             idempotency_key=idempotency_key,
+            external_id=external_id,
+            request_sha256=request_sha256,
+            allowed_outcomes=allowed_outcomes or [],
+            reject_options=reject_options or [],
             created_at=now,
         )
         attached = [artifact_attach(cp, a) for a in artifacts or []]
@@ -145,6 +154,8 @@ def checkpoint_request(
                 "routing": route.notes,
                 "deadline": cp.deadline,
                 "artifacts": [{"ref": a.ref, "sha256": a.sha256} for a in attached],
+                **({"external_id": external_id} if external_id else {}),
+                **({"allowed_outcomes": cp.allowed_outcomes} if cp.allowed_outcomes else {}),
             },
         )
         checkpoint_requested.send(sender=Checkpoint, checkpoint=cp)
@@ -265,7 +276,8 @@ def checkpoint_decide(
     the diffs. On approval that edited action is the checkpoint's `final_action`, which is
     what the agent gets back and runs.
 
-    `answer` with `approve`/`modify` picks one of the checkpoint's custom `options`.
+    `answer` with `approve`/`modify` picks one of the checkpoint's custom `options`; with
+    `reject`, one of its `reject_options` (whose text is the comment when none is written).
 
     `seen_action_sha256`: the fingerprint of the action version the reviewer looked at (the
     review page and the API send it). If another reviewer's edit changed the action since,
@@ -289,6 +301,7 @@ def checkpoint_decide(
         edited, artifact_summary = _apply_edits(
             cp, outcome, comment, action, answer, edited_artifacts
         )
+        comment = rules.decision_comment(cp, outcome, comment, answer)
         decision = _record_vote(cp, user, outcome, comment, answer, edited, channel, now)
         actor = Actor.for_user(user)
         audit.record(
@@ -309,7 +322,10 @@ def checkpoint_decide(
             },
         )
         if outcome == Outcome.REJECT:
-            return _resolve(cp, decision, Status.REJECTED, actor, now, reason=comment)
+            # `answer` names the reject option chosen, if any.
+            return _resolve(
+                cp, decision, Status.REJECTED, actor, now, reason=comment, answer=answer
+            )
         if outcome == Outcome.ANSWER:
             return _resolve(cp, decision, Status.ANSWERED, actor, now, answer=answer)
         return _tally(cp, decision, edited, answer, actor, now)

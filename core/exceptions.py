@@ -38,12 +38,21 @@ class InvalidInput(ValueError):
     action, an artifact reference that is not yours, ...).
 
     `field` names the input at fault; `detail` optionally gives the per-field structure for
-    nested input (e.g. one entry per artifact), shown as the field's errors."""
+    nested input (e.g. one entry per artifact), shown as the field's errors. `code` is the
+    machine-readable reason the API reports (`invalid`, `outcome_not_allowed`, ...)."""
 
-    def __init__(self, message: str, field: str = "non_field_errors", *, detail: Any = None):
+    def __init__(
+        self,
+        message: str,
+        field: str = "non_field_errors",
+        *,
+        detail: Any = None,
+        code: str = "invalid",
+    ):
         super().__init__(message)
         self.field = field
         self.detail = detail
+        self.code = code
 
     def errors(self) -> dict[str, Any]:
         return {self.field: self.detail if self.detail is not None else [str(self)]}

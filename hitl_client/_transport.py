@@ -30,7 +30,8 @@ RETRY_STATUSES = {429, 500, 502, 503, 504}
 
 @dataclass(frozen=True)
 class Call:
-    """One API request: `path` is relative to /api/v1/, `options` are httpx's request keywords."""
+    """One API request: `path` is relative to /api/v1/, `options` are httpx's request keywords
+    (and `raw=True`: return the response's bytes instead of its JSON)."""
 
     method: str
     path: str
@@ -86,6 +87,8 @@ def _decide(
             raise HitlError(f"{call.method} {call.path}: {outcome}") from outcome
         return _Retry(_retry_delay(attempt, None))
     if outcome.status_code < 400:
+        if call.options.get("raw"):
+            return outcome.content
         return outcome.json() if outcome.content else None
     if outcome.status_code not in RETRY_STATUSES or last:
         raise _error_for(outcome)
@@ -97,6 +100,7 @@ def _request_args(call: Call) -> tuple[str, str, dict[str, Any]]:
     the caller chose one), the same on every retry: the portal replays its first response
     instead of acting twice."""
     options = dict(call.options)
+    options.pop("raw", None)  # ours: return the body's bytes, not its JSON
     if call.method == "POST":
         headers = dict(options.pop("headers", None) or {})
         headers.setdefault("Idempotency-Key", str(uuid.uuid4()))

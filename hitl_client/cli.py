@@ -156,6 +156,35 @@ def cmd_log(opts) -> int:
     return EXIT_OK
 
 
+def cmd_mcp(opts) -> int:
+    try:
+        from hitl_client.mcp import serve_stdio
+    except ImportError:
+        json.dump(
+            {"error": "hitl mcp needs the MCP SDK: pip install 'hitl-portal[mcp]'"}, sys.stderr
+        )
+        sys.stderr.write("\n")
+        return EXIT_ERROR
+    serve_stdio(_client(opts))
+    return EXIT_OK
+
+
+def cmd_hook_claude_code(opts) -> int:
+    from hitl_client.hooks import ERROR_BUDGET, run_hook
+
+    def client() -> HitlClient:
+        # Fail closed, and quickly: few retries, short timeouts for everything but the wait.
+        return HitlClient(
+            opts.url,
+            opts.key,
+            timeout=ERROR_BUDGET / 4,
+            retries=2,
+            user_agent=f"hitl-hook/{__version__}",
+        )
+
+    return run_hook(opts, client)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hitl",
@@ -236,6 +265,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--error", default="")
     p.set_defaults(func=cmd_run_complete)
 
+    p = sub.add_parser(
+        "mcp", help="serve the approval tools to an MCP host on stdin/stdout (agent key)"
+    )
+    p.set_defaults(func=cmd_mcp)
+
+    hook = sub.add_parser("hook", help="agent hooks").add_subparsers(
+        dest="hook_command", required=True
+    )
+    p = hook.add_parser(
+        "claude-code",
+        help="Claude Code PreToolUse / PermissionRequest hook: JSON on stdin, decision on stdout",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=540, help="seconds to wait (keep below the hook's own)"
+    )
+    p.add_argument("--on-timeout", choices=["ask", "deny", "defer"], default="ask")
+    p.add_argument("--on-error", choices=["deny", "ask"], default="deny")
+    p.add_argument("--risk", choices=["low", "medium", "high", "critical"], default="medium")
+    p.set_defaults(func=cmd_hook_claude_code)
+
     p = sub.add_parser("log", help="add a line to a run's timeline")
     p.add_argument("run")
     p.add_argument("message")
@@ -248,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     opts = build_parser().parse_args(argv)
+    if getattr(opts, "hook_command", None):
+        return opts.func(opts)  # a hook answers every failure itself, on stdout, exit 0
     try:
         return opts.func(opts)
     except ApiError as exc:

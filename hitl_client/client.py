@@ -118,6 +118,7 @@ class HitlClient:
         external_id: str = "",
         metadata: dict | None = None,
         complete_when_resolved: bool = False,
+        idempotency_key: str | None = None,
     ) -> Flow[Run]:
         """Start a run of this agent; later calls default to it (`client.run`).
         `complete_when_resolved`: a one-question run, completed by the portal once its
@@ -125,10 +126,35 @@ class HitlClient:
         body = {"task": task, "external_id": external_id, "metadata": metadata or {}}
         if complete_when_resolved:
             body["complete_when_resolved"] = True
-        self.run = Run((yield Call("POST", "runs/", {"json": body})))
+        options: dict[str, Any] = {"json": body}
+        if idempotency_key:
+            options["headers"] = {"Idempotency-Key": idempotency_key}
+        self.run = Run((yield Call("POST", "runs/", options)))
         return self.run
 
     start_run, astart_run = twins(_start_run)
+
+    def _ensure_run(
+        self, external_id: str, task: str, *, metadata: dict | None = None
+    ) -> Flow[Run]:
+        """This agent's unfinished run named `external_id` (a conversation, a thread, a
+        session), else a new one; later calls default to it (`client.run`)."""
+        page = yield Call("GET", "runs/", {"params": {"external_id": external_id, "limit": 20}})
+        for data in page["results"]:
+            if data["status"] in ("running", "waiting"):
+                self.run = Run(data)
+                return self.run
+        # Concurrent first calls (parallel tool calls) start one run: the same key replays it.
+        return (
+            yield from self._start_run(
+                task,
+                external_id=external_id,
+                metadata=metadata,
+                idempotency_key=f"run:{external_id}"[:255],
+            )
+        )
+
+    ensure_run, aensure_run = twins(_ensure_run)
 
     def start_hosted_run(self, agent: str, task: str, input: dict | None = None) -> Run:
         """With a person's token: start a hosted agent."""
@@ -194,8 +220,19 @@ class HitlClient:
         options: list | None = None,
         run: Run | str | None = None,
         idempotency_key: str | None = None,
+        external_id: str = "",
+        allowed_outcomes: list[str] | None = None,
+        reject_options: list[dict] | None = None,
+        args_schema: dict | None = None,
+        source: str = "",
     ) -> Flow[Checkpoint]:
-        """Ask a human to approve `tool(**args)`. Returns at once (pending); `.wait()`."""
+        """Ask a human to approve `tool(**args)`. Returns at once (pending); `.wait()`.
+
+        `external_id`: your own id for the request; asking again with the same id and body
+        returns the same checkpoint (a re-run asks once). `allowed_outcomes`: what reviewers
+        may choose (approve, modify, reject, answer); `reject_options`: named reasons
+        ([{value, label, description?, prompt_fill?}]); `args_schema`: the JSON Schema edits
+        must fit; `source`: the integration asking (`context.source`)."""
         if run is None and self.run is None:
             yield from self._start_run(title)
         body: dict[str, Any] = {
@@ -208,9 +245,13 @@ class HitlClient:
         }
         if action is None and tool:
             action = {"tool": tool, "args": args or {}}
+        if action is not None and args_schema is not None:
+            action = {**action, "args_schema": args_schema}
         if action is not None:
             body["action"] = action
         ctx = dict(context or {})
+        if source:
+            ctx["source"] = source
         if reasoning:
             ctx["reasoning"] = list(reasoning)
         if ctx:
@@ -221,6 +262,12 @@ class HitlClient:
             body["expires_in"] = int(expires_in)
         if options:
             body["options"] = options
+        if external_id:
+            body["external_id"] = external_id
+        if allowed_outcomes:
+            body["allowed_outcomes"] = list(allowed_outcomes)
+        if reject_options:
+            body["reject_options"] = list(reject_options)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return Checkpoint(
             self, (yield Call("POST", "checkpoints/", {"json": body, "headers": headers}))
@@ -251,6 +298,15 @@ class HitlClient:
 
     def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
         return Checkpoint(self, self.request("GET", f"checkpoints/{checkpoint_id}/"))
+
+    def find_checkpoint(self, external_id: str) -> Checkpoint | None:
+        """This agent's checkpoint with your own id `external_id`, or None."""
+        page = self.request("GET", "checkpoints/", params={"external_id": external_id})
+        return Checkpoint(self, page["results"][0]) if page["results"] else None
+
+    def artifact_content(self, artifact_id: str) -> bytes:
+        """The bytes of an artifact (`GET /artifacts/{id}/content/`)."""
+        return self.request("GET", f"artifacts/{artifact_id}/content/", raw=True)
 
     def _wait(self, checkpoint_id: str, timeout: float | None = None) -> Flow[Checkpoint]:
         """Long-poll until decided; `timeout` None waits until it is resolved (the portal

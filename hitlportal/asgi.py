@@ -12,7 +12,9 @@ sys.setswitchinterval(float(os.environ.get("HITL_GIL_SWITCH_INTERVAL", "0.0005")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hitlportal.settings")
 django_application = get_asgi_application()
 
-# Long-poll waits are answered in the event loop, ahead of Django (api/asgi.py).
+# Long-poll waits are answered in the event loop, ahead of Django (api/asgi.py); /mcp is the
+# MCP SDK's app (integrations/mcp.py).
 from api.asgi import LongPollApp  # noqa: E402  (needs the app registry loaded)
+from integrations.mcp import McpMount  # noqa: E402
 
-application = LongPollApp(django_application)
+application = McpMount(LongPollApp(django_application))

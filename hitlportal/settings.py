@@ -157,6 +157,7 @@ INSTALLED_APPS = [
     "approvals.apps.ApprovalsConfig",
     "agents.apps.AgentsConfig",
     "api.apps.ApiConfig",
+    "integrations.apps.IntegrationsConfig",
 ]
 
 MIDDLEWARE = [

@@ -9,6 +9,8 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include("api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # HumanLayer's REST protocol for unchanged `humanlayer` SDK code (integrations/).
+    path("humanlayer/v1/", include("integrations.humanlayer.urls")),
     path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
 ]
 

@@ -17,6 +17,7 @@ from approvals.rendering import artifacts as render_artifacts
 from approvals.rendering import diff as diffs
 from approvals.rendering.text import json_value_html
 from approvals.review import queries
+from approvals.sources import source_for
 from core.roles import is_manager
 
 if TYPE_CHECKING:
@@ -86,6 +87,45 @@ def _context_sections(context: dict) -> dict:
     }
 
 
+def schema_fields(schema: Any) -> list[dict]:
+    """The top-level arguments an `action.args_schema` describes, for the edit form."""
+    if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
+        return []
+    required = set(schema.get("required") or [])
+    fields = []
+    for name, spec in schema["properties"].items():
+        spec = spec if isinstance(spec, dict) else {}
+        kind = spec.get("type") or ("one of" if "enum" in spec else "any")
+        fields.append(
+            {
+                "name": name,
+                "type": " | ".join(kind) if isinstance(kind, list) else str(kind),
+                "required": name in required,
+                "description": str(spec.get("description") or spec.get("title") or ""),
+                "enum": [str(v) for v in spec.get("enum", [])][:20],
+            }
+        )
+    return fields
+
+
+def _source(cp: Checkpoint) -> dict | None:
+    found = source_for(cp.context)
+    if found is None:
+        return None
+    name, source = found
+    warning = ""
+    if (
+        name == "humanlayer"
+        and cp.kind == Checkpoint.Kind.APPROVAL
+        and not ((cp.action or {}).get("args"))
+    ):
+        warning = (
+            "HumanLayer sends only keyword arguments: this call may have positional "
+            "arguments that are not shown here."
+        )
+    return {"name": name, "label": source.label, "note": source.note, "warning": warning}
+
+
 def build(
     model_admin: ModelAdmin,
     request: HttpRequest,
@@ -128,7 +168,12 @@ def build(
         "context_sections": _context_sections(cp.context),
         "action_tool": action.get("tool", ""),
         "action_args_html": json_value_html(action.get("args", {})) if action else None,
-        "action_extra": {k: v for k, v in action.items() if k not in ("tool", "args")},
+        "action_extra": {
+            k: v for k, v in action.items() if k not in ("tool", "args", "args_schema")
+        },
+        "args_schema_fields": schema_fields(action.get("args_schema")),
+        "source": _source(cp),
+        "allowed": rules.allowed_outcomes(cp),
         "final_action_html": (
             json_value_html(final) if final is not None and final != action else None
         ),
@@ -161,5 +206,6 @@ def build(
         "next_item": next_item,
         "audit_events": queries.audit_trail(cp),
         "options": form.options if form else [],
+        "reject_options": form.reject_options if form else [],
         "claim_minutes": settings.HITL_CLAIM_LEASE // 60,
     }

@@ -149,7 +149,7 @@ def decide(model_admin: ModelAdmin, request: HttpRequest, object_id: str) -> Htt
     except NotAllowed as exc:
         return forbidden_response(model_admin, request, cp, exc)
     except InvalidInput as exc:
-        form.add_error(form.field_for(exc.field), str(exc))
+        form.add_invalid(exc)
         return _render(model_admin, request, cp, form=form, status=400)
     label = result.decision.get_outcome_display().lower()
     if result.resolved:

@@ -93,7 +93,8 @@
       form.addEventListener("submit", function (ev) {
         var outcome = (ev.submitter && ev.submitter.value) || clicked;
         var comment = form.querySelector("[name=comment]");
-        if (outcome === "reject" && comment && !comment.value.trim()) {
+        var named = form.querySelector("input[name=reject_option]:checked");  // a named reason
+        if (outcome === "reject" && comment && !comment.value.trim() && !named) {
           ev.preventDefault();
           var err = document.getElementById("comment-error");
           if (!err) {

@@ -1,0 +1,178 @@
+"""`/mcp`: the MCP approval server over streamable HTTP, mounted in the portal's ASGI app.
+
+The tools are `hitl_client.mcp`'s (one contract for `hitl mcp` and this endpoint); here they
+get an in-process backend: `agents.services.ask_once` to ask, the REST API's checkpoint JSON,
+its authentication (an agent key as bearer, verified by the SDK's `TokenVerifier` hook, so a
+missing or bad key is a 401 with `WWW-Authenticate` before any MCP processing) and its
+long-poll hub to wait. Stateless (`stateless_http=True`, `json_response=True`): any web
+worker answers any request, no session affinity. Requests from one agent and one MCP client
+(its `clientInfo.name`) share a run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlparse
+
+from django.conf import settings
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.transport_security import TransportSecuritySettings
+from rest_framework.exceptions import APIException, NotFound
+from rest_framework.exceptions import ValidationError as DRFValidationError
+
+from agents import services
+from agents.models import AgentKey
+from api.authentication import AgentPrincipal
+from api.errors import problem_for
+from api.serializers import CheckpointCreateSerializer
+from api.wait import check_throttle, load_state
+from api.waiters import run_db, wait_until_resolved
+from approvals import audit
+from approvals.audit import Actor
+from approvals.representations import checkpoint_data
+from hitl_client.mcp import RequestRefused, UnknownCheckpoint, build_server
+
+PATH = "/mcp"
+METADATA_PREFIX = "/.well-known/oauth-protected-resource"
+
+
+class AgentKeyVerifier:
+    """The SDK's `TokenVerifier`: an active agent's API key, else None (→ 401)."""
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        key = await run_db(services.AGENT_KEYS.authenticate, token)
+        if key is None:
+            return None
+        return AccessToken(token=token, client_id=f"agent:{key.agent.slug}", scopes=[],
+                           claims={"key_id": key.pk})  # fmt: skip
+
+
+def _key_id() -> int:
+    """The verified key of the current request (read in the event loop: the context variable
+    does not follow the work into the database threads)."""
+    token = get_access_token()
+    if token is None:  # cannot happen behind RequireAuthMiddleware
+        raise RequestRefused("Not authenticated.")
+    return (token.claims or {})["key_id"]
+
+
+def _principal(key_id: int) -> AgentPrincipal:
+    key = AgentKey.objects.select_related("agent").get(pk=key_id)
+    principal = AgentPrincipal(agent=key.agent, key=key)
+    try:
+        check_throttle(principal)
+    except APIException as exc:
+        raise RequestRefused(str(exc.detail)) from None
+    return principal
+
+
+def _refusal(exc: Exception) -> RequestRefused:
+    found = problem_for(exc)
+    if found is None:
+        raise exc
+    _status, problem = found
+    errors = problem.get("errors")
+    return RequestRefused(f"{problem['detail']}" + (f" {errors}" if errors else ""))
+
+
+class PortalBackend:
+    """The tools' backend for one HTTP request: its agent (from the verified key), in
+    process."""
+
+    async def request_approval(self, body: dict[str, Any], client_name: str) -> dict:
+        return await run_db(self._create, _key_id(), body, client_name)
+
+    def _create(self, key_id: int, body: dict[str, Any], client_name: str) -> dict:
+        principal = _principal(key_id)
+        agent = principal.agent
+        actor = Actor.for_agent(agent)
+        try:
+            with audit.atomic():
+                run = services.run_for_external_id(
+                    agent,
+                    f"mcp:{client_name}",
+                    task=f"MCP requests from {client_name}",
+                    actor=actor,
+                    metadata={"source": "mcp", "client": client_name},
+                )
+                data = CheckpointCreateSerializer(data={**body, "run": str(run.pk)})
+                data.is_valid(raise_exception=True)
+                (cp,) = services.ask(run, [data.to_ask()], actor=actor)
+        except Exception as exc:
+            raise _refusal(exc) from None
+        return checkpoint_data(cp, agent_slug=agent.slug)
+
+    async def get(self, checkpoint_id: str) -> dict:
+        key_id = _key_id()
+
+        def load() -> dict:
+            principal = _principal(key_id)
+            try:
+                return load_state(principal, checkpoint_id)
+            except (NotFound, DRFValidationError, ValueError):
+                raise UnknownCheckpoint(checkpoint_id) from None
+            except Exception as exc:
+                if problem_for(exc) is not None:  # e.g. a malformed id
+                    raise UnknownCheckpoint(checkpoint_id) from None
+                raise
+
+        return await run_db(load)
+
+    async def wait(self, checkpoint_id: str, seconds: float) -> dict:
+        principal = await run_db(_principal, _key_id())
+        return await wait_until_resolved(
+            checkpoint_id, seconds, lambda: load_state(principal, checkpoint_id)
+        )
+
+
+def _allowed_hosts() -> list[str]:
+    hosts = [h for h in settings.ALLOWED_HOSTS if h and h != "*" and not h.startswith(".")]
+    site = urlparse(settings.SITE_URL).netloc
+    return sorted({*hosts, *(f"{h}:*" for h in hosts), site})
+
+
+def build_app():
+    """The SDK's Starlette app for /mcp (and the protected-resource metadata)."""
+    server = build_server(
+        PortalBackend,
+        token_verifier=AgentKeyVerifier(),
+        auth=AuthSettings(
+            issuer_url=settings.SITE_URL,
+            resource_server_url=settings.SITE_URL + PATH,
+            # Agent keys are the portal's own, not OAuth tokens issued for some resource.
+            validate_token_resource=False,
+        ),
+    )
+    wildcard = "*" in settings.ALLOWED_HOSTS
+    return server.streamable_http_app(
+        streamable_http_path=PATH,
+        stateless_http=True,
+        json_response=True,
+        transport_security=TransportSecuritySettings(
+            enable_dns_rebinding_protection=not wildcard,
+            allowed_hosts=_allowed_hosts(),
+            allowed_origins=[settings.SITE_URL],
+        ),
+    )
+
+
+class McpMount:
+    """ASGI: /mcp and its metadata to the MCP app, everything else to `inner`. The MCP app's
+    lifespan (its session manager's task group) runs around the inner app's."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.mcp_app = build_app()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            async with self.mcp_app.router.lifespan_context(self.mcp_app):
+                return await self.inner(scope, receive, send)
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (
+            path in (PATH, PATH + "/") or path.startswith(METADATA_PREFIX)
+        ):
+            return await self.mcp_app(scope, receive, send)
+        return await self.inner(scope, receive, send)

@@ -1,0 +1,99 @@
+"""`hitl_client.openai_agents` with the real OpenAI Agents SDK (its own `ScriptedModel` stands
+in for the LLM: no network) against a live portal. The agent application
+(`openai_agents_app.py`) runs as its own processes — one pauses and submits, a later one
+resumes — and the assertions are on what its tools executed and what its model was sent."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from approvals.models import Artifact, Checkpoint
+from approvals.transitions import checkpoint_expire
+from tests.integrations.helpers import decide
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+APP = Path(__file__).with_name("openai_agents_app.py")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def app(live_portal, agent_key, tmp_path):
+    # Only hitl_client beside the SDK: the SDK's `agents` package must not meet the portal's.
+    (tmp_path / "hitl_client").symlink_to(ROOT / "hitl_client")
+
+    def run(*args: str) -> dict:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(tmp_path),
+            "HITL_URL": live_portal.url,
+            "HITL_API_KEY": agent_key,
+        }
+        proc = subprocess.run(
+            [sys.executable, str(APP), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    return run
+
+
+def test_edits_run_with_typed_arguments_and_rejections_reach_the_model(app, live_portal, reviewer):
+    paused = app("submit", "ticket-42")
+    assert paused["interruptions"] == 2 and paused["executed"] == []
+    assert paused["again"] == paused["checkpoints"]  # submitting again: the same checkpoints
+    delete, rst = (Checkpoint.objects.get(pk=pk) for pk in paused["checkpoints"])
+    assert Checkpoint.objects.count() == 2 and delete.run.external_id == "ticket-42"
+    assert delete.external_id == "openai-agents:call_del"
+    assert delete.action["args"] == {
+        "paths": ["/var/log/a.log"],
+        "older_than_days": 30,
+        "dry_run": True,
+    }
+    assert delete.action["args_schema"]["properties"]["older_than_days"]["type"] == "integer"
+    assert delete.context["source"] == "openai-agents"
+    assert Artifact.objects.get(checkpoint=delete).kind == "json"  # the state, stored once
+    assert rst.context["openai-agents"]["snapshot_checkpoint"] == str(delete.pk)
+
+    edited = {"paths": ["/var/log/a.log"], "older_than_days": 90, "dry_run": False}
+    bad = decide(live_portal, reviewer, delete, "modify", expect=400,
+                 args={**edited, "older_than_days": "90"})  # fmt: skip
+    assert "older_than_days" in bad["errors"]["action"]["args"]
+    decide(live_portal, reviewer, delete, "modify", args=edited)
+    decide(live_portal, reviewer, rst, "reject", comment="not during business hours")
+
+    resumed = app("resume", *paused["checkpoints"])
+    assert resumed["executed"] == [["delete_files", ["/var/log/a.log"], 90, False]]
+    assert resumed["outputs"]["call_rst"] == "not during business hours"
+    assert resumed["outputs"]["call_del"].endswith("deleted 1 files")
+    assert "human reviewer edited this call" in resumed["outputs"]["call_del"]
+    assert resumed["final"] == "done"
+
+
+def test_approve_expiry_and_a_tampered_state(app, live_portal, reviewer):
+    paused = app("submit", "-")
+    delete, rst = (Checkpoint.objects.get(pk=pk) for pk in paused["checkpoints"])
+    decide(live_portal, reviewer, delete, "approve")
+    Checkpoint.objects.filter(pk=rst.pk).update(deadline=rst.created_at)
+    checkpoint_expire(rst.pk)
+    resumed = app("resume", *paused["checkpoints"])
+    assert resumed["executed"] == [["delete_files", ["/var/log/a.log"], 30, True]]
+    assert resumed["outputs"]["call_rst"].startswith("not approved (expired): No decision")
+
+    artifact = Artifact.objects.get(checkpoint=delete)
+    Artifact.objects.filter(pk=artifact.pk).update(
+        inline=artifact.inline.replace("janitor", "janit0r")
+    )
+    refused = app("tamper-check", *paused["checkpoints"])
+    assert "does not match its sha256" in refused["error"]
