@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from approvals.models import Checkpoint
-from approvals.services import USER_TOKENS
+from approvals.services import USER_TOKENS, user_token_create
 
 
 class Result:
@@ -60,7 +60,7 @@ _tokens: dict[int, str] = {}
 
 def token_for(user) -> str:
     if user.pk not in _tokens or not USER_TOKENS.authenticate(_tokens[user.pk]):
-        _tokens[user.pk] = USER_TOKENS.create(user)
+        _tokens[user.pk] = user_token_create(user, scope="decide")
     return _tokens[user.pk]
 
 

@@ -15,7 +15,7 @@ from humanlayer.core.models import FunctionCall, FunctionCallSpec, FunctionCallS
 
 from agents.models import Run
 from approvals.models import AuditEvent, Checkpoint, Decision
-from approvals.services import USER_TOKENS
+from approvals.services import user_token_create
 from approvals.transitions import checkpoint_expire
 from tests.integrations.helpers import decide, run_in_thread, wait_for_checkpoint
 
@@ -203,7 +203,8 @@ def test_people_respond_through_the_sdk_agents_cannot(hl, live_portal, reviewer,
     assert as_agent.status_code == 403 and as_agent.headers["content-type"].endswith("json")
 
     person = HumanLayer(
-        api_key=USER_TOKENS.create(reviewer), api_base_url=f"{live_portal.url}/humanlayer/v1"
+        api_key=user_token_create(reviewer, scope="decide"),
+        api_base_url=f"{live_portal.url}/humanlayer/v1",
     ).backend.functions()
     answered = person.respond(
         "call-r", FunctionCallStatus(approved=False, comment="not on a Friday")
