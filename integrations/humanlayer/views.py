@@ -21,6 +21,7 @@ from api.idempotency import IdempotentMixin
 from api.permissions import IsAgent, IsAgentOrPerson, IsPerson
 from api.review import channel_for
 from approvals.audit import Actor
+from approvals.credentials import credential_for
 from approvals.models import Checkpoint, Decision
 from approvals.transitions import checkpoint_decide
 from integrations.humanlayer import shapes
@@ -131,6 +132,7 @@ class RespondView(IdempotentMixin, _Base):
             comment=comment,
             answer=answer,
             channel=channel_for(request),
+            credential=credential_for(request),
         )
         return Response(_data(self.kind, _find(request.user, self.kind, call_id)))
 

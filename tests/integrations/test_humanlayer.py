@@ -201,6 +201,13 @@ def test_people_respond_through_the_sdk_agents_cannot(hl, live_portal, reviewer,
         headers={"Authorization": f"Bearer {agent_key}"},
     )
     assert as_agent.status_code == 403 and as_agent.headers["content-type"].endswith("json")
+    read_only = httpx.post(
+        f"{live_portal.url}/humanlayer/v1/agent/function_calls/call-r/respond",
+        json={"approved": True},
+        headers={"Authorization": f"Bearer {user_token_create(reviewer)}"},
+    )
+    assert read_only.status_code == 403 and "decide scope" in read_only.json()["detail"]
+    assert not Decision.objects.exists()
 
     person = HumanLayer(
         api_key=user_token_create(reviewer, scope="decide"),
