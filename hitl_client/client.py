@@ -194,8 +194,15 @@ class HitlClient:
         options: list | None = None,
         run: Run | str | None = None,
         idempotency_key: str | None = None,
+        confidence: float | None = None,
     ) -> Flow[Checkpoint]:
-        """Ask a human to approve `tool(**args)`. Returns at once (pending); `.wait()`."""
+        """Ask a human to approve `tool(**args)`. Returns at once (pending, or already decided
+        when a policy decides it automatically: `cp.automatic`); `.wait()`.
+
+        `confidence`: your own confidence in the action, 0 to 1; policies may approve
+        confident, low-risk requests without a person."""
+        if confidence is not None and not 0 <= confidence <= 1:
+            raise ValueError("confidence is a number from 0 to 1")
         if run is None and self.run is None:
             yield from self._start_run(title)
         body: dict[str, Any] = {
@@ -221,6 +228,8 @@ class HitlClient:
             body["expires_in"] = int(expires_in)
         if options:
             body["options"] = options
+        if confidence is not None:
+            body["confidence"] = float(confidence)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return Checkpoint(
             self, (yield Call("POST", "checkpoints/", {"json": body, "headers": headers}))

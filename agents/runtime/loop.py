@@ -192,6 +192,7 @@ class Execution:
                     "asks": 0,
                     "checkpoint": None,
                     "thought": plan.thought,
+                    "confidence": c.confidence,
                 }
             )
         self.state["messages"].append(
@@ -525,6 +526,7 @@ class Execution:
                     requester=self.run.created_by,
                     idempotency_key=f"run:{self.run.pk}:{item.call['key']}:{item.call['asks']}",
                     artifacts=item.preview.artifacts,
+                    confidence=_confidence(item.preview.confidence, item.call.get("confidence")),
                 )
                 for item in asks
             ],
@@ -631,6 +633,14 @@ class Execution:
         RunEvent.objects.create(
             run=self.run, kind=kind, message=message[:2000], data=_jsonable(data or {})
         )
+
+
+def _confidence(*values: float | None) -> float | None:
+    """The first reported confidence, clamped to 0..1."""
+    for value in values:
+        if isinstance(value, int | float) and value == value:
+            return min(1.0, max(0.0, float(value)))
+    return None
 
 
 def _max_risk(a: str, b: str | None) -> str:
