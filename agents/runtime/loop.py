@@ -320,7 +320,7 @@ class Execution:
         cp = Checkpoint.objects.select_related("resolved_by").get(pk=call["checkpoint"])
         if cp.status == CP.PENDING:
             return
-        who = cp.resolved_by.get_username() if cp.resolved_by else "system"
+        who = _decider(cp)
         if cp.status == CP.APPROVED:
             final = cp.final_action or cp.action
             call["approved"] = {
@@ -633,6 +633,15 @@ class Execution:
         RunEvent.objects.create(
             run=self.run, kind=kind, message=message[:2000], data=_jsonable(data or {})
         )
+
+
+def _decider(cp: Checkpoint) -> str:
+    """Who decided: a person's username, "policy <name> v<n>", or "system" (expiry)."""
+    if cp.resolved_by_id:
+        return cp.resolved_by.get_username()
+    automatic = cp.decisions.filter(policy_version__isnull=False).select_related("policy_version")
+    decision = automatic.first()
+    return decision.decider_label if decision else "system"
 
 
 def _confidence(*values: float | None) -> float | None:

@@ -51,3 +51,14 @@ def events(verb: str, target=None) -> list[AuditEvent]:
     if target is not None:
         qs = qs.filter(target_id=str(target.pk))
     return list(qs.order_by("seq"))
+
+
+from tests.hosted.conftest import (  # noqa: E402, F401  (the hosted runtime's fixtures)
+    hosted,
+    inline,
+    ledger_agent,
+    sandbox,
+    start,
+    starter,
+)
+from tests.api.conftest import agent_key, api, run_id  # noqa: E402, F401
