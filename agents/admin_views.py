@@ -123,8 +123,10 @@ def halt(model_admin: ModelAdmin, request: HttpRequest, agent_id: int) -> HttpRe
     return _kill_switch(
         request,
         lambda: agent_halt(agent.pk, request.user, reason=reason),
-        lambda a: f"{a.slug} is halted: its pending requests are cancelled, its runs stopped, "
-        "its API calls refused (423) until it is resumed.",
+        lambda a: (
+            f"{a.slug} is halted: its pending requests are cancelled, its runs stopped, "
+            "its API calls refused (423) until it is resumed."
+        ),
         reverse("admin:agents_agent_change", args=[agent.pk]),
     )
 

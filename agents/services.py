@@ -84,9 +84,10 @@ class Ask:
 
 def refuse_if_halted(agent: Agent) -> None:
     """A halted agent (the kill switch) does nothing: Halted (423 at the API) names who
-    halted it, when and why."""
-    if agent.halted_at is not None:
-        raise Halted.for_agent(agent)
+    halted it, when and why. Read from the database: the caller's row may predate the halt."""
+    halted = Agent.objects.filter(pk=agent.pk, halted_at__isnull=False).first()
+    if halted is not None:
+        raise Halted.for_agent(halted)
 
 
 def _refuse_if_finished(run: Run, consequence: str) -> None:

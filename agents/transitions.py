@@ -65,8 +65,9 @@ def run_start(
     created_by=None,
     complete_when_resolved: bool = False,
 ) -> Run:
-    if agent.halted_at is not None:
-        raise Halted.for_agent(agent)
+    halted = Agent.objects.filter(pk=agent.pk, halted_at__isnull=False).first()
+    if halted is not None:
+        raise Halted.for_agent(halted)
     with audit.atomic():
         run = Run.objects.create(
             agent=agent,
@@ -193,7 +194,10 @@ def run_resume(run_id, actor: Actor) -> Run:
     return run
 
 
-def _finish(run_id, new: str, actor: Actor, verb: AuditVerb, **fields: Any) -> Run:
+def _finish(
+    run_id, new: str, actor: Actor, verb: AuditVerb, *, why: str = "", **fields: Any
+) -> Run:
+    """`why`: the reason its pending checkpoints are cancelled with (default "run <new>")."""
     with audit.atomic():
         run = _move(
             run_id,
@@ -208,7 +212,7 @@ def _finish(run_id, new: str, actor: Actor, verb: AuditVerb, **fields: Any) -> R
             run_id=run_id, status=Checkpoint.Status.PENDING
         ).values_list("id", flat=True):
             try:
-                checkpoint_cancel(cp_id, actor, reason=f"run {new}")
+                checkpoint_cancel(cp_id, actor, reason=why or f"run {new}")
             except Conflict:
                 pass  # decided at the same moment; the decision stands
         audit.record(
@@ -231,7 +235,9 @@ def run_fail(run_id, actor: Actor, *, error: str = "", result: Any = None) -> Ru
 
 
 def run_cancel(run_id, actor: Actor, *, reason: str = "") -> Run:
-    return _finish(run_id, Status.CANCELLED, actor, AuditVerb.RUN_CANCELLED, error=reason)
+    return _finish(
+        run_id, Status.CANCELLED, actor, AuditVerb.RUN_CANCELLED, why=reason, error=reason
+    )
 
 
 def run_complete_one_shot(checkpoints) -> set:

@@ -27,7 +27,7 @@ from approvals.models import (
     PolicyVersion,
     ShadowMatch,
 )
-from approvals.policies import Entry, RoutingTable, live_versions
+from approvals.policies import Entry, RoutingTable, live_versions, route_for
 
 S = Checkpoint.Status
 
@@ -73,19 +73,22 @@ class ReplayResult:
     truncated: bool = False
     seconds: float = 0.0
 
+    @property
+    def verdict_counts(self) -> list[tuple[str, int]]:
+        return sorted(self.verdicts.items())
+
 
 EXAMPLES = 50
 
 
 def _key(entry: Entry | None) -> tuple:
-    """What routing did with a request, comparable between two tables."""
-    if entry is None:
-        return ("default",)
-    p = entry.policy
-    if p.outcome != PolicyOutcome.ROUTE:
-        return (p.outcome, entry.version.policy_id)
-    stages = tuple((s.get("role"), s.get("approvals", 1)) for s in p.stages or [])
-    return ("route", stages, p.timeout_seconds, p.expiry_action, p.escalation_role)
+    """What routing did with a request (who reviews, how long, what then), comparable
+    between two tables: the default route and a policy routing the same way are equal."""
+    if entry is not None and entry.policy.outcome != PolicyOutcome.ROUTE:
+        return (entry.policy.outcome, entry.version.policy_id)
+    route = route_for(entry)
+    stages = tuple((s["role"], s["approvals"]) for s in route.stages)
+    return ("route", stages, route.timeout_seconds, route.expiry_action, route.escalation_role)
 
 
 def replay(

@@ -38,9 +38,7 @@ def request_cp(agent):
     def make(**fields):
         run = run_start(agent=agent, task="task", actor=Actor.for_agent(agent))
         fields.setdefault("title", "Delete old logs")
-        fields.setdefault(
-            "action", {"tool": "delete_files", "args": {"paths": ["/var/log/a.log"]}}
-        )
+        fields.setdefault("action", {"tool": "delete_files", "args": {"paths": ["/var/log/a.log"]}})
         return ask(run, [Ask(**fields)], actor=Actor.for_agent(agent))[0]
 
     return make

@@ -79,7 +79,10 @@ def test_an_auto_approval_reaches_the_agent_through_every_channel(
     assert decision["decided_by_policy"] == {"name": "janitor may clean logs", "version": 1}
     assert decision["comment"] == "log clean-up under /var/log"
     assert decision["action"] == body["action"]
-    assert created["routed_to"]["policy_version"] == {"name": "janitor may clean logs", "version": 1}
+    assert created["routed_to"]["policy_version"] == {
+        "name": "janitor may clean logs",
+        "version": 1,
+    }
 
     # GET and the long-poll say the same, at once.
     assert api.get(f"checkpoints/{created['id']}/").json()["decision"] == decision
@@ -106,9 +109,7 @@ def test_an_auto_approval_reaches_the_agent_through_every_channel(
     assert cp.resolved_by is None and cp.final_action == body["action"]
 
 
-def test_the_audit_names_the_policy_as_actor_and_the_condition_that_matched(
-    request_cp, allow_logs
-):
+def test_the_audit_names_the_policy_as_actor_and_the_condition_that_matched(request_cp, allow_logs):
     cp = request_cp()
     (auto,) = events("decision.automatic", cp)
     assert (auto.actor_type, auto.actor_label) == ("policy", "policy janitor may clean logs v1")
@@ -122,7 +123,11 @@ def test_the_audit_names_the_policy_as_actor_and_the_condition_that_matched(
 def test_an_auto_rejection_gives_the_agent_the_reason(api, run_id, deny_drop):
     response = api.post(
         "checkpoints/",
-        {"run": run_id, "title": "Drop", "action": {"tool": "sql", "args": {"sql": "DROP TABLE x"}}},
+        {
+            "run": run_id,
+            "title": "Drop",
+            "action": {"tool": "sql", "args": {"sql": "DROP TABLE x"}},
+        },
     )
     body = response.json()
     assert body["status"] == "rejected"

@@ -61,7 +61,7 @@ def test_has_guards_a_missing_key_and_wrong_types_do_not_match():
 
 def test_confidence_is_null_unless_reported_and_artifacts_have_sizes():
     condition = compile_condition(
-        'confidence != null && confidence >= 0.9 && artifacts.all(a, a.size < 100) '
+        "confidence != null && confidence >= 0.9 && artifacts.all(a, a.size < 100) "
         '&& artifacts.exists(a, a.kind == "diff")'
     )
     small = [{"name": "p.diff", "kind": "diff", "size": 10, "content_type": "text/x-diff"}]

@@ -96,9 +96,7 @@ def test_pending_items_keep_their_version_and_edits_route_only_new_ones(
     assert (requested["policy"], requested["policy_version"]) == ("deletes", 2)
 
 
-def test_a_published_version_can_be_rolled_back_to_an_earlier_one(
-    publish, admin_user, request_cp
-):
+def test_a_published_version_can_be_rolled_back_to_an_earlier_one(publish, admin_user, request_cp):
     policy = publish(name="deletes", match_tool="delete_*")
     edit(policy, admin_user, stages=[{"role": "dba", "approvals": 1}])
     policy_publish(policy, user=admin_user)
@@ -158,9 +156,7 @@ def test_a_version_is_validated_again_when_it_goes_live(publish, admin_user):
 
 
 def test_an_auto_reject_policy_wins_over_earlier_allows(publish, request_cp):
-    publish(
-        name="allow deletes", priority=1, match_tool="delete_files", outcome="auto_approve"
-    )
+    publish(name="allow deletes", priority=1, match_tool="delete_files", outcome="auto_approve")
     publish(
         name="deny etc",
         priority=500,
@@ -181,9 +177,7 @@ def test_a_condition_that_errs_does_not_match_and_the_request_goes_on(publish, r
     assert "needs paths v1 did not evaluate" in caplog.text
 
 
-def test_the_routing_table_follows_publications_and_ignores_rolled_back_ones(
-    publish, admin_user
-):
+def test_the_routing_table_follows_publications_and_ignores_rolled_back_ones(publish, admin_user):
     facts = request_facts(
         agent_slug="bot", action={"tool": "t"}, kind="approval", risk="low", now=timezone.now()
     )
