@@ -234,10 +234,12 @@ def run_fail(run_id, actor: Actor, *, error: str = "", result: Any = None) -> Ru
     return _finish(run_id, Status.FAILED, actor, AuditVerb.RUN_FAILED, error=error, **extra)
 
 
-def run_cancel(run_id, actor: Actor, *, reason: str = "") -> Run:
+def run_cancel(run_id, actor: Actor, *, reason: str = "", checkpoint_reason: str = "") -> Run:
+    """`checkpoint_reason`: what its cancelled checkpoints say (default "run cancelled")."""
     return _finish(
-        run_id, Status.CANCELLED, actor, AuditVerb.RUN_CANCELLED, why=reason, error=reason
-    )
+        run_id, Status.CANCELLED, actor, AuditVerb.RUN_CANCELLED, why=checkpoint_reason,
+        error=reason,
+    )  # fmt: skip
 
 
 def run_complete_one_shot(checkpoints) -> set:
@@ -309,7 +311,7 @@ def agent_halt(agent_id, user, *, reason: str) -> Agent:
         cancelled = []
         for run_id in runs:
             try:
-                run_cancel(run_id, actor, reason=stop)
+                run_cancel(run_id, actor, reason=stop, checkpoint_reason=stop)
                 cancelled.append(run_id)
             except Conflict:
                 pass  # it finished at the same moment

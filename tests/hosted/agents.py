@@ -122,4 +122,7 @@ def pull_the_plug(ctx: ToolContext, by: str, reason: str) -> dict:
     return {"halted": True}
 
 
-LedgerAgent.tools = [*LedgerAgent.tools, pull_the_plug]
+class HaltingLedgerAgent(LedgerAgent):
+    """The ledger agent with a tool that halts it (the kill switch tests)."""
+
+    tools = [*LedgerAgent.tools, pull_the_plug]

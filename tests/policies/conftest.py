@@ -7,7 +7,16 @@ from agents.transitions import run_start
 from approvals.audit import Actor
 from approvals.models import AuditEvent, Policy
 from approvals.policies import policy_publish, policy_save
+from tests.api.conftest import agent_key, api, run_id  # noqa: F401  (the API's fixtures)
 from tests.factories import UserFactory
+from tests.hosted.conftest import (  # noqa: F401  (the hosted runtime's fixtures)
+    hosted,
+    inline,
+    ledger_agent,
+    sandbox,
+    start,
+    starter,
+)
 
 
 @pytest.fixture
@@ -49,14 +58,3 @@ def events(verb: str, target=None) -> list[AuditEvent]:
     if target is not None:
         qs = qs.filter(target_id=str(target.pk))
     return list(qs.order_by("seq"))
-
-
-from tests.hosted.conftest import (  # noqa: E402, F401  (the hosted runtime's fixtures)
-    hosted,
-    inline,
-    ledger_agent,
-    sandbox,
-    start,
-    starter,
-)
-from tests.api.conftest import agent_key, api, run_id  # noqa: E402, F401

@@ -104,15 +104,19 @@ def test_resuming_lets_the_agent_act_again(api, manager, agent):
 
 
 def test_a_hosted_run_stops_mid_way_with_nothing_executed_after_the_halt(
-    ledger_agent, start, sandbox, manager
+    hosted, start, sandbox, manager
 ):
     plug = {"tool": "pull_the_plug", "args": {"by": "max", "reason": "stop now"}}
-    agent = ledger_agent(
-        [
-            [{"tool": "note", "args": {"text": "one"}}],
-            [plug, {"tool": "note", "args": {"text": "two"}}],
-            [{"tool": "note", "args": {"text": "three"}}],
-        ]
+    turns = [
+        [{"tool": "note", "args": {"text": "one"}}],
+        [plug, {"tool": "note", "args": {"text": "two"}}],
+        [{"tool": "note", "args": {"text": "three"}}],
+    ]
+    agent = hosted(
+        "halting",
+        "tests.hosted.agents.HaltingLedgerAgent",
+        turns=turns,
+        ledger=str(sandbox / "ledger.txt"),
     )
     run = start(agent)
 
