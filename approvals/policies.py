@@ -25,6 +25,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
@@ -236,9 +237,23 @@ _table: RoutingTable | None = None
 _table_lock = threading.Lock()
 
 
+_STAMP_SQL = None
+
+
 def _current_stamp() -> Any:
-    row = PolicyGeneration.objects.filter(pk=1).values_list("value", "stamp").first()
-    return row or (0, None)
+    """The generation row, read with one plain statement (this runs on every request: the
+    ORM's query building would cost more than the query)."""
+    global _STAMP_SQL
+    if _STAMP_SQL is None:
+        q = connection.ops.quote_name
+        _STAMP_SQL = (
+            f"SELECT {q('value')}, {q('stamp')} FROM {q(PolicyGeneration._meta.db_table)} "
+            f"WHERE {q('id')} = 1"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(_STAMP_SQL)
+        row = cursor.fetchone()
+    return tuple(row) if row else (0, None)
 
 
 def live_versions() -> list[PolicyVersion]:
