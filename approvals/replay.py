@@ -27,6 +27,7 @@ from approvals.models import (
     PolicyVersion,
     ShadowMatch,
 )
+from approvals.policies import GLOB_CHARACTERS as GLOBS
 from approvals.policies import Entry, RoutingTable, live_versions, route_for
 
 S = Checkpoint.Status
@@ -120,16 +121,25 @@ def replay(
     mine = RoutingTable("replay", [version])
     result = ReplayResult(version=version, days=days, since=since)
 
+    history = Checkpoint.objects.filter(created_at__gte=since, created_at__lte=now)
+    total = history.count()
+    result.checkpoints, result.truncated = min(total, limit), total > limit
+    # The draft's exact shorthands are filters in SQL: a request it cannot match keeps its
+    # route, so only the others are read and routed (all of them for a condition-only draft).
+    candidates = history.order_by("-created_at")
+    snapshot = version.snapshot
+    if snapshot.get("match_agent") and not set(snapshot["match_agent"]) & GLOBS:
+        candidates = candidates.filter(agent__slug=snapshot["match_agent"])
+    if snapshot.get("match_tool") and not set(snapshot["match_tool"]) & GLOBS:
+        candidates = candidates.filter(action__tool=snapshot["match_tool"])
+    if snapshot.get("match_kind"):
+        candidates = candidates.filter(kind=snapshot["match_kind"])
     rows = list(
-        Checkpoint.objects.filter(created_at__gte=since, created_at__lte=now)
-        .order_by("-created_at")
-        .values_list(
+        candidates.values_list(
             "pk", "agent__slug", "action", "kind", "risk", "confidence", "title", "role_hint",
-            "created_at", "status", "final_action",
-        )[: limit + 1]
+            "created_at", "status",
+        )[:limit]
     )  # fmt: skip
-    if len(rows) > limit:
-        result.truncated, rows = True, rows[:limit]
     artifacts: dict = {}
     if rows:
         oldest = rows[-1][8]
@@ -139,7 +149,8 @@ def replay(
             artifacts.setdefault(cp_id, []).append(
                 {"name": name, "kind": kind, "size": size, "content_type": content_type}
             )
-    for pk, agent, action, kind, risk, confidence, title, hint, created, status, final in rows:
+    affected = []
+    for pk, agent, action, kind, risk, confidence, title, hint, created, status in rows:
         action = action or {}
         tool = str(action.get("tool") or "")
         facts = request_facts(
@@ -147,7 +158,6 @@ def replay(
             title=title, role_hint=hint, artifacts=artifacts.get(pk, []), now=created,
         )  # fmt: skip
         args = {"agent": agent, "tool": tool, "kind": kind, "risk": risk, "facts": facts}
-        result.checkpoints += 1
         own, _ = mine.decide(**args, now=created)
         if own is None:
             continue  # the draft cannot change what happens to a request it does not match
@@ -157,21 +167,33 @@ def replay(
         decides = winner is not None and winner.version.pk == version.pk
         if not decides and _key(winner) == _key(before):
             continue
-        verdict = human_verdict(status, action, final)
-        if decides and winner.outcome == PolicyOutcome.AUTO_APPROVE:
+        affected.append((pk, title, agent, created, status, action, decides and winner.outcome))
+        if _key(winner) != _key(before):
+            result.routed_differently += 1
+    # What people did, for the requests the draft changes: approvals read their final action
+    # (edited or not) in a second query, only for these.
+    approved = [a[0] for a in affected if a[4] == S.APPROVED]
+    finals = {}
+    for i in range(0, len(approved), 2000):
+        finals.update(
+            Checkpoint.objects.filter(pk__in=approved[i : i + 2000]).values_list(
+                "pk", "final_action"
+            )
+        )
+    for pk, title, agent, created, status, action, outcome in affected:
+        verdict = human_verdict(status, action, finals.get(pk))
+        if outcome == PolicyOutcome.AUTO_APPROVE:
             result.would_approve += 1
             if verdict in (REJECTED, EDITED):
                 result.unsafe_count += 1
                 if len(result.unsafe) < EXAMPLES:
                     result.unsafe.append(Example(str(pk), title, agent, verdict, created))
-        elif decides and winner.outcome == PolicyOutcome.AUTO_REJECT:
+        elif outcome == PolicyOutcome.AUTO_REJECT:
             result.would_reject += 1
             if verdict in (APPROVED, EDITED):
                 result.blocked_count += 1
                 if len(result.blocked) < EXAMPLES:
                     result.blocked.append(Example(str(pk), title, agent, verdict, created))
-        if _key(winner) != _key(before):
-            result.routed_differently += 1
         result.verdicts[verdict] += 1
     result.seconds = time.perf_counter() - started
     return result

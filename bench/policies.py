@@ -82,7 +82,9 @@ def bench_route(args) -> None:
 
     started = time.perf_counter()
     make_policies(args.policies, args.indexed)
-    print(f"created and published {args.policies} policies in {time.perf_counter() - started:.1f} s")
+    print(
+        f"created and published {args.policies} policies in {time.perf_counter() - started:.1f} s"
+    )
     t = time.perf_counter()
     table = policies.routing_table()
     cold = time.perf_counter() - t
@@ -208,10 +210,12 @@ def bench_replay(args) -> None:
     policy_save(draft, actor=Actor.system("bench"))
     version = draft.versions.get()
     for attempt in range(args.rounds):
+        cpu = time.process_time()
         result = replay(version, days=30, limit=max(args.checkpoints, 1))
+        cpu = time.process_time() - cpu
         print(
             f"replay, {connection.vendor}, round {attempt + 1}: {result.checkpoints} checkpoints "
-            f"in {result.seconds:.2f} s — matched {result.matched}, would approve "
+            f"in {result.seconds:.2f} s ({cpu:.2f} s CPU in this process) — matched {result.matched}, would approve "
             f"{result.would_approve}, routed differently {result.routed_differently}, "
             f"unsafe (a person rejected or edited) {result.unsafe_count}, verdicts "
             f"{dict(result.verdicts)}"

@@ -7,7 +7,7 @@ from agents.transitions import run_start
 from approvals.audit import Actor
 from approvals.models import AuditEvent, Policy
 from approvals.policies import policy_publish, policy_save
-from tests.api.conftest import agent_key, api, run_id  # noqa: F401  (the API's fixtures)
+from tests.api.conftest import agent_key, api, live_portal, run_id  # noqa: F401
 from tests.factories import UserFactory
 from tests.hosted.conftest import (  # noqa: F401  (the hosted runtime's fixtures)
     hosted,
