@@ -216,7 +216,8 @@ def bench_replay(args) -> None:
         print(
             f"replay, {connection.vendor}, round {attempt + 1}: {result.checkpoints} checkpoints "
             f"in {result.seconds:.2f} s ({cpu:.2f} s CPU in this process) — matched "
-            f"{result.matched}, would approve {result.would_approve}, routed differently {result.routed_differently}, "
+            f"{result.matched}, would approve {result.would_approve}, routed differently "
+            f"{result.routed_differently}, "
             f"unsafe (a person rejected or edited) {result.unsafe_count}, verdicts "
             f"{dict(result.verdicts)}"
         )
