@@ -182,19 +182,22 @@ def replay(
         )
     for pk, title, agent, created, status, action, outcome in affected:
         verdict = human_verdict(status, action, finals.get(pk))
-        if outcome == PolicyOutcome.AUTO_APPROVE:
-            result.would_approve += 1
-            if verdict in (REJECTED, EDITED):
-                result.unsafe_count += 1
-                if len(result.unsafe) < EXAMPLES:
-                    result.unsafe.append(Example(str(pk), title, agent, verdict, created))
-        elif outcome == PolicyOutcome.AUTO_REJECT:
-            result.would_reject += 1
-            if verdict in (APPROVED, EDITED):
-                result.blocked_count += 1
-                if len(result.blocked) < EXAMPLES:
-                    result.blocked.append(Example(str(pk), title, agent, verdict, created))
         result.verdicts[verdict] += 1
+        if outcome not in (PolicyOutcome.AUTO_APPROVE, PolicyOutcome.AUTO_REJECT):
+            continue
+        approve = outcome == PolicyOutcome.AUTO_APPROVE
+        if approve:
+            result.would_approve += 1
+        else:
+            result.would_reject += 1
+        if agrees(outcome, verdict) is False:  # a person decided the other way
+            examples = result.unsafe if approve else result.blocked
+            if approve:
+                result.unsafe_count += 1
+            else:
+                result.blocked_count += 1
+            if len(examples) < EXAMPLES:
+                examples.append(Example(str(pk), title, agent, verdict, created))
     result.seconds = time.perf_counter() - started
     return result
 
