@@ -476,7 +476,12 @@ def check_may_revoke(user, policy: Policy) -> None:
 
 
 def _locked(policy_id) -> Policy:
-    return Policy.objects.select_for_update().select_related("live_version").get(pk=policy_id)
+    # Lock the policy row only (PostgreSQL refuses to lock the nullable side of the join).
+    return (
+        Policy.objects.select_for_update(of=("self",))
+        .select_related("live_version")
+        .get(pk=policy_id)
+    )
 
 
 def _check_publishable(version: PolicyVersion) -> None:
