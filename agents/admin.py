@@ -6,6 +6,7 @@ from django.db import models
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
 from agents import admin_views, webhooks
 from agents.models import Agent, AgentKey, DeadLetter, Run, RunEvent, RunStep, WebhookDelivery
@@ -16,6 +17,7 @@ from approvals import audit
 from approvals.audit import Actor, AuditVerb
 from core.admin import AuditedSaveMixin, ManagersOnlyMixin, ReadOnlyInline
 from core.exceptions import Conflict
+from core.roles import is_manager
 
 
 class AgentKeyInline(ReadOnlyInline):
@@ -38,6 +40,7 @@ class AgentAdmin(AuditedSaveMixin, admin.ModelAdmin):
         "kind",
         "owner",
         "active",
+        "halted_display",
         "callback_url",
         "start_link",
         "created_at",
@@ -50,6 +53,22 @@ class AgentAdmin(AuditedSaveMixin, admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     inlines = [AgentKeyInline]
     exclude = ["webhook_secret"]
+    change_form_template = "admin/agents/agent/change_form.html"
+
+    @admin.display(description="halted", ordering="halted_at")
+    def halted_display(self, obj: Agent) -> str:
+        if obj.halted_at is None:
+            return ""
+        return format_html('<span class="badge status-rejected">halted</span>')
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        agent = Agent.objects.filter(pk=object_id).select_related("halted_by").first()
+        extra = {
+            **(extra_context or {}),
+            "halted_agent": agent if agent is not None and agent.halted_at else None,
+            "may_halt": is_manager(request.user) and request.user.is_staff,
+        }
+        return super().change_view(request, object_id, form_url, extra)
 
     @admin.display(description="run")
     def start_link(self, obj: Agent) -> str:
@@ -95,12 +114,18 @@ class AgentAdmin(AuditedSaveMixin, admin.ModelAdmin):
         self.message_user(request, f"Revoked {count} key(s).")
 
     def get_urls(self):
+        def post(view):
+            return self.admin_site.admin_view(require_POST(partial(view, self)))
+
         return [
             path(
                 "<int:agent_id>/start-run/",
                 self.admin_site.admin_view(partial(admin_views.start_run, self)),
                 name="agents_agent_start_run",
             ),
+            path("<int:agent_id>/halt/", post(admin_views.halt), name="agents_agent_halt"),
+            path("<int:agent_id>/resume/", post(admin_views.resume), name="agents_agent_resume"),
+            path("halt-all/", post(admin_views.halt_all), name="agents_agent_halt_all"),
             *super().get_urls(),
         ]
 

@@ -1,5 +1,5 @@
 """The agents' admin pages beyond the model admin (mirroring `approvals/review/`): the
-start-run page of a hosted agent."""
+start-run page of a hosted agent, and the kill switch (halt, resume, halt every agent)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from django.urls import reverse
 from agents.models import Agent
 from agents.runtime import InvalidRunInput, start_hosted_run
 from agents.runtime.agent import AgentNotRunnable, load_agent
+from agents.transitions import agent_halt, agent_halt_all, agent_resume
 from approvals.audit import Actor
+from core.exceptions import Conflict, InvalidInput, NotAllowed
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
@@ -100,3 +102,50 @@ def start_run(model_admin: ModelAdmin, request: HttpRequest, agent_id: int) -> H
         "rules": [r.tool for r in hosted.all_rules()] if hosted else [],
     }
     return TemplateResponse(request, "admin/agents/agent/start_run.html", context)
+
+
+def _kill_switch(request: HttpRequest, move, done, back: str) -> HttpResponse:
+    """Halt / resume: the transition decides who may; the page says what happened."""
+    try:
+        result = move()
+    except (Conflict, InvalidInput) as exc:
+        messages.error(request, str(exc))
+    except NotAllowed as exc:
+        raise PermissionDenied(str(exc)) from None
+    else:
+        messages.success(request, done(result))
+    return HttpResponseRedirect(back)
+
+
+def halt(model_admin: ModelAdmin, request: HttpRequest, agent_id: int) -> HttpResponse:
+    agent = get_object_or_404(Agent, pk=agent_id)
+    reason = request.POST.get("reason", "")[:2000]
+    return _kill_switch(
+        request,
+        lambda: agent_halt(agent.pk, request.user, reason=reason),
+        lambda a: (
+            f"{a.slug} is halted: its pending requests are cancelled, its runs stopped, "
+            "its API calls refused (423) until it is resumed."
+        ),
+        reverse("admin:agents_agent_change", args=[agent.pk]),
+    )
+
+
+def resume(model_admin: ModelAdmin, request: HttpRequest, agent_id: int) -> HttpResponse:
+    agent = get_object_or_404(Agent, pk=agent_id)
+    return _kill_switch(
+        request,
+        lambda: agent_resume(agent.pk, request.user, note=request.POST.get("note", "")[:2000]),
+        lambda a: f"{a.slug} may act again (runs cancelled by the halt stay cancelled).",
+        reverse("admin:agents_agent_change", args=[agent.pk]),
+    )
+
+
+def halt_all(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
+    reason = request.POST.get("reason", "")[:2000]
+    return _kill_switch(
+        request,
+        lambda: agent_halt_all(request.user, reason=reason),
+        lambda halted: f"Halted {len(halted)} agent(s).",
+        reverse("admin:index"),
+    )

@@ -47,12 +47,28 @@ class Agent(models.Model):
     config = models.JSONField(default=dict, blank=True)
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # The kill switch (agents.transitions.agent_halt): while set, the agent's API calls get
+    # 423 and its hosted runs do not run. Changed only by agent_halt / agent_resume.
+    halted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    halted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    halt_reason = models.TextField(blank=True, editable=False)
 
     class Meta:
         ordering = ["slug"]
 
     def __str__(self) -> str:
         return self.slug
+
+    @property
+    def halted(self) -> bool:
+        return self.halted_at is not None
 
 
 class AgentKey(ApiTokenBase):

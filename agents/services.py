@@ -18,8 +18,8 @@ from approvals.artifacts import ArtifactInput
 from approvals.audit import Actor, AuditVerb
 from approvals.models import Artifact, Checkpoint, Risk
 from approvals.services import TokenKind
-from approvals.transitions import checkpoint_request
-from core.exceptions import Conflict, InvalidInput
+from approvals.transitions import checkpoint_auto_decide, checkpoint_request
+from core.exceptions import Conflict, Halted, InvalidInput
 
 ARTIFACT_REF = re.compile(
     r"^artifact://([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
@@ -87,6 +87,15 @@ class Ask:
     request_sha256: str = ""
     allowed_outcomes: list[str] = field(default_factory=list)
     reject_options: list[dict] = field(default_factory=list)
+    confidence: float | None = None  # the agent's own confidence in the action, 0..1
+
+
+def refuse_if_halted(agent: Agent) -> None:
+    """A halted agent (the kill switch) does nothing: Halted (423 at the API) names who
+    halted it, when and why. Read from the database: the caller's row may predate the halt."""
+    halted = Agent.objects.filter(pk=agent.pk, halted_at__isnull=False).first()
+    if halted is not None:
+        raise Halted.for_agent(halted)
 
 
 def _refuse_if_finished(run: Run, consequence: str) -> None:
@@ -149,7 +158,12 @@ def ask(
     Refused with Conflict on a finished run, and for an idempotency key that an earlier
     checkpoint of this agent already used (possible once the API's own 48 h idempotency
     record was purged: the checkpoint's unique key outlives it). `before_wait` runs inside
-    the transaction once the checkpoints exist (the hosted runtime saves its state there)."""
+    the transaction once the checkpoints exist (the hosted runtime saves its state there).
+
+    A checkpoint that a policy decides automatically is decided once the run waits, so the
+    decision reaches the agent exactly as a person's would (resume, webhook, long-poll);
+    the returned checkpoints show their outcome. Refused with Halted for a halted agent."""
+    refuse_if_halted(run.agent)
     _refuse_if_finished(run, "start a new run to ask again")
     keys = [a.idempotency_key for a in asks if a.idempotency_key]
     if keys:
@@ -182,12 +196,17 @@ def ask(
                 request_sha256=a.request_sha256,
                 allowed_outcomes=rules.check_allowed_outcomes(a.kind, a.allowed_outcomes),
                 reject_options=a.reject_options,
+                confidence=a.confidence,
             )
             for a in asks
         ]
         if before_wait is not None:
             before_wait(checkpoints)
         run_wait(run.pk, actor, checkpoint_id=checkpoints[0].pk if checkpoints else None)
+        for cp in checkpoints:
+            if cp.automatic:
+                checkpoint_auto_decide(cp.pk)
+                cp.refresh_from_db()
     return checkpoints
 
 

@@ -4,6 +4,13 @@
 running|waiting ──complete──▶ completed
 running|waiting ──fail──────▶ failed
 running|waiting ──cancel────▶ cancelled   (pending checkpoints are cancelled with it)
+
+Agents (the kill switch):
+    active ──halt (manager; a superuser: all)──▶ halted ──resume──▶ active
+Halting cancels the agent's unfinished runs (their pending checkpoints with them, through
+`checkpoint_cancel`); a hosted run that is executing stops at its next step boundary (the
+runtime checks before every planner turn and effect, and its fenced writes fail once the run
+is cancelled). While halted, its API calls get 423 and nothing of it starts.
 """
 
 from __future__ import annotations
@@ -16,12 +23,14 @@ from django.db.models import F
 from django.utils import timezone
 
 from agents.models import Agent, Run
+from agents.signals import agent_halted, agent_resumed
 from approvals import audit
 from approvals.audit import Actor, AuditVerb
 from approvals.models import Checkpoint
 from approvals.transitions import checkpoint_cancel
-from core.exceptions import Conflict
+from core.exceptions import Conflict, Halted, InvalidInput, NotAllowed
 from core.queue import enqueue
+from core.roles import is_manager
 
 Status = Run.Status
 RESUME_TASK = "agents.tasks.resume_run"
@@ -56,6 +65,9 @@ def run_start(
     created_by=None,
     complete_when_resolved: bool = False,
 ) -> Run:
+    halted = Agent.objects.filter(pk=agent.pk, halted_at__isnull=False).first()
+    if halted is not None:
+        raise Halted.for_agent(halted)
     with audit.atomic():
         run = Run.objects.create(
             agent=agent,
@@ -182,7 +194,10 @@ def run_resume(run_id, actor: Actor) -> Run:
     return run
 
 
-def _finish(run_id, new: str, actor: Actor, verb: AuditVerb, **fields: Any) -> Run:
+def _finish(
+    run_id, new: str, actor: Actor, verb: AuditVerb, *, why: str = "", **fields: Any
+) -> Run:
+    """`why`: the reason its pending checkpoints are cancelled with (default "run <new>")."""
     with audit.atomic():
         run = _move(
             run_id,
@@ -197,7 +212,7 @@ def _finish(run_id, new: str, actor: Actor, verb: AuditVerb, **fields: Any) -> R
             run_id=run_id, status=Checkpoint.Status.PENDING
         ).values_list("id", flat=True):
             try:
-                checkpoint_cancel(cp_id, actor, reason=f"run {new}")
+                checkpoint_cancel(cp_id, actor, reason=why or f"run {new}")
             except Conflict:
                 pass  # decided at the same moment; the decision stands
         audit.record(
@@ -219,8 +234,12 @@ def run_fail(run_id, actor: Actor, *, error: str = "", result: Any = None) -> Ru
     return _finish(run_id, Status.FAILED, actor, AuditVerb.RUN_FAILED, error=error, **extra)
 
 
-def run_cancel(run_id, actor: Actor, *, reason: str = "") -> Run:
-    return _finish(run_id, Status.CANCELLED, actor, AuditVerb.RUN_CANCELLED, error=reason)
+def run_cancel(run_id, actor: Actor, *, reason: str = "", checkpoint_reason: str = "") -> Run:
+    """`checkpoint_reason`: what its cancelled checkpoints say (default "run cancelled")."""
+    return _finish(
+        run_id, Status.CANCELLED, actor, AuditVerb.RUN_CANCELLED, why=checkpoint_reason,
+        error=reason,
+    )  # fmt: skip
 
 
 def run_complete_one_shot(checkpoints) -> set:
@@ -246,3 +265,123 @@ def run_complete_one_shot(checkpoints) -> set:
         run_complete(run_id, Actor.system("one-question run"), result=result)
         done.add(run_id)
     return done
+
+
+# --- the kill switch ------------------------------------------------------------------------------
+
+
+def check_may_halt(user, *, every: bool = False) -> None:
+    """Managers halt and resume an agent; halting every agent at once is a superuser's."""
+    if not (user and user.is_active and user.is_staff and is_manager(user)):
+        raise NotAllowed("Only managers can halt or resume an agent")
+    if every and not user.is_superuser:
+        raise NotAllowed("Only a superuser can halt every agent at once")
+
+
+def agent_halt(agent_id, user, *, reason: str) -> Agent:
+    """Stop an agent now: halted (its API calls get 423 naming who and why), its unfinished
+    runs cancelled with their pending checkpoints, audited, and `agent_halted` sent (the
+    owner's notification). Conflict if it already is halted."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput(
+            "Say why the agent is halted: its owner and the agent are told.", "reason"
+        )
+    check_may_halt(user)
+    actor = Actor.for_user(user)
+    with audit.atomic():
+        now = timezone.now()
+        if not Agent.objects.filter(pk=agent_id, halted_at__isnull=True).update(
+            halted_at=now, halted_by=user, halt_reason=reason
+        ):
+            agent = Agent.objects.select_related("halted_by").get(pk=agent_id)
+            raise Conflict(
+                f"Agent {agent.slug} is already halted",
+                status="halted",
+                winner=agent.halted_by.get_username() if agent.halted_by_id else "",
+                at=agent.halted_at,
+            )
+        agent = Agent.objects.select_related("owner", "halted_by").get(pk=agent_id)
+        stop = f"agent halted by {user.get_username()}: {reason}"
+        runs = list(
+            Run.objects.filter(agent_id=agent_id, status__in=(Status.RUNNING, Status.WAITING))
+            .order_by("created_at")
+            .values_list("pk", flat=True)
+        )
+        cancelled = []
+        for run_id in runs:
+            try:
+                run_cancel(run_id, actor, reason=stop, checkpoint_reason=stop)
+                cancelled.append(run_id)
+            except Conflict:
+                pass  # it finished at the same moment
+        # Checkpoints of runs that are no longer unfinished (none should be left): the same.
+        for cp_id in Checkpoint.objects.filter(
+            agent_id=agent_id, status=Checkpoint.Status.PENDING
+        ).values_list("id", flat=True):
+            try:
+                checkpoint_cancel(cp_id, actor, reason=stop)
+            except Conflict:
+                pass
+        checkpoints = Checkpoint.objects.filter(
+            agent_id=agent_id, status=Checkpoint.Status.CANCELLED, resolved_at__gte=now
+        ).count()
+        audit.record(
+            actor,
+            AuditVerb.AGENT_HALTED,
+            agent,
+            {
+                "reason": reason,
+                "cancelled_runs": [str(r) for r in cancelled],
+                "cancelled_checkpoints": checkpoints,
+            },
+        )
+        agent_halted.send(
+            sender=Agent,
+            agent=agent,
+            by=user,
+            reason=reason,
+            cancelled_runs=cancelled,
+            cancelled_checkpoints=checkpoints,
+        )
+    return agent
+
+
+def agent_halt_all(user, *, reason: str) -> list[Agent]:
+    """A superuser stops every agent that is not halted yet (each halted and audited as
+    `agent_halt` does)."""
+    check_may_halt(user, every=True)
+    halted = []
+    with audit.atomic():
+        for agent_id in Agent.objects.filter(halted_at__isnull=True).values_list("pk", flat=True):
+            try:
+                halted.append(agent_halt(agent_id, user, reason=reason))
+            except Conflict:
+                pass
+    return halted
+
+
+def agent_resume(agent_id, user, *, note: str = "") -> Agent:
+    """Lift a halt: the agent may call the API and start runs again (its cancelled runs stay
+    cancelled). Conflict if it is not halted."""
+    check_may_halt(user)
+    with audit.atomic():
+        agent = Agent.objects.select_related("halted_by").get(pk=agent_id)
+        if not Agent.objects.filter(pk=agent_id, halted_at__isnull=False).update(
+            halted_at=None, halted_by=None, halt_reason=""
+        ):
+            raise Conflict(f"Agent {agent.slug} is not halted", status="active")
+        audit.record(
+            Actor.for_user(user),
+            AuditVerb.AGENT_RESUMED,
+            agent,
+            {
+                "halted_by": agent.halted_by.get_username() if agent.halted_by_id else None,
+                "halted_at": agent.halted_at,
+                "halt_reason": agent.halt_reason,
+                "note": note,
+            },
+        )
+        agent.refresh_from_db()
+        agent_resumed.send(sender=Agent, agent=agent, by=user)
+    return agent

@@ -32,7 +32,7 @@ def visible_checkpoint(principal, pk) -> Checkpoint:
     """One checkpoint the caller may see (with what its representation reads), else 404."""
     cp = (
         visible_checkpoints(principal)
-        .select_related("agent", "policy", "resolved_by")
+        .select_related("agent", "policy", "policy_version", "resolved_by")
         .filter(pk=pk)
         .first()
     )

@@ -11,7 +11,9 @@ from rest_framework import authentication, exceptions
 
 from agents.models import Agent, AgentKey
 from agents.services import AGENT_KEYS
+from api.exceptions import AgentHaltedError
 from approvals.services import USER_TOKENS
+from core.exceptions import Halted
 
 
 @dataclass
@@ -37,9 +39,13 @@ class AgentPrincipal:
 
 def authenticate_bearer(token: str):
     """(principal, credential) for a raw bearer token, or None. Shared by DRF and the ASGI
-    long-poll path."""
+    long-poll path. A halted agent's key authenticates, and is then refused: 423 naming who
+    halted it and why (the one check of the kill switch at the API: every agent call, long-
+    poll included, comes through here)."""
     key = AGENT_KEYS.authenticate(token)
     if key is not None:
+        if key.agent.halted_at is not None:
+            raise AgentHaltedError(Halted.for_agent(key.agent))
         return AgentPrincipal(agent=key.agent, key=key), key
     user_token = USER_TOKENS.authenticate(token)
     if user_token is not None:

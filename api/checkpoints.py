@@ -47,7 +47,9 @@ from approvals.transitions import checkpoint_cancel
         description="Creates a pending checkpoint on one of your runs (the run becomes "
         "`waiting`), routed by policy. Learn the decision by webhook, by "
         "`GET /checkpoints/{id}/wait`, or by polling `GET /checkpoints/{id}/`. With an "
-        "`external_id` already used for the same request: 200 with that checkpoint.",
+        "`external_id` already used for the same request: 200 with that checkpoint. A policy "
+        "may decide it at once (`decision.automatic`): the response then carries the "
+        "decision. A halted agent gets 423.",
         request=CheckpointCreateSerializer,
         responses={201: CheckpointOutSerializer, 200: CheckpointOutSerializer},
     ),
@@ -58,7 +60,9 @@ class CheckpointListCreateView(IdempotentMixin, generics.ListAPIView):
     pagination_class = NewestFirstPagination
 
     def get_queryset(self):
-        qs = visible_checkpoints(self.request.user).select_related("agent", "policy", "resolved_by")
+        qs = visible_checkpoints(self.request.user).select_related(
+            "agent", "policy", "policy_version", "resolved_by"
+        )
         params = self.request.query_params
         status_value = status_filter(params, Checkpoint.Status.values)
         if status_value:

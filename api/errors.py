@@ -5,6 +5,7 @@
 
 Validation errors carry `errors`: DRF's field → messages mapping (nested for nested fields).
 Conflicts carry `current_status`, `winner` and `at`, so an agent learns who decided first.
+A halted agent's calls are 423 Locked with `agent`, `halted_by`, `halted_at` and `reason`.
 
 `problem_for(exc)` is the one mapping from an exception to a problem: DRF's exception handler,
 the long-poll view, its ASGI fast path and the MFA middleware all use it.
@@ -23,8 +24,8 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from api.exceptions import ConflictError, PayloadTooLarge
-from core.exceptions import Conflict, InvalidInput, NotAllowed
+from api.exceptions import AgentHaltedError, ConflictError, PayloadTooLarge
+from core.exceptions import Conflict, Halted, InvalidInput, NotAllowed
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,8 @@ def as_api_exception(exc: Exception) -> exceptions.APIException | None:
         return exc
     if isinstance(exc, Conflict):
         return ConflictError(exc)
+    if isinstance(exc, Halted):
+        return AgentHaltedError(exc)
     if isinstance(exc, NotAllowed):
         return exceptions.PermissionDenied(str(exc))
     if isinstance(exc, InvalidInput):
@@ -111,6 +114,12 @@ def problem_for(exc: Exception) -> tuple[int, dict[str, Any]] | None:
             winner=c.winner or None,
             at=c.at.isoformat() if c.at else None,
         )
+    if isinstance(api_exc, AgentHaltedError):
+        h = api_exc.halted
+        body.update(
+            agent=h.agent, halted_by=h.by, halted_at=h.at.isoformat() if h.at else None,
+            reason=h.reason,
+        )  # fmt: skip
     if isinstance(api_exc, exceptions.Throttled) and api_exc.wait is not None:
         body["retry_after"] = int(api_exc.wait) + 1
     return status, body

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rest_framework import exceptions, status
 
-from core.exceptions import Conflict
+from core.exceptions import Conflict, Halted
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -28,3 +28,15 @@ class ConflictError(exceptions.APIException):
     def __init__(self, conflict: Conflict):
         super().__init__(str(conflict))
         self.conflict = conflict
+
+
+class AgentHaltedError(exceptions.APIException):
+    """423 Locked: the agent was halted (the kill switch); the problem names who, when, why."""
+
+    status_code = status.HTTP_423_LOCKED
+    default_detail = "This agent is halted."
+    default_code = "agent_halted"
+
+    def __init__(self, halted: Halted):
+        super().__init__(str(halted))
+        self.halted = halted

@@ -76,7 +76,9 @@ class DecisionView(IdempotentMixin, generics.GenericAPIView):
             seen_action_sha256=v["action_sha256"],
             credential=credential_for(request),
         )
-        cp = Checkpoint.objects.select_related("agent", "policy", "resolved_by").get(pk=pk)
+        cp = Checkpoint.objects.select_related(
+            "agent", "policy", "policy_version", "resolved_by"
+        ).get(pk=pk)
         return Response(
             {
                 "resolved": result.resolved,

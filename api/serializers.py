@@ -42,6 +42,11 @@ class StageSerializer(serializers.Serializer):
     approvals = serializers.IntegerField()
 
 
+class PolicyVersionRefSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+
+
 class RoutedToSerializer(serializers.Serializer):
     roles = serializers.ListField(child=serializers.CharField())
     stages = StageSerializer(many=True)
@@ -50,6 +55,9 @@ class RoutedToSerializer(serializers.Serializer):
     approvals_needed = serializers.IntegerField()
     escalated = serializers.BooleanField()
     policy = serializers.CharField(allow_null=True)
+    policy_version = PolicyVersionRefSerializer(
+        allow_null=True, help_text="The published policy version that routed (or decided) it."
+    )
 
 
 class ArtifactOutSerializer(serializers.Serializer):
@@ -80,7 +88,11 @@ class DecisionOutSerializer(serializers.Serializer):
     action_sha256 = serializers.CharField(allow_null=True)
     answer = serializers.CharField(allow_null=True)
     comment = serializers.CharField(allow_blank=True, help_text="The reviewer's reason.")
-    decided_by = serializers.CharField(allow_null=True)
+    decided_by = serializers.CharField(allow_null=True, help_text="The person who decided.")
+    decided_by_policy = PolicyVersionRefSerializer(
+        allow_null=True, help_text="An automatic decision: the policy version that made it."
+    )
+    automatic = serializers.BooleanField(help_text="Decided by a policy, not a person.")
     decided_at = serializers.DateTimeField(allow_null=True)
 
 
@@ -116,6 +128,7 @@ class CheckpointOutSerializer(serializers.Serializer):
     current_action_sha256 = serializers.CharField()
     context = serializers.JSONField()
     risk = serializers.ChoiceField(choices=Risk.choices)
+    confidence = serializers.FloatField(allow_null=True)
     options = serializers.JSONField()
     role_hint = serializers.CharField(allow_blank=True)
     created_at = serializers.DateTimeField()
@@ -412,6 +425,15 @@ class CheckpointCreateSerializer(serializers.Serializer):
     action = ActionSerializer(required=False, help_text="The proposed tool call.")
     context = ContextSerializer(required=False)
     risk = serializers.ChoiceField(choices=Risk.choices, default=Risk.MEDIUM)
+    confidence = serializers.FloatField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=0.0,
+        max_value=1.0,
+        help_text="Your own confidence in the action, 0 to 1. Policies may approve confident "
+        'requests automatically (e.g. `confidence >= 0.95 && risk == "low"`).',
+    )
     artifacts = ArtifactInSerializer(many=True, required=False, max_length=50)
     expires_in = serializers.IntegerField(
         required=False,
@@ -492,6 +514,7 @@ class CheckpointCreateSerializer(serializers.Serializer):
             external_id=v["external_id"],
             allowed_outcomes=v["allowed_outcomes"],
             reject_options=[dict(o) for o in v.get("reject_options", [])],
+            confidence=v.get("confidence"),
             **extra,
         )
 

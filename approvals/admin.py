@@ -10,7 +10,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
-from approvals import audit, policies, selectors, services
+from approvals import audit, policies, policy_pages, selectors, services
 from approvals.audit import Actor, AuditVerb
 from approvals.models import Artifact, AuditEvent, Checkpoint, Decision, Policy, UserToken
 from approvals.review import changelist as cl
@@ -20,34 +20,136 @@ from core.admin import AuditedSaveMixin, ManagersOnlyMixin, ReadOnlyAdminMixin, 
 from core.roles import user_roles
 
 
+class StandingFilter(admin.SimpleListFilter):
+    title = "kind"
+    parameter_name = "standing"
+
+    def lookups(self, request, model_admin):
+        return [("0", "Policies"), ("1", "Standing rules")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "1":
+            return queryset.exclude(standing_role="")
+        if self.value() == "0":
+            return queryset.filter(standing_role="")
+        return queryset
+
+
 @admin.register(Policy)
 class PolicyAdmin(AuditedSaveMixin, admin.ModelAdmin):
-    """Every save (the form and the list's editable columns) is validated by Policy.clean
-    and audited with its diff; deletions are audited."""
+    """A policy's page edits its working copy: every save (the form and the list's editable
+    columns) is validated by Policy.clean, becomes a new draft version and is audited with
+    its diff. The versions panel publishes, rolls back and revokes (`approvals.policies`);
+    replay and shadow pages show the evidence. Deletions are audited."""
 
     list_display = [
         "name",
+        "state_badge",
+        "outcome",
+        "shadow",
         "active",
         "priority",
         "match_agent",
         "match_tool",
-        "match_kind",
-        "min_risk",
-        "timeout_seconds",
-        "expiry_action",
+        "condition_short",
+        "expires_at",
     ]
-    list_filter = ["active", "expiry_action"]
+    list_filter = [StandingFilter, "outcome", "shadow", "active", "expiry_action"]
     list_editable = ["active", "priority"]
-    search_fields = ["name", "match_agent", "match_tool"]
+    list_select_related = ["live_version"]
+    search_fields = ["name", "match_agent", "match_tool", "condition"]
+    readonly_fields = ["proposed_from"]
+    fieldsets = [
+        (None, {"fields": ["name", "description", "active", "priority"]}),
+        ("Match", {"fields": ["match_agent", "match_tool", "match_kind", "min_risk", "condition"]}),
+        ("Outcome", {"fields": ["outcome", "reason", "shadow", "stages", "honour_role_hints"]}),
+        (
+            "Timing",
+            {
+                "fields": [
+                    "timeout_seconds",
+                    "expiry_action",
+                    "escalation_role",
+                    "escalation_timeout_seconds",
+                    "sla_seconds",
+                    "expires_at",
+                ]
+            },
+        ),
+        ("Standing rule", {"fields": ["standing_role", "proposed_from"], "classes": ["collapse"]}),
+    ]
+    change_form_template = "admin/approvals/policy/change_form.html"
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        # Fields added to Policy later (other issues) still show up, in a last section.
+        shown = {f for _name, opts in fieldsets for f in opts["fields"]}
+        rest = [
+            f.name
+            for f in Policy.versioned_fields()
+            if f.editable and f.name not in shown and f.name != "id"
+        ]
+        return [*fieldsets, ("More", {"fields": rest})] if rest else fieldsets
+
+    @admin.display(description="state")
+    def state_badge(self, obj: Policy) -> str:
+        state = policy_pages.state_of(obj)
+        number = f" v{obj.live_version.number}" if obj.live_version_id else ""
+        return format_html('<span class="badge policy-{}">{}{}</span>', state, state, number)
+
+    @admin.display(description="condition")
+    def condition_short(self, obj: Policy) -> str:
+        text = obj.condition or ""
+        return text if len(text) <= 60 else text[:57] + "…"
 
     def snapshot(self, obj):
-        return audit.snapshot(obj, policies.POLICY_FIELDS)
+        return audit.snapshot(obj, policies.audited_fields())
 
     def audited_save(self, request, obj, before):
-        policies.policy_record(obj, before, actor=Actor.for_user(request.user))
+        version = policies.policy_record(
+            obj, before, actor=Actor.for_user(request.user), by=request.user
+        )
+        if version is not None and version.number > 1:
+            self.message_user(
+                request,
+                f"Saved as draft version {version.number} of “{obj.name}”: it routes nothing "
+                "until it is published.",
+            )
 
     def audited_delete(self, request, target, before):
         policies.policy_deleted(target, before, actor=Actor.for_user(request.user))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        policy = Policy.objects.filter(pk=object_id).select_related("live_version").first()
+        extra = dict(extra_context or {})
+        if policy is not None:
+            extra["engine"] = policy_pages.version_context(request, policy)
+        return super().change_view(request, object_id, form_url, extra)
+
+    def get_urls(self):
+        def wrap(view, methods):
+            @require_http_methods(methods)
+            def wrapper(request, *args, **kw):
+                return view(self, request, *args, **kw)
+
+            return self.admin_site.admin_view(wrapper)
+
+        name = "approvals_policy"
+        return [
+            path("standing/", wrap(policy_pages.standing_rules, ["GET", "HEAD"]),
+                 name=f"{name}_standing"),
+            path("<int:policy_id>/publish/", wrap(policy_pages.publish, ["POST"]),
+                 name=f"{name}_publish"),
+            path("<int:policy_id>/rollback/<int:number>/", wrap(policy_pages.rollback, ["POST"]),
+                 name=f"{name}_rollback"),
+            path("<int:policy_id>/revoke/", wrap(policy_pages.revoke, ["POST"]),
+                 name=f"{name}_revoke"),
+            path("<int:policy_id>/replay/", wrap(policy_pages.replay_page, ["GET", "HEAD"]),
+                 name=f"{name}_replay"),
+            path("<int:policy_id>/shadow/", wrap(policy_pages.shadow_page, ["GET", "HEAD"]),
+                 name=f"{name}_shadow"),
+            *super().get_urls(),
+        ]  # fmt: skip
 
 
 class ArtifactInline(ReadOnlyInline):
@@ -58,7 +160,25 @@ class ArtifactInline(ReadOnlyInline):
 
 class DecisionInline(ReadOnlyInline):
     model = Decision
-    fields = ["reviewer", "stage", "role", "outcome", "comment", "channel", "created_at"]
+    fields = [
+        "reviewer", "policy_version", "stage", "role", "outcome", "comment", "channel",
+        "created_at",
+    ]  # fmt: skip
+
+
+class AutomaticFilter(admin.SimpleListFilter):
+    """Oversight: decisions made by policies, counted apart from people's."""
+
+    title = "decided by"
+    parameter_name = "automatic"
+
+    def lookups(self, request, model_admin):
+        return [("0", "People"), ("1", "Policies (automatic)")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("0", "1"):
+            return queryset.filter(policy_version__isnull=self.value() == "0")
+        return queryset
 
 
 QUEUE_DEFERRED = [
@@ -196,6 +316,11 @@ class CheckpointAdmin(admin.ModelAdmin):
             path("poll/", wrap(views.poll), name=f"{name}_poll"),
             path("export.csv", wrap(export.export_csv), name=f"{name}_export"),
             path("<uuid:object_id>/review/", wrap(views.review), name=f"{name}_review"),
+            path(
+                "<uuid:object_id>/propose-rule/",
+                wrap(views.propose_rule),
+                name=f"{name}_propose_rule",
+            ),
             path("<uuid:object_id>/decide/", wrap(views.decide), name=f"{name}_decide"),
             path("<uuid:object_id>/claim/", wrap(views.claim), name=f"{name}_claim"),
             path("<uuid:object_id>/release/", wrap(views.release), name=f"{name}_release"),
@@ -225,9 +350,13 @@ class VisibleThroughCheckpointMixin:
 
 @admin.register(Decision)
 class DecisionAdmin(VisibleThroughCheckpointMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["checkpoint", "reviewer", "outcome", "stage", "channel", "created_at"]
-    list_filter = ["outcome", "channel"]
-    list_select_related = ["checkpoint", "reviewer"]
+    list_display = ["checkpoint", "decider", "outcome", "stage", "channel", "created_at"]
+    list_filter = ["outcome", "channel", AutomaticFilter]
+    list_select_related = ["checkpoint", "reviewer", "policy_version"]
+
+    @admin.display(description="decided by")
+    def decider(self, obj: Decision) -> str:
+        return obj.decider_label
 
 
 @admin.register(Artifact)

@@ -57,6 +57,11 @@ class Actor:
         return cls(AuditEvent.ActorType.AGENT, str(agent.pk), agent.slug)
 
     @classmethod
+    def for_policy(cls, version) -> Actor:
+        """A decision made by a published policy version, not by a person."""
+        return cls(AuditEvent.ActorType.POLICY, str(version.pk), f"policy {version.label}")
+
+    @classmethod
     def system(cls, label: str = "system") -> Actor:
         return cls(AuditEvent.ActorType.SYSTEM, "", label)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -31,9 +32,22 @@ class ExpiryAction(models.TextChoices):
     ESCALATE = "escalate", "Escalate"
 
 
+class PolicyOutcome(models.TextChoices):
+    ROUTE = "route", "Route to reviewers"
+    AUTO_APPROVE = "auto_approve", "Approve automatically"
+    AUTO_REJECT = "auto_reject", "Reject automatically"
+
+
+AUTOMATIC_OUTCOMES = (PolicyOutcome.AUTO_APPROVE, PolicyOutcome.AUTO_REJECT)
+
+
 class Policy(models.Model):
-    """A routing rule. The first active policy (by priority, then id) whose match fields all
-    match a request decides who reviews it; empty match fields match anything."""
+    """A routing rule, edited as a draft and published as an immutable `PolicyVersion`.
+
+    The row holds the working copy: every saved change becomes a new version (a draft)
+    that routes nothing until it is published; routing reads only published versions
+    (`approvals.policies.route`). The first live policy by priority (then id) whose match
+    fields and condition all hold decides what happens to a request."""
 
     name = models.CharField(max_length=100, unique=True)
     description = models.TextField(blank=True)
@@ -43,16 +57,44 @@ class Policy(models.Model):
         max_length=100, blank=True, help_text="Agent slug glob, e.g. 'sql-*'. Empty: any."
     )
     match_tool = models.CharField(
-        max_length=200, blank=True, help_text="Tool name glob, e.g. 'delete_*'. Empty: any."
+        max_length=200,
+        blank=True,
+        help_text="Tool name glob, e.g. 'delete_*'. Empty: any. An exact name (no * ? [) is "
+        "indexed: routing tries only the policies that can match a request's tool.",
     )
     match_kind = models.CharField(max_length=20, blank=True, help_text="Checkpoint kind or empty.")
     min_risk = models.CharField(
         max_length=10, choices=Risk.choices, blank=True, help_text="Match this risk and above."
     )
+    condition = models.TextField(
+        blank=True,
+        help_text='A CEL expression over the request, e.g. tool == "delete_files" && '
+        'size(args.paths) <= 20 && args.paths.all(p, p.startsWith("/var/log/")). '
+        "Variables: agent, tool, args, kind, risk, risk_level, confidence, title, role_hint, "
+        "artifacts, now, hour, weekday. Empty: the match fields alone decide.",
+    )
+    outcome = models.CharField(
+        max_length=20, choices=PolicyOutcome.choices, default=PolicyOutcome.ROUTE
+    )
+    reason = models.TextField(
+        blank=True,
+        help_text="Automatic outcomes: the reason recorded with the decision and sent to the "
+        "agent (required to reject).",
+    )
+    shadow = models.BooleanField(
+        default=False,
+        help_text="Shadow mode (automatic outcomes): evaluate and record what it would have "
+        "decided on every matching request, while people still decide.",
+    )
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="After this moment the policy matches nothing."
+    )
     stages = models.JSONField(
         default=list,
+        blank=True,
         help_text='Ordered review stages: [{"role": "ops", "approvals": 1}, ...]. Each role must '
-        "be a review role (a group with the “Can decide checkpoints” permission).",
+        "be a review role (a group with the “Can decide checkpoints” permission). Required to "
+        "route; more approvals per stage where a request needs more eyes.",
     )
     honour_role_hints = models.BooleanField(
         default=True,
@@ -72,22 +114,72 @@ class Policy(models.Model):
     sla_seconds = models.PositiveIntegerField(
         null=True, blank=True, help_text="Target time to decision, for reports."
     )
+    # A standing rule ("always allow"), proposed from a review page: the review role whose
+    # other reviewers (or a manager) may publish and revoke it, and the request it came from.
+    standing_role = models.CharField(
+        max_length=150,
+        blank=True,
+        help_text="Standing rules: the review role whose reviewers may publish or revoke it.",
+    )
+    proposed_from = models.ForeignKey(
+        "Checkpoint",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="standing_rules",
+        help_text="Standing rules: the request it was proposed from.",
+    )
+
+    # Publication state: which version routes (never part of a version).
+    live_version = models.ForeignKey(
+        "PolicyVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    published_at = models.DateTimeField(null=True, blank=True, editable=False)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+
+    STATE_FIELDS = ("id", "live_version", "published_at", "published_by")
 
     class Meta:
         ordering = ["priority", "id"]
         verbose_name_plural = "policies"
+        permissions = [
+            ("publish_policy", "Can publish and roll back policies"),
+        ]
 
     def __str__(self) -> str:
         return self.name
 
+    @classmethod
+    def versioned_fields(cls) -> list[models.Field]:
+        """Every field a version freezes: all but the publication state, so fields added
+        later (SLA, escalation ladders, ...) are versioned without a list to keep."""
+        return [f for f in cls._meta.concrete_fields if f.name not in cls.STATE_FIELDS]
+
+    @property
+    def is_standing(self) -> bool:
+        return bool(self.standing_role)
+
     def clean(self) -> None:
-        """Stages and the escalation role are checked when the policy is saved (a typo must
-        be a field error now, not a 500 at the next request)."""
+        """Stages, the escalation role and the condition are checked when the policy is
+        saved (a typo must be a field error now, not a 500 at the next request)."""
         from approvals.policies import validate_policy
 
         validate_policy(self)
 
     def matches(self, *, agent_slug: str, tool: str, kind: str, risk: str) -> bool:
+        """The match fields (the glob shorthands); the condition is checked by routing."""
         if self.match_agent and not fnmatch.fnmatchcase(agent_slug, self.match_agent):
             return False
         if self.match_tool and not fnmatch.fnmatchcase(tool or "", self.match_tool):
@@ -95,6 +187,58 @@ class Policy(models.Model):
         if self.match_kind and self.match_kind != kind:
             return False
         return not (self.min_risk and RISK_ORDER[risk] < RISK_ORDER[self.min_risk])
+
+
+class PolicyVersion(models.Model):
+    """One immutable state of a policy: every versioned field's value (`snapshot`), what
+    changed since the version before (`changes`), who made it and when. Checkpoints record
+    the version that routed them (PROTECT: a version that decided something is kept)."""
+
+    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    snapshot = models.JSONField()
+    changes = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["policy", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "number"], name="policyversion_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        return f"{self.snapshot.get('name', self.policy_id)} v{self.number}"
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.snapshot.get(name, default)
+
+    def as_policy(self) -> Policy:
+        """The policy as it was in this version (unsaved; its pk is the policy's)."""
+        policy = Policy(pk=self.policy_id)
+        for f in Policy.versioned_fields():
+            if f.name in self.snapshot:
+                setattr(policy, f.attname, f.to_python(self.snapshot[f.name]))
+        return policy
+
+
+class PolicyGeneration(models.Model):
+    """One row: a counter bumped in every transaction that changes what routes (publish,
+    roll back, revoke). Each process compares it with the routing table it compiled and
+    recompiles when it moved: publishing takes effect everywhere at the next request."""
+
+    value = models.PositiveBigIntegerField(default=0)
+    stamp = models.UUIDField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return str(self.value)
 
 
 class Checkpoint(models.Model):
@@ -132,12 +276,23 @@ class Checkpoint(models.Model):
     risk = models.CharField(max_length=10, choices=Risk.choices, default=Risk.MEDIUM)
     options = models.JSONField(default=list, blank=True)
     role_hint = models.CharField(max_length=150, blank=True)
+    confidence = models.FloatField(
+        null=True, blank=True, help_text="The agent's own confidence in the action, 0 to 1."
+    )
 
     status = models.CharField(
         max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
     )
     # Routing, copied from the policy at request time so later policy edits don't move it.
     policy = models.ForeignKey(Policy, null=True, blank=True, on_delete=models.SET_NULL)
+    policy_version = models.ForeignKey(
+        PolicyVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="checkpoints",
+        help_text="The published policy version that routed (or decided) it.",
+    )
     stages = models.JSONField(default=list)
     stage = models.PositiveSmallIntegerField(default=0)
     current_role = models.CharField(max_length=150)
@@ -287,7 +442,8 @@ class Artifact(models.Model):
 
 
 class Decision(models.Model):
-    """One reviewer's vote on one stage of a checkpoint."""
+    """One vote on one stage of a checkpoint: a reviewer's, or a policy version's (an
+    automatic decision; then `reviewer` is empty)."""
 
     class Outcome(models.TextChoices):
         APPROVE = "approve", "Approve"
@@ -300,10 +456,23 @@ class Decision(models.Model):
         API = "api", "API"
         ADMIN = "admin", "Admin"
         CLI = "cli", "CLI"
+        POLICY = "policy", "Policy (automatic)"
 
     checkpoint = models.ForeignKey(Checkpoint, on_delete=models.CASCADE, related_name="decisions")
     reviewer = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="decisions"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="decisions",
+    )
+    policy_version = models.ForeignKey(
+        PolicyVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="decisions",
+        help_text="An automatic decision: the policy version that made it.",
     )
     stage = models.PositiveSmallIntegerField(default=0)
     role = models.CharField(max_length=150)
@@ -323,10 +492,48 @@ class Decision(models.Model):
             models.UniqueConstraint(
                 fields=["checkpoint", "reviewer", "stage"], name="decision_one_vote_per_stage"
             ),
+            # A person or a policy decided: exactly one of them.
+            models.CheckConstraint(
+                condition=Q(reviewer__isnull=False, policy_version__isnull=True)
+                | Q(reviewer__isnull=True, policy_version__isnull=False),
+                name="decision_by_person_or_policy",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.reviewer} {self.outcome} {self.checkpoint_id}"
+        return f"{self.decider_label} {self.outcome} {self.checkpoint_id}"
+
+    @property
+    def automatic(self) -> bool:
+        return self.policy_version_id is not None
+
+    @property
+    def decider_label(self) -> str:
+        """Who decided: a username, or "policy <name> v<n>"."""
+        if self.policy_version_id:
+            return f"policy {self.policy_version.label}"
+        return self.reviewer.get_username() if self.reviewer_id else ""
+
+
+class ShadowMatch(models.Model):
+    """A published policy in shadow mode matched a request: what it would have decided.
+    People still decided; comparing their decision with `would` is the rule's agreement."""
+
+    version = models.ForeignKey(PolicyVersion, on_delete=models.PROTECT, related_name="shadow")
+    checkpoint = models.ForeignKey(
+        Checkpoint, on_delete=models.CASCADE, related_name="shadow_matches"
+    )
+    would = models.CharField(max_length=20, choices=PolicyOutcome.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "checkpoint"], name="shadow_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} would {self.would} {self.checkpoint_id}"
 
 
 class UserToken(ApiTokenBase):
@@ -403,6 +610,13 @@ class AuditVerb(models.TextChoices):
     POLICY_CREATED = "policy.created", "Policy created"
     POLICY_UPDATED = "policy.updated", "Policy changed"
     POLICY_DELETED = "policy.deleted", "Policy deleted"
+    POLICY_PUBLISHED = "policy.published", "Policy version published"
+    POLICY_ROLLED_BACK = "policy.rolled_back", "Policy rolled back to an earlier version"
+    POLICY_REVOKED = "policy.revoked", "Policy revoked (routes nothing)"
+    POLICY_PROPOSED = "policy.proposed", "Standing rule proposed"
+    DECISION_AUTOMATIC = "decision.automatic", "Decision made by a policy"
+    AGENT_HALTED = "agent.halted", "Agent halted (kill switch)"
+    AGENT_RESUMED = "agent.resumed", "Agent resumed after a halt"
 
     @classmethod
     def for_status(cls, status: str) -> AuditVerb:
@@ -416,6 +630,7 @@ class AuditEvent(models.Model):
     class ActorType(models.TextChoices):
         USER = "user", "User"
         AGENT = "agent", "Agent"
+        POLICY = "policy", "Policy"
         SYSTEM = "system", "System"
 
     seq = models.PositiveBigIntegerField(unique=True)

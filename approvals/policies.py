@@ -1,17 +1,54 @@
-"""Policies: routing a request to who must review it, how many approvals, until when.
-(Later: validated, versioned, audited policy changes.)"""
+"""Policies: what happens to a request (route it to reviewers, or decide it automatically),
+and every change to a policy (versions, draft → publish, roll back, revoke), audited.
+
+Routing reads only *published* versions, compiled once per publication and cached per
+process (`RoutingTable`). Every transaction that changes what routes bumps the
+`PolicyGeneration` row, which each process compares with its table at every request:
+a publication takes effect everywhere at the next request, a draft never routes.
+
+Order: an auto-reject policy that matches always decides (deny wins over allow, whatever
+the priorities); otherwise the first matching live policy by priority (then id) does; no
+match: the default role and timeout. Shadow policies never decide: every one that matches
+is recorded (`ShadowMatch`) with what it would have done.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import heapq
+import logging
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.db.models import F
+from django.utils import timezone
 
 from approvals import audit
-from approvals.models import AuditVerb, ExpiryAction, Policy
+from approvals.conditions import Condition, ConditionError, Facts, compile_condition
+from approvals.models import (
+    AUTOMATIC_OUTCOMES,
+    AuditVerb,
+    Checkpoint,
+    ExpiryAction,
+    Policy,
+    PolicyGeneration,
+    PolicyOutcome,
+    PolicyVersion,
+)
 from approvals.rules import is_review_role, review_role_names
-from core.exceptions import InvalidInput
+from core.canonical import normalize
+from core.exceptions import Conflict, InvalidInput, NotAllowed
+from core.roles import is_manager
+
+log = logging.getLogger(__name__)
+
+GLOB_CHARACTERS = frozenset("*?[")
 
 
 @dataclass
@@ -22,23 +59,40 @@ class Route:
     escalation_role: str = ""
     escalation_timeout_seconds: int = 1800
     sla_seconds: int | None = None
-    policy: Policy | None = None
+    policy: Policy | None = None  # the policy as it is in `version`
+    version: PolicyVersion | None = None
+    outcome: str = PolicyOutcome.ROUTE
+    reason: str = ""
+    condition: str = ""
+    shadow: list[tuple[PolicyVersion, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
     def roles(self) -> list[str]:
         return [s["role"] for s in self.stages]
 
+    @property
+    def automatic(self) -> bool:
+        return self.outcome in AUTOMATIC_OUTCOMES
+
+
+# --- validation --------------------------------------------------------------------------------
+
 
 def validate_policy(policy: Policy) -> None:
-    """Field errors (django ValidationError) for a policy that could not route: stages must
-    be a non-empty list of {"role": <review role>, "approvals": <n ≥ 1>}; an escalation needs
-    a review role to escalate to."""
+    """Field errors (django ValidationError) for a policy that could not route or decide:
+    stages must be a non-empty list of {"role": <review role>, "approvals": <n ≥ 1>} (a
+    routing policy needs them; automatic ones may leave them empty); an escalation needs a
+    review role; the condition must compile; an automatic rejection needs a reason; shadow
+    mode is for automatic outcomes; a standing rule approves, expires, and needs a condition."""
     errors: dict[str, list[str]] = {}
     roles = review_role_names()
     known = ", ".join(sorted(roles)) or "none yet: grant a group the decide permission"
     stages = policy.stages
-    if not isinstance(stages, list) or not stages:
+    automatic = policy.outcome in AUTOMATIC_OUTCOMES
+    if policy.outcome not in PolicyOutcome.values:
+        errors["outcome"] = [f"One of: {', '.join(PolicyOutcome.values)}."]
+    if not isinstance(stages, list) or (not stages and not automatic):
         errors["stages"] = ['A non-empty list of stages, e.g. [{"role": "ops", "approvals": 1}].']
     else:
         for i, stage in enumerate(stages, 1):
@@ -63,45 +117,206 @@ def validate_policy(policy: Policy) -> None:
         errors["escalation_role"] = [
             f"{policy.escalation_role!r} is not a review role (review roles: {known})."
         ]
+    if (policy.condition or "").strip():
+        try:
+            compile_condition(policy.condition)
+        except ConditionError as exc:
+            errors["condition"] = [str(exc)]
+    if policy.outcome == PolicyOutcome.AUTO_REJECT and not (policy.reason or "").strip():
+        errors["reason"] = ["An automatic rejection needs a reason the agent can act on."]
+    if policy.shadow and not automatic:
+        errors["shadow"] = ["Shadow mode is for automatic outcomes (approve or reject)."]
+    if policy.standing_role:
+        if policy.outcome != PolicyOutcome.AUTO_APPROVE:
+            errors["outcome"] = ["A standing rule approves automatically."]
+        if not (policy.condition or "").strip():
+            errors.setdefault("condition", []).append("A standing rule needs a condition.")
+        if policy.expires_at is None:
+            errors["expires_at"] = ["A standing rule expires: give it an end."]
+        if policy.standing_role not in roles:
+            errors["standing_role"] = [f"{policy.standing_role!r} is not a review role."]
     if errors:
         raise ValidationError(errors)
 
 
-def route(*, agent_slug: str, tool: str, kind: str, risk: str, role_hint: str = "") -> Route:
-    """The first active policy (by priority, then id) that matches decides; no match: the
-    default role and timeout. A role hint must name a review role (else InvalidInput); if the
-    policy honours hints, it adds a stage (never replaces one)."""
+# --- the routing table: published versions, compiled once per publication ----------------------
+
+
+def _exact(pattern: str) -> str | None:
+    """The value a glob matches if it matches only one (an index key), else None."""
+    if pattern and not GLOB_CHARACTERS & set(pattern):
+        return pattern
+    return None
+
+
+@dataclass
+class Entry:
+    order: int
+    version: PolicyVersion
+    policy: Policy  # as in the version
+    condition: Condition | None
+    broken: bool = False  # the condition no longer compiles: matches nothing
+
+    @property
+    def outcome(self) -> str:
+        return self.policy.outcome
+
+    def matches(self, *, agent: str, tool: str, kind: str, risk: str, facts: Facts, now) -> bool:
+        p = self.policy
+        if self.broken or (p.expires_at is not None and p.expires_at <= now):
+            return False
+        if p.outcome == PolicyOutcome.AUTO_APPROVE and kind == Checkpoint.Kind.QUESTION:
+            return False  # a question needs an answer, which no policy gives
+        if not p.matches(agent_slug=agent, tool=tool, kind=kind, risk=risk):
+            return False
+        if self.condition is None:
+            return True
+        return self.condition.evaluate(facts, label=self.version.label)
+
+
+class _Index:
+    """Entries bucketed by exact tool and agent (None: any), so a request is checked only
+    against the policies that can match it; candidates come out in priority order."""
+
+    def __init__(self, entries: Iterable[Entry]):
+        self.buckets: dict[tuple[str | None, str | None], list[Entry]] = {}
+        for e in entries:
+            key = (_exact(e.policy.match_tool), _exact(e.policy.match_agent))
+            self.buckets.setdefault(key, []).append(e)
+
+    def candidates(self, tool: str, agent: str) -> Iterator[Entry]:
+        keys = {(None, None), (tool, None), (None, agent), (tool, agent)}
+        lists = [self.buckets[k] for k in keys if k in self.buckets]
+        if len(lists) == 1:
+            return iter(lists[0])
+        return heapq.merge(*lists, key=lambda e: e.order)
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.buckets.values())
+
+
+class RoutingTable:
+    def __init__(self, stamp: Any, versions: list[PolicyVersion]):
+        self.stamp = stamp
+        entries = []
+        for order, version in enumerate(
+            sorted(versions, key=lambda v: (v.get("priority", 100), v.policy_id))
+        ):
+            policy = version.as_policy()
+            condition, broken = None, False
+            if (policy.condition or "").strip():
+                try:
+                    condition = compile_condition(policy.condition)
+                except ConditionError as exc:
+                    log.error("published %s does not compile: %s", version.label, exc)
+                    broken = True
+            entries.append(Entry(order, version, policy, condition, broken))
+        deciding = [e for e in entries if not e.policy.shadow]
+        self.rejects = _Index(e for e in deciding if e.outcome == PolicyOutcome.AUTO_REJECT)
+        self.others = _Index(e for e in deciding if e.outcome != PolicyOutcome.AUTO_REJECT)
+        self.shadows = _Index(e for e in entries if e.policy.shadow)
+        self.size = len(entries)
+
+    def decide(self, *, agent, tool, kind, risk, facts, now) -> tuple[Entry | None, list[Entry]]:
+        """The entry that decides (deny first, then by priority) and the shadow entries that
+        match."""
+        args = {"agent": agent, "tool": tool, "kind": kind, "risk": risk, "facts": facts}
+        winner = next(
+            (e for e in self.rejects.candidates(tool, agent) if e.matches(**args, now=now)), None
+        )
+        if winner is None:
+            winner = next(
+                (e for e in self.others.candidates(tool, agent) if e.matches(**args, now=now)),
+                None,
+            )
+        shadows = [e for e in self.shadows.candidates(tool, agent) if e.matches(**args, now=now)]
+        return winner, shadows
+
+
+_table: RoutingTable | None = None
+_table_lock = threading.Lock()
+
+
+_STAMP_SQL = None
+
+
+def _current_stamp() -> Any:
+    """The generation row, read with one plain statement (this runs on every request: the
+    ORM's query building would cost more than the query)."""
+    global _STAMP_SQL
+    if _STAMP_SQL is None:
+        q = connection.ops.quote_name
+        _STAMP_SQL = (
+            f"SELECT {q('value')}, {q('stamp')} FROM {q(PolicyGeneration._meta.db_table)} "
+            f"WHERE {q('id')} = 1"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(_STAMP_SQL)
+        row = cursor.fetchone()
+    return tuple(row) if row else (0, None)
+
+
+def live_versions() -> list[PolicyVersion]:
+    """The published versions of active policies (what routes)."""
+    versions = PolicyVersion.objects.filter(
+        pk__in=Policy.objects.filter(live_version__isnull=False).values("live_version")
+    ).select_related("policy")
+    return [v for v in versions if v.get("active", True)]
+
+
+def routing_table() -> RoutingTable:
+    """This process's compiled table, rebuilt when a publication moved the generation."""
+    global _table
+    stamp = _current_stamp()
+    table = _table
+    if table is not None and table.stamp == stamp:
+        return table
+    with _table_lock:
+        if _table is not None and _table.stamp == stamp:
+            return _table
+        table = RoutingTable(stamp, live_versions())
+        _table = table
+    return table
+
+
+def table_changed() -> None:
+    """Inside the transaction of a change to what routes: move the generation (and its
+    random stamp, so a table compiled inside a transaction that rolled back is never
+    mistaken for a later one)."""
+    updated = PolicyGeneration.objects.filter(pk=1).update(value=F("value") + 1, stamp=uuid.uuid4())
+    if not updated:
+        PolicyGeneration.objects.update_or_create(
+            pk=1, defaults={"value": 1, "stamp": uuid.uuid4()}
+        )
+
+
+def route(
+    *,
+    agent_slug: str,
+    tool: str,
+    kind: str,
+    risk: str,
+    role_hint: str = "",
+    facts: Facts,
+    now: dt.datetime | None = None,
+    table: RoutingTable | None = None,
+) -> Route:
+    """What happens to a request (see the module docstring). A role hint must name a review
+    role (else InvalidInput); if the deciding policy honours hints, it adds a stage (never
+    replaces one)."""
     if role_hint and not is_review_role(role_hint):
         raise InvalidInput(f"{role_hint!r} is not a review role.", "role_hint")
-    policy = next(
-        (
-            p
-            for p in Policy.objects.filter(active=True).order_by("priority", "id")
-            if p.matches(agent_slug=agent_slug, tool=tool, kind=kind, risk=risk) and p.stages
-        ),
-        None,
+    now = now or timezone.now()
+    table = table or routing_table()
+    entry, shadows = table.decide(
+        agent=agent_slug, tool=tool or "", kind=kind, risk=risk, facts=facts, now=now
     )
-    if policy is not None:
-        result = Route(
-            stages=[
-                {"role": s["role"], "approvals": int(s.get("approvals", 1))} for s in policy.stages
-            ],
-            timeout_seconds=policy.timeout_seconds or settings.HITL_DEFAULT_TIMEOUT,
-            expiry_action=policy.expiry_action,
-            escalation_role=policy.escalation_role,
-            escalation_timeout_seconds=policy.escalation_timeout_seconds,
-            sla_seconds=policy.sla_seconds,
-            policy=policy,
-            notes=[f"routed by policy {policy.name!r}"],
-        )
-    else:
-        result = Route(
-            stages=[{"role": settings.HITL_DEFAULT_ROLE, "approvals": 1}],
-            timeout_seconds=settings.HITL_DEFAULT_TIMEOUT,
-            expiry_action=ExpiryAction.REJECT,
-            notes=["no policy matched: default role and timeout"],
-        )
+    result = route_for(entry)
+    result.shadow = [(e.version, e.outcome) for e in shadows]
+    if result.automatic:
+        return result
     # A hint can only add review, never replace what policy requires.
+    policy = result.policy
     honour = policy.honour_role_hints if policy is not None else settings.HITL_HONOUR_ROLE_HINTS
     if role_hint and not honour:
         result.notes.append(f"role hint {role_hint!r} ignored: the policy does not honour hints")
@@ -111,33 +326,301 @@ def route(*, agent_slug: str, tool: str, kind: str, risk: str, role_hint: str = 
     return result
 
 
-# --- changes: validated and audited ---------------------------------------------------------------
+def _default_stages() -> list[dict]:
+    return [{"role": settings.HITL_DEFAULT_ROLE, "approvals": 1}]
 
-POLICY_FIELDS = [f.name for f in Policy._meta.concrete_fields if f.name != "id"]
+
+def route_for(entry: Entry | None) -> Route:
+    """The route a matching entry gives (None: the default route)."""
+    if entry is None:
+        return Route(
+            stages=_default_stages(),
+            timeout_seconds=settings.HITL_DEFAULT_TIMEOUT,
+            expiry_action=ExpiryAction.REJECT,
+            notes=["no policy matched: default role and timeout"],
+        )
+    policy, version = entry.policy, entry.version
+    stages = [{"role": s["role"], "approvals": int(s.get("approvals", 1))} for s in policy.stages]
+    verb = {
+        PolicyOutcome.AUTO_APPROVE: "approved automatically",
+        PolicyOutcome.AUTO_REJECT: "rejected automatically",
+    }.get(policy.outcome, "routed")
+    return Route(
+        stages=stages or _default_stages(),
+        timeout_seconds=policy.timeout_seconds or settings.HITL_DEFAULT_TIMEOUT,
+        expiry_action=policy.expiry_action,
+        escalation_role=policy.escalation_role,
+        escalation_timeout_seconds=policy.escalation_timeout_seconds,
+        sla_seconds=policy.sla_seconds,
+        policy=policy,
+        version=version,
+        outcome=policy.outcome,
+        reason=policy.reason,
+        condition=policy.condition,
+        notes=[f"{verb} by policy {version.label}"],
+    )
 
 
-def policy_record(policy: Policy, before: dict | None, *, actor: audit.Actor) -> None:
-    """Audit a policy that was just created (`before` None) or changed: every changed field's
-    old and new value."""
-    after = audit.snapshot(policy, POLICY_FIELDS)
+# --- changes: versions, validated and audited ---------------------------------------------------
+
+
+def policy_values(policy: Policy) -> dict[str, Any]:
+    """Every versioned field's value, as JSON (foreign keys as ids)."""
+    return normalize({f.name: f.value_from_object(policy) for f in Policy.versioned_fields()})
+
+
+def audited_fields() -> list[str]:
+    return [f.name for f in Policy.versioned_fields()]
+
+
+def latest_version(policy: Policy) -> PolicyVersion | None:
+    return policy.versions.order_by("-number").first()
+
+
+def _new_version(policy: Policy, by) -> PolicyVersion | None:
+    """A new version if the policy differs from its latest one (None: nothing changed)."""
+    values = policy_values(policy)
+    last = latest_version(policy)
+    if last is not None and last.snapshot == values:
+        return None
+    return PolicyVersion.objects.create(
+        policy=policy,
+        number=(last.number + 1) if last else 1,
+        snapshot=values,
+        changes=audit.changes(last.snapshot, values) if last else {},
+        created_by=by,
+    )
+
+
+def policy_record(
+    policy: Policy, before: dict | None, *, actor: audit.Actor, by=None, verb=None
+) -> PolicyVersion | None:
+    """After a policy was created (`before` None) or changed (the admin's form or
+    `policy_save`): its new version (a draft: it routes nothing until published) and the
+    audit event with every changed field's old and new value."""
+    version = _new_version(policy, by)
+    after = audit.snapshot(policy, audited_fields())
+    data: dict[str, Any] = {"version": version.number if version else None}
     if before is None:
-        audit.record(actor, AuditVerb.POLICY_CREATED, policy, {"values": after})
+        audit.record(actor, verb or AuditVerb.POLICY_CREATED, policy, {"values": after, **data})
     elif diff := audit.changes(before, after):
-        audit.record(actor, AuditVerb.POLICY_UPDATED, policy, {"changes": diff})
+        audit.record(actor, AuditVerb.POLICY_UPDATED, policy, {"changes": diff, **data})
+    return version
 
 
-def policy_save(policy: Policy, *, actor: audit.Actor) -> Policy:
-    """Create or change a policy: validated (ValidationError with field errors), saved and
-    audited in one transaction. Pending checkpoints keep the routing they were given (it is
-    copied into them)."""
+def policy_save(policy: Policy, *, actor: audit.Actor, by=None) -> PolicyVersion | None:
+    """Create or change a policy: validated (ValidationError with field errors), saved, a new
+    draft version and its audit event, in one transaction. Publish the draft to make it
+    route (`policy_publish`); pending checkpoints keep the version that routed them."""
     validate_policy(policy)
     with audit.atomic():
         stored = Policy.objects.filter(pk=policy.pk).first() if policy.pk else None
-        before = audit.snapshot(stored, POLICY_FIELDS) if stored is not None else None
+        before = audit.snapshot(stored, audited_fields()) if stored is not None else None
         policy.save()
-        policy_record(policy, before, actor=actor)
-    return policy
+        return policy_record(policy, before, actor=actor, by=by)
 
 
 def policy_deleted(target: tuple, before: dict, *, actor: audit.Actor) -> None:
+    table_changed()
     audit.record(actor, AuditVerb.POLICY_DELETED, target, {"values": before})
+
+
+# --- who may publish, roll back and revoke -----------------------------------------------------
+
+
+def _four_eyes_required(policy: Policy) -> bool:
+    return policy.is_standing or settings.HITL_POLICY_FOUR_EYES
+
+
+def authors(policy: Policy, version: PolicyVersion | None = None) -> set:
+    """Who wrote `version` (and, for a standing rule, who proposed it): four-eyes."""
+    ids = set()
+    if version is not None and version.created_by_id:
+        ids.add(version.created_by_id)
+    if policy.is_standing:
+        first = policy.versions.order_by("number").first()
+        if first is not None and first.created_by_id:
+            ids.add(first.created_by_id)
+    return ids
+
+
+def may_manage(user, policy: Policy) -> bool:
+    """Publish, roll back or revoke this policy (four-eyes aside): holders of the publish
+    permission; for a standing rule also the reviewers of its role and managers."""
+    if not user or not user.is_authenticated or not user.is_active or not user.is_staff:
+        return False
+    if user.has_perm("approvals.publish_policy"):
+        return True
+    if policy.is_standing:
+        from approvals.rules import user_review_roles
+
+        return is_manager(user) or policy.standing_role in user_review_roles(user)
+    return False
+
+
+def check_may_publish(user, policy: Policy, version: PolicyVersion) -> None:
+    if not may_manage(user, policy):
+        raise NotAllowed(f"{user.get_username()} may not publish {policy.name!r}")
+    if _four_eyes_required(policy) and user.pk in authors(policy, version):
+        raise NotAllowed(
+            "Four-eyes: another reviewer of the role or a manager must publish what you wrote"
+        )
+
+
+def check_may_revoke(user, policy: Policy) -> None:
+    if not (may_manage(user, policy) or user.pk in authors(policy)):
+        raise NotAllowed(f"{user.get_username()} may not revoke {policy.name!r}")
+
+
+# --- publish, roll back, revoke -----------------------------------------------------------------
+
+
+def _locked(policy_id) -> Policy:
+    # Lock the policy row only (PostgreSQL refuses to lock the nullable side of the join).
+    return (
+        Policy.objects.select_for_update(of=("self",))
+        .select_related("live_version")
+        .get(pk=policy_id)
+    )
+
+
+def _check_publishable(version: PolicyVersion) -> None:
+    """A version is validated again when it goes live: a role may have lost its decide
+    permission since it was written."""
+    try:
+        validate_policy(version.as_policy())
+    except ValidationError as exc:
+        problems = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+        raise InvalidInput(f"{version.label} cannot go live: {problems}", "version") from None
+
+
+def policy_publish(
+    policy: Policy,
+    *,
+    user,
+    version: PolicyVersion | None = None,
+    note: str = "",
+    actor: audit.Actor | None = None,
+) -> PolicyVersion:
+    """Make a version live (default: the latest, i.e. the draft). Publishing an earlier
+    version than the live one is a roll back (audited as such). Takes effect at the next
+    request in every process; checkpoints already pending keep the version that routed them.
+
+    `user` None: code inside the portal (`seed_demo`, tests), acting as `actor`."""
+    actor = actor or (audit.Actor.for_user(user) if user else audit.Actor.system())
+    with audit.atomic():
+        locked = _locked(policy.pk)
+        version = version or latest_version(locked)
+        if version is None or version.policy_id != locked.pk:
+            raise InvalidInput("No such version of this policy.", "version")
+        previous = locked.live_version
+        if previous is not None and previous.pk == version.pk:
+            raise Conflict(f"{version.label} is already live", status="published")
+        if user is not None:
+            check_may_publish(user, locked, version)
+        _check_publishable(version)
+        now = timezone.now()
+        Policy.objects.filter(pk=locked.pk).update(
+            live_version=version, published_at=now, published_by=user
+        )
+        table_changed()
+        rollback = previous is not None and version.number < previous.number
+        audit.record(
+            actor,
+            AuditVerb.POLICY_ROLLED_BACK if rollback else AuditVerb.POLICY_PUBLISHED,
+            locked,
+            {
+                "version": version.number,
+                "previous": previous.number if previous else None,
+                "changes": audit.changes(previous.snapshot if previous else {}, version.snapshot),
+                "note": note,
+            },
+        )
+    policy.refresh_from_db()
+    return version
+
+
+def policy_rollback(policy: Policy, *, user, version: PolicyVersion, note: str = "") -> None:
+    """Make an earlier version live again (the drafts after it stay, unpublished)."""
+    live = policy.live_version
+    if live is None or version.number >= live.number:
+        raise InvalidInput("Roll back to a version before the live one.", "version")
+    policy_publish(policy, user=user, version=version, note=note)
+
+
+def policy_revoke(policy: Policy, *, user, reason: str = "") -> None:
+    """Stop a policy at once: nothing of it routes until a version is published again (a
+    standing rule is revoked in one click)."""
+    with audit.atomic():
+        locked = _locked(policy.pk)
+        check_may_revoke(user, locked)
+        if locked.live_version_id is None:
+            raise Conflict(f"{locked.name!r} is not live", status="draft")
+        Policy.objects.filter(pk=locked.pk).update(live_version=None)
+        table_changed()
+        audit.record(
+            audit.Actor.for_user(user),
+            AuditVerb.POLICY_REVOKED,
+            locked,
+            {"version": locked.live_version.number, "reason": reason},
+        )
+    policy.refresh_from_db()
+
+
+# --- standing rules ("always allow"), proposed from a review page --------------------------------
+
+
+def standing_rule_propose(
+    cp: Checkpoint, user, *, condition: str, days: int, reason: str = ""
+) -> Policy:
+    """A reviewer of the checkpoint's role proposes to approve requests like this one
+    automatically: a draft standing rule that expires after `days` and that another reviewer
+    of the role or a manager must publish. InvalidInput (naming the field) for a bad
+    condition or duration; NotAllowed for someone who may not review this checkpoint."""
+    from approvals.rules import can_decide, four_eyes_excluded
+
+    if not can_decide(user, cp) or four_eyes_excluded(user, cp):
+        raise NotAllowed("Only a reviewer of this checkpoint's role may propose a standing rule")
+    if cp.kind == Checkpoint.Kind.QUESTION:
+        raise InvalidInput("A question cannot be approved automatically.", "condition")
+    limit = settings.HITL_STANDING_RULE_MAX_DAYS
+    if not 1 <= days <= limit:
+        raise InvalidInput(f"A standing rule lasts 1 to {limit} days.", "days")
+    tool = (cp.action or {}).get("tool") or cp.kind
+    base = f"Always allow {tool} for {cp.agent.slug}"[:80]
+    name, n = base, 1
+    while Policy.objects.filter(name=name).exists():
+        n += 1
+        name = f"{base} ({n})"
+    rule = Policy(
+        name=name,
+        description=f"Proposed by {user.get_username()} from “{cp.title}”.",
+        priority=settings.HITL_STANDING_RULE_PRIORITY,
+        condition=condition,
+        outcome=PolicyOutcome.AUTO_APPROVE,
+        reason=reason or f"standing rule proposed by {user.get_username()}",
+        expires_at=timezone.now() + dt.timedelta(days=days),
+        standing_role=cp.current_role,
+        proposed_from=cp,
+    )
+    try:
+        validate_policy(rule)
+    except ValidationError as exc:
+        field_name, messages = next(iter(exc.message_dict.items()))
+        raise InvalidInput(" ".join(messages), field_name) from None
+    with audit.atomic():
+        rule.save()
+        policy_record(
+            rule, None, actor=audit.Actor.for_user(user), by=user, verb=AuditVerb.POLICY_PROPOSED
+        )
+    return rule
+
+
+def shadow_record(cp: Checkpoint, shadow: list[tuple[PolicyVersion, str]]) -> None:
+    """Inside the request's transaction: what each matching shadow policy would have done."""
+    from approvals.models import ShadowMatch
+
+    if shadow:
+        ShadowMatch.objects.bulk_create(
+            [ShadowMatch(version=v, checkpoint=cp, would=would) for v, would in shadow]
+        )

@@ -76,6 +76,7 @@ def decision_data(cp: Checkpoint, last_vote: Decision | None) -> dict[str, Any] 
         comment = last_vote.comment if last_vote else ""
     else:
         comment = cp.resolution_reason
+    version = last_vote.policy_version if last_vote and last_vote.policy_version_id else None
     return {
         "outcome": outcome,
         "action": cp.final_action if cp.status == S.APPROVED else None,
@@ -83,6 +84,10 @@ def decision_data(cp: Checkpoint, last_vote: Decision | None) -> dict[str, Any] 
         "answer": cp.answer or None,
         "comment": comment,
         "decided_by": cp.resolved_by.get_username() if cp.resolved_by_id else None,
+        "decided_by_policy": (
+            {"name": version.get("name"), "version": version.number} if version else None
+        ),
+        "automatic": version is not None,
         "decided_at": iso(cp.resolved_at),
     }
 
@@ -92,6 +97,14 @@ def under_review(cp: Checkpoint) -> dict[str, Any]:
     edit in a quorum) and its fingerprint, which a decision sends back as `action_sha256`."""
     current = cp.final_action or cp.action
     return {"current_action": current, "current_action_sha256": action_sha256(current)}
+
+
+DECIDED = (Checkpoint.Status.APPROVED, Checkpoint.Status.ANSWERED, Checkpoint.Status.REJECTED)
+
+
+def policy_version_data(cp: Checkpoint) -> dict[str, Any] | None:
+    version = cp.policy_version if cp.policy_version_id else None
+    return {"name": version.get("name"), "version": version.number} if version else None
 
 
 def checkpoint_data(
@@ -105,8 +118,10 @@ def checkpoint_data(
     are queried (artifacts always, the vote only for resolved checkpoints)."""
     if artifacts is None:
         artifacts = list(Artifact.objects.filter(checkpoint=cp).order_by("created_at", "name"))
-    if last_vote is None and cp.status in (Checkpoint.Status.APPROVED, Checkpoint.Status.ANSWERED):
-        last_vote = cp.decisions.order_by("-created_at", "-id").first()
+    if last_vote is None and cp.status in DECIDED:
+        last_vote = (
+            cp.decisions.select_related("policy_version").order_by("-created_at", "-id").first()
+        )
     return {
         "id": str(cp.id),
         "run": str(cp.run_id),
@@ -119,6 +134,7 @@ def checkpoint_data(
         **under_review(cp),
         "context": cp.context,
         "risk": cp.risk,
+        "confidence": cp.confidence,
         "options": cp.options,
         "role_hint": cp.role_hint,
         "created_at": iso(cp.created_at),
@@ -131,6 +147,7 @@ def checkpoint_data(
             "approvals_needed": cp.approvals_needed,
             "escalated": cp.escalated,
             "policy": cp.policy.name if cp.policy_id and cp.policy else None,
+            "policy_version": policy_version_data(cp),
         },
         "review_url": review_url(cp.id),
         "artifacts": [artifact_data(a) for a in artifacts],

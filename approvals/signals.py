@@ -11,6 +11,8 @@ their rows go with it and their on-commit work never runs.
 from django.dispatch import Signal
 
 # kwargs: checkpoint (the new pending Checkpoint). Its current stage's role must now be told.
+# Not sent for a checkpoint that a policy decides automatically (`checkpoint_auto_decide`):
+# no person needs to hear of it; it is announced by checkpoint_resolved alone.
 checkpoint_requested = Signal()
 
 # kwargs: checkpoint (still pending), reason: "stage" (the previous stage's quorum was reached:

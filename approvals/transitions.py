@@ -11,6 +11,7 @@ A caller that lost a race gets `Conflict` naming the winner.
     pending ──expire(deadline passed, expiry_action=reject)────────▶ expired
     pending ──expire(deadline passed, expiry_action=escalate)──────▶ pending (escalation role)
     pending ──cancel──────────────────────────────────────────────▶ cancelled
+    pending ──auto_decide(its policy version approves or rejects)───▶ approved | rejected
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from approvals import audit, edits, policies, rules
+from approvals import audit, conditions, edits, policies, rules
 from approvals.artifacts import (
     ArtifactEdit,
     ArtifactInput,
@@ -33,7 +34,7 @@ from approvals.artifacts import (
     artifact_edits_save,
 )
 from approvals.audit import Actor, AuditVerb
-from approvals.models import Checkpoint, Decision, ExpiryAction
+from approvals.models import Checkpoint, Decision, ExpiryAction, PolicyOutcome
 from approvals.signals import (
     checkpoint_requested,
     checkpoint_resolved,
@@ -55,7 +56,9 @@ def _winner(cp: Checkpoint) -> str:
         return cp.resolution_reason or "cancelled"
     if cp.resolved_by_id:
         return cp.resolved_by.get_username()
-    return ""
+    automatic = cp.decisions.filter(policy_version__isnull=False).select_related("policy_version")
+    decision = automatic.first()
+    return decision.decider_label if decision else ""
 
 
 def _conflict_for(cp: Checkpoint) -> Conflict:
@@ -70,6 +73,19 @@ def _conflict_for(cp: Checkpoint) -> Conflict:
 
 
 # --- request ----------------------------------------------------------------------------------
+
+
+def _artifact_facts(artifacts: list[ArtifactInput]) -> list[dict]:
+    facts = []
+    for a in artifacts:
+        if a.ref is not None:
+            size, content_type = a.ref.size, a.ref.content_type
+        else:
+            content = a.content or ""
+            size = len(content.encode() if isinstance(content, str) else content)
+            content_type = a.content_type
+        facts.append({"name": a.name, "kind": a.kind, "size": size, "content_type": content_type})
+    return facts
 
 
 def checkpoint_request(
@@ -92,20 +108,36 @@ def checkpoint_request(
     request_sha256: str = "",
     allowed_outcomes: list[str] | None = None,
     reject_options: list[dict] | None = None,
+    confidence: float | None = None,
 ) -> Checkpoint:
-    """Create a pending checkpoint for `run`, routed by policy. The caller (agents) marks the
-    run waiting in the same transaction. `allowed_outcomes` is checked by
-    `rules.check_allowed_outcomes` at the edge; an empty list allows what the kind takes."""
+    """Create a pending checkpoint for `run`, routed by the published policies, pinned to the
+    version that routed it. The caller (agents) marks the run waiting in the same
+    transaction, then calls `checkpoint_auto_decide` if a policy decides it (`cp.automatic`):
+    the decision must find the run waiting, as a person's would. `allowed_outcomes` is checked
+    by `rules.check_allowed_outcomes` at the edge; an empty list allows what the kind takes."""
     agent = run.agent
     action = action or {}
+    now = timezone.now()
+    facts = conditions.request_facts(
+        agent_slug=agent.slug,
+        action=action,
+        kind=kind,
+        risk=risk,
+        confidence=confidence,
+        title=title,
+        role_hint=role_hint,
+        artifacts=_artifact_facts(artifacts or []),
+        now=now,
+    )
     route = policies.route(
         agent_slug=agent.slug,
         tool=action.get("tool", ""),
         kind=kind,
         risk=risk,
         role_hint=role_hint,
+        facts=facts,
+        now=now,
     )
-    now = timezone.now()
     timeout = expires_in if expires_in else route.timeout_seconds
     # No savepoint: callers never catch a failure here and carry on in the same transaction.
     with audit.atomic(savepoint=False):
@@ -119,9 +151,11 @@ def checkpoint_request(
             action=action,
             context=context or {},
             risk=risk,
+            confidence=confidence,
             options=options or [],
             role_hint=role_hint,
-            policy=route.policy,
+            policy_id=route.version.policy_id if route.version else None,
+            policy_version=route.version,
             stages=route.stages,
             stage=0,
             current_role=route.stages[0]["role"],
@@ -139,6 +173,7 @@ def checkpoint_request(
             created_at=now,
         )
         attached = [artifact_attach(cp, a) for a in artifacts or []]
+        policies.shadow_record(cp, route.shadow)
         audit.record(
             actor,
             AuditVerb.CHECKPOINT_REQUESTED,
@@ -148,18 +183,82 @@ def checkpoint_request(
                 "kind": kind,
                 "title": title,
                 "risk": risk,
+                "confidence": confidence,
                 "action_sha256": action_sha256(action),
                 "stages": route.stages,
                 "policy": route.policy.name if route.policy else None,
+                "policy_version": route.version.number if route.version else None,
+                "outcome": route.outcome,
                 "routing": route.notes,
+                "shadow": [{"policy": v.label, "would": would} for v, would in route.shadow],
                 "deadline": cp.deadline,
                 "artifacts": [{"ref": a.ref, "sha256": a.sha256} for a in attached],
                 **({"external_id": external_id} if external_id else {}),
                 **({"allowed_outcomes": cp.allowed_outcomes} if cp.allowed_outcomes else {}),
             },
         )
-        checkpoint_requested.send(sender=Checkpoint, checkpoint=cp)
+        cp.automatic = route.automatic
+        if not route.automatic:
+            # A request a policy decides at once is never a reviewer's to hear about: it goes
+            # straight to checkpoint_resolved.
+            checkpoint_requested.send(sender=Checkpoint, checkpoint=cp)
     return cp
+
+
+def checkpoint_auto_decide(checkpoint_id) -> DecideResult:
+    """The policy version that routed a pending checkpoint decides it: a Decision by the
+    version (not by a person), audited with the condition that matched, resolved and
+    announced exactly like a person's decision (webhook, long-poll, resume)."""
+    with audit.atomic():
+        cp = (
+            Checkpoint.objects.select_for_update(of=("self",))
+            .select_related("agent", "policy_version")
+            .get(pk=checkpoint_id)
+        )
+        if cp.status != Status.PENDING:
+            raise _conflict_for(cp)
+        version = cp.policy_version
+        outcome = version.get("outcome") if version else None
+        if outcome not in (PolicyOutcome.AUTO_APPROVE, PolicyOutcome.AUTO_REJECT):
+            raise Conflict("No policy decides this checkpoint automatically", status=cp.status)
+        now = timezone.now()
+        approve = outcome == PolicyOutcome.AUTO_APPROVE
+        reason = (version.get("reason") or "").strip() or f"{outcome} by policy {version.label}"
+        decision = Decision.objects.create(
+            checkpoint=cp,
+            reviewer=None,
+            policy_version=version,
+            stage=cp.stage,
+            role=cp.current_role,
+            outcome=Outcome.APPROVE if approve else Outcome.REJECT,
+            comment=reason,
+            action_sha256=action_sha256(cp.action) if approve else "",
+            channel=Decision.Channel.POLICY,
+            created_at=now,
+        )
+        actor = Actor.for_policy(version)
+        audit.record(
+            actor,
+            AuditVerb.DECISION_AUTOMATIC,
+            cp,
+            {
+                "decision": decision.pk,
+                "outcome": decision.outcome,
+                "policy": version.get("name"),
+                "policy_version": version.number,
+                "condition": version.get("condition") or "",
+                "match": {
+                    k: version.get(k)
+                    for k in ("match_agent", "match_tool", "match_kind", "min_risk")
+                    if version.get(k)
+                },
+                "reason": reason,
+                "action_sha256": decision.action_sha256,
+            },
+        )
+        if approve:
+            return _resolve(cp, decision, Status.APPROVED, actor, now, final_action=cp.action)
+        return _resolve(cp, decision, Status.REJECTED, actor, now, reason=reason)
 
 
 # --- claim / release ----------------------------------------------------------------------------

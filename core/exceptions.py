@@ -56,3 +56,26 @@ class InvalidInput(ValueError):
 
     def errors(self) -> dict[str, Any]:
         return {self.field: self.detail if self.detail is not None else [str(self)]}
+
+
+class Halted(Exception):
+    """The agent was halted (the kill switch): nothing it asks for is done until it is
+    resumed. Edges answer 423 Locked naming who halted it, when and why."""
+
+    def __init__(self, message: str, *, agent: str = "", by: str = "", at=None, reason: str = ""):
+        super().__init__(message)
+        self.agent = agent
+        self.by = by
+        self.at = at
+        self.reason = reason
+
+    @classmethod
+    def for_agent(cls, agent) -> Halted:
+        by = agent.halted_by.get_username() if agent.halted_by_id else "an operator"
+        return cls(
+            f"Agent {agent.slug} was halted by {by}: {agent.halt_reason}",
+            agent=agent.slug,
+            by=by,
+            at=agent.halted_at,
+            reason=agent.halt_reason,
+        )

@@ -47,6 +47,16 @@ def _json_arg(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
 
 
+def _confidence(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a number from 0 to 1") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError("a number from 0 to 1")
+    return value
+
+
 def _client(opts) -> HitlClient:
     return HitlClient(opts.url, opts.key, user_agent=f"hitl-cli/{__version__}")
 
@@ -86,6 +96,7 @@ def cmd_request(opts) -> int:
         role_hint=opts.role_hint,
         options=opts.option or None,
         run=run,
+        confidence=opts.confidence,
     )
     if not opts.wait:
         _out(cp.data)
@@ -212,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--option", action="append", help="an answer choice (questions)")
     p.add_argument("--expires-in", type=int, default=None, help="seconds")
     p.add_argument("--role-hint", default="")
+    p.add_argument(
+        "--confidence", type=_confidence, default=None, help="your confidence in it, 0 to 1"
+    )
     p.add_argument("--run", help="an existing run id (default: start a new run)")
     p.add_argument("--task", help="task text of the new run (default: the title)")
     p.add_argument("--wait", action="store_true", help="wait for the decision")

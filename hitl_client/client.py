@@ -225,14 +225,20 @@ class HitlClient:
         reject_options: list[dict] | None = None,
         args_schema: dict | None = None,
         source: str = "",
+        confidence: float | None = None,
     ) -> Flow[Checkpoint]:
-        """Ask a human to approve `tool(**args)`. Returns at once (pending); `.wait()`.
+        """Ask a human to approve `tool(**args)`. Returns at once (pending, or already decided
+        when a policy decides it automatically: `cp.automatic`); `.wait()`.
 
         `external_id`: your own id for the request; asking again with the same id and body
         returns the same checkpoint (a re-run asks once). `allowed_outcomes`: what reviewers
         may choose (approve, modify, reject, answer); `reject_options`: named reasons
         ([{value, label, description?, prompt_fill?}]); `args_schema`: the JSON Schema edits
-        must fit; `source`: the integration asking (`context.source`)."""
+        must fit; `source`: the integration asking (`context.source`). `confidence`: your own
+        confidence in the action, 0 to 1; policies may approve confident, low-risk requests
+        without a person."""
+        if confidence is not None and not 0 <= confidence <= 1:
+            raise ValueError("confidence is a number from 0 to 1")
         if run is None and self.run is None:
             yield from self._start_run(title)
         body: dict[str, Any] = {
@@ -268,6 +274,8 @@ class HitlClient:
             body["allowed_outcomes"] = list(allowed_outcomes)
         if reject_options:
             body["reject_options"] = list(reject_options)
+        if confidence is not None:
+            body["confidence"] = float(confidence)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return Checkpoint(
             self, (yield Call("POST", "checkpoints/", {"json": body, "headers": headers}))

@@ -107,6 +107,7 @@ def require_approval_decorator(
     on_reject: str = "raise",
     role_hint: str = "",
     expires_in: int | None = None,
+    confidence: float | Callable[..., float | None] | None = None,
 ):
     if on_reject not in ("raise", "return"):
         raise ValueError('on_reject is "raise" or "return"')
@@ -123,6 +124,7 @@ def require_approval_decorator(
                 summary=summary,
                 role_hint=role_hint,
                 expires_in=expires_in,
+                confidence=confidence(**call.original) if callable(confidence) else confidence,
             )
 
         def outcome(cp: Checkpoint, call: _Call) -> Any:

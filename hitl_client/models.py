@@ -82,6 +82,20 @@ class Checkpoint(_Resource):
         return None if action is None else dict(action.get("args") or {})
 
     @property
+    def automatic(self) -> bool:
+        """Decided by a policy (an auto-approve or auto-reject rule), not a person."""
+        return bool((self.decision or {}).get("automatic"))
+
+    @property
+    def decided_by(self) -> str | None:
+        """Who decided: a username, or "policy <name> v<n>" for an automatic decision."""
+        decision = self.decision or {}
+        policy = decision.get("decided_by_policy")
+        if policy:
+            return f"policy {policy['name']} v{policy['version']}"
+        return decision.get("decided_by")
+
+    @property
     def edited(self) -> bool:
         return (self.decision or {}).get("outcome") == "modify"
 

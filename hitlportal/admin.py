@@ -80,6 +80,14 @@ class HitlAdminSite(admin.AdminSite):
             "is_manager": is_manager(user),
             "roles": sorted(user_roles(user)),
         }
+        if is_manager(user):
+            from agents.models import Agent
+            from approvals.policy_pages import auto_decision_counts
+
+            extra["halted_agents"] = list(
+                Agent.objects.filter(halted_at__isnull=False).select_related("halted_by")
+            )
+            extra["auto_counts"] = auto_decision_counts(timezone.now() - timezone.timedelta(days=7))
         if is_reviewer:
             extra["queue_counts"] = queries.queue_counts(user)
             extra["queue_top"] = list(selectors.review_queue_for(user)[:8])

@@ -493,6 +493,14 @@ HITL_MANAGERS_GROUP = env_str("HITL_MANAGERS_GROUP", "managers")
 HITL_CLAIM_LEASE = env_int("HITL_CLAIM_LEASE", 900, minimum=1)
 # Personal API tokens expire after this many days unless their owner picks another lifetime.
 HITL_TOKEN_DAYS = env_int("HITL_TOKEN_DAYS", 90, minimum=1)
+# The policy engine (approvals.policies): standing rules proposed from a review page last at
+# most this many days and are tried at this priority; replay looks back this far by default;
+# with four-eyes on, nobody publishes a policy version they wrote (standing rules: always).
+HITL_STANDING_RULE_MAX_DAYS = env_int("HITL_STANDING_RULE_MAX_DAYS", 90, minimum=1)
+HITL_STANDING_RULE_PRIORITY = env_int("HITL_STANDING_RULE_PRIORITY", 0)
+HITL_REPLAY_DAYS = env_int("HITL_REPLAY_DAYS", 30, minimum=1)
+HITL_REPLAY_LIMIT = env_int("HITL_REPLAY_LIMIT", 200_000, minimum=1)
+HITL_POLICY_FOUR_EYES = env_bool("HITL_POLICY_FOUR_EYES", False)
 # The reviewer portal: a queue item is "due soon" inside this window; the queue page polls
 # for changes this often; artifacts bigger than this are shown truncated (with a download).
 HITL_DUE_SOON_SECONDS = env_int("HITL_DUE_SOON_SECONDS", 600, minimum=1)

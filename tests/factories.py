@@ -6,7 +6,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 
 from agents.models import Agent
+from approvals import audit
+from approvals.audit import Actor
 from approvals.models import Policy
+from approvals.policies import policy_record, table_changed
 
 
 class GroupFactory(factory.django.DjangoModelFactory):
@@ -56,9 +59,25 @@ class AgentFactory(factory.django.DjangoModelFactory):
 
 
 class PolicyFactory(factory.django.DjangoModelFactory):
+    """A policy, saved as version 1 and live (`published=False`: left a draft). Like any
+    configuration row it is not validated (tests make unusable ones on purpose); policies
+    made through the portal go through `policy_save` and `policy_publish`."""
+
     class Meta:
         model = Policy
 
     name = factory.Sequence(lambda n: f"policy {n}")
     stages = factory.LazyFunction(lambda: [{"role": "ops", "approvals": 1}])
     timeout_seconds = 1800
+
+    @classmethod
+    def _create(cls, model_class, *args, published: bool = True, **kwargs):
+        policy = model_class(*args, **kwargs)
+        with audit.atomic():
+            policy.save()
+            version = policy_record(policy, None, actor=Actor.system("tests"))
+            if published:
+                Policy.objects.filter(pk=policy.pk).update(live_version=version)
+                table_changed()
+        policy.refresh_from_db()
+        return policy

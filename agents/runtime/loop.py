@@ -19,6 +19,9 @@ Safety:
   effect and is finished by the tool's own idempotency check (same key, `recovering=True`).
 - Re-validation: an approved call is checked against the world before it runs; if it no
   longer holds, a fresh checkpoint is asked (the tool's `refresh` hook recomputes it).
+- Kill switch: before every planner turn and every effect the executor checks that its agent
+  is not halted; halting cancels the run in the same transaction, so the fenced write that
+  records an effect before it starts fails too. Nothing starts after a halt.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
-from agents.models import Run, RunEvent, RunStep
+from agents.models import Agent, Run, RunEvent, RunStep
 from agents.runtime.agent import AgentNotRunnable, HostedAgent, ask_human, load_agent
 from agents.runtime.lease import LeaseLost, acquire_lease, expiry, heartbeat
 from agents.runtime.planners import Plan, PlannerError, PlanView
@@ -70,6 +73,10 @@ def _compact(value: Any) -> Any:
     return {"truncated": True, "preview": text[:RESULT_LIMIT]}
 
 
+class Halted(Exception):
+    """The agent was halted while this executor worked: stop, write nothing more."""
+
+
 @dataclass
 class _Ask:
     call: dict
@@ -95,7 +102,12 @@ def drive(run_id) -> str:
     execution = Execution(run, owner)
     try:
         return execution.go()
+    except Halted:
+        log.warning("run %s: its agent was halted; stopped at a step boundary", run_id)
+        return "stopped: agent halted"
     except LeaseLost:
+        if Agent.objects.filter(pk=run.agent_id, halted_at__isnull=False).exists():
+            return "stopped: agent halted"
         log.warning("run %s: lease lost; another executor continues", run_id)
         return "stopped: lease lost"
     except DatabaseError:
@@ -142,6 +154,7 @@ class Execution:
                 return self.fail(f"stopped after {self.agent.max_steps} planner turns")
             if self.turns and time.monotonic() - self.started > settings.HITL_RUN_SLICE_SECONDS:
                 return self._yield_slice()  # at least one turn per slice, so it progresses
+            self._check_not_halted()
             try:
                 with heartbeat(self.run.pk, self.owner):
                     plan = planner.plan(self._view())
@@ -179,6 +192,7 @@ class Execution:
                     "asks": 0,
                     "checkpoint": None,
                     "thought": plan.thought,
+                    "confidence": c.confidence,
                 }
             )
         self.state["messages"].append(
@@ -306,7 +320,7 @@ class Execution:
         cp = Checkpoint.objects.select_related("resolved_by").get(pk=call["checkpoint"])
         if cp.status == CP.PENDING:
             return
-        who = cp.resolved_by.get_username() if cp.resolved_by else "system"
+        who = _decider(cp)
         if cp.status == CP.APPROVED:
             final = cp.final_action or cp.action
             call["approved"] = {
@@ -364,6 +378,7 @@ class Execution:
                 return self._done(call, "failed", reason=str(exc))
             except ToolError as exc:
                 return self._done(call, "failed", reason=str(exc))
+            self._check_not_halted()
             with self._fenced():
                 step = RunStep.objects.create(
                     run=self.run,
@@ -378,6 +393,7 @@ class Execution:
             if step.attempts > MAX_STEP_ATTEMPTS:
                 self._finish_step(step, error=f"interrupted {step.attempts - 1} times; giving up")
                 return self._done(call, "failed", reason=step.error)
+            self._check_not_halted()
             with self._fenced():
                 RunStep.objects.filter(pk=step.pk).update(attempts=step.attempts)
             ctx = self._ctx(key, recovering=True)
@@ -510,6 +526,7 @@ class Execution:
                     requester=self.run.created_by,
                     idempotency_key=f"run:{self.run.pk}:{item.call['key']}:{item.call['asks']}",
                     artifacts=item.preview.artifacts,
+                    confidence=_confidence(item.preview.confidence, item.call.get("confidence")),
                 )
                 for item in asks
             ],
@@ -580,6 +597,11 @@ class Execution:
 
     # --- persistence ----------------------------------------------------------------------
 
+    def _check_not_halted(self) -> None:
+        """A step boundary: stop if the agent was halted (its run is cancelled already)."""
+        if Agent.objects.filter(pk=self.run.agent_id, halted_at__isnull=False).exists():
+            raise Halted()
+
     def _save(self) -> None:
         updated = Run.objects.filter(
             pk=self.run.pk, lease_owner=self.owner, status=Run.Status.RUNNING
@@ -611,6 +633,23 @@ class Execution:
         RunEvent.objects.create(
             run=self.run, kind=kind, message=message[:2000], data=_jsonable(data or {})
         )
+
+
+def _decider(cp: Checkpoint) -> str:
+    """Who decided: a person's username, "policy <name> v<n>", or "system" (expiry)."""
+    if cp.resolved_by_id:
+        return cp.resolved_by.get_username()
+    automatic = cp.decisions.filter(policy_version__isnull=False).select_related("policy_version")
+    decision = automatic.first()
+    return decision.decider_label if decision else "system"
+
+
+def _confidence(*values: float | None) -> float | None:
+    """The first reported confidence, clamped to 0..1."""
+    for value in values:
+        if isinstance(value, int | float) and value == value:
+            return min(1.0, max(0.0, float(value)))
+    return None
 
 
 def _max_risk(a: str, b: str | None) -> str:

@@ -30,6 +30,9 @@ class ToolCall:
     id: str = ""
     # Set when the planner's arguments could not even be parsed (bad JSON from an LLM).
     error: str = ""
+    # The planner's confidence in this call, 0..1 (sent with its checkpoint; policies may
+    # approve confident, low-risk calls automatically). None: not reported.
+    confidence: float | None = None
 
 
 @dataclass

@@ -70,6 +70,8 @@ class Preview:
     args: dict | None = None
     artifacts: list[ArtifactInput] = field(default_factory=list)
     risk: str | None = None
+    # The tool's own confidence in the proposal, 0..1 (overrides the planner's).
+    confidence: float | None = None
 
 
 # --- JSON schema from type hints ------------------------------------------------------------------

@@ -133,10 +133,15 @@ def build(
     *,
     form: DecisionForm | None = None,
     preview: dict | None = None,
+    proposal=None,
 ) -> dict:
+    from approvals import policy_pages
+
     user = request.user
     now = timezone.now()
-    decisions = list(cp.decisions.select_related("reviewer").order_by("created_at", "id"))
+    decisions = list(
+        cp.decisions.select_related("reviewer", "policy_version").order_by("created_at", "id")
+    )
     all_artifacts = list(cp.artifacts.order_by("created_at", "name"))
     by_id = {a.pk: a for a in all_artifacts}
     originals = [a for a in all_artifacts if not a.edited_from_id]
@@ -208,4 +213,12 @@ def build(
         "options": form.options if form else [],
         "reject_options": form.reject_options if form else [],
         "claim_minutes": settings.HITL_CLAIM_LEASE // 60,
+        "policy_version": cp.policy_version,
+        "automatic": next((d for d in decisions if d.policy_version_id), None),
+        "shadow_matches": list(cp.shadow_matches.select_related("version")),
+        "standing_rules": policy_pages.standing_rules_for(cp),
+        "proposal": proposal
+        if proposal is not None
+        else (policy_pages.proposal_form(cp) if policy_pages.may_propose(user, cp) else None),
+        "standing_rule_max_days": settings.HITL_STANDING_RULE_MAX_DAYS,
     }

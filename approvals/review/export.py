@@ -14,7 +14,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.utils import timezone
 
-from approvals.models import Checkpoint
+from approvals.models import AUTOMATIC_OUTCOMES, Checkpoint
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
@@ -24,7 +24,20 @@ COLUMNS = [
     "id", "created_at", "agent", "run", "kind", "title", "risk", "status", "role", "stage",
     "policy", "deadline", "resolved_at", "resolved_by", "seconds_to_resolution", "sla_seconds",
     "sla_breached", "escalated", "reason", "answer", "final_action_sha256",
+    "policy_version", "decided_by_policy", "confidence",
 ]  # fmt: skip
+
+
+def decided_by_policy(cp: Checkpoint) -> str:
+    """The policy version that decided it automatically, or "" (a person or nobody did)."""
+    version = cp.policy_version if cp.policy_version_id else None
+    if version is None or cp.resolved_by_id or version.get("outcome") not in AUTOMATIC_OUTCOMES:
+        return ""
+    return (
+        version.label
+        if cp.status in (Checkpoint.Status.APPROVED, Checkpoint.Status.REJECTED)
+        else ""
+    )
 
 
 class _Echo:
@@ -43,6 +56,8 @@ def _row(cp: Checkpoint) -> list:
         cp.resolved_by.get_username() if cp.resolved_by else "",
         round(took, 3) if took is not None else "", cp.sla_seconds or "", breached,
         cp.escalated, cp.resolution_reason, cp.answer, cp.final_action_sha256,
+        cp.policy_version.number if cp.policy_version_id else "", decided_by_policy(cp),
+        "" if cp.confidence is None else cp.confidence,
     ]  # fmt: skip
 
 
@@ -59,7 +74,7 @@ def export_csv(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest("Unknown filter in the query string.")
     qs = (
         changelist.get_queryset(request)
-        .select_related("agent", "policy", "resolved_by")
+        .select_related("agent", "policy", "policy_version", "resolved_by")
         .defer("action", "context", "options", "final_action", "stages")
     )
     writer = csv.writer(_Echo())

@@ -118,13 +118,18 @@ def routing(cp: Checkpoint, decisions: list[Decision]) -> Routing:
         }
         for i, s in enumerate(cp.stages or [])
     ]
+    version = cp.policy_version if cp.policy_version_id else None
+    if version is not None:
+        policy = version.label
+    else:
+        policy = cp.policy.name if cp.policy_id and cp.policy else "default (no policy matched)"
     return Routing(
-        policy=cp.policy.name if cp.policy_id and cp.policy else "default (no policy matched)",
+        policy=policy,
         stages=stages,
         stage=cp.stage,
         role=cp.current_role,
         approvals_needed=cp.approvals_needed,
-        approvals_so_far=len(approvals),
+        approvals_so_far=len(approvals - {None}),
         escalated=cp.escalated,
     )
 
@@ -158,7 +163,7 @@ def run_timeline(user, cp: Checkpoint) -> tuple[list[TimelineEntry], int]:
     siblings = list(
         Checkpoint.objects.filter(run_id=cp.run_id)
         .select_related("resolved_by")
-        .prefetch_related("decisions__reviewer")
+        .prefetch_related("decisions__reviewer", "decisions__policy_version")
         .order_by("created_at")
     )
     for other in siblings:
@@ -175,7 +180,7 @@ def run_timeline(user, cp: Checkpoint) -> tuple[list[TimelineEntry], int]:
         if not shown:
             continue
         for d in other.decisions.all():
-            text = f"{d.reviewer.get_username()}: {d.get_outcome_display()}"
+            text = f"{d.decider_label}: {d.get_outcome_display()}"
             if d.comment:
                 text += f" — {d.comment}"
             if d.answer:

@@ -64,8 +64,11 @@ def _render(
     form: DecisionForm | None = None,
     status: int = 200,
     preview: dict | None = None,
+    proposal=None,
 ) -> TemplateResponse:
-    ctx = review_context.build(model_admin, request, cp, form=form, preview=preview)
+    ctx = review_context.build(
+        model_admin, request, cp, form=form, preview=preview, proposal=proposal
+    )
     return TemplateResponse(request, "admin/approvals/checkpoint/review.html", ctx, status=status)
 
 
@@ -80,7 +83,7 @@ def conflict_response(
         "cp": cp,
         "conflict": exc,
         "opts": model_admin.model._meta,
-        "decisions": list(cp.decisions.select_related("reviewer")),
+        "decisions": list(cp.decisions.select_related("reviewer", "policy_version")),
         "next_item": queries.next_in_queue(request.user, cp),
         "review_url": review_path(cp),
     }
@@ -270,3 +273,11 @@ def artifact_download(
 def poll(model_admin: ModelAdmin, request: HttpRequest) -> JsonResponse:
     """The queue page polls this; when the fingerprint moves it refetches itself."""
     return JsonResponse({"seq": queries.latest_change_seq()})
+
+
+@require_POST
+def propose_rule(model_admin: ModelAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
+    """A standing rule from this request (`approvals.policy_pages.propose`)."""
+    from approvals import policy_pages
+
+    return policy_pages.propose(model_admin, request, object_id)

@@ -103,3 +103,26 @@ class LedgerAgent(HostedAgent):
             )
         outcomes = ", ".join(f"{r['tool']}={r['outcome']}" for r in view.results)
         return Plan.finish(f"done: {outcomes}")
+
+
+@tool
+def pull_the_plug(ctx: ToolContext, by: str, reason: str) -> dict:
+    """Stands in for a manager pressing the kill switch while this run works (no approval).
+
+    Args:
+        by: the manager's username
+        reason: why
+    """
+    from django.contrib.auth import get_user_model
+
+    from agents.transitions import agent_halt
+
+    _write_once(ctx, "plug pulled")
+    agent_halt(ctx.agent.pk, get_user_model().objects.get(username=by), reason=reason)
+    return {"halted": True}
+
+
+class HaltingLedgerAgent(LedgerAgent):
+    """The ledger agent with a tool that halts it (the kill switch tests)."""
+
+    tools = [*LedgerAgent.tools, pull_the_plug]

@@ -43,6 +43,7 @@ def policy_form(policy: Policy, **changes) -> dict:
         "escalation_role": policy.escalation_role,
         "escalation_timeout_seconds": policy.escalation_timeout_seconds,
         "sla_seconds": "",
+        "outcome": policy.outcome,
     }
     data.update(changes)
     return {k: v for k, v in data.items() if v != "" or k in ("stages",)}
@@ -56,7 +57,7 @@ def policy_form(policy: Policy, **changes) -> dict:
         ('[{"role": "ops", "approvals": "two"}]', "whole number"),
         ('[{"role": "ops", "approvals": 0}]', "whole number"),
         ('[{"rol": "ops"}]', "nothing else"),
-        ("[]", "This field is required"),
+        ("[]", "non-empty list"),
         ('{"role": "ops"}', "non-empty list"),
     ],
 )

@@ -13,7 +13,7 @@ from agents.transitions import run_start
 from approvals import audit
 from approvals.audit import Actor, AuditVerb
 from approvals.models import Checkpoint, Policy
-from approvals.policies import policy_save
+from approvals.policies import policy_publish, policy_save
 from approvals.services import user_authority_record
 
 ROLES = ["ops", "code-review", "dba"]
@@ -49,6 +49,26 @@ POLICIES = [
         "timeout_seconds": 3600,
         "expiry_action": "escalate",
         "escalation_role": "ops",
+    },
+    {
+        # A deny list: decided at once, whatever the priorities (deny wins over allow).
+        "name": "No DROP TABLE outside the migration window",
+        "priority": 1,
+        "match_tool": "sql_*",
+        "condition": 'has(args.sql) && args.sql.lowerAscii().contains("drop table") '
+        "&& !(hour >= 2 && hour < 4)",
+        "outcome": "auto_reject",
+        "reason": "DROP TABLE only runs in the 02:00-04:00 migration window; ask then.",
+    },
+    {
+        # Shadow mode: records what it would approve; people still decide.
+        "name": "Confident small log clean-ups (shadow)",
+        "priority": 2,
+        "match_agent": "log-janitor",
+        "condition": "confidence != null && confidence >= 0.9 && risk_level <= 1",
+        "outcome": "auto_approve",
+        "reason": "the agent is confident and the risk is low",
+        "shadow": True,
     },
     {
         # No timeout of its own: requests it routes follow HITL_DEFAULT_TIMEOUT.
@@ -121,7 +141,9 @@ class Command(BaseCommand):
             users[username] = user
         for spec in POLICIES:
             if not Policy.objects.filter(name=spec["name"]).exists():
-                policy_save(Policy(**spec), actor=actor)
+                policy = Policy(**spec)
+                policy_save(policy, actor=actor)
+                policy_publish(policy, user=None, actor=actor)
 
         agent, created = Agent.objects.get_or_create(
             slug="demo-agent",
