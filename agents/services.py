@@ -51,6 +51,7 @@ class Ask:
     idempotency_key: str = ""
     requester: Any = None  # default: whoever started the run
     artifacts: list[ArtifactInput] = field(default_factory=list)
+    drill: Any = None  # a manager's Drill (`agents.drills`): asked like this, resumes nothing
 
 
 def _refuse_if_finished(run: Run, consequence: str) -> None:
@@ -142,6 +143,7 @@ def ask(
                 requester=a.requester,
                 idempotency_key=a.idempotency_key,
                 artifacts=a.artifacts,
+                drill=a.drill,
             )
             for a in asks
         ]

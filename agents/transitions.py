@@ -19,6 +19,7 @@ from agents.models import Agent, Run
 from approvals import audit
 from approvals.audit import Actor, AuditVerb
 from approvals.models import Checkpoint
+from approvals.services import checkpoints_mark_resumed
 from approvals.transitions import checkpoint_cancel
 from core.exceptions import Conflict
 from core.queue import enqueue
@@ -177,6 +178,8 @@ def run_resume(run_id, actor: Actor) -> Run:
             run,
             {"checkpoints": [[str(pk), status] for pk, status in resolved]},
         )
+        if run.agent.kind == Agent.Kind.HOSTED:  # external agents: their webhook or read
+            checkpoints_mark_resumed([pk for pk, _status in resolved])
     return run
 
 

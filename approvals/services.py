@@ -1,4 +1,5 @@
-"""Writes on the human side that are not checkpoint status changes: API tokens.
+"""Writes on the human side that are not checkpoint status changes: API tokens, page views,
+the "agent learned the outcome" time.
 
 Personal tokens (here) and agent keys (`agents.services`) are two kinds of the same thing:
 created (plaintext shown once), authenticated and revoked the same way (`core.tokens`), and
@@ -6,11 +7,15 @@ each creation and revocation is audited on the token's owner in the same transac
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from approvals import audit
 from approvals.audit import Actor, AuditVerb
-from approvals.models import UserToken
+from approvals.models import Checkpoint, CheckpointView, UserToken
 from core import tokens
 
 
@@ -54,3 +59,40 @@ USER_TOKENS = TokenKind(
     UserToken, "u", "user", AuditVerb.USER_TOKEN_CREATED, AuditVerb.USER_TOKEN_REVOKED,
     usable={"user__is_active": True},
 )  # fmt: skip
+
+
+def checkpoint_viewed(cp: Checkpoint, user, *, channel: str = "web") -> bool:
+    """Record that `user` opened `cp` (its review page, or its detail through the API), once
+    per person per checkpoint, with a `checkpoint.viewed` event: where the reviewer analytics
+    start the clock. Returns whether this was the first time."""
+    if (
+        not user.is_authenticated
+        or CheckpointView.objects.filter(checkpoint=cp, user=user).exists()
+    ):
+        return False
+    try:
+        with audit.atomic():
+            with transaction.atomic():  # a concurrent first view wins; this one is a no-op
+                view = CheckpointView.objects.create(checkpoint=cp, user=user, channel=channel)
+            audit.record(
+                Actor.for_user(user),
+                AuditVerb.CHECKPOINT_VIEWED,
+                cp,
+                {"channel": channel, "status": cp.status, "stage": cp.stage},
+            )
+    except IntegrityError:
+        return False
+    return view.pk is not None
+
+
+def checkpoints_mark_resumed(ids, *, at: dt.datetime | None = None) -> int:
+    """The agent side learned the outcome of these resolved checkpoints (a hosted run resumed,
+    a webhook was delivered, the agent read it): stamp `resumed_at` once, where time to
+    resume ends. Not a status change, so no audit event of its own (the resume and the
+    delivery have theirs)."""
+    at = at or timezone.now()
+    return (
+        Checkpoint.objects.filter(pk__in=list(ids), resumed_at__isnull=True)
+        .exclude(status=Checkpoint.Status.PENDING)
+        .update(resumed_at=at, updated_at=at)
+    )

@@ -17,6 +17,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from approvals import selectors
 from approvals.review import queries
 from core.roles import is_manager, user_roles
+from oversight.urls import urlpatterns as oversight_urls
 
 
 class HitlAdminSite(admin.AdminSite):
@@ -50,7 +51,12 @@ class HitlAdminSite(admin.AdminSite):
     def each_context(self, request: HttpRequest) -> dict:
         ctx = super().each_context(request)
         ctx["hitl_require_mfa"] = settings.HITL_REQUIRE_MFA
+        ctx["hitl_is_manager"] = is_manager(request.user)
         return ctx
+
+    def get_urls(self):
+        # Managers' pages (dashboard, reviewers, drills, audit explorer, exports).
+        return oversight_urls(self) + super().get_urls()
 
     def index(self, request: HttpRequest, extra_context=None) -> HttpResponse:
         user = request.user

@@ -3,12 +3,16 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
+from api.metrics import metrics_view
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     # Login, logout, password change, TOTP and recovery codes, optional SSO (django-allauth).
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include("api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # Prometheus (bearer token or allow-listed network; 404 when neither is configured).
+    path("metrics", metrics_view, name="metrics"),
     path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
 ]
 

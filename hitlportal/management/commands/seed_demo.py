@@ -35,6 +35,7 @@ POLICIES = [
         "match_tool": "sql_*",
         "stages": [{"role": "dba", "approvals": 1}],
         "timeout_seconds": 3600,
+        "sla_seconds": 1800,
     },
     {
         "name": "Code changes need code review",
@@ -42,6 +43,7 @@ POLICIES = [
         "match_tool": "apply_patch",
         "stages": [{"role": "code-review", "approvals": 1}],
         "timeout_seconds": 3600,
+        "sla_seconds": 2400,
     },
     {
         "name": "Critical risk: ops, then a DBA",
@@ -49,6 +51,7 @@ POLICIES = [
         "min_risk": "critical",
         "stages": [{"role": "ops", "approvals": 1}, {"role": "dba", "approvals": 1}],
         "timeout_seconds": 3600,
+        "sla_seconds": 900,
         "expiry_action": "escalate",
         "escalation_role": "ops",
     },
@@ -57,6 +60,7 @@ POLICIES = [
         "priority": 1000,
         "stages": [{"role": "ops", "approvals": 1}],
         "timeout_seconds": 1800,
+        "sla_seconds": 900,
     },
 ]
 DEMO_DIFF = """\
