@@ -48,17 +48,15 @@ def _type_label(agents: dict[int, str], key: tuple) -> str:
     )
 
 
-def _chart(labels: list, *series: tuple[str, list], kind: str = "bar", **options: Any) -> str:
+def _chart(labels: list, *series: tuple[str, list], kind: str = "bar", **options: Any) -> dict:
     """A chart's data for `static/hitl/oversight.js` (Chart.js): the same numbers as the
     table beside it."""
-    return json.dumps(
-        {
-            "type": kind,
-            "labels": [str(x) for x in labels],
-            "series": [{"label": name, "data": data} for name, data in series],
-            **options,
-        }
-    )
+    return {
+        "type": kind,
+        "labels": [str(x) for x in labels],
+        "series": [{"label": name, "data": data} for name, data in series],
+        **options,
+    }
 
 
 @managers_only("GET", "HEAD")
