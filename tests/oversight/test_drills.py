@@ -125,7 +125,9 @@ def test_a_caught_drill_resumes_nothing_and_calls_nobody(
         checkpoint_decide(cp.pk, people["rita"], "reject", comment="that is /etc/passwd")
     with at(100_000), django_capture_on_commit_callbacks(execute=True):
         reconcile()
-    assert broker.calls(RESUME) == [] and broker.calls(EXECUTE) == []
+    drill_run = str(cp.run_id)
+    assert drill_run not in {a[0] for a in broker.calls(RESUME) + broker.calls(EXECUTE)}
+    assert {a[0] for a in broker.calls(RESUME)} == {str(source.run_id)}  # the real one, lost
     assert WebhookDelivery.objects.count() == deliveries
     assert not WebhookDelivery.objects.filter(checkpoint=cp).exists()
     source_hooks = {str(pk) for pk in WebhookDelivery.objects.values_list("pk", flat=True)}
