@@ -559,15 +559,23 @@ def reviewer_stats(
         )
         .iterator(chunk_size=5000)
     )
-    # What is usual: the median review time per (role, type, risk) over real requests.
-    usual: dict[tuple, list[float]] = defaultdict(list)
-    for _rid, _u, r, _o, at, viewed, agent, kind, tool, risk, drill in votes:
+    # What is usual: per (role, type, risk) of real requests, the median review time of the
+    # *other* reviewers (a prolific rubber stamp must not set their own yardstick).
+    usual: dict[tuple, list[tuple[int, float]]] = defaultdict(list)
+    for rid, _u, r, _o, at, viewed, agent, kind, tool, risk, drill in votes:
         if viewed is not None and drill is None:
-            usual[(r, agent, kind, tool, risk)].append((at - viewed).total_seconds())
-    medians = {k: statistics.median(v) for k, v in usual.items()}
+            usual[(r, agent, kind, tool, risk)].append((rid, (at - viewed).total_seconds()))
+    baseline: dict[tuple, float | None] = {}
+
+    def others_median(key: tuple, rid: int) -> float | None:
+        if (key, rid) not in baseline:
+            others = [t for who, t in usual.get(key, ()) if who != rid]
+            baseline[(key, rid)] = statistics.median(others) if others else None
+        return baseline[(key, rid)]
+
     role_all: dict[str, list[float]] = defaultdict(list)
     for (r, *_k), values in usual.items():
-        role_all[r].extend(values)
+        role_all[r].extend(t for _who, t in values)
     rows: dict[tuple, ReviewerRow] = {}
     for vote in votes:
         rid, username, r, out, at, viewed, agent, kind, tool, risk, drill = vote
@@ -591,7 +599,7 @@ def reviewer_stats(
             continue
         took = (at - viewed).total_seconds()
         row.review_seconds.append(took)
-        usual_time = medians.get((r, agent, kind, tool, risk))
+        usual_time = others_median((r, agent, kind, tool, risk), rid)
         if usual_time:
             row.ratios.append(took / usual_time)
     holding = dict(

@@ -28,7 +28,8 @@ from approvals.models import Artifact, AuditEvent, Checkpoint, CheckpointView, D
 from approvals.representations import iso
 from core.canonical import action_sha256
 
-CHUNK = 500
+CHUNK = 500  # lines per chunk sent
+FETCH = 2000  # rows per database round trip
 FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 
 AUDIT_COLUMNS = [
@@ -117,7 +118,7 @@ def streamed(
 
 def audit_rows(qs: QuerySet[AuditEvent]) -> Iterator[dict]:
     """Oldest first (so a re-read chain can be checked link by link)."""
-    for values in qs.order_by("seq").values_list(*AUDIT_COLUMNS).iterator(chunk_size=5000):
+    for values in qs.order_by("seq").values_list(*AUDIT_COLUMNS).iterator(chunk_size=FETCH):
         row = dict(zip(AUDIT_COLUMNS, values, strict=True))
         row["at"] = iso(row["at"])
         yield row
@@ -173,7 +174,7 @@ def checkpoint_row(cp: Checkpoint) -> dict:
 
 
 def checkpoint_rows(qs: QuerySet[Checkpoint]) -> Iterator[dict]:
-    for cp in _checkpoints(qs).iterator(chunk_size=2000):
+    for cp in _checkpoints(qs).iterator(chunk_size=FETCH):
         yield checkpoint_row(cp)
 
 
@@ -219,7 +220,7 @@ def decision_row(d: Decision) -> dict:
 
 
 def decision_rows(qs: QuerySet[Decision]) -> Iterator[dict]:
-    for d in _decisions(qs).iterator(chunk_size=2000):
+    for d in _decisions(qs).iterator(chunk_size=FETCH):
         yield decision_row(d)
 
 
@@ -408,5 +409,5 @@ def _pack_checkpoint_rows(qs: QuerySet[Checkpoint]) -> Iterator[dict]:
 
 def _pack_decision_rows(qs: QuerySet[Decision]) -> Iterator[dict]:
     users: dict = {}
-    for d in _decisions(qs).iterator(chunk_size=2000):
+    for d in _decisions(qs).iterator(chunk_size=FETCH):
         yield {**decision_row(d), "reviewer": _reviewer_identity(users, d.reviewer)}
