@@ -39,7 +39,9 @@ def test_a_hosted_run_that_did_its_action(ledger_agent, start, inline, reviewer,
 
 def test_a_hosted_run_whose_action_was_rejected(ledger_agent, start, inline, reviewer, sandbox):
     run = start(ledger_agent([[TRANSFER]]))
-    inline(checkpoint_decide, pending(run)[0].pk, reviewer, "reject", comment="acme is not a customer")
+    inline(
+        checkpoint_decide, pending(run)[0].pk, reviewer, "reject", comment="acme is not a customer"
+    )
     run.refresh_from_db()
     assert run.status == Run.Status.COMPLETED  # "completed" alone would hide that nothing ran
     assert outcome_for(run).text == "nothing done — 1 rejected"

@@ -107,9 +107,7 @@ def known(people, policies, bot):
     decide(sql1, "dora", "modify", 50, action={"tool": "sql_execute", "args": {"n": "edited"}})
     decide(sql2, "dora", "approve", 200)
     with at(0):
-        question = request_one(
-            bot, title="which region?", tool="", kind="question", expires_in=300
-        )
+        question = request_one(bot, title="which region?", tool="", kind="question", expires_in=300)
         cancelled = request_one(bot, title="delete cancelled")
         made["pending"] = request_one(bot, title="delete pending", expires_in=7 * 86400)
     with at(301):

@@ -70,7 +70,11 @@ def test_it_is_asked_like_its_source(source, people):
     cp = drill.checkpoints.get()
     assert drill.released_at is not None and drill.run_id == cp.run_id
     assert (cp.agent_id, cp.kind, cp.title, cp.summary, cp.risk) == (
-        source.agent_id, source.kind, source.title, source.summary, source.risk
+        source.agent_id,
+        source.kind,
+        source.title,
+        source.summary,
+        source.risk,
     )
     assert (cp.policy_id, cp.current_role, cp.sla_seconds) == (source.policy_id, "ops", 60)
     assert cp.action["args"] == {"paths": ["/etc/passwd"]}
@@ -137,7 +141,9 @@ def test_a_caught_drill_resumes_nothing_and_calls_nobody(
     run = Run.objects.get(pk=cp.run_id)
     assert run.status == Run.Status.COMPLETED
     finished = AuditEvent.objects.get(verb="drill.finished")
-    assert finished.data["outcome"] == "caught" and finished.data["votes"] == [["rita", "reject", 0]]
+    assert finished.data["outcome"] == "caught" and finished.data["votes"] == [
+        ["rita", "reject", 0]
+    ]
 
 
 def test_a_missed_drill_of_a_hosted_agent_runs_nothing(
@@ -237,15 +243,21 @@ def test_drill_results_feed_the_reviewer_page(source, people, client_for):
 
     report = metrics.reviewer_stats(T0, T0 + dt.timedelta(days=1))
     rows = {r.username: r for r in report.rows}
-    assert (rows["rita"].drills_seen, rows["rita"].drills_caught, rows["rita"].drills_missed) == (1, 1, 0)
+    assert (rows["rita"].drills_seen, rows["rita"].drills_caught, rows["rita"].drills_missed) == (
+        1,
+        1,
+        0,
+    )
     assert rows["rita"].drill_catch_seconds == [20.0]
     assert (rows["raj"].drills_seen, rows["raj"].drills_missed) == (1, 1)
     assert rows["rita"].decisions == 1  # the real one; drills are counted apart
     page = client_for(people["max"]).get(reverse("admin:oversight_drills")).content.decode()
     assert "passwd" in page and "Caught (rejected)" in page and "Missed (approved)" in page
-    detail = client_for(people["max"]).get(
-        reverse("admin:oversight_drill", args=[caught.pk])
-    ).content.decode()
+    detail = (
+        client_for(people["max"])
+        .get(reverse("admin:oversight_drill", args=[caught.pk]))
+        .content.decode()
+    )
     assert "Caught by <strong>rita</strong> 30 s after release" in detail
 
 
@@ -254,8 +266,9 @@ def test_managers_schedule_a_drill_from_the_form(source, people, client_for):
     url = reverse("admin:oversight_drill_new")
     form = c.get(url, {"from": source.pk})
     assert form.status_code == 200 and "Delete 3 old logs" in form.content.decode()
-    bad = c.post(url, {"source": source.pk, "agent": "bot", "kind": "approval", "risk": "high",
-                       "title": "t", "defect": "d", "action": "{not json", "expires_in": 600})  # fmt: skip
+    fields = {"source": source.pk, "agent": "bot", "kind": "approval", "risk": "high",
+              "title": "t", "defect": "d", "expires_in": 600}  # fmt: skip
+    bad = c.post(url, {**fields, "action": "{not json"})
     assert bad.status_code == 400 and "Not valid JSON" in bad.content.decode()
     assert not Drill.objects.exists()
     good = c.post(url, {

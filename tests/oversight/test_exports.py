@@ -83,7 +83,9 @@ def test_exports_are_filtered_as_on_screen_and_audited(known, people, client_for
 def test_checkpoints_round_trip_with_the_shared_definitions(known, people, client_for):
     c = client_for(people["max"])
     with at(400):
-        as_csv = read_csv(body(c.get(reverse("admin:oversight_export_checkpoints", args=["csv"]), PERIOD)))
+        as_csv = read_csv(
+            body(c.get(reverse("admin:oversight_export_checkpoints", args=["csv"]), PERIOD))
+        )
         as_jsonl = read_jsonl(
             body(c.get(reverse("admin:oversight_export_checkpoints", args=["jsonl"]), PERIOD))
         )
@@ -103,14 +105,21 @@ def test_checkpoints_round_trip_with_the_shared_definitions(known, people, clien
 
 def test_decisions_round_trip(known, people, client_for):
     c = client_for(people["max"])
-    rows = read_jsonl(body(c.get(reverse("admin:oversight_export_decisions", args=["jsonl"]), PERIOD)))
-    as_csv = read_csv(body(c.get(reverse("admin:oversight_export_decisions", args=["csv"]), PERIOD)))
+    rows = read_jsonl(
+        body(c.get(reverse("admin:oversight_export_decisions", args=["jsonl"]), PERIOD))
+    )
+    as_csv = read_csv(
+        body(c.get(reverse("admin:oversight_export_decisions", args=["csv"]), PERIOD))
+    )
     decisions = list(Decision.objects.order_by("created_at", "id"))
     assert [r["id"] for r in rows] == [d.pk for d in decisions] == [int(r["id"]) for r in as_csv]
     edit = next(r for r in rows if r["outcome"] == "modify")
     assert edit["reviewer"] == "dora" and edit["role"] == "dba"
     assert edit["edited_action"] == {"tool": "sql_execute", "args": {"n": "edited"}}
-    assert json.loads(next(r for r in as_csv if r["outcome"] == "modify")["edited_action"]) == edit["edited_action"]
+    assert (
+        json.loads(next(r for r in as_csv if r["outcome"] == "modify")["edited_action"])
+        == edit["edited_action"]
+    )
     assert edit["policy"] == "sql: a DBA within two minutes"
 
 
@@ -130,7 +139,7 @@ def test_cells_that_would_start_a_formula_are_escaped(policies, bot, people, cli
     from tests.oversight.conftest import request_one
 
     with at(0):
-        request_one(bot, title="=HYPERLINK(\"http://evil\")")
+        request_one(bot, title='=HYPERLINK("http://evil")')
     rows = read_csv(
         body(client_for(people["max"]).get(
             reverse("admin:oversight_export_checkpoints", args=["csv"]), PERIOD
@@ -144,7 +153,7 @@ def _many_events(n: int) -> None:
     for start in range(0, n, 5000):
         with audit.atomic():
             audit.record_many(
-                [(actor, AuditVerb.AGENT_CREATED, ("agents.agent", str(i)), {"i": i, "pad": "x" * 80})
+                [(actor, AuditVerb.AGENT_CREATED, ("agents.agent", i), {"i": i, "pad": "x" * 80})
                  for i in range(start, min(n, start + 5000))]
             )  # fmt: skip
 
@@ -205,9 +214,10 @@ def test_the_evidence_pack_holds_what_an_auditor_asks_for(known, people, client_
     assert all(c["stages"] for c in checkpoints)
     events = read_jsonl(pack.read("audit_events.jsonl"))
     assert [e["seq"] for e in events] == list(
-        AuditEvent.objects.filter(verb__in=[e["verb"] for e in events]).filter(
-            seq__lte=events[-1]["seq"]
-        ).order_by("seq").values_list("seq", flat=True)
+        AuditEvent.objects.filter(verb__in=[e["verb"] for e in events])
+        .filter(seq__lte=events[-1]["seq"])
+        .order_by("seq")
+        .values_list("seq", flat=True)
     )
     verification = json.loads(pack.read("verification.json"))
     assert verification["ok"] is True and verification["checked"] >= len(events)
@@ -221,7 +231,9 @@ def test_the_evidence_pack_lists_artifact_digests(policies, bot, people, client_
     with at(0):
         cp = request_one(bot, artifacts=[ArtifactInput(name="a.diff", kind="diff", content="-x\n")])
     with at(1):
-        data = body(client_for(people["max"]).get(reverse("admin:oversight_export_evidence"), PERIOD))
+        data = body(
+            client_for(people["max"]).get(reverse("admin:oversight_export_evidence"), PERIOD)
+        )
     (row,) = read_jsonl(zipfile.ZipFile(io.BytesIO(data)).read("checkpoints.jsonl"))
     (artifact,) = row["artifacts"]
     assert artifact["sha256"] == hashlib.sha256(b"-x\n").hexdigest() == cp.artifacts.get().sha256
@@ -233,7 +245,9 @@ def test_the_feedback_sink_has_every_reviewer_edit(policies, bot, people, client
     from tests.oversight.conftest import request_one
 
     with at(0):
-        sql = request_one(bot, title="void orders", tool="sql_execute", context={"request": "void old"})
+        sql = request_one(
+            bot, title="void orders", tool="sql_execute", context={"request": "void old"}
+        )
         draft = request_one(
             bot, title="reply", tool="send_email", kind="review",
             artifacts=[ArtifactInput(name="reply.md", kind="markdown", content="Hello Ana\n")],
@@ -245,7 +259,9 @@ def test_the_feedback_sink_has_every_reviewer_edit(policies, bot, people, client
             draft.pk, people["rita"], "modify", comment="friendlier",
             edited_artifacts=[ArtifactEdit(draft.artifacts.get().pk, "Hello Ana, thanks!\n")],
         )  # fmt: skip
-        rows = read_jsonl(body(client_for(people["max"]).get(reverse("admin:oversight_export_edits"), PERIOD)))
+        rows = read_jsonl(
+            body(client_for(people["max"]).get(reverse("admin:oversight_export_edits"), PERIOD))
+        )
     by_title = {r["title"]: r for r in rows}
     edit = by_title["void orders"]
     assert edit["original_action"] == {"tool": "sql_execute", "args": {"n": "void orders"}}

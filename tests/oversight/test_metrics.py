@@ -104,7 +104,9 @@ def test_it_filters_by_agent_tool_policy_role_and_risk(known, policies, bot):
 def test_it_carries_the_queue_over_from_before_the_period(known):
     with at(86400 + 10):
         metrics.refresh_rollups()
-        b = metrics.dashboard(metrics.Filters(start=DAY + dt.timedelta(days=1), end=DAY + dt.timedelta(days=1)))
+        b = metrics.dashboard(
+            metrics.Filters(start=DAY + dt.timedelta(days=1), end=DAY + dt.timedelta(days=1))
+        )
     assert b.total.requests == 0
     assert b.days[0]["depth"] == 1  # the delete still pending since the day before
 
@@ -131,9 +133,7 @@ def test_it_refreshes_only_the_days_that_changed(known, people):
 
 def test_the_definitions_are_one_annotation(known):
     with at(400):
-        rows = {
-            cp.title: cp for cp in metrics.with_times(Checkpoint.objects.all())
-        }
+        rows = {cp.title: cp for cp in metrics.with_times(Checkpoint.objects.all())}
     assert metrics.seconds(rows["delete 4"].time_to_decision) == 100.0
     assert metrics.seconds(rows["delete 4"].time_to_resume) == 105.0
     assert rows["delete 4"].sla_breached is True and rows["delete 4"].outcome == "reject"
@@ -141,7 +141,9 @@ def test_the_definitions_are_one_annotation(known):
     assert rows["which region?"].sla_breached is None  # no SLA target
     assert rows["which region?"].time_to_decision is None
     assert metrics.seconds(rows["which region?"].time_to_resolution) == 301
-    assert rows["delete pending"].sla_breached is True and rows["delete pending"].outcome == "pending"
+    assert (
+        rows["delete pending"].sla_breached is True and rows["delete pending"].outcome == "pending"
+    )
 
 
 def test_it_leaves_drills_out(known, people, bot):

@@ -136,9 +136,11 @@ def test_the_audit_explorer_tells_events_in_words_with_links(known, people, clie
     assert "approved with edits" in page
     assert "-  &quot;n&quot;: &quot;drop table&quot;" not in page
     page = c.get(reverse("admin:oversight_audit"), {"verb": "checkpoint.expired"}).content.decode()
-    assert page.count('data-seq=') == 1 and "which region?" in page
-    page = c.get(reverse("admin:oversight_audit"), {"agent": "bot", "verb": "run.started"}).content.decode()
-    assert page.count('data-seq=') == 10
+    assert page.count("data-seq=") == 1 and "which region?" in page
+    page = c.get(
+        reverse("admin:oversight_audit"), {"agent": "bot", "verb": "run.started"}
+    ).content.decode()
+    assert page.count("data-seq=") == 10
 
 
 def test_the_explorer_pages_newest_first(known, people, client_for, monkeypatch):
@@ -150,7 +152,9 @@ def test_the_explorer_pages_newest_first(known, people, client_for, monkeypatch)
     seqs = [int(s) for s in re.findall(r'data-seq="(\d+)"', first)]
     assert len(seqs) == 20 and seqs == sorted(seqs, reverse=True)
     older = re.search(r'href="\?([^"]*before=\d+[^"]*)" id="older"', first).group(1)
-    second = c.get(reverse("admin:oversight_audit") + "?" + older.replace("&amp;", "&")).content.decode()
+    second = c.get(
+        reverse("admin:oversight_audit") + "?" + older.replace("&amp;", "&")
+    ).content.decode()
     more = [int(s) for s in re.findall(r'data-seq="(\d+)"', second)]
     assert more and max(more) == min(seqs) - 1
 

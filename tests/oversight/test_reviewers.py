@@ -63,7 +63,7 @@ def test_it_flags_a_rubber_stamp_and_only_them(team):
 def test_it_compares_with_what_the_role_usually_takes(team):
     r = report()
     rows = {row.username: row for row in r.rows}
-    # ops, bot · delete_files, medium: 20×3 s, 20×60 s, 20×30 s, 5×2 s
+    # ops, bot · delete_files, medium: 20 x 3 s, 20 x 60 s, 20 x 30 s, 5 x 2 s
     assert r.role_medians == {"ops": 30.0}
     # Each is compared with the others: rita's 3 s with the others' median of 30 s.
     assert rows["rita"].speed_ratio == 0.1
@@ -94,9 +94,13 @@ def test_the_reviewers_page_shows_the_flag(team, people, client_for):
     from django.urls import reverse
 
     with at(7200):
-        page = client_for(people["max"]).get(
-            reverse("admin:oversight_reviewers"),
-            {"period": "custom", "start": "2026-11-02", "end": "2026-11-02"},
-        ).content.decode()
+        page = (
+            client_for(people["max"])
+            .get(
+                reverse("admin:oversight_reviewers"),
+                {"period": "custom", "start": "2026-11-02", "end": "2026-11-02"},
+            )
+            .content.decode()
+        )
     assert '<li data-reviewer="rita"><strong>rita</strong> (ops): approved 100% of 21' in page
     assert page.count("rubber stamp?") == 1

@@ -31,9 +31,9 @@ def heard():
 
 def breach_events(cp):
     return list(
-        AuditEvent.objects.filter(
-            verb="checkpoint.sla_breached", target_id=str(cp.pk)
-        ).values_list("data", flat=True)
+        AuditEvent.objects.filter(verb="checkpoint.sla_breached", target_id=str(cp.pk)).values_list(
+            "data", flat=True
+        )
     )
 
 
@@ -99,7 +99,9 @@ def test_the_sweep_marks_before_it_expires(policies, bot, heard):
         result = run_all()
     assert result["sla"] == {"breached": 1} and result["expiry"]["expired"] == 1
     verbs = list(
-        AuditEvent.objects.filter(target_id=str(cp.pk)).order_by("seq").values_list("verb", flat=True)
+        AuditEvent.objects.filter(target_id=str(cp.pk))
+        .order_by("seq")
+        .values_list("verb", flat=True)
     )
     assert verbs[-2:] == ["checkpoint.sla_breached", "checkpoint.expired"]
 
