@@ -179,7 +179,9 @@ def run_resume(run_id, actor: Actor) -> Run:
             {"checkpoints": [[str(pk), status] for pk, status in resolved]},
         )
         if run.agent.kind == Agent.Kind.HOSTED:  # external agents: their webhook or read
-            checkpoints_mark_resumed([pk for pk, _status in resolved])
+            checkpoints_mark_resumed(
+                [pk for pk, _status in resolved], Actor.for_agent(run.agent), via="resume"
+            )
     return run
 
 

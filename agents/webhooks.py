@@ -74,7 +74,8 @@ class WebhookOutbox(Outbox):
 
     def finished(self, row: WebhookDelivery, outcome: str, error: str) -> None:
         if outcome == "delivered" and row.checkpoint_id:
-            checkpoints_mark_resumed([row.checkpoint_id])  # the agent knows: time to resume
+            # The agent knows: time to resume ends here.
+            checkpoints_mark_resumed([row.checkpoint_id], Actor.system("webhooks"), via="webhook")
         audit.record(
             Actor.system("webhooks"),
             AuditVerb.WEBHOOK_DELIVERED if outcome == "delivered" else AuditVerb.WEBHOOK_FAILED,

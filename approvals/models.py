@@ -363,6 +363,7 @@ class AuditVerb(models.TextChoices):
     CHECKPOINT_CANCELLED = "checkpoint.cancelled", "Checkpoint cancelled"
     CHECKPOINT_VIEWED = "checkpoint.viewed", "Checkpoint opened by a reviewer"
     CHECKPOINT_SLA_BREACHED = "checkpoint.sla_breached", "Checkpoint passed its SLA undecided"
+    CHECKPOINT_OUTCOME_RECEIVED = "checkpoint.outcome_received", "Agent received the outcome"
     DECISION_RECORDED = "decision.recorded", "Decision recorded"
     # webhooks to agents (agents.webhooks)
     WEBHOOK_DELIVERED = "webhook.delivered", "Webhook delivered"

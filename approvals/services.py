@@ -7,7 +7,6 @@ each creation and revocation is audited on the token's owner in the same transac
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
@@ -85,14 +84,28 @@ def checkpoint_viewed(cp: Checkpoint, user, *, channel: str = "web") -> bool:
     return view.pk is not None
 
 
-def checkpoints_mark_resumed(ids, *, at: dt.datetime | None = None) -> int:
-    """The agent side learned the outcome of these resolved checkpoints (a hosted run resumed,
-    a webhook was delivered, the agent read it): stamp `resumed_at` once, where time to
-    resume ends. Not a status change, so no audit event of its own (the resume and the
-    delivery have theirs)."""
-    at = at or timezone.now()
-    return (
+def checkpoints_mark_resumed(ids, actor: Actor, *, via: str) -> int:
+    """The agent side learned the outcome of these resolved checkpoints (`via`: "resume" a
+    hosted run resumed, "webhook" its delivery succeeded, "api" the agent read it): stamp
+    `resumed_at` once, where time to resume ends, with a `checkpoint.outcome_received`
+    event. Returns how many were stamped (a second call does nothing)."""
+    at = timezone.now()
+    candidates = list(
         Checkpoint.objects.filter(pk__in=list(ids), resumed_at__isnull=True)
         .exclude(status=Checkpoint.Status.PENDING)
-        .update(resumed_at=at, updated_at=at)
+        .values_list("pk", flat=True)
     )
+    if not candidates:
+        return 0
+    stamped = 0
+    with audit.atomic():
+        for pk in candidates:
+            if Checkpoint.objects.filter(pk=pk, resumed_at__isnull=True).update(
+                resumed_at=at, updated_at=at
+            ):
+                audit.record(
+                    actor, AuditVerb.CHECKPOINT_OUTCOME_RECEIVED, ("approvals.checkpoint", pk),
+                    {"via": via},
+                )  # fmt: skip
+                stamped += 1
+    return stamped

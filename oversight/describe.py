@@ -271,14 +271,22 @@ def _sentence(e: AuditEvent, look: Lookup) -> tuple[SafeString, str, str]:
             f" after {d['attempts']} attempt(s)" if d.get("attempts") else "",
         )  # fmt: skip
         detail = d.get("last_error", "")
-    elif verb.startswith("drill."):
-        text = format_html("{} — {} {}", who, e.get_verb_display().lower(), what)
-        if d.get("outcome"):
-            detail = f"outcome: {d['outcome']}"
-        elif d.get("defect"):
-            detail = f"planted defect: {d['defect']}"
-        if d.get("checkpoint"):
-            text = format_html("{} ({})", text, look.checkpoint(d["checkpoint"]))
+    elif verb == V.DRILL_SCHEDULED:
+        text = format_html("{} scheduled {}: “{}” as {}", who, what, d.get("title"), d.get("agent"))
+        detail = f"planted defect: {d.get('defect', '')}"
+    elif verb == V.DRILL_RELEASED:
+        text = format_html(
+            "{} released to {} as {}", what, d.get("role"), look.checkpoint(d.get("checkpoint"))
+        )
+    elif verb == V.DRILL_FINISHED:
+        text = format_html("{} finished: {}", what, d.get("outcome"))
+        detail = "; ".join(f"{v[0]} {v[1]}" for v in d.get("votes") or [])
+    elif verb == V.DRILL_WITHDRAWN:
+        text = format_html("{} withdrew {}", who, what)
+    elif verb == V.CHECKPOINT_OUTCOME_RECEIVED:
+        how = {"api": "read it through the API", "webhook": "by webhook",
+               "resume": "its run resumed"}.get(d.get("via"), d.get("via"))  # fmt: skip
+        text = format_html("{} learned the outcome of {} ({})", who, what, how)
     elif verb == V.EXPORT_CREATED:
         text = format_html(
             "{} exported {} as {}", who, d.get("what", ""), (d.get("format") or "").upper()

@@ -83,32 +83,32 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         for name in metrics.OUTCOMES
     ]
     charts = {
-        "weeks": _chart(
+        "chart-weeks": _chart(
             [g.label.replace("week of ", "") for g in board.by_week],
             ("p50 to decision (s)", [g.ttd_p[50] for g in board.by_week]),
             ("p90 to decision (s)", [g.ttd_p[90] for g in board.by_week]),
             ("p50 to resume (s)", [g.ttr_p[50] for g in board.by_week]),
             kind="line",
         ),
-        "types": _chart(
+        "chart-types": _chart(
             [g.label for g in board.by_type[:15]],
             ("p50 (s)", [g.ttd_p[50] for g in board.by_type[:15]]),
             ("p90 (s)", [g.ttd_p[90] for g in board.by_type[:15]]),
             horizontal=True,
         ),
-        "outcomes": _chart(
+        "chart-outcomes": _chart(
             [label for label, _n, _c in outcome_rows],
             ("checkpoints", [count for _l, _n, count in outcome_rows]),
             kind="doughnut",
         ),
-        "depth": _chart(
+        "chart-depth": _chart(
             [f"{d['day']:%m-%d}" for d in board.days],
             ("pending at day end", [d["depth"] for d in board.days]),
             ("requests", [d["requests"] for d in board.days]),
             ("resolved", [d["resolved"] for d in board.days]),
             kind="line",
         ),
-        "sla": _chart(
+        "chart-sla": _chart(
             [g.label for g in board.by_policy],
             (
                 "breach rate %",

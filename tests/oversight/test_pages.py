@@ -87,13 +87,15 @@ def test_the_dashboard_shows_figures_tables_and_chart_data(known, people, client
     stat = dict(re.findall(r'data-stat="([\w-]+)"><span class="stat-n">([^<]+)<', page))
     assert stat["requests"] == "10" and stat["decided"] == "7"
     assert stat["pending"] == "1" and stat["overdue"] == "1"
-    assert stat["ttd-p50"] == "40"
+    assert stat["ttd-p50"] == "40 s"
     assert "bot · delete_files" in page and "sql: a DBA within two minutes" in page
     outcomes = json.loads(
-        re.search(r'<script id="outcomes" type="application/json">(.*?)</script>', page).group(1)
+        re.search(
+            r'<script id="chart-outcomes" type="application/json">(.*?)</script>', page
+        ).group(1)
     )
     assert outcomes["series"][0]["data"] == [5, 1, 1, 0, 1, 1]
-    assert 'data-chart="depth"' in page and "chart.umd.min.js" in page
+    assert 'data-chart="chart-depth"' in page and "chart.umd.min.js" in page
     assert "delete pending" in page  # breaching, linked to its timeline
     assert reverse("admin:oversight_timeline", args=[known["pending"].pk]) in page
 
@@ -180,8 +182,9 @@ def test_a_checkpoint_timeline_tells_its_whole_story(policies, bot, people, clie
         page = client_for(people["max"]).get(reverse("admin:oversight_timeline", args=[cp.pk]))
     page = page.content.decode()
     stages = re.findall(r'data-stage="(\w+)"', page)
-    assert stages == ["requested", "waiting", "viewed", "claimed", "vote", "resolved"]
+    assert stages == ["requested", "waiting", "viewed", "claimed", "vote", "resolved", "resumed"]
     assert "raj</a> opened" in page and "raj</a> approved with edits" in page
+    assert "learned the outcome of" in page and "(read it through the API)" in page
     assert "+    &quot;n&quot;: 1" in page  # the edit's diff
     assert "Time to decision <strong>0:00:20</strong>" in page
     assert "Time to resume <strong>0:00:22</strong>" in page
