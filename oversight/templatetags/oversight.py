@@ -9,7 +9,7 @@ register = template.Library()
 
 @register.filter
 def duration(seconds) -> str:
-    """Seconds for people: 42 s, 6.9 min, 3.2 h, 2.1 d; "–" when there is none."""
+    """Seconds for people: 42 s, 6.9 min, 3.2 h, 2.1 d; a dash when there is none."""
     if seconds is None or seconds == "":
         return "–"
     s = float(seconds)

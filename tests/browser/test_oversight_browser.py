@@ -43,11 +43,11 @@ def history(days: int = 27, seed: int = 7) -> dict:
     PolicyFactory(name="Code changes need code review", priority=20, match_tool="apply_patch",
                   stages=[{"role": "code-review", "approvals": 1}], timeout_seconds=7200,
                   sla_seconds=2400)  # fmt: skip
-    PolicyFactory(name="Everything else: ops", priority=1000, stages=[{"role": "ops", "approvals": 1}],
-                  timeout_seconds=3600, sla_seconds=600, expiry_action="escalate",
-                  escalation_role="ops-leads")  # fmt: skip
+    PolicyFactory(name="Everything else: ops", priority=1000,
+                  stages=[{"role": "ops", "approvals": 1}], timeout_seconds=3600, sla_seconds=600,
+                  expiry_action="escalate", escalation_role="ops-leads")  # fmt: skip
     people = {
-        "ops": [UserFactory(username="rita", roles=["ops"]), UserFactory(username="raj", roles=["ops"])],
+        "ops": [UserFactory(username=name, roles=["ops"]) for name in ("rita", "raj")],
         "dba": [UserFactory(username="dora", roles=["dba"])],
         "code-review": [UserFactory(username="cody", roles=["code-review"])],
         "ops-leads": [UserFactory(username="olga", roles=["ops-leads"])],
