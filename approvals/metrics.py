@@ -179,7 +179,7 @@ def rebuild_day(day: dt.date, now: dt.datetime | None = None) -> int:
     def group(key: tuple) -> dict[str, Any]:
         if key not in groups:
             groups[key] = {
-                "requests": 0, "escalated": 0, "resolved": 0, "outcomes": defaultdict(int),
+                "requests": 0, "escalated": 0, "resolved": 0, **dict.fromkeys(OUTCOMES, 0),
                 "sla_total": 0, "sla_breached": 0, "ttd_ms": [], "ttr_ms": [],
             }  # fmt: skip
         return groups[key]
@@ -200,7 +200,7 @@ def rebuild_day(day: dt.date, now: dt.datetime | None = None) -> int:
     for *key, out, ttd, ttr, due, breached in ended.iterator(chunk_size=2000):
         g = group(tuple(key))
         g["resolved"] += 1
-        g["outcomes"][out] += 1
+        g[out] += 1
         if due is not None:
             g["sla_total"] += 1
             g["sla_breached"] += bool(breached)
@@ -220,11 +220,11 @@ def rebuild_day(day: dt.date, now: dt.datetime | None = None) -> int:
             requests=g["requests"],
             escalated=g["escalated"],
             resolved=g["resolved"],
-            outcomes=dict(g["outcomes"]),
+            **{name: g[name] for name in OUTCOMES},
             sla_total=g["sla_total"],
             sla_breached=g["sla_breached"],
-            ttd_ms=sorted(g["ttd_ms"]),
-            ttr_ms=sorted(g["ttr_ms"]),
+            ttd_ms=",".join(map(str, sorted(g["ttd_ms"]))),
+            ttr_ms=",".join(map(str, sorted(g["ttr_ms"]))),
         )
         for key, g in groups.items()
     ]
@@ -328,6 +328,9 @@ class Filters:
         )
 
 
+COUNTS = ("requests", "escalated", "resolved", *OUTCOMES, "sla_total", "sla_breached")
+
+
 @dataclass
 class Group:
     """One line of a breakdown: counts, outcomes, durations and SLA results."""
@@ -337,37 +340,33 @@ class Group:
     requests: int = 0
     escalated: int = 0
     resolved: int = 0
-    outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    outcomes: dict[str, int] = field(default_factory=dict)
     sla_total: int = 0
     sla_breached: int = 0
-    ttd: list[list[int]] = field(default_factory=list)
-    ttr: list[list[int]] = field(default_factory=list)
+    ttd: list[str] = field(default_factory=list)  # rollup rows' comma-separated durations
+    ttr: list[str] = field(default_factory=list)
     ttd_p: dict[int, float | None] = field(default_factory=dict)
     ttr_p: dict[int, float | None] = field(default_factory=dict)
     decided: int = 0
     resumed: int = 0
 
-    def add(self, row: OversightRollup) -> None:
-        self.requests += row.requests
-        self.escalated += row.escalated
-        self.resolved += row.resolved
-        for name, n in row.outcomes.items():
-            self.outcomes[name] += n
-        self.sla_total += row.sla_total
-        self.sla_breached += row.sla_breached
-        if row.ttd_ms:
-            self.ttd.append(row.ttd_ms)
-        if row.ttr_ms:
-            self.ttr.append(row.ttr_ms)
+    def count(self, sums: dict[str, int]) -> None:
+        self.requests += sums["requests"] or 0
+        self.escalated += sums["escalated"] or 0
+        self.resolved += sums["resolved"] or 0
+        self.sla_total += sums["sla_total"] or 0
+        self.sla_breached += sums["sla_breached"] or 0
+        for name in OUTCOMES:
+            if sums[name]:
+                self.outcomes[name] = self.outcomes.get(name, 0) + sums[name]
 
     def finish(self) -> Group:
-        ttd = sorted(v for chunk in self.ttd for v in chunk)
-        ttr = sorted(v for chunk in self.ttr for v in chunk)
+        ttd = sorted(map(int, ",".join(self.ttd).split(","))) if self.ttd else []
+        ttr = sorted(map(int, ",".join(self.ttr).split(","))) if self.ttr else []
         self.decided, self.resumed = len(ttd), len(ttr)
         self.ttd_p = {p: _seconds_or_none(percentile(ttd, p)) for p in PERCENTILES}
         self.ttr_p = {p: _seconds_or_none(percentile(ttr, p)) for p in PERCENTILES}
         self.ttd = self.ttr = []
-        self.outcomes = dict(self.outcomes)
         return self
 
     @property
@@ -399,11 +398,25 @@ def _week(day: dt.date) -> dt.date:
     return day - dt.timedelta(days=day.weekday())
 
 
+def _type_key(agent_id: int, kind: str, tool: str) -> tuple:
+    """(agent, "", tool) for approvals with a tool, (agent, kind, "") otherwise."""
+    if kind == Checkpoint.Kind.APPROVAL and tool:
+        return (agent_id, "", tool)
+    return (agent_id, kind, "")
+
+
+def _sums(rows: QuerySet[OversightRollup], *by: str) -> list[tuple[tuple, dict[str, int]]]:
+    """The counters summed in SQL, grouped by `by`."""
+    grouped = rows.values(*by).annotate(**{f"s_{c}": Sum(c) for c in COUNTS}).order_by()
+    return [(tuple(r[b] for b in by), {c: r[f"s_{c}"] for c in COUNTS}) for r in grouped]
+
+
 def dashboard(filters: Filters, now: dt.datetime | None = None, *, items: int = 25) -> Dashboard:
-    """Everything the dashboard shows for a period and filters: a read of the period's rollup
-    rows, one sum for the queue depth before it, and a few small live queries. Type groups
-    are keyed (agent_id, kind, tool); the caller names the agents (approvals does not read
-    agents' rows)."""
+    """Everything the dashboard shows for a period and filters. Counts are summed over the
+    period's rollup rows in SQL (one GROUP BY per breakdown); durations are merged in Python
+    from the same rows (one read, arrays only); the queue depth before the period is one
+    sum; pending, breaching and escalated items are small live queries. Type groups are keyed
+    (agent_id, kind, tool); the caller names the agents (approvals does not read agents')."""
     now = now or timezone.now()
     q = filters.rollup_q()
     rows = OversightRollup.objects.filter(q, day__gte=filters.start, day__lte=filters.end)
@@ -412,21 +425,40 @@ def dashboard(filters: Filters, now: dt.datetime | None = None, *, items: int = 
     by_policy: dict[Any, Group] = {}
     by_role: dict[str, Group] = {}
     by_week: dict[dt.date, Group] = {}
-    per_day: dict[dt.date, list[int]] = defaultdict(lambda: [0, 0])
-    for row in rows.iterator(chunk_size=2000):
-        total.add(row)
-        kind_key = row.tool if (row.kind == Checkpoint.Kind.APPROVAL and row.tool) else ""
-        type_key = (row.agent_id, row.kind if not kind_key else "", kind_key)
-        for index, key in ((by_type, type_key), (by_policy, row.policy_id), (by_role, row.role)):
-            if key not in index:
-                index[key] = Group(key)
-            index[key].add(row)
-        week = _week(row.day)
-        if week not in by_week:
-            by_week[week] = Group(week, label=f"week of {week:%Y-%m-%d}")
-        by_week[week].add(row)
-        per_day[row.day][0] += row.requests
-        per_day[row.day][1] += row.resolved
+    per_day: dict[dt.date, dict[str, int]] = {}
+
+    def group(index: dict, key: Any, label: str = "") -> Group:
+        if key not in index:
+            index[key] = Group(key, label=label)
+        return index[key]
+
+    for (day,), sums in _sums(rows, "day"):
+        per_day[day] = sums
+        total.count(sums)
+        week = _week(day)
+        group(by_week, week, f"week of {week:%Y-%m-%d}").count(sums)
+    for (agent_id, kind, tool), sums in _sums(rows, "agent_id", "kind", "tool"):
+        group(by_type, _type_key(agent_id, kind, tool)).count(sums)
+    for (policy_id,), sums in _sums(rows, "policy_id"):
+        group(by_policy, policy_id).count(sums)
+    for (role,), sums in _sums(rows, "role"):
+        group(by_role, role, role).count(sums)
+    durations = rows.filter(resolved__gt=0).values_list(
+        "day", "agent_id", "kind", "tool", "policy_id", "role", "ttd_ms", "ttr_ms"
+    )
+    for day, agent_id, kind, tool, policy_id, role, ttd, ttr in durations.iterator(chunk_size=2000):
+        targets = (
+            total,
+            by_type[_type_key(agent_id, kind, tool)],
+            by_policy[policy_id],
+            by_role[role],
+            by_week[_week(day)],
+        )
+        for g in targets:
+            if ttd:
+                g.ttd.append(ttd)
+            if ttr:
+                g.ttr.append(ttr)
     before = OversightRollup.objects.filter(q, day__lt=filters.start).aggregate(
         made=Sum("requests"), ended=Sum("resolved")
     )
@@ -434,7 +466,8 @@ def dashboard(filters: Filters, now: dt.datetime | None = None, *, items: int = 
     days = []
     day = filters.start
     while day <= filters.end:
-        made, ended = per_day.get(day, (0, 0))
+        sums = per_day.get(day) or {"requests": 0, "resolved": 0}
+        made, ended = sums["requests"] or 0, sums["resolved"] or 0
         depth += made - ended
         days.append({"day": day, "requests": made, "resolved": ended, "depth": max(depth, 0)})
         day += dt.timedelta(days=1)
@@ -443,8 +476,6 @@ def dashboard(filters: Filters, now: dt.datetime | None = None, *, items: int = 
     )
     for key, g in by_policy.items():
         g.label = policies.get(key, f"policy #{key}") if key else "no policy (default route)"
-    for key, g in by_role.items():
-        g.label = key
     live = Checkpoint.objects.filter(filters.checkpoint_q(), status=Status.PENDING)
     period = Q(created_at__gte=filters.start_at, created_at__lt=filters.end_at)
     breaching = list(
@@ -457,12 +488,12 @@ def dashboard(filters: Filters, now: dt.datetime | None = None, *, items: int = 
             now,
         )
         .filter(sla_breached=True)
-        .select_related("agent", "policy", "resolved_by")
+        .select_related("agent", "policy")
         .order_by("-sla_due_at")[:items]
     )
     escalations = list(
         Checkpoint.objects.filter(filters.checkpoint_q(), period, escalated=True)
-        .select_related("agent", "policy")
+        .select_related("agent")
         .order_by("-created_at")[:items]
     )
     return Dashboard(

@@ -516,11 +516,20 @@ class OversightRollup(models.Model):
     requests = models.PositiveIntegerField(default=0)
     escalated = models.PositiveIntegerField(default=0)
     resolved = models.PositiveIntegerField(default=0)
-    outcomes = models.JSONField(default=dict)  # outcome -> count (approve, modify, reject, ...)
+    # What was resolved that day, by outcome (`approvals.metrics.outcome`).
+    approve = models.PositiveIntegerField(default=0)
+    modify = models.PositiveIntegerField(default=0)
+    reject = models.PositiveIntegerField(default=0)
+    answer = models.PositiveIntegerField(default=0)
+    expired = models.PositiveIntegerField(default=0)
+    cancelled = models.PositiveIntegerField(default=0)
     sla_total = models.PositiveIntegerField(default=0)
     sla_breached = models.PositiveIntegerField(default=0)
-    ttd_ms = models.JSONField(default=list)  # time to decision of each human decision, sorted
-    ttr_ms = models.JSONField(default=list)  # time to resume of each resumed one, sorted
+    # Time to decision of each human decision, and time to resume of each resumed one, in
+    # milliseconds, comma-separated (read and merged thousands at a time: a plain string
+    # costs far less than a JSON value per row to read).
+    ttd_ms = models.TextField(blank=True)
+    ttr_ms = models.TextField(blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["day"], name="rollup_day")]

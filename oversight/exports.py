@@ -63,14 +63,21 @@ def record_export(user, what: str, fmt: str, filters: dict[str, Any]) -> None:
 # --- formats ----------------------------------------------------------------------------------
 
 
-def _cell(value: Any) -> str:
-    # Spreadsheet formula injection: text from agents must not start a formula.
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    # Spreadsheet formula injection: text from agents must not start a formula. Numbers and
+    # booleans go as they are (the csv module writes them).
+    kind = type(value)
+    if kind is str:
+        return "'" + value if value.startswith(_FORMULA) else value
     if value is None:
         return ""
-    if isinstance(value, (dict, list)):
-        value = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    if kind is dict or kind is list:
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+        return "'" + text if text.startswith(_FORMULA) else text
+    return value
 
 
 def csv_lines(columns: list[str], rows: Iterable[dict]) -> Iterator[bytes]:
