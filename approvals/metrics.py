@@ -292,34 +292,22 @@ class Filters:
     def end_at(self) -> dt.datetime:
         return _day_bounds(self.end)[1]
 
-    def rollup_q(self) -> Q:
+    def _q(self, role_field: str) -> Q:
         q = Q()
-        if self.agent:
-            q &= Q(agent_id=self.agent)
-        if self.tool:
-            q &= Q(tool=self.tool)
-        if self.policy:
-            q &= Q(policy_id=self.policy)
-        if self.role:
-            q &= Q(role=self.role)
-        if self.risk:
-            q &= Q(risk=self.risk)
+        for field_name, value in (
+            ("agent_id", self.agent), ("tool", self.tool), ("policy_id", self.policy),
+            (role_field, self.role), ("risk", self.risk),
+        ):  # fmt: skip
+            if value:
+                q &= Q(**{field_name: value})
         return q
 
+    def rollup_q(self) -> Q:
+        return self._q("role")
+
     def checkpoint_q(self) -> Q:
-        """The same filters on Checkpoint rows (no period)."""
-        q = Q(drill__isnull=True)
-        if self.agent:
-            q &= Q(agent_id=self.agent)
-        if self.tool:
-            q &= Q(tool=self.tool)
-        if self.policy:
-            q &= Q(policy_id=self.policy)
-        if self.role:
-            q &= Q(current_role=self.role)
-        if self.risk:
-            q &= Q(risk=self.risk)
-        return q
+        """The same filters on Checkpoint rows (no period; drills left out)."""
+        return Q(drill__isnull=True) & self._q("current_role")
 
     def checkpoints(self) -> QuerySet[Checkpoint]:
         """Checkpoints requested in the period, filtered (what the exports export)."""

@@ -351,26 +351,27 @@ def checkpoint_timeline(request: HttpRequest, pk) -> HttpResponse:
 # --- exports ----------------------------------------------------------------------------------
 
 
-def _dashboard_filters(request: HttpRequest):
+def _bad_filters(form) -> HttpResponse:
+    return HttpResponse(
+        json.dumps({"errors": form.errors.get_json_data()}),
+        status=400,
+        content_type="application/json",
+    )
+
+
+def _period_filters(request: HttpRequest) -> tuple[metrics.Filters | None, HttpResponse | None]:
+    """The dashboard's filters (what its export links carry), or a 400 with field errors."""
     form = DashboardForm(request.GET or {"period": "7"})
     if not form.is_valid():
-        return None, HttpResponse(
-            json.dumps({"errors": form.errors.get_json_data()}),
-            status=400,
-            content_type="application/json",
-        )
-    return form, None
+        return None, _bad_filters(form)
+    return form.filters(), None
 
 
 @managers_only("GET", "HEAD")
 def export_audit(request: HttpRequest, fmt: str) -> HttpResponse:
     form = AuditFilterForm(request.GET)
     if not form.is_valid():
-        return HttpResponse(
-            json.dumps({"errors": form.errors.get_json_data()}),
-            status=400,
-            content_type="application/json",
-        )
+        return _bad_filters(form)
     rows = exports.audit_rows(AuditEvent.objects.filter(form.query()))
     filters = {k: v for k, v in form.cleaned_data.items() if v and k != "before"}
     return exports.streamed(request, "audit-events", fmt, exports.AUDIT_COLUMNS, rows, filters)
@@ -378,23 +379,25 @@ def export_audit(request: HttpRequest, fmt: str) -> HttpResponse:
 
 @managers_only("GET", "HEAD")
 def export_checkpoints(request: HttpRequest, fmt: str) -> HttpResponse:
-    form, error = _dashboard_filters(request)
+    filters, error = _period_filters(request)
     if error:
         return error
-    filters = form.filters()
     rows = exports.checkpoint_rows(filters.checkpoints())
     return exports.streamed(
         request, "checkpoints", fmt, exports.CHECKPOINT_COLUMNS, rows, vars(filters)
     )
 
 
+def _decisions_of(filters: metrics.Filters):
+    return Decision.objects.filter(checkpoint__in=filters.checkpoints())
+
+
 @managers_only("GET", "HEAD")
 def export_decisions(request: HttpRequest, fmt: str) -> HttpResponse:
-    form, error = _dashboard_filters(request)
+    filters, error = _period_filters(request)
     if error:
         return error
-    filters = form.filters()
-    rows = exports.decision_rows(Decision.objects.filter(checkpoint__in=filters.checkpoints()))
+    rows = exports.decision_rows(_decisions_of(filters))
     return exports.streamed(
         request, "decisions", fmt, exports.DECISION_COLUMNS, rows, vars(filters)
     )
@@ -403,20 +406,18 @@ def export_decisions(request: HttpRequest, fmt: str) -> HttpResponse:
 @managers_only("GET", "HEAD")
 def export_edits(request: HttpRequest) -> HttpResponse:
     """The feedback sink: every reviewer edit of the period, as JSON Lines."""
-    form, error = _dashboard_filters(request)
+    filters, error = _period_filters(request)
     if error:
         return error
-    filters = form.filters()
-    rows = exports.edit_rows(Decision.objects.filter(checkpoint__in=filters.checkpoints()))
+    rows = exports.edit_rows(_decisions_of(filters))
     return exports.streamed(request, "reviewer-edits", "jsonl", [], rows, vars(filters))
 
 
 @managers_only("GET", "HEAD")
 def export_evidence(request: HttpRequest) -> HttpResponse:
-    form, error = _dashboard_filters(request)
+    filters, error = _period_filters(request)
     if error:
         return error
-    filters = form.filters()
     exports.record_export(request.user, "evidence-pack", "zip", vars(filters))
     response = StreamingHttpResponse(
         exports.pack_stream(request.user, filters), content_type="application/zip"

@@ -8,13 +8,13 @@ import datetime as dt
 import pytest
 import time_machine
 from django.conf import settings
-from django.test import Client
 
 from agents.services import Ask, ask
 from agents.transitions import run_start
 from approvals.audit import Actor
 from approvals.transitions import checkpoint_cancel, checkpoint_decide, checkpoint_expire
 from tests.factories import AgentFactory, PolicyFactory, UserFactory
+from tests.portal.conftest import client_for  # noqa: F401  (a logged-in browser-like client)
 
 T0 = dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.UTC)  # a Monday
 DAY = T0.date()
@@ -23,16 +23,6 @@ DAY = T0.date()
 def at(seconds: float):
     """Stand still at T0 + seconds."""
     return time_machine.travel(T0 + dt.timedelta(seconds=seconds), tick=False)
-
-
-@pytest.fixture
-def client_for(db):
-    def make(user) -> Client:
-        c = Client(HTTP_HOST="127.0.0.1")
-        c.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
-        return c
-
-    return make
 
 
 @pytest.fixture
