@@ -146,7 +146,7 @@ class Checkpoint(models.Model):
         "approvals.Drill",
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.PROTECT,  # a drill must never turn into a real request
         related_name="checkpoints",
     )
 
