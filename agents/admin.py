@@ -3,6 +3,7 @@ from functools import partial
 
 from django.contrib import admin
 from django.db import models
+from django.db.models import F, Value
 from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -16,6 +17,7 @@ from agents.services import AGENT_KEYS
 from agents.transitions import run_cancel
 from approvals.audit import Actor
 from core.admin import ManagersOnlyMixin, ReadOnlyInline
+from core.roles import is_manager
 from core.exceptions import Conflict
 
 
@@ -139,11 +141,21 @@ class RunAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         # The same filter as the API: runs you started or may review; managers see all.
-        return annotate_outcomes(runs_visible_to_person(request.user).select_related("created_by"))
+        qs = runs_visible_to_person(request.user).select_related("created_by")
+        # A drill's run is shown as one to managers only; reviewers see a run like any other.
+        shown = (
+            F("drill__id")
+            if is_manager(request.user)
+            else Value(None, output_field=models.BigIntegerField())
+        )
+        return annotate_outcomes(qs).annotate(shown_drill=shown)
 
     @admin.display(description="outcome")
     def outcome(self, obj: Run) -> str:
         result = outcome_for(obj)
+        if getattr(obj, "shown_drill", None):
+            url = reverse("admin:oversight_drill", args=[obj.shown_drill])
+            return format_html('<a class="badge drill" href="{}">drill</a>', url)
         return format_html('<span class="badge {}">{}</span>', result.css, result.text)
 
     @admin.display(description="state (saved between executions)")

@@ -281,3 +281,17 @@ def test_managers_schedule_a_drill_from_the_form(source, people, client_for):
     assert good.status_code == 302 and good["Location"].endswith(f"/drills/{drill.pk}/")
     assert drill.source == source and drill.checkpoints.get().risk == "high"
     assert drill.created_by == people["max"]
+
+
+def test_the_runs_list_marks_a_drill_for_managers_only(source, people, client_for):
+    from django.contrib.auth.models import Group, Permission
+
+    view_run = Permission.objects.filter(codename__in=["view_run"])
+    for role in ("ops", "managers"):
+        Group.objects.get(name=role).permissions.add(*view_run)
+    drill = plant(source, people)
+    url = reverse("admin:agents_run_changelist")
+    manager_page = client_for(people["max"]).get(url).content.decode()
+    assert reverse("admin:oversight_drill", args=[drill.pk]) in manager_page
+    reviewer_page = client_for(people["rita"]).get(url).content.decode()
+    assert str(drill.run_id) in reviewer_page and "drill" not in reviewer_page.lower()
