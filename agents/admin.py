@@ -17,8 +17,8 @@ from agents.services import AGENT_KEYS
 from agents.transitions import run_cancel
 from approvals.audit import Actor
 from core.admin import ManagersOnlyMixin, ReadOnlyInline
-from core.roles import is_manager
 from core.exceptions import Conflict
+from core.roles import is_manager
 
 
 class AgentKeyInline(ReadOnlyInline):
