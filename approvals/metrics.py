@@ -23,6 +23,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from django.conf import settings
@@ -54,6 +55,7 @@ from approvals.models import (
     Policy,
     RollupState,
 )
+from approvals.review.queries import only_pending
 
 Status = Checkpoint.Status
 DECIDED = (Status.APPROVED, Status.REJECTED, Status.ANSWERED)
@@ -331,8 +333,8 @@ class Group:
     outcomes: dict[str, int] = field(default_factory=dict)
     sla_total: int = 0
     sla_breached: int = 0
-    ttd: list[str] = field(default_factory=list)  # rollup rows' comma-separated durations
-    ttr: list[str] = field(default_factory=list)
+    ttd: list[int] = field(default_factory=list)  # milliseconds, merged from the rollup rows
+    ttr: list[int] = field(default_factory=list)
     ttd_p: dict[int, float | None] = field(default_factory=dict)
     ttr_p: dict[int, float | None] = field(default_factory=dict)
     decided: int = 0
@@ -348,13 +350,18 @@ class Group:
             if sums[name]:
                 self.outcomes[name] = self.outcomes.get(name, 0) + sums[name]
 
-    def finish(self) -> Group:
-        ttd = sorted(map(int, ",".join(self.ttd).split(","))) if self.ttd else []
-        ttr = sorted(map(int, ",".join(self.ttr).split(","))) if self.ttr else []
+    def finish(self, parts: list[Group] | None = None) -> Group:
+        """Percentiles of the durations gathered; a total is finished from its finished parts
+        (their sorted lists merge in one pass: far cheaper than sorting everything again)."""
+        if parts is not None:
+            ttd = sorted(chain.from_iterable(g.ttd for g in parts))
+            ttr = sorted(chain.from_iterable(g.ttr for g in parts))
+        else:
+            ttd, ttr = sorted(self.ttd), sorted(self.ttr)
         self.decided, self.resumed = len(ttd), len(ttr)
         self.ttd_p = {p: _seconds_or_none(percentile(ttd, p)) for p in PERCENTILES}
         self.ttr_p = {p: _seconds_or_none(percentile(ttr, p)) for p in PERCENTILES}
-        self.ttd = self.ttr = []
+        self.ttd, self.ttr = ttd, ttr  # sorted now; dropped by `dashboard` once merged
         return self
 
     @property
@@ -434,19 +441,25 @@ def dashboard(filters: Filters, now: dt.datetime | None = None, *, items: int = 
     durations = rows.filter(resolved__gt=0).values_list(
         "day", "agent_id", "kind", "tool", "policy_id", "role", "ttd_ms", "ttr_ms"
     )
+    # Durations go to cells (type, policy, role, week), each sorted once; every breakdown then
+    # merges a few long sorted runs (which Python's sort does in near-linear time) instead of
+    # sorting every value again: the 90-day page's main cost at 100,000 requests.
+    cells: dict[tuple, tuple[list[int], list[int]]] = {}
     for day, agent_id, kind, tool, policy_id, role, ttd, ttr in durations.iterator(chunk_size=2000):
-        targets = (
-            total,
-            by_type[_type_key(agent_id, kind, tool)],
-            by_policy[policy_id],
-            by_role[role],
-            by_week[_week(day)],
-        )
-        for g in targets:
-            if ttd:
-                g.ttd.append(ttd)
-            if ttr:
-                g.ttr.append(ttr)
+        key = (_type_key(agent_id, kind, tool), policy_id, role, _week(day))
+        cell = cells.get(key)
+        if cell is None:
+            cell = cells[key] = ([], [])
+        if ttd:
+            cell[0].extend(map(int, ttd.split(",")))
+        if ttr:
+            cell[1].extend(map(int, ttr.split(",")))
+    for (type_key, policy_id, role, week), (ttd, ttr) in cells.items():
+        ttd.sort()
+        ttr.sort()
+        for g in (by_type[type_key], by_policy[policy_id], by_role[role], by_week[week]):
+            g.ttd.extend(ttd)
+            g.ttr.extend(ttr)
     before = OversightRollup.objects.filter(q, day__lt=filters.start).aggregate(
         made=Sum("requests"), ended=Sum("resolved")
     )
@@ -464,7 +477,9 @@ def dashboard(filters: Filters, now: dt.datetime | None = None, *, items: int = 
     )
     for key, g in by_policy.items():
         g.label = policies.get(key, f"policy #{key}") if key else "no policy (default route)"
-    live = Checkpoint.objects.filter(filters.checkpoint_q(), status=Status.PENDING)
+    # The status as an SQL literal: SQLite then reads the small pending set through its
+    # partial indexes instead of every row of the period (see review.queries).
+    live = only_pending(Checkpoint.objects.filter(filters.checkpoint_q()))
     period = Q(created_at__gte=filters.start_at, created_at__lt=filters.end_at)
     breaching = list(
         with_times(
@@ -484,13 +499,20 @@ def dashboard(filters: Filters, now: dt.datetime | None = None, *, items: int = 
         .select_related("agent")
         .order_by("-created_at")[:items]
     )
+    types = [g.finish() for g in by_type.values()]
+    total.finish(types)
+    groups = [*types, total, *by_policy.values(), *by_role.values(), *by_week.values()]
+    for g in groups[len(types) + 1 :]:
+        g.finish()
+    for g in groups:
+        g.ttd = g.ttr = []
     return Dashboard(
         filters=filters,
-        total=total.finish(),
-        by_type=sorted((g.finish() for g in by_type.values()), key=lambda g: -g.requests),
-        by_policy=sorted((g.finish() for g in by_policy.values()), key=lambda g: -g.requests),
-        by_role=sorted((g.finish() for g in by_role.values()), key=lambda g: g.label),
-        by_week=[by_week[k].finish() for k in sorted(by_week)],
+        total=total,
+        by_type=sorted(types, key=lambda g: -g.requests),
+        by_policy=sorted(by_policy.values(), key=lambda g: -g.requests),
+        by_role=sorted(by_role.values(), key=lambda g: g.label),
+        by_week=[by_week[k] for k in sorted(by_week)],
         days=days,
         pending=live.filter(period).count(),
         overdue=live.filter(period, sla_due_at__lte=now).count(),

@@ -223,6 +223,10 @@ class Checkpoint(models.Model):
                 name="cp_sla_watch",
             ),
             models.Index(fields=["sla_due_at"], name="cp_sla_due"),
+            # The dashboard's "pending now" of a period: the queue, not the period's rows.
+            models.Index(
+                fields=["created_at"], condition=Q(status="pending"), name="cp_pending_created"
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
