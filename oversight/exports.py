@@ -64,6 +64,7 @@ def record_export(user, what: str, fmt: str, filters: dict[str, Any]) -> None:
 
 
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
+_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
 
 
 def _cell(value: Any) -> Any:
@@ -75,8 +76,7 @@ def _cell(value: Any) -> Any:
     if value is None:
         return ""
     if kind is dict or kind is list:
-        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-        return "'" + text if text.startswith(_FORMULA) else text
+        return _JSON(value)  # starts with { or [: never a formula
     return value
 
 
@@ -84,12 +84,16 @@ def csv_lines(columns: list[str], rows: Iterable[dict]) -> Iterator[bytes]:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(columns)
-    for n, row in enumerate(rows, 1):
-        writer.writerow([_cell(row.get(c)) for c in columns])
-        if n % CHUNK == 0:
+    batch: list[list] = []
+    for row in rows:
+        batch.append([_cell(row.get(c)) for c in columns])
+        if len(batch) == CHUNK:
+            writer.writerows(batch)
+            batch = []
             yield buf.getvalue().encode()
             buf.seek(0)
             buf.truncate()
+    writer.writerows(batch)
     yield buf.getvalue().encode()
 
 
