@@ -186,8 +186,8 @@ def test_a_checkpoint_timeline_tells_its_whole_story(policies, bot, people, clie
     assert "raj</a> opened" in page and "raj</a> approved with edits" in page
     assert "learned the outcome of" in page and "(read it through the API)" in page
     assert "+    &quot;n&quot;: 1" in page  # the edit's diff
-    assert "Time to decision <strong>0:00:20</strong>" in page
-    assert "Time to resume <strong>0:00:22</strong>" in page
+    assert "Time to decision <strong>20 s</strong>" in page
+    assert "Time to resume <strong>22 s</strong>" in page
 
 
 def test_verify_now_records_the_result_and_shows_it(known, people, client_for):
