@@ -37,10 +37,10 @@ from django.db.models import (
     Exists,
     ExpressionWrapper,
     F,
+    FilteredRelation,
     OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Sum,
     Value,
     When,
@@ -49,7 +49,6 @@ from django.utils import timezone
 
 from approvals.models import (
     Checkpoint,
-    CheckpointView,
     Decision,
     OversightRollup,
     Policy,
@@ -525,6 +524,17 @@ def dashboard(filters: Filters, now: dt.datetime | None = None, *, items: int = 
 # --- reviewers ------------------------------------------------------------------------------
 
 
+def with_first_view(qs: QuerySet[Decision]) -> QuerySet[Decision]:
+    """Annotate `viewed_at`: when the voter first opened the checkpoint (one LEFT JOIN on the
+    view's unique (checkpoint, user) key; None if they decided without opening it)."""
+    return qs.annotate(
+        own_view=FilteredRelation(
+            "checkpoint__views", condition=Q(checkpoint__views__user=F("reviewer"))
+        ),
+        viewed_at=F("own_view__at"),
+    )
+
+
 @dataclass
 class ReviewerRow:
     reviewer_id: int
@@ -577,15 +587,11 @@ def reviewer_stats(
     votes) in a median time far below (≤ HITL_RUBBER_STAMP_SPEED_RATIO of) what the role's
     reviewers take for the same type and risk of request."""
     now = now or timezone.now()
-    first_view = CheckpointView.objects.filter(
-        checkpoint=OuterRef("checkpoint"), user=OuterRef("reviewer")
-    ).values("at")[:1]
-    qs = Decision.objects.filter(created_at__gte=start, created_at__lt=end)
+    qs = with_first_view(Decision.objects.filter(created_at__gte=start, created_at__lt=end))
     if role:
         qs = qs.filter(role=role)
     votes = list(
-        qs.annotate(viewed_at=Subquery(first_view))
-        .values_list(
+        qs.values_list(
             "reviewer_id",
             "reviewer__username",
             "role",
@@ -597,8 +603,7 @@ def reviewer_stats(
             "checkpoint__tool",
             "checkpoint__risk",
             "checkpoint__drill_id",
-        )
-        .iterator(chunk_size=5000)
+        ).iterator(chunk_size=5000)
     )
     # What is usual: per (role, type, risk) of real requests, the median review time of the
     # *other* reviewers (a prolific rubber stamp must not set their own yardstick).

@@ -17,14 +17,14 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, StreamingHttpResponse
 from django.utils import timezone
 
 from approvals import audit, edits, metrics
 from approvals.artifacts import artifact_text
 from approvals.audit import Actor, AuditVerb
-from approvals.models import Artifact, AuditEvent, Checkpoint, CheckpointView, Decision
+from approvals.models import Artifact, AuditEvent, Checkpoint, Decision
 from approvals.representations import iso
 from core.canonical import action_sha256
 
@@ -190,11 +190,8 @@ def checkpoint_rows(qs: QuerySet[Checkpoint]) -> Iterator[dict]:
 
 
 def _decisions(qs: QuerySet[Decision]) -> QuerySet[Decision]:
-    first_view = CheckpointView.objects.filter(
-        checkpoint=OuterRef("checkpoint"), user=OuterRef("reviewer")
-    ).values("at")[:1]
     return (
-        qs.annotate(viewed_at=Subquery(first_view))
+        metrics.with_first_view(qs)
         .select_related("reviewer", "checkpoint__agent", "checkpoint__policy")
         .defer("checkpoint__context", "checkpoint__options", "checkpoint__final_action")
         .order_by("created_at", "id")

@@ -304,7 +304,10 @@ def audit_explorer(request: HttpRequest) -> HttpResponse:
     before = form.cleaned_data.get("before")
     if before:
         qs = qs.filter(seq__lt=before)
-    events = list(qs.order_by("-seq")[: PAGE + 1])
+    # Newest first. Under a date range the time index serves the order (the chain appends in
+    # time order, so it is the sequence order too); otherwise the sequence index does.
+    dated = form.cleaned_data.get("start") or form.cleaned_data.get("end")
+    events = list(qs.order_by(*(("-at", "-seq") if dated else ("-seq",)))[: PAGE + 1])
     more = len(events) > PAGE
     events = events[:PAGE]
     last_check = AuditEvent.objects.filter(verb=AuditVerb.AUDIT_VERIFIED).order_by("-seq").first()

@@ -220,3 +220,17 @@ def test_a_review_page_view_is_recorded_once_per_person(known, people, client_fo
     assert sorted(views.values_list("actor_label", flat=True)) == ["raj", "rita"]
     assert sorted(cp.views.values_list("user__username", flat=True)) == ["raj", "rita"]
     assert Checkpoint.objects.filter(pk=cp.pk, status="pending").exists()
+
+
+def test_managers_stay_read_only_on_the_requests_themselves(known, people, client_for):
+    from approvals.models import Decision
+
+    cp = known["pending"]
+    with at(400):
+        response = client_for(people["max"]).post(
+            reverse("admin:approvals_checkpoint_decide", args=[cp.pk]), {"outcome": "approve"}
+        )
+    assert response.status_code == 403
+    assert not Decision.objects.filter(checkpoint=cp).exists()
+    cp.refresh_from_db()
+    assert cp.status == Checkpoint.Status.PENDING
