@@ -19,6 +19,7 @@ Drills (`Checkpoint.drill`) are left out of every figure but the reviewers' dril
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from itertools import chain
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import (
     BooleanField,
@@ -405,13 +407,10 @@ def _sums(rows: QuerySet[OversightRollup], *by: str) -> list[tuple[tuple, dict[s
     return [(tuple(r[b] for b in by), {c: r[f"s_{c}"] for c in COUNTS}) for r in grouped]
 
 
-def dashboard(filters: Filters, now: dt.datetime | None = None, *, items: int = 25) -> Dashboard:
-    """Everything the dashboard shows for a period and filters. Counts are summed over the
-    period's rollup rows in SQL (one GROUP BY per breakdown); durations are merged in Python
-    from the same rows (one read, arrays only); the queue depth before the period is one
-    sum; pending, breaching and escalated items are small live queries. Type groups are keyed
-    (agent_id, kind, tool); the caller names the agents (approvals does not read agents')."""
-    now = now or timezone.now()
+def _rolled_up(filters: Filters) -> dict[str, Any]:
+    """The period's figures from its rollup rows: counts summed in SQL (one GROUP BY per
+    breakdown), durations merged in Python from the same rows (one read, arrays only), the
+    queue depth before the period in one sum."""
     q = filters.rollup_q()
     rows = OversightRollup.objects.filter(q, day__gte=filters.start, day__lte=filters.end)
     total = Group("all")
@@ -476,6 +475,38 @@ def dashboard(filters: Filters, now: dt.datetime | None = None, *, items: int = 
     )
     for key, g in by_policy.items():
         g.label = policies.get(key, f"policy #{key}") if key else "no policy (default route)"
+    types = [g.finish() for g in by_type.values()]
+    total.finish(types)
+    groups = [*types, total, *by_policy.values(), *by_role.values(), *by_week.values()]
+    for g in groups[len(types) + 1 :]:
+        g.finish()
+    for g in groups:
+        g.ttd = g.ttr = []
+    return {
+        "total": total,
+        "by_type": sorted(types, key=lambda g: -g.requests),
+        "by_policy": sorted(by_policy.values(), key=lambda g: -g.requests),
+        "by_role": sorted(by_role.values(), key=lambda g: g.label),
+        "by_week": [by_week[k] for k in sorted(by_week)],
+        "days": days,
+    }
+
+
+def dashboard(filters: Filters, now: dt.datetime | None = None, *, items: int = 25) -> Dashboard:
+    """Everything the dashboard shows for a period and filters: the rolled-up figures (kept in
+    the cache until the sweep refreshes the rollups: they cannot change before) and a few
+    small live queries (pending now, breaching and escalated items). Type groups are keyed
+    (agent_id, kind, tool); the caller names the agents (approvals does not read agents')."""
+    now = now or timezone.now()
+    refreshed = rollups_refreshed_at()
+    key = (
+        "hitl:oversight:"
+        + hashlib.sha256(repr((sorted(vars(filters).items()), refreshed)).encode()).hexdigest()
+    )
+    figures = cache.get(key)
+    if figures is None:
+        figures = _rolled_up(filters)
+        cache.set(key, figures, timeout=600)
     # The status as an SQL literal: SQLite then reads the small pending set through its
     # partial indexes instead of every row of the period (see review.queries).
     live = only_pending(Checkpoint.objects.filter(filters.checkpoint_q()))
@@ -498,26 +529,14 @@ def dashboard(filters: Filters, now: dt.datetime | None = None, *, items: int = 
         .select_related("agent")
         .order_by("-created_at")[:items]
     )
-    types = [g.finish() for g in by_type.values()]
-    total.finish(types)
-    groups = [*types, total, *by_policy.values(), *by_role.values(), *by_week.values()]
-    for g in groups[len(types) + 1 :]:
-        g.finish()
-    for g in groups:
-        g.ttd = g.ttr = []
     return Dashboard(
         filters=filters,
-        total=total,
-        by_type=sorted(types, key=lambda g: -g.requests),
-        by_policy=sorted(by_policy.values(), key=lambda g: -g.requests),
-        by_role=sorted(by_role.values(), key=lambda g: g.label),
-        by_week=[by_week[k] for k in sorted(by_week)],
-        days=days,
+        **figures,
         pending=live.filter(period).count(),
         overdue=live.filter(period, sla_due_at__lte=now).count(),
         breaching=breaching,
         escalations=escalations,
-        refreshed_at=rollups_refreshed_at(),
+        refreshed_at=refreshed,
     )
 
 

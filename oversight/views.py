@@ -35,6 +35,7 @@ from oversight.describe import describe
 from oversight.forms import AuditFilterForm, DashboardForm, DrillForm, ReviewerForm
 
 PAGE = 50
+ITEMS = 15  # breaching and escalated items listed on the dashboard (the exports have all)
 
 
 def _ctx(request: HttpRequest, title: str, **extra: Any) -> dict[str, Any]:
@@ -73,7 +74,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         form = DashboardForm({"period": "7"})
         form.is_valid()
     filters = form.filters()
-    board = metrics.dashboard(filters)
+    board = metrics.dashboard(filters, items=ITEMS)
+    for cp in board.breaching:
+        if cp.resolved_at:
+            cp.late_seconds = (cp.resolved_at - cp.sla_due_at).total_seconds()
     agents = dict(Agent.objects.values_list("pk", "slug"))
     for g in board.by_type:
         g.label = _type_label(agents, g.key)
@@ -125,7 +129,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "admin/oversight/dashboard.html",
         _ctx(
             request, "Oversight", form=form, board=board, outcomes=outcome_rows, charts=charts,
-            query=query, percentiles=metrics.PERCENTILES,
+            query=query, percentiles=metrics.PERCENTILES, items=ITEMS,
         ),
     )  # fmt: skip
 
