@@ -262,16 +262,33 @@ def refresh_rollups(now: dt.datetime | None = None, *, full: bool = False) -> di
     if since is None:
         OversightRollup.objects.exclude(day__in=days).delete()
     rows = sum(rebuild_day(day, now) for day in sorted(days))
-    RollupState.objects.filter(pk=state.pk).update(watermark=now, refreshed_at=timezone.now())
+    done = timezone.now()
+    changed = {"changed_at": done} if days else {}
+    RollupState.objects.filter(pk=state.pk).update(watermark=now, refreshed_at=done, **changed)
+    if days:
+        warm_dashboards(now)
     return {"days": len(days), "rows": rows}
 
 
-def rollups_refreshed_at() -> dt.datetime | None:
-    return (
+def rollups_state() -> tuple[dt.datetime | None, dt.datetime | None]:
+    """(refreshed_at, changed_at) of the rollups."""
+    row = (
         RollupState.objects.filter(name="checkpoints")
-        .values_list("refreshed_at", flat=True)
+        .values_list("refreshed_at", "changed_at")
         .first()
     )
+    return row or (None, None)
+
+
+DEFAULT_PERIODS = (7, 30, 90)
+
+
+def warm_dashboards(now: dt.datetime | None = None) -> None:
+    """Compute the unfiltered dashboard of the usual periods right after a refresh, so that
+    managers' first view of them is a cache hit too."""
+    today = _utc_day(now or timezone.now())
+    for days in DEFAULT_PERIODS:
+        figures(Filters(start=today - dt.timedelta(days=days - 1), end=today))
 
 
 # --- the dashboard --------------------------------------------------------------------------
@@ -492,21 +509,28 @@ def _rolled_up(filters: Filters) -> dict[str, Any]:
     }
 
 
+def figures(filters: Filters) -> dict[str, Any]:
+    """The rolled-up figures of a period, from the cache until the sweep changes the rollups
+    (they cannot change before)."""
+    _refreshed, changed = rollups_state()
+    key = (
+        "hitl:oversight:"
+        + hashlib.sha256(repr((sorted(vars(filters).items()), changed)).encode()).hexdigest()
+    )
+    found = cache.get(key)
+    if found is None:
+        found = _rolled_up(filters)
+        cache.set(key, found, timeout=3600)
+    return found
+
+
 def dashboard(filters: Filters, now: dt.datetime | None = None, *, items: int = 25) -> Dashboard:
     """Everything the dashboard shows for a period and filters: the rolled-up figures (kept in
     the cache until the sweep refreshes the rollups: they cannot change before) and a few
     small live queries (pending now, breaching and escalated items). Type groups are keyed
     (agent_id, kind, tool); the caller names the agents (approvals does not read agents')."""
     now = now or timezone.now()
-    refreshed = rollups_refreshed_at()
-    key = (
-        "hitl:oversight:"
-        + hashlib.sha256(repr((sorted(vars(filters).items()), refreshed)).encode()).hexdigest()
-    )
-    figures = cache.get(key)
-    if figures is None:
-        figures = _rolled_up(filters)
-        cache.set(key, figures, timeout=600)
+    refreshed, _changed = rollups_state()
     # The status as an SQL literal: SQLite then reads the small pending set through its
     # partial indexes instead of every row of the period (see review.queries).
     live = only_pending(Checkpoint.objects.filter(filters.checkpoint_q()))
@@ -531,7 +555,7 @@ def dashboard(filters: Filters, now: dt.datetime | None = None, *, items: int = 
     )
     return Dashboard(
         filters=filters,
-        **figures,
+        **figures(filters),
         pending=live.filter(period).count(),
         overdue=live.filter(period, sla_due_at__lte=now).count(),
         breaching=breaching,

@@ -549,6 +549,7 @@ class RollupState(models.Model):
     name = models.CharField(max_length=50, unique=True)
     watermark = models.DateTimeField(null=True)
     refreshed_at = models.DateTimeField(null=True)
+    changed_at = models.DateTimeField(null=True, help_text="When a refresh last rebuilt a day.")
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.refreshed_at}"

@@ -157,3 +157,18 @@ def test_it_leaves_drills_out(known, people, bot):
         )  # fmt: skip
     assert board().total.requests == 10
     assert T0  # the dataset's clock
+
+
+def test_the_usual_periods_are_computed_by_the_sweep_not_by_the_first_viewer(known, monkeypatch):
+    week = metrics.Filters(start=DAY - dt.timedelta(days=6), end=DAY)
+    with at(400):
+        metrics.refresh_rollups()
+        expected = metrics._rolled_up(week)
+
+        def not_on_a_page_view(filters):
+            raise AssertionError("computed on a page view")
+
+        monkeypatch.setattr(metrics, "_rolled_up", not_on_a_page_view)
+        board = metrics.dashboard(week)
+    assert board.total.requests == expected["total"].requests == 10
+    assert board.total.ttd_p == expected["total"].ttd_p
