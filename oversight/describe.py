@@ -8,6 +8,7 @@ runs, agents, policies to their admin pages, people to the explorer filtered by 
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,8 +44,6 @@ def _ids(events: list[AuditEvent], target_type: str, *data_keys: str) -> set[str
 
 
 def _valid_uuids(values: set[str]) -> list[str]:
-    import uuid
-
     good = []
     for v in values:
         try:
