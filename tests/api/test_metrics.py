@@ -50,6 +50,7 @@ def test_an_allow_listed_network_needs_no_token(client, settings):
     assert client.get("/metrics", REMOTE_ADDR="192.168.1.7").status_code == 401
 
 
+@pytest.mark.slow
 def test_production_defaults_keep_it_closed():
     env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "HITL_METRICS_ALLOW")}
     env.update(DEBUG="0", SECRET_KEY="p" * 60, ALLOWED_HOSTS="hitl.example.com")
