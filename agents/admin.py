@@ -3,13 +3,17 @@ from functools import partial
 
 from django.contrib import admin
 from django.db import models
+from django.db.models import F, Value
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from agents import admin_views, webhooks
 from agents.models import Agent, AgentKey, DeadLetter, Run, RunEvent, RunStep, WebhookDelivery
+from agents.outcomes import annotate_outcomes, outcome_for
 from agents.selectors import runs_visible_to_person
 from agents.services import AGENT_FIELDS, AGENT_KEYS, agent_record, agent_webhook_secret_rotate
 from agents.transitions import run_cancel
@@ -157,6 +161,7 @@ class RunAdmin(admin.ModelAdmin):
         "id",
         "agent",
         "status",
+        "outcome",
         "task_short",
         "created_by",
         "created_at",
@@ -170,6 +175,7 @@ class RunAdmin(admin.ModelAdmin):
         "task",
         "input",
         "status",
+        "outcome",
         "report",
         "error",
         "checkpoints_link",
@@ -181,15 +187,39 @@ class RunAdmin(admin.ModelAdmin):
         "version",
         "created_at",
         "finished_at",
-        "state",
+        "state_json",
     ]
-    exclude = ["result", "external_id", "metadata"]
+    exclude = ["result", "external_id", "metadata", "state"]
     inlines = [RunStepInline, RunEventInline]
     actions = ["cancel_runs"]
 
     def get_queryset(self, request):
         # The same filter as the API: runs you started or may review; managers see all.
-        return runs_visible_to_person(request.user).select_related("created_by")
+        qs = runs_visible_to_person(request.user).select_related("created_by")
+        # A drill's run is shown as one to managers only; reviewers see a run like any other.
+        shown = (
+            F("drill__id")
+            if is_manager(request.user)
+            else Value(None, output_field=models.BigIntegerField())
+        )
+        return annotate_outcomes(qs).annotate(shown_drill=shown)
+
+    @admin.display(description="outcome")
+    def outcome(self, obj: Run) -> str:
+        result = outcome_for(obj)
+        if getattr(obj, "shown_drill", None):
+            url = reverse("admin:oversight_drill", args=[obj.shown_drill])
+            return format_html('<a class="badge drill" href="{}">drill</a>', url)
+        return format_html('<span class="badge {}">{}</span>', result.css, result.text)
+
+    @admin.display(description="state (saved between executions)")
+    def state_json(self, obj: Run) -> str:
+        if not obj.state:
+            return "-"
+        return format_html(
+            "<details><summary>show</summary><pre class='mono small'>{}</pre></details>",
+            json.dumps(obj.state, indent=2, default=str),
+        )
 
     @admin.display(description="task")
     def task_short(self, obj: Run) -> str:
@@ -197,11 +227,21 @@ class RunAdmin(admin.ModelAdmin):
 
     @admin.display(description="final report")
     def report(self, obj: Run) -> str:
-        if obj.result is None:
+        """What was done, what was not and why: the hosted runtime's report
+        (`agents.runtime.report`) laid out; any other result as formatted JSON."""
+        result = obj.result
+        if result is None:
             return "-"
-        return format_html(
-            "<pre style='white-space:pre-wrap'>{}</pre>",
-            json.dumps(obj.result, indent=2, default=str),
+        shaped = isinstance(result, dict) and {"done", "not_done"} <= set(result)
+        return mark_safe(
+            render_to_string(
+                "admin/agents/run/_report.html",
+                {
+                    "report": result if shaped else None,
+                    "raw": None if shaped else json.dumps(result, indent=2, default=str),
+                    "review": "admin:approvals_checkpoint_review",
+                },
+            )
         )
 
     @admin.display(description="checkpoints")

@@ -3,7 +3,8 @@
 receiver (`api.waiters`).
 
 All run inside the resolving transaction: they write outbox rows and register on-commit
-follow-ups; nothing slow happens inline.
+follow-ups; nothing slow happens inline. A manager's drill (`checkpoint.drill_id`) resumes
+nothing and calls nobody back: `agents.drills` closes its run instead.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from approvals.signals import checkpoint_resolved, checkpoints_resolved
 
 @receiver(checkpoint_resolved, dispatch_uid="agents.resume_on_resolved")
 def resume_on_resolved(sender, checkpoint: Checkpoint, batch: bool = False, **kwargs) -> None:
-    if batch:
-        return  # handled in bulk by resume_on_resolved_batch
+    if batch or checkpoint.drill_id:
+        return  # batch: handled in bulk by resume_on_resolved_batch
     if not run_complete_one_shot([checkpoint]):
         run_request_resume(
             checkpoint.run_id, reason=f"checkpoint {checkpoint.pk} {checkpoint.status}"
@@ -32,6 +33,7 @@ def resume_on_resolved(sender, checkpoint: Checkpoint, batch: bool = False, **kw
 
 @receiver(checkpoints_resolved, dispatch_uid="agents.resume_on_resolved_batch")
 def resume_on_resolved_batch(sender, checkpoints: list[Checkpoint], **kwargs) -> None:
+    checkpoints = [cp for cp in checkpoints if not cp.drill_id]
     completed = run_complete_one_shot(checkpoints)
     run_request_resume_many(
         {cp.run_id for cp in checkpoints} - completed, reason="checkpoints resolved"
@@ -40,4 +42,5 @@ def resume_on_resolved_batch(sender, checkpoints: list[Checkpoint], **kwargs) ->
 
 @receiver(checkpoint_resolved, dispatch_uid="agents.webhook_on_resolved")
 def webhook_on_resolved(sender, checkpoint: Checkpoint, **kwargs) -> None:
-    record_for_checkpoint(checkpoint)
+    if not checkpoint.drill_id:
+        record_for_checkpoint(checkpoint)

@@ -88,6 +88,7 @@ class Ask:
     allowed_outcomes: list[str] = field(default_factory=list)
     reject_options: list[dict] = field(default_factory=list)
     confidence: float | None = None  # the agent's own confidence in the action, 0..1
+    drill: Any = None  # a manager's Drill (`agents.drills`): asked like this, resumes nothing
 
 
 def refuse_if_halted(agent: Agent) -> None:
@@ -197,6 +198,7 @@ def ask(
                 allowed_outcomes=rules.check_allowed_outcomes(a.kind, a.allowed_outcomes),
                 reject_options=a.reject_options,
                 confidence=a.confidence,
+                drill=a.drill,
             )
             for a in asks
         ]

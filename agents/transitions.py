@@ -27,6 +27,7 @@ from agents.signals import agent_halted, agent_resumed
 from approvals import audit
 from approvals.audit import Actor, AuditVerb
 from approvals.models import Checkpoint
+from approvals.services import checkpoints_mark_resumed
 from approvals.transitions import checkpoint_cancel
 from core.exceptions import Conflict, Halted, InvalidInput, NotAllowed
 from core.queue import enqueue
@@ -191,6 +192,10 @@ def run_resume(run_id, actor: Actor) -> Run:
             run,
             {"checkpoints": [[str(pk), status] for pk, status in resolved]},
         )
+        if run.agent.kind == Agent.Kind.HOSTED:  # external agents: their webhook or read
+            checkpoints_mark_resumed(
+                [pk for pk, _status in resolved], Actor.for_agent(run.agent), via="resume"
+            )
     return run
 
 

@@ -31,6 +31,7 @@ from approvals import audit
 from approvals.audit import Actor, AuditVerb
 from approvals.models import Checkpoint
 from approvals.representations import checkpoint_data
+from approvals.services import checkpoints_mark_resumed
 from core.outbox import Outbox
 
 SIGNATURE_HEADER = "X-HITL-Signature"
@@ -72,6 +73,9 @@ class WebhookOutbox(Outbox):
         return code, "" if 200 <= code < 300 else f"HTTP {code}: {response.text[:500]}"
 
     def finished(self, row: WebhookDelivery, outcome: str, error: str) -> None:
+        if outcome == "delivered" and row.checkpoint_id:
+            # The agent knows: time to resume ends here.
+            checkpoints_mark_resumed([row.checkpoint_id], Actor.system("webhooks"), via="webhook")
         audit.record(
             Actor.system("webhooks"),
             AuditVerb.WEBHOOK_DELIVERED if outcome == "delivered" else AuditVerb.WEBHOOK_FAILED,

@@ -10,22 +10,32 @@ from agents.models import Run
 from agents.selectors import runs_visible_to_person
 from api.authentication import is_agent
 from approvals import selectors
+from approvals.audit import Actor
 from approvals.models import Artifact, Checkpoint
+from approvals.services import checkpoints_mark_resumed
 
 
 def visible_runs(principal) -> QuerySet[Run]:
     """An agent sees its own runs; a person the runs they started or may review (managers:
     all)."""
     if is_agent(principal):
-        return Run.objects.select_related("agent").filter(agent=principal.agent)
+        # A drill's run is the manager's, whichever agent it imitates.
+        return Run.objects.select_related("agent").filter(agent=principal.agent, drill__isnull=True)
     return runs_visible_to_person(principal)
 
 
 def visible_checkpoints(principal) -> QuerySet[Checkpoint]:
-    """An agent sees its own checkpoints; a person what the role selector lets them see."""
+    """An agent sees its own checkpoints (never a manager's drill made to look like one of
+    them); a person what the role selector lets them see."""
     if is_agent(principal):
-        return Checkpoint.objects.filter(agent=principal.agent)
+        return Checkpoint.objects.filter(agent=principal.agent, drill__isnull=True)
     return selectors.checkpoints_visible_to(principal)
+
+
+def note_agent_read(cp: Checkpoint) -> None:
+    """An agent read a resolved checkpoint: it has learned the outcome (time to resume)."""
+    if cp.status != Checkpoint.Status.PENDING and cp.resumed_at is None:
+        checkpoints_mark_resumed([cp.pk], Actor.for_agent(cp.agent), via="api")
 
 
 def visible_checkpoint(principal, pk) -> Checkpoint:

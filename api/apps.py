@@ -7,4 +7,4 @@ class ApiConfig(AppConfig):
 
     def ready(self) -> None:
         # Long-poll waiters are woken by a receiver of approvals' signals.
-        from api import waiters  # noqa: F401
+        from api import metrics, waiters  # noqa: F401  (metrics: time to decision)

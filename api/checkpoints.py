@@ -13,7 +13,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
 from agents import services
-from api.access import visible_checkpoint, visible_checkpoints
+from api.access import note_agent_read, visible_checkpoint, visible_checkpoints
 from api.authentication import is_agent
 from api.idempotency import HEADER, IdempotentMixin, body_repr_json
 from api.pagination import NewestFirstPagination
@@ -27,6 +27,7 @@ from api.serializers import (
 from approvals.audit import Actor
 from approvals.models import Checkpoint
 from approvals.representations import checkpoint_data
+from approvals.services import checkpoint_viewed
 from approvals.transitions import checkpoint_cancel
 
 
@@ -119,7 +120,12 @@ class CheckpointDetailView(generics.GenericAPIView):
 
     @extend_schema(operation_id="checkpoints_retrieve", tags=["checkpoints"])
     def get(self, request, pk):
-        return Response(checkpoint_data(visible_checkpoint(request.user, pk)))
+        cp = visible_checkpoint(request.user, pk)
+        if is_agent(request.user):
+            note_agent_read(cp)
+        else:
+            checkpoint_viewed(cp, request.user, channel="api")
+        return Response(checkpoint_data(cp))
 
 
 @extend_schema_view(

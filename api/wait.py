@@ -20,8 +20,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions
 from rest_framework.views import APIView
 
-from api.access import visible_checkpoint
-from api.authentication import authenticate_bearer
+from api.access import note_agent_read, visible_checkpoint
+from api.authentication import authenticate_bearer, is_agent
 from api.errors import PROBLEM_CONTENT_TYPE, problem, problem_for
 from api.permissions import IsAgentOrPerson
 from api.schema import document_view
@@ -64,7 +64,10 @@ def check_throttle(principal) -> None:
 
 
 def load_state(principal, pk) -> dict:
-    return checkpoint_data(visible_checkpoint(principal, pk))
+    cp = visible_checkpoint(principal, pk)
+    if is_agent(principal):
+        note_agent_read(cp)
+    return checkpoint_data(cp)
 
 
 def _django_principal(request: HttpRequest):

@@ -272,6 +272,8 @@ class Checkpoint(models.Model):
     title = models.CharField(max_length=300)
     summary = models.TextField(blank=True)
     action = models.JSONField(default=dict, blank=True, help_text="{tool, args} as proposed")
+    # `action.tool`, copied at request time: oversight groups and filters by it.
+    tool = models.CharField(max_length=200, blank=True, default="")
     context = models.JSONField(default=dict, blank=True)
     risk = models.CharField(max_length=10, choices=Risk.choices, default=Risk.MEDIUM)
     options = models.JSONField(default=list, blank=True)
@@ -305,6 +307,20 @@ class Checkpoint(models.Model):
     escalation_timeout_seconds = models.PositiveIntegerField(default=1800)
     escalated = models.BooleanField(default=False)
     sla_seconds = models.PositiveIntegerField(null=True, blank=True)
+    # created_at + sla_seconds; `checkpoint_sla_breach` sets sla_breached_at (once) when a
+    # pending checkpoint passes it. Metrics define "breached" from the times
+    # (`approvals.metrics`), so a decision that beat the sweep by a second still counts.
+    sla_due_at = models.DateTimeField(null=True, blank=True)
+    sla_breached_at = models.DateTimeField(null=True, blank=True)
+    # A manager's drill (a synthetic request reviewers should reject). Only managers' pages
+    # read it; agents never see a drill, and nothing resumes or calls back for one.
+    drill = models.ForeignKey(
+        "approvals.Drill",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,  # a drill must never turn into a real request
+        related_name="checkpoints",
+    )
 
     claimed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -328,6 +344,9 @@ class Checkpoint(models.Model):
     final_action = models.JSONField(null=True, blank=True, help_text="The action as approved")
     final_action_sha256 = models.CharField(max_length=64, blank=True)
     answer = models.TextField(blank=True)
+    # When the agent side learned of the outcome (a hosted run resumed, the webhook was
+    # delivered, or the agent read it through the API): "time to resume" ends here.
+    resumed_at = models.DateTimeField(null=True, blank=True)
 
     idempotency_key = models.CharField(max_length=255, blank=True)
     # The client's own name for this request (HumanLayer call_id, Claude Code tool_use_id, a
@@ -379,6 +398,22 @@ class Checkpoint(models.Model):
             ),
             models.Index(fields=["run", "status"], name="cp_run_status"),
             models.Index(fields=["status", "resolved_at"], name="cp_status_resolved"),
+            # Oversight: rollups by request day and resolution day, refreshed from what
+            # changed since the last sweep; type filters; the SLA-breach sweep.
+            models.Index(fields=["created_at"], name="cp_created"),
+            models.Index(fields=["resolved_at"], name="cp_resolved"),
+            models.Index(fields=["updated_at"], name="cp_updated"),
+            models.Index(fields=["agent", "tool"], name="cp_agent_tool"),
+            models.Index(
+                fields=["sla_due_at"],
+                condition=Q(status="pending", sla_breached_at__isnull=True),
+                name="cp_sla_watch",
+            ),
+            models.Index(fields=["sla_due_at"], name="cp_sla_due"),
+            # The dashboard's "pending now" of a period: the queue, not the period's rows.
+            models.Index(
+                fields=["created_at"], condition=Q(status="pending"), name="cp_pending_created"
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -487,6 +522,7 @@ class Decision(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["created_at"], name="decision_created")]
         constraints = [
             # One vote per reviewer per stage: a double-submit cannot count twice.
             models.UniqueConstraint(
@@ -587,6 +623,9 @@ class AuditVerb(models.TextChoices):
     CHECKPOINT_ANSWERED = "checkpoint.answered", "Checkpoint answered"
     CHECKPOINT_EXPIRED = "checkpoint.expired", "Checkpoint expired"
     CHECKPOINT_CANCELLED = "checkpoint.cancelled", "Checkpoint cancelled"
+    CHECKPOINT_VIEWED = "checkpoint.viewed", "Checkpoint opened by a reviewer"
+    CHECKPOINT_SLA_BREACHED = "checkpoint.sla_breached", "Checkpoint passed its SLA undecided"
+    CHECKPOINT_OUTCOME_RECEIVED = "checkpoint.outcome_received", "Agent received the outcome"
     DECISION_RECORDED = "decision.recorded", "Decision recorded"
     # webhooks to agents (agents.webhooks)
     WEBHOOK_DELIVERED = "webhook.delivered", "Webhook delivered"
@@ -617,6 +656,13 @@ class AuditVerb(models.TextChoices):
     DECISION_AUTOMATIC = "decision.automatic", "Decision made by a policy"
     AGENT_HALTED = "agent.halted", "Agent halted (kill switch)"
     AGENT_RESUMED = "agent.resumed", "Agent resumed after a halt"
+    # oversight (managers)
+    DRILL_SCHEDULED = "drill.scheduled", "Drill scheduled"
+    DRILL_RELEASED = "drill.released", "Drill released to reviewers"
+    DRILL_FINISHED = "drill.finished", "Drill finished"
+    DRILL_WITHDRAWN = "drill.withdrawn", "Drill withdrawn"
+    EXPORT_CREATED = "export.created", "Export downloaded"
+    AUDIT_VERIFIED = "audit.verified", "Audit chain verified"
 
     @classmethod
     def for_status(cls, status: str) -> AuditVerb:
@@ -647,6 +693,139 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["seq"]
+        indexes = [
+            # The audit explorer: newest first under any one filter, without a sort.
+            models.Index(fields=["actor_type", "actor_id", "seq"], name="audit_actor_seq"),
+            models.Index(fields=["target_type", "target_id", "seq"], name="audit_target_seq"),
+            models.Index(fields=["verb", "seq"], name="audit_verb_seq"),
+            models.Index(fields=["at"], name="audit_at"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.verb} {self.target_type}:{self.target_id}"
+
+
+# --- oversight ----------------------------------------------------------------------------------
+
+
+class CheckpointView(models.Model):
+    """The first time a person opened a checkpoint's review page (one row per person per
+    checkpoint, with its `checkpoint.viewed` audit event): where "time spent reviewing"
+    starts for the reviewer analytics."""
+
+    checkpoint = models.ForeignKey(Checkpoint, on_delete=models.CASCADE, related_name="views")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="checkpoint_views"
+    )
+    at = models.DateTimeField(default=timezone.now)
+    channel = models.CharField(max_length=10, default="web")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["checkpoint", "user"], name="cpview_once_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} viewed {self.checkpoint_id}"
+
+
+class Drill(models.Model):
+    """A synthetic request a manager plants among real ones: a copy of a past request with a
+    defect, or a written scenario. Reviewers should reject it. It is routed like any other
+    and looks the same to them; it never resumes an agent and never calls one back
+    (`agents.drills`). Only managers see this row."""
+
+    class Scenario(models.TextChoices):
+        COPY = "copy", "Copy of a past request, with a planted defect"
+        WRITTEN = "written", "Written scenario"
+
+    class Outcome(models.TextChoices):
+        CAUGHT = "caught", "Caught (rejected)"
+        EDITED = "edited", "Fixed by an edit (approved with edits)"
+        MISSED = "missed", "Missed (approved)"
+        EXPIRED = "expired", "Nobody decided (expired)"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+
+    name = models.CharField(max_length=200, help_text="For managers only.")
+    scenario = models.CharField(max_length=10, choices=Scenario.choices)
+    source = models.ForeignKey(
+        Checkpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="drill_copies"
+    )
+    defect = models.TextField(help_text="What is wrong with it: what a careful reviewer catches.")
+    # What the agent appears to ask: agent slug, kind, title, summary, action, context, risk,
+    # options, artifacts [{name, kind, content}], task.
+    request = models.JSONField(default=dict)
+    release_at = models.DateTimeField(default=timezone.now)
+    released_at = models.DateTimeField(null=True, blank=True)
+    run = models.OneToOneField(
+        "agents.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="drill"
+    )
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["release_at"], condition=Q(released_at__isnull=True), name="drill_due"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OversightRollup(models.Model):
+    """Per day and per group (agent, tool, kind, policy, role, risk): requests made that day,
+    and the outcomes, durations and SLA results of what was resolved that day. Kept by the
+    sweep (`approvals.metrics.refresh_rollups`) so the dashboard reads a few thousand rows
+    instead of every checkpoint, on SQLite and PostgreSQL alike (exact percentiles: the
+    durations are kept, sorted, not bucketed)."""
+
+    day = models.DateField()
+    agent_id = models.BigIntegerField()
+    tool = models.CharField(max_length=200, blank=True)
+    kind = models.CharField(max_length=10)
+    policy_id = models.BigIntegerField(null=True)
+    role = models.CharField(max_length=150)
+    risk = models.CharField(max_length=10)
+    requests = models.PositiveIntegerField(default=0)
+    escalated = models.PositiveIntegerField(default=0)
+    resolved = models.PositiveIntegerField(default=0)
+    # What was resolved that day, by outcome (`approvals.metrics.outcome`).
+    approve = models.PositiveIntegerField(default=0)
+    modify = models.PositiveIntegerField(default=0)
+    reject = models.PositiveIntegerField(default=0)
+    answer = models.PositiveIntegerField(default=0)
+    expired = models.PositiveIntegerField(default=0)
+    cancelled = models.PositiveIntegerField(default=0)
+    sla_total = models.PositiveIntegerField(default=0)
+    sla_breached = models.PositiveIntegerField(default=0)
+    # Time to decision of each human decision, and time to resume of each resumed one, in
+    # milliseconds, comma-separated (read and merged thousands at a time: a plain string
+    # costs far less than a JSON value per row to read).
+    ttd_ms = models.TextField(blank=True)
+    ttr_ms = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="rollup_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.agent_id} {self.tool or self.kind} {self.role}"
+
+
+class RollupState(models.Model):
+    """One row: how far `refresh_rollups` got (checkpoints updated after `watermark` are
+    looked at again)."""
+
+    name = models.CharField(max_length=50, unique=True)
+    watermark = models.DateTimeField(null=True)
+    refreshed_at = models.DateTimeField(null=True)
+    changed_at = models.DateTimeField(null=True, help_text="When a refresh last rebuilt a day.")
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.refreshed_at}"

@@ -1,4 +1,5 @@
-"""Writes on the human side that are not checkpoint status changes: API tokens.
+"""Writes on the human side that are not checkpoint status changes: API tokens, page views,
+the "agent learned the outcome" time.
 
 Personal tokens (here) and agent keys (`agents.services`) are two kinds of the same thing:
 created (plaintext shown once), authenticated and revoked the same way (`core.tokens`), and
@@ -10,11 +11,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from approvals import audit
 from approvals.audit import Actor, AuditVerb
-from approvals.models import UserToken
+from approvals.models import Checkpoint, CheckpointView, UserToken
 from core import tokens
 from core.exceptions import InvalidInput
 
@@ -118,3 +120,54 @@ def group_record(group, before: dict | None, *, actor: Actor) -> None:
         audit.record(actor, AuditVerb.GROUP_CREATED, group, {"values": after})
     elif diff := audit.changes(before, after):
         audit.record(actor, AuditVerb.GROUP_UPDATED, group, {"changes": diff})
+
+
+def checkpoint_viewed(cp: Checkpoint, user, *, channel: str = "web") -> bool:
+    """Record that `user` opened `cp` (its review page, or its detail through the API), once
+    per person per checkpoint, with a `checkpoint.viewed` event: where the reviewer analytics
+    start the clock. Returns whether this was the first time."""
+    if (
+        not user.is_authenticated
+        or CheckpointView.objects.filter(checkpoint=cp, user=user).exists()
+    ):
+        return False
+    try:
+        with audit.atomic():
+            with transaction.atomic():  # a concurrent first view wins; this one is a no-op
+                view = CheckpointView.objects.create(checkpoint=cp, user=user, channel=channel)
+            audit.record(
+                Actor.for_user(user),
+                AuditVerb.CHECKPOINT_VIEWED,
+                cp,
+                {"channel": channel, "status": cp.status, "stage": cp.stage},
+            )
+    except IntegrityError:
+        return False
+    return view.pk is not None
+
+
+def checkpoints_mark_resumed(ids, actor: Actor, *, via: str) -> int:
+    """The agent side learned the outcome of these resolved checkpoints (`via`: "resume" a
+    hosted run resumed, "webhook" its delivery succeeded, "api" the agent read it): stamp
+    `resumed_at` once, where time to resume ends, with a `checkpoint.outcome_received`
+    event. Returns how many were stamped (a second call does nothing)."""
+    at = timezone.now()
+    candidates = list(
+        Checkpoint.objects.filter(pk__in=list(ids), resumed_at__isnull=True)
+        .exclude(status=Checkpoint.Status.PENDING)
+        .values_list("pk", flat=True)
+    )
+    if not candidates:
+        return 0
+    stamped = 0
+    with audit.atomic():
+        for pk in candidates:
+            if Checkpoint.objects.filter(pk=pk, resumed_at__isnull=True).update(
+                resumed_at=at, updated_at=at
+            ):
+                audit.record(
+                    actor, AuditVerb.CHECKPOINT_OUTCOME_RECEIVED, ("approvals.checkpoint", pk),
+                    {"via": via},
+                )  # fmt: skip
+                stamped += 1
+    return stamped

@@ -20,6 +20,10 @@ checkpoint_requested = Signal()
 # role must decide, by the new deadline); batch=True when sent by the batched expiry sweep.
 checkpoint_routed = Signal()
 
+# Drills: a checkpoint with `drill_id` set is a manager's drill. Receivers that act for the
+# agent (resume, webhooks) or tell people outside the review (the requester, the agent's
+# owner) must do nothing for it; reviewers are told as for any other request.
+
 # kwargs: checkpoint (the resolved Checkpoint, fresh from the database); batch=True when it is
 # one of many resolved together (the expiry sweep), which then also sends
 # `checkpoints_resolved` once: receivers that can do their work in bulk may skip batch=True.
@@ -28,3 +32,9 @@ checkpoint_resolved = Signal()
 # kwargs: checkpoints (a list of resolved Checkpoints), sent once per batch, in the same
 # transaction, after each of them was announced with checkpoint_resolved(batch=True).
 checkpoints_resolved = Signal()
+
+# kwargs: checkpoint (still pending; `sla_breached_at` just set), batch=True when sent by the
+# sweep's batch. Sent once per checkpoint, the moment it passes its SLA target undecided (the
+# notifications issue tells managers). A drill (`checkpoint.drill_id`) is announced too:
+# receivers that reach outside the portal (agents, their owners) must skip drills.
+checkpoint_sla_breached = Signal()

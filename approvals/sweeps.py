@@ -1,5 +1,6 @@
 """The expiry sweep: every overdue pending checkpoint is expired (auto-rejected with a logged
-reason) or escalated once to its policy's escalation role with a new deadline.
+reason) or escalated once to its policy's escalation role with a new deadline. The SLA watch:
+every pending checkpoint past its SLA target is marked breached (once, with its event).
 
 Batches go through `checkpoint_expire_batch` (one transaction, one UPDATE, one bulk audit
 append per batch); a batch that meets a surprise falls back to `checkpoint_expire` row by
@@ -16,7 +17,12 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from approvals.models import Checkpoint
-from approvals.transitions import checkpoint_expire, checkpoint_expire_batch
+from approvals.transitions import (
+    checkpoint_expire,
+    checkpoint_expire_batch,
+    checkpoint_sla_breach,
+    checkpoint_sla_breach_batch,
+)
 from core.exceptions import Conflict
 from core.queue import batched
 
@@ -58,3 +64,34 @@ def expire_overdue(now: dt.datetime | None = None, batch: int = 500) -> dict[str
     if any(counts.values()):
         log.info("expiry sweep: %s", counts)
     return counts
+
+
+def mark_sla_breaches(now: dt.datetime | None = None, batch: int = 500) -> dict[str, int]:
+    """Mark every pending checkpoint past its SLA due time as breached, in batches; a batch
+    that meets a surprise falls back to one at a time. A scheduler that wakes at the next due
+    time can call `checkpoint_sla_breach` (or this) directly: marking is idempotent."""
+    now = now or timezone.now()
+    marked = 0
+    for _round in range(10_000):
+        try:
+            with batched():
+                done = checkpoint_sla_breach_batch(now=now, limit=batch)
+        except (Conflict, OperationalError) as exc:
+            log.warning("SLA batch fell back to one by one: %s", exc)
+            ids = list(
+                Checkpoint.objects.filter(
+                    status=Checkpoint.Status.PENDING,
+                    sla_breached_at__isnull=True,
+                    sla_due_at__lte=now,
+                ).values_list("id", flat=True)[:batch]
+            )
+            done = sum(checkpoint_sla_breach(pk, now=now) for pk in ids)
+            if len(ids) < batch:
+                marked += done
+                break
+        marked += done
+        if done < batch:
+            break
+    if marked:
+        log.info("SLA watch: %d checkpoint(s) breached their SLA", marked)
+    return {"breached": marked}

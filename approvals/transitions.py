@@ -12,6 +12,10 @@ A caller that lost a race gets `Conflict` naming the winner.
     pending ──expire(deadline passed, expiry_action=escalate)──────▶ pending (escalation role)
     pending ──cancel──────────────────────────────────────────────▶ cancelled
     pending ──auto_decide(its policy version approves or rejects)───▶ approved | rejected
+
+Beside the status, one mark: a pending checkpoint that passes its SLA target undecided is
+marked breached once (`checkpoint_sla_breach`, `checkpoint_sla_breach_batch`): an audit event
+and the `checkpoint_sla_breached` signal, at that moment. Its status does not change.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from approvals.signals import (
     checkpoint_requested,
     checkpoint_resolved,
     checkpoint_routed,
+    checkpoint_sla_breached,
     checkpoints_resolved,
 )
 from core.canonical import action_sha256
@@ -109,12 +114,15 @@ def checkpoint_request(
     allowed_outcomes: list[str] | None = None,
     reject_options: list[dict] | None = None,
     confidence: float | None = None,
+    drill=None,
 ) -> Checkpoint:
     """Create a pending checkpoint for `run`, routed by the published policies, pinned to the
     version that routed it. The caller (agents) marks the run waiting in the same
     transaction, then calls `checkpoint_auto_decide` if a policy decides it (`cp.automatic`):
     the decision must find the run waiting, as a person's would. `allowed_outcomes` is checked
-    by `rules.check_allowed_outcomes` at the edge; an empty list allows what the kind takes."""
+    by `rules.check_allowed_outcomes` at the edge; an empty list allows what the kind takes.
+    `drill`: the manager's Drill this one plays (see `agents.drills`); nothing else about it
+    differs."""
     agent = run.agent
     action = action or {}
     now = timezone.now()
@@ -149,6 +157,7 @@ def checkpoint_request(
             title=title,
             summary=summary,
             action=action,
+            tool=str(action.get("tool") or "")[:200],
             context=context or {},
             risk=risk,
             confidence=confidence,
@@ -165,11 +174,15 @@ def checkpoint_request(
             escalation_role=route.escalation_role,
             escalation_timeout_seconds=route.escalation_timeout_seconds,
             sla_seconds=route.sla_seconds,
+            sla_due_at=(
+                now + dt.timedelta(seconds=route.sla_seconds) if route.sla_seconds else None
+            ),
             idempotency_key=idempotency_key,
             external_id=external_id,
             request_sha256=request_sha256,
             allowed_outcomes=allowed_outcomes or [],
             reject_options=reject_options or [],
+            drill=drill,
             created_at=now,
         )
         attached = [artifact_attach(cp, a) for a in artifacts or []]
@@ -818,3 +831,74 @@ def checkpoint_expire_batch(*, now: dt.datetime | None = None, limit: int = 500)
         if resolved:
             checkpoints_resolved.send(sender=Checkpoint, checkpoints=resolved)
     return counts
+
+
+# --- SLA breach (the sweep; later a scheduler that wakes at the next due time) ------------------
+
+
+def _sla_overdue(now: dt.datetime):
+    return Checkpoint.objects.filter(
+        status=Status.PENDING, sla_breached_at__isnull=True, sla_due_at__lte=now
+    )
+
+
+def _sla_event(cp: Checkpoint, now: dt.datetime) -> tuple:
+    return (
+        Actor.system("sla-watch"),
+        AuditVerb.CHECKPOINT_SLA_BREACHED,
+        cp,
+        {
+            "sla_seconds": cp.sla_seconds,
+            "due": cp.sla_due_at,
+            "late_by_seconds": round((now - cp.sla_due_at).total_seconds(), 3),
+            "role": cp.current_role,
+            "policy": cp.policy_id,
+        },
+    )
+
+
+def checkpoint_sla_breach(checkpoint_id, *, now: dt.datetime | None = None) -> bool:
+    """Mark one pending checkpoint whose SLA due time has passed as breached (once). Returns
+    False when there is nothing to mark (decided in time, already marked, not due yet)."""
+    now = now or timezone.now()
+    with audit.atomic():
+        updated = (
+            _sla_overdue(now)
+            .filter(pk=checkpoint_id)
+            .update(sla_breached_at=now, updated_at=now, version=F("version") + 1)
+        )
+        if not updated:
+            return False
+        cp = Checkpoint.objects.get(pk=checkpoint_id)
+        audit.record(*_sla_event(cp, now))
+        checkpoint_sla_breached.send(sender=Checkpoint, checkpoint=cp)
+    return True
+
+
+def checkpoint_sla_breach_batch(*, now: dt.datetime | None = None, limit: int = 500) -> int:
+    """`checkpoint_sla_breach` for up to `limit` due checkpoints in one transaction: one
+    UPDATE, one audit append, a signal per checkpoint. Rows are locked (PostgreSQL: SKIP
+    LOCKED, a row being decided is left for the next round) and the update is conditional on
+    still being pending and unmarked, so each breach is marked exactly once however many
+    sweeps run. Returns how many were marked."""
+    now = now or timezone.now()
+    with audit.atomic():
+        qs = _sla_overdue(now).order_by("sla_due_at")
+        if connection.vendor == "postgresql":
+            qs = qs.select_for_update(skip_locked=True, of=("self",))
+        rows = list(qs[:limit])
+        if not rows:
+            return 0
+        updated = (
+            _sla_overdue(now)
+            .filter(pk__in=[cp.pk for cp in rows])
+            .update(sla_breached_at=now, updated_at=now, version=F("version") + 1)
+        )
+        if updated != len(rows):
+            raise Conflict(f"SLA batch raced: {updated} of {len(rows)} updated")
+        for cp in rows:
+            cp.sla_breached_at, cp.version = now, cp.version + 1
+        audit.record_many([_sla_event(cp, now) for cp in rows])
+        for cp in rows:
+            checkpoint_sla_breached.send(sender=Checkpoint, checkpoint=cp, batch=True)
+    return len(rows)

@@ -73,6 +73,20 @@ def configure(name: str, args: argparse.Namespace) -> dict:
     return {**os.environ}
 
 
+def ensure_postgres_database() -> None:
+    """Create the PostgreSQL database DATABASE_URL names, if it does not exist yet."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        return
+    import psycopg
+
+    name = url.rsplit("/", 1)[1].split("?")[0]
+    admin_url = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
 def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--database-url", default="", help="default: a fresh SQLite file under var/bench/"

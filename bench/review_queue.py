@@ -36,23 +36,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hitlportal.settings")
 ROLES = ["ops", "dba", "code-review"]
 
 
-def _ensure_postgres_database() -> None:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith("postgres"):
-        return
-    import psycopg
-
-    name = url.rsplit("/", 1)[1].split("?")[0]
-    admin_url = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
 def setup(rows: int) -> None:
     import django
 
-    _ensure_postgres_database()
+    from bench._setup import ensure_postgres_database
+
+    ensure_postgres_database()
     django.setup()
     from django.core.management import call_command
 

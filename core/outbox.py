@@ -31,6 +31,7 @@ from django.db import models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.metrics import DELIVERY_ATTEMPTS
 from core.queue import enqueue
 
 log = logging.getLogger(__name__)
@@ -187,6 +188,7 @@ class Outbox:
                 return "skipped: lease lost to another attempt"
             if outcome != "retry":
                 self.finished(row, outcome, error)
+        DELIVERY_ATTEMPTS.labels(self.name, outcome).inc()
         if error:
             log.info("%s %s: attempt %s failed (%s)", self.name, row.pk, row.attempts, error[:200])
         return outcome

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_http_methods
 from approvals import selectors, tokens_page
 from approvals.review import queries
 from core.roles import is_manager, user_roles
+from oversight.urls import urlpatterns as oversight_urls
 
 
 class HitlAdminSite(admin.AdminSite):
@@ -51,6 +52,8 @@ class HitlAdminSite(admin.AdminSite):
                 page(tokens_page.revoke, ["POST"]),
                 name="hitl_token_revoke",
             ),
+            # Managers' pages (dashboard, reviewers, drills, audit explorer, exports).
+            *oversight_urls(self),
             *super().get_urls(),
         ]
 
@@ -69,6 +72,7 @@ class HitlAdminSite(admin.AdminSite):
     def each_context(self, request: HttpRequest) -> dict:
         ctx = super().each_context(request)
         ctx["hitl_require_mfa"] = settings.HITL_REQUIRE_MFA
+        ctx["hitl_is_manager"] = is_manager(request.user)
         return ctx
 
     def index(self, request: HttpRequest, extra_context=None) -> HttpResponse:

@@ -158,9 +158,12 @@ INSTALLED_APPS = [
     "agents.apps.AgentsConfig",
     "api.apps.ApiConfig",
     "integrations.apps.IntegrationsConfig",
+    "oversight.apps.OversightConfig",
 ]
 
 MIDDLEWARE = [
+    # Prometheus: requests by route and status (api.metrics, served at /metrics).
+    "api.metrics.HttpMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Content-Security-Policy on every page (django-csp): no inline script anywhere.
     "csp.middleware.CSPMiddleware",
@@ -398,7 +401,7 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
-    SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/$"]
+    SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/$", r"^metrics$"]
     if not SECURE_HSTS_PRELOAD:
         SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
@@ -525,6 +528,16 @@ HITL_LLM_API_KEY = env_str("HITL_LLM_API_KEY", "")
 HITL_LLM_TIMEOUT = env_float("HITL_LLM_TIMEOUT", 60.0)
 if HITL_LLM_BASE_URL and urlparse(HITL_LLM_BASE_URL).scheme not in ("http", "https"):
     raise ImproperlyConfigured(f"HITL_LLM_BASE_URL={HITL_LLM_BASE_URL!r} must be an http(s) URL")
+# Oversight: the reviewer analytics' rubber-stamp flag (at least this many decisions in the
+# period, approving at least this share, in a median time at most this fraction of the usual
+# time for the same requests in the role).
+HITL_RUBBER_STAMP_MIN_DECISIONS = env_int("HITL_RUBBER_STAMP_MIN_DECISIONS", 20, minimum=1)
+HITL_RUBBER_STAMP_APPROVAL_RATE = env_float("HITL_RUBBER_STAMP_APPROVAL_RATE", 0.95)
+HITL_RUBBER_STAMP_SPEED_RATIO = env_float("HITL_RUBBER_STAMP_SPEED_RATIO", 0.25)
+# Prometheus /metrics: a bearer token, and/or networks allowed without one (CIDRs). Neither
+# set: closed (404), except from this machine under DEBUG.
+HITL_METRICS_TOKEN = env_str("HITL_METRICS_TOKEN", "")
+HITL_METRICS_ALLOW = env_list("HITL_METRICS_ALLOW", ["127.0.0.1/32", "::1/128"] if DEBUG else [])
 HITL_SANDBOX_ROOTS = [
     str(Path(p).resolve())
     for p in env_list("HITL_SANDBOX_ROOTS", [str(VAR_DIR / "sandbox")], sep=":")

@@ -3,12 +3,39 @@ both call `run_all`. Each sweep is safe to run concurrently on any number of clu
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
+from agents.drills import release_due
 from agents.sweeps import reconcile
-from approvals.sweeps import expire_overdue
+from approvals.metrics import refresh_rollups
+from approvals.sweeps import expire_overdue, mark_sla_breaches
+from core.metrics import SWEEP_DURATION, SWEEP_RUNS
 from hitlportal.housekeeping import housekeeping
 
 
+def _timed(name: str, sweep: Callable[[], dict[str, int]]) -> dict[str, int]:
+    started = time.perf_counter()
+    try:
+        result = sweep()
+    except Exception:
+        SWEEP_RUNS.labels(name, "error").inc()
+        raise
+    finally:
+        SWEEP_DURATION.labels(name).observe(time.perf_counter() - started)
+    SWEEP_RUNS.labels(name, "ok").inc()
+    return result
+
+
 def run_all() -> dict[str, dict[str, int]]:
-    # Expiry first: the runs it resolves are resumed on commit, and reconcile then only has
-    # to catch what the fast path lost.
-    return {"expiry": expire_overdue(), "reconcile": reconcile(), "housekeeping": housekeeping()}
+    # SLA before expiry: an item whose SLA ends with its deadline is marked breached first.
+    # Expiry before reconcile: the runs it resolves are resumed on commit, and reconcile then
+    # only has to catch what the fast path lost. Rollups last, so they include all of it.
+    return {
+        "sla": _timed("sla", mark_sla_breaches),
+        "expiry": _timed("expiry", expire_overdue),
+        "drills": _timed("drills", release_due),
+        "reconcile": _timed("reconcile", reconcile),
+        "housekeeping": _timed("housekeeping", housekeeping),
+        "rollups": _timed("rollups", refresh_rollups),
+    }

@@ -3,6 +3,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
+from api.metrics import metrics_view
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     # Login, logout, password change, TOTP and recovery codes, optional SSO (django-allauth).
@@ -11,6 +13,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # HumanLayer's REST protocol for unchanged `humanlayer` SDK code (integrations/).
     path("humanlayer/v1/", include("integrations.humanlayer.urls")),
+    # Prometheus (bearer token or allow-listed network; 404 when neither is configured).
+    path("metrics", metrics_view, name="metrics"),
     path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
 ]
 

@@ -14,6 +14,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.utils import timezone
 
+from approvals import metrics
 from approvals.models import AUTOMATIC_OUTCOMES, Checkpoint
 
 if TYPE_CHECKING:
@@ -46,15 +47,15 @@ class _Echo:
 
 
 def _row(cp: Checkpoint) -> list:
-    took = (cp.resolved_at - cp.created_at).total_seconds() if cp.resolved_at else None
-    waited = took if took is not None else (timezone.now() - cp.created_at).total_seconds()
-    breached = bool(cp.sla_seconds and waited > cp.sla_seconds)
+    # `metrics.with_times` annotations: the definitions the oversight pages use too.
+    took = metrics.seconds(cp.time_to_resolution)
+    breached = bool(cp.sla_breached)
     return [
         cp.pk, cp.created_at.isoformat(), cp.agent.slug, cp.run_id, cp.kind, cp.title, cp.risk,
         cp.status, cp.current_role, cp.stage, cp.policy.name if cp.policy else "",
         cp.deadline.isoformat(), cp.resolved_at.isoformat() if cp.resolved_at else "",
         cp.resolved_by.get_username() if cp.resolved_by else "",
-        round(took, 3) if took is not None else "", cp.sla_seconds or "", breached,
+        took if took is not None else "", cp.sla_seconds or "", breached,
         cp.escalated, cp.resolution_reason, cp.answer, cp.final_action_sha256,
         cp.policy_version.number if cp.policy_version_id else "", decided_by_policy(cp),
         "" if cp.confidence is None else cp.confidence,
@@ -73,7 +74,7 @@ def export_csv(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
     except IncorrectLookupParameters:
         return HttpResponseBadRequest("Unknown filter in the query string.")
     qs = (
-        changelist.get_queryset(request)
+        metrics.with_times(changelist.get_queryset(request))
         .select_related("agent", "policy", "policy_version", "resolved_by")
         .defer("action", "context", "options", "final_action", "stages")
     )

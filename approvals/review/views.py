@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from approvals import selectors, transitions
+from approvals import selectors, services, transitions
 from approvals.artifacts import artifact_response
 from approvals.credentials import credential_for
 from approvals.forms import DecisionForm, ReassignForm
@@ -114,7 +114,9 @@ def too_big_response(model_admin: ModelAdmin, request: HttpRequest) -> HttpRespo
 
 @require_GET
 def review(model_admin: ModelAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
-    return _render(model_admin, request, get_visible(request, object_id))
+    cp = get_visible(request, object_id)
+    services.checkpoint_viewed(cp, request.user)  # once per person: the reviewer analytics
+    return _render(model_admin, request, cp)
 
 
 @require_POST

@@ -4,10 +4,12 @@ child processes; stop both cleanly on SIGINT/SIGTERM or when either one dies."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
@@ -52,6 +54,13 @@ class Command(BaseCommand):
             "--timeout-graceful-shutdown",
             "5",
         ]
+        # Prometheus (/metrics): the web workers and the cluster count into one directory,
+        # emptied at each start (core.metrics, api.metrics).
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            metrics_dir = Path(settings.VAR_DIR) / "prometheus"
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            metrics_dir.mkdir(parents=True)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         children: list[tuple[str, subprocess.Popen]] = []
         stopping = False
 

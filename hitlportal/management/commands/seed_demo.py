@@ -33,6 +33,7 @@ POLICIES = [
         "match_tool": "sql_*",
         "stages": [{"role": "dba", "approvals": 1}],
         "timeout_seconds": 3600,
+        "sla_seconds": 1800,
     },
     {
         "name": "Code changes need code review",
@@ -40,6 +41,7 @@ POLICIES = [
         "match_tool": "apply_patch",
         "stages": [{"role": "code-review", "approvals": 1}],
         "timeout_seconds": 3600,
+        "sla_seconds": 2400,
     },
     {
         "name": "Critical risk: ops, then a DBA",
@@ -47,6 +49,7 @@ POLICIES = [
         "min_risk": "critical",
         "stages": [{"role": "ops", "approvals": 1}, {"role": "dba", "approvals": 1}],
         "timeout_seconds": 3600,
+        "sla_seconds": 900,
         "expiry_action": "escalate",
         "escalation_role": "ops",
     },
@@ -75,6 +78,7 @@ POLICIES = [
         "name": "Everything else: ops",
         "priority": 1000,
         "stages": [{"role": "ops", "approvals": 1}],
+        "sla_seconds": 900,
     },
 ]
 DEMO_DIFF = """\

@@ -1,0 +1,236 @@
+"""The oversight pages: managers and superusers only (404 for everyone else, on every URL and
+export); what the dashboard, reviewers page, audit explorer and timeline show."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from django.urls import reverse
+
+from approvals import metrics
+from approvals.models import AuditEvent, Checkpoint
+from tests.factories import UserFactory
+from tests.oversight.conftest import at
+
+pytestmark = pytest.mark.django_db
+
+
+def oversight_urls(cp) -> list[tuple[str, str]]:
+    return [
+        ("get", reverse("admin:oversight_dashboard")),
+        ("get", reverse("admin:oversight_reviewers")),
+        ("get", reverse("admin:oversight_drills")),
+        ("get", reverse("admin:oversight_drill_new")),
+        ("get", reverse("admin:oversight_audit")),
+        ("get", reverse("admin:oversight_timeline", args=[cp.pk])),
+        ("get", reverse("admin:oversight_export_audit", args=["csv"])),
+        ("get", reverse("admin:oversight_export_audit", args=["jsonl"])),
+        ("get", reverse("admin:oversight_export_checkpoints", args=["csv"])),
+        ("get", reverse("admin:oversight_export_decisions", args=["jsonl"])),
+        ("get", reverse("admin:oversight_export_edits")),
+        ("get", reverse("admin:oversight_export_evidence")),
+        ("post", reverse("admin:oversight_audit_verify")),
+        ("post", reverse("admin:oversight_drill_new")),
+    ]
+
+
+def test_reviewers_get_404_on_every_oversight_url(known, people, client_for):
+    cp = known["decided"][0]
+    reviewer = client_for(people["rita"])
+    seen_before = AuditEvent.objects.count()
+    for method, url in oversight_urls(cp):
+        response = getattr(reviewer, method)(url)
+        assert response.status_code == 404, (method, url)
+    assert AuditEvent.objects.count() == seen_before  # no export, no verification recorded
+
+
+def test_anonymous_people_are_sent_to_log_in(known, client):
+    for method, url in oversight_urls(known["decided"][0]):
+        response = getattr(client, method)(url)
+        assert response.status_code == 302 and "/login" in response["Location"], url
+
+
+def test_staff_without_a_role_and_agents_get_nothing(known, client_for, client):
+    nobody = client_for(UserFactory(username="nobody", roles=[]))
+    assert nobody.get(reverse("admin:oversight_dashboard")).status_code == 404
+
+
+def test_managers_and_superusers_see_the_pages(known, people, client_for):
+    cp = known["decided"][0]
+    admin = UserFactory(username="root", is_superuser=True)
+    for user in (people["max"], admin):
+        c = client_for(user)
+        for method, url in oversight_urls(cp):
+            if method == "get":
+                response = c.get(url)
+                assert response.status_code == 200, url
+
+
+def test_the_home_page_and_nav_link_to_oversight_for_managers_only(known, people, client_for):
+    page = client_for(people["max"]).get(reverse("admin:index")).content.decode()
+    assert reverse("admin:oversight_dashboard") in page
+    page = client_for(people["rita"]).get(reverse("admin:index")).content.decode()
+    assert reverse("admin:oversight_dashboard") not in page
+
+
+def test_the_dashboard_shows_figures_tables_and_chart_data(known, people, client_for):
+    with at(400):
+        metrics.refresh_rollups()
+        response = client_for(people["max"]).get(
+            reverse("admin:oversight_dashboard"),
+            {"period": "custom", "start": "2026-11-02", "end": "2026-11-02"},
+        )
+    assert response.status_code == 200
+    page = response.content.decode()
+    stat = dict(re.findall(r'data-stat="([\w-]+)"><span class="stat-n">([^<]+)<', page))
+    assert stat["requests"] == "10" and stat["decided"] == "7"
+    assert stat["pending"] == "1" and stat["overdue"] == "1"
+    assert stat["ttd-p50"] == "40 s"
+    assert "bot · delete_files" in page and "sql: a DBA within two minutes" in page
+    outcomes = json.loads(
+        re.search(
+            r'<script id="chart-outcomes" type="application/json">(.*?)</script>', page
+        ).group(1)
+    )
+    assert outcomes["series"][0]["data"] == [5, 1, 1, 0, 1, 1]
+    assert 'data-chart="chart-depth"' in page and "chart.umd.min.js" in page
+    assert "delete pending" in page  # breaching, linked to its timeline
+    assert reverse("admin:oversight_timeline", args=[known["pending"].pk]) in page
+
+
+def test_bad_filters_are_a_400_with_field_errors(people, client_for):
+    c = client_for(people["max"])
+    response = c.get(reverse("admin:oversight_dashboard"), {"period": "custom", "start": "x"})
+    assert response.status_code == 400
+    assert "Enter a valid date" in response.content.decode()
+    response = c.get(reverse("admin:oversight_dashboard"), {"period": "5"})
+    assert response.status_code == 400
+    response = c.get(reverse("admin:oversight_audit"), {"actor": "a\x00b"})
+    assert response.status_code == 400
+    response = c.get(reverse("admin:oversight_export_checkpoints", args=["xml"]))
+    assert response.status_code == 404
+
+
+def test_the_reviewers_page_lists_each_reviewer(known, people, client_for):
+    with at(400):
+        response = client_for(people["max"]).get(
+            reverse("admin:oversight_reviewers"),
+            {"period": "custom", "start": "2026-11-02", "end": "2026-11-02"},
+        )
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert 'data-reviewer="rita"' in page and 'data-reviewer="dora"' in page
+
+
+def test_the_audit_explorer_tells_events_in_words_with_links(known, people, client_for):
+    c = client_for(people["max"])
+    cp = known["decided"][4]  # rejected by rita after 100 s
+    page = c.get(reverse("admin:oversight_audit"), {"target": str(cp.pk)}).content.decode()
+    timeline = reverse("admin:oversight_timeline", args=[cp.pk])
+    assert f'“<a href="{timeline}">delete 4</a>”' in page
+    assert "rejected" in page and "routed to ops ×1 by deletes: ops within a minute" in page
+    assert f'href="{reverse("admin:oversight_audit")}?actor=rita">rita</a> rejected' in page
+    page = c.get(reverse("admin:oversight_audit"), {"actor": "dora"}).content.decode()
+    verbs = re.findall(r'data-verb="([\w.]+)"', page)
+    assert sorted(verbs) == ["checkpoint.approved"] * 2 + ["decision.recorded"] * 2
+    assert "approved with edits" in page
+    assert "-  &quot;n&quot;: &quot;drop table&quot;" not in page
+    page = c.get(reverse("admin:oversight_audit"), {"verb": "checkpoint.expired"}).content.decode()
+    assert page.count("data-seq=") == 1 and "which region?" in page
+    page = c.get(
+        reverse("admin:oversight_audit"), {"agent": "bot", "verb": "run.started"}
+    ).content.decode()
+    assert page.count("data-seq=") == 10
+
+
+def test_the_explorer_pages_newest_first(known, people, client_for, monkeypatch):
+    from oversight import views
+
+    monkeypatch.setattr(views, "PAGE", 20)
+    c = client_for(people["max"])
+    first = c.get(reverse("admin:oversight_audit")).content.decode()
+    seqs = [int(s) for s in re.findall(r'data-seq="(\d+)"', first)]
+    assert len(seqs) == 20 and seqs == sorted(seqs, reverse=True)
+    older = re.search(r'href="\?([^"]*before=\d+[^"]*)" id="older"', first).group(1)
+    second = c.get(
+        reverse("admin:oversight_audit") + "?" + older.replace("&amp;", "&")
+    ).content.decode()
+    more = [int(s) for s in re.findall(r'data-seq="(\d+)"', second)]
+    assert more and max(more) == min(seqs) - 1
+
+
+def test_a_checkpoint_timeline_tells_its_whole_story(policies, bot, people, client_for):
+    from api.access import note_agent_read
+    from approvals.transitions import checkpoint_claim, checkpoint_decide
+    from tests.oversight.conftest import request_one
+
+    with at(0):
+        cp = request_one(bot)
+    with at(3):
+        client_for(people["raj"]).get(reverse("admin:approvals_checkpoint_review", args=[cp.pk]))
+    with at(4):
+        checkpoint_claim(cp.pk, people["raj"])
+    with at(20):
+        checkpoint_decide(
+            cp.pk, people["raj"], "modify", action={"tool": "delete_files", "args": {"n": 1}}
+        )
+    with at(22):
+        cp.refresh_from_db()
+        note_agent_read(cp)
+        page = client_for(people["max"]).get(reverse("admin:oversight_timeline", args=[cp.pk]))
+    page = page.content.decode()
+    stages = re.findall(r'data-stage="(\w+)"', page)
+    assert stages == ["requested", "waiting", "viewed", "claimed", "vote", "resolved", "resumed"]
+    assert "raj</a> opened" in page and "raj</a> approved with edits" in page
+    assert "learned the outcome of" in page and "(read it through the API)" in page
+    assert "+    &quot;n&quot;: 1" in page  # the edit's diff
+    assert "Time to decision <strong>20 s</strong>" in page
+    assert "Time to resume <strong>22 s</strong>" in page
+
+
+def test_verify_now_records_the_result_and_shows_it(known, people, client_for):
+    c = client_for(people["max"])
+    response = c.post(reverse("admin:oversight_audit_verify"))
+    assert response.status_code == 302
+    event = AuditEvent.objects.filter(verb="audit.verified").get()
+    assert event.data["ok"] is True and event.data["checked"] == event.seq - 1
+    assert event.actor_label == "max"
+    page = c.get(response["Location"]).content.decode()
+    assert 'class="verify-result ok"' in page and f"OK, {event.seq - 1} events" in page
+
+
+def test_verify_now_names_the_first_tampered_event(known, people, client_for):
+    victim = AuditEvent.objects.order_by("seq")[5]
+    AuditEvent.objects.filter(pk=victim.pk).update(actor_label="mallory")
+    c = client_for(people["max"])
+    c.post(reverse("admin:oversight_audit_verify"))
+    page = c.get(reverse("admin:oversight_audit")).content.decode()
+    assert 'class="verify-result broken"' in page and f"BROKEN at #{victim.seq}" in page
+
+
+def test_a_review_page_view_is_recorded_once_per_person(known, people, client_for):
+    cp = known["pending"]
+    url = reverse("admin:approvals_checkpoint_review", args=[cp.pk])
+    for _ in range(3):
+        assert client_for(people["rita"]).get(url).status_code == 200
+    client_for(people["raj"]).get(url)
+    views = AuditEvent.objects.filter(verb="checkpoint.viewed", target_id=str(cp.pk))
+    assert sorted(views.values_list("actor_label", flat=True)) == ["raj", "rita"]
+    assert sorted(cp.views.values_list("user__username", flat=True)) == ["raj", "rita"]
+    assert Checkpoint.objects.filter(pk=cp.pk, status="pending").exists()
+
+
+def test_managers_stay_read_only_on_the_requests_themselves(known, people, client_for):
+    from approvals.models import Decision
+
+    cp = known["pending"]
+    with at(400):
+        response = client_for(people["max"]).post(
+            reverse("admin:approvals_checkpoint_decide", args=[cp.pk]), {"outcome": "approve"}
+        )
+    assert response.status_code == 403
+    assert not Decision.objects.filter(checkpoint=cp).exists()
+    cp.refresh_from_db()
+    assert cp.status == Checkpoint.Status.PENDING
