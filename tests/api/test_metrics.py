@@ -54,6 +54,7 @@ def test_an_allow_listed_network_needs_no_token(client, settings):
 def test_production_defaults_keep_it_closed():
     env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "HITL_METRICS_ALLOW")}
     env.update(DEBUG="0", SECRET_KEY="p" * 60, ALLOWED_HOSTS="hitl.example.com")
+    env["HITL_ENCRYPTION_KEY"] = "ZmRhc2RmYXNkZmFzZGZhc2RmYXNkZmFzZGZhc2RmYXM="
     env["DJANGO_SETTINGS_MODULE"] = "hitlportal.settings"
     code = (
         "import django; django.setup(); from django.conf import settings; "
