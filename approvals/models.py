@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from core.models import LedgerEntry
 from core.tokens import ApiTokenBase
 
 
@@ -349,15 +350,16 @@ class AuditVerb(models.TextChoices):
         return cls(f"checkpoint.{status}")
 
 
-class AuditEvent(models.Model):
-    """Append-only, hash-chained. Written only by `approvals.audit.record`."""
+class AuditEvent(LedgerEntry):
+    """Append-only: written only by `approvals.audit.record` (unsequenced, inside the
+    transaction of the change), then given its `seq` and leaf hash by the ledger's sequencer
+    (`core.ledger`). The table keeps its name (`approvals_auditevent`) and its admin page."""
 
     class ActorType(models.TextChoices):
         USER = "user", "User"
         AGENT = "agent", "Agent"
         SYSTEM = "system", "System"
 
-    seq = models.PositiveBigIntegerField(unique=True)
     at = models.DateTimeField()
     actor_type = models.CharField(max_length=10, choices=ActorType.choices)
     actor_id = models.CharField(max_length=64, blank=True)
@@ -366,11 +368,28 @@ class AuditEvent(models.Model):
     target_type = models.CharField(max_length=64)
     target_id = models.CharField(max_length=64, db_index=True)
     data = models.JSONField(default=dict)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
 
     class Meta:
-        ordering = ["seq"]
+        ordering = ["id"]
+        indexes = [
+            # The sequencer's work list: committed entries without a seq, oldest first.
+            models.Index(fields=["id"], condition=Q(seq__isnull=True), name="audit_unsequenced"),
+        ]
 
     def __str__(self) -> str:
-        return f"#{self.seq} {self.verb} {self.target_type}:{self.target_id}"
+        return f"#{self.seq or '?'} {self.verb} {self.target_type}:{self.target_id}"
+
+    def ledger_entry(self) -> bytes:
+        from approvals.audit import entry_v1
+
+        return entry_v1(
+            seq=self.seq,
+            at=self.at,
+            actor_type=self.actor_type,
+            actor_id=self.actor_id,
+            actor_label=self.actor_label,
+            verb=self.verb,
+            target_type=self.target_type,
+            target_id=self.target_id,
+            data=self.data,
+        )
