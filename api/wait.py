@@ -65,7 +65,8 @@ def check_throttle(principal) -> None:
 
 
 def load_state(principal, pk) -> dict:
-    return checkpoint_data(visible_checkpoint(principal, pk))
+    # A decision the agent waited for comes with its ledger seq and signed receipt.
+    return checkpoint_data(visible_checkpoint(principal, pk), ledger_wait=True)
 
 
 def _django_principal(request: HttpRequest):

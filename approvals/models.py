@@ -331,6 +331,8 @@ class AuditVerb(models.TextChoices):
     CHECKPOINT_EXPIRED = "checkpoint.expired", "Checkpoint expired"
     CHECKPOINT_CANCELLED = "checkpoint.cancelled", "Checkpoint cancelled"
     DECISION_RECORDED = "decision.recorded", "Decision recorded"
+    # receipts of approvals (approvals.receipts): redeemed once, right before the action
+    RECEIPT_REDEEMED = "receipt.redeemed", "Receipt redeemed"
     # webhooks to agents (agents.webhooks)
     WEBHOOK_DELIVERED = "webhook.delivered", "Webhook delivered"
     WEBHOOK_FAILED = "webhook.failed", "Webhook failed (gave up)"

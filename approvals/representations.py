@@ -14,8 +14,10 @@ from typing import Any
 from django.conf import settings
 from django.urls import reverse
 
+from approvals import receipts
 from approvals.models import Artifact, Checkpoint, Decision
 from core.canonical import action_sha256
+from core.ledger.sequencer import ensure_sequenced
 
 # Inline artifacts up to this size are included in checkpoint responses; bigger ones are
 # fetched from /api/v1/artifacts/{id}/content/.
@@ -56,7 +58,36 @@ def artifact_data(artifact: Artifact, *, with_content: bool = True) -> dict[str,
     return data
 
 
-def decision_data(cp: Checkpoint, last_vote: Decision | None) -> dict[str, Any] | None:
+def ledger_fields(cp: Checkpoint, *, wait: bool = False) -> dict[str, Any]:
+    """Where the resolution is in the ledger (`seq` null for the moment between commit and
+    the sequencer: the merge delay) and, for an approval, its signed receipt. `wait`: wait
+    for the sequencer (HITL_LEDGER_WAIT) so both are there (long-poll, webhooks)."""
+    event = receipts.resolution_event(cp)
+    if event is None:
+        return {"ledger": None, "receipt": None}
+    pk, seq = event
+    sealed = None
+    if cp.status == Checkpoint.Status.APPROVED:
+        try:
+            sealed = receipts.receipt_token(cp, wait=wait)
+        except receipts.ReceiptNotReady:
+            sealed = None
+        seq = sealed.seq if sealed else seq
+    elif seq is None and wait:
+        seq = ensure_sequenced([pk]).get(pk)
+    return {
+        "ledger": {
+            "event": pk,
+            "seq": seq,
+            "proof_url": f"{settings.SITE_URL}/api/v1/ledger/proof/inclusion?event={pk}",
+        },
+        "receipt": sealed.token if sealed else None,
+    }
+
+
+def decision_data(
+    cp: Checkpoint, last_vote: Decision | None, *, ledger_wait: bool = False
+) -> dict[str, Any] | None:
     """What the agent needs to act: the outcome, the action as approved (maybe edited), the
     answer, the reason, who and when."""
     S = Checkpoint.Status
@@ -83,6 +114,7 @@ def decision_data(cp: Checkpoint, last_vote: Decision | None) -> dict[str, Any] 
         "comment": comment,
         "decided_by": cp.resolved_by.get_username() if cp.resolved_by_id else None,
         "decided_at": iso(cp.resolved_at),
+        **ledger_fields(cp, wait=ledger_wait),
     }
 
 
@@ -99,9 +131,11 @@ def checkpoint_data(
     artifacts: list[Artifact] | None = None,
     last_vote: Decision | None = None,
     agent_slug: str | None = None,
+    ledger_wait: bool = False,
 ) -> dict[str, Any]:
     """The full checkpoint. Pass `artifacts`/`last_vote` when already loaded; otherwise they
-    are queried (artifacts always, the vote only for resolved checkpoints)."""
+    are queried (artifacts always, the vote only for resolved checkpoints). `ledger_wait`:
+    a resolved checkpoint's decision waits for its ledger seq and receipt."""
     if artifacts is None:
         artifacts = list(Artifact.objects.filter(checkpoint=cp).order_by("created_at", "name"))
     if last_vote is None and cp.status in (Checkpoint.Status.APPROVED, Checkpoint.Status.ANSWERED):
@@ -133,7 +167,7 @@ def checkpoint_data(
         },
         "review_url": review_url(cp.id),
         "artifacts": [artifact_data(a) for a in artifacts],
-        "decision": decision_data(cp, last_vote),
+        "decision": decision_data(cp, last_vote, ledger_wait=ledger_wait),
     }
 
 

@@ -34,6 +34,7 @@ from approvals.artifacts import (
 )
 from approvals.audit import Actor, AuditVerb
 from approvals.models import Checkpoint, Decision, ExpiryAction
+from approvals.receipts import receipt_issue
 from approvals.signals import (
     checkpoint_requested,
     checkpoint_resolved,
@@ -42,6 +43,7 @@ from approvals.signals import (
 )
 from core.canonical import action_sha256
 from core.exceptions import Conflict, InvalidInput, NotAllowed
+from core.ledger import sequencer
 from core.roles import is_manager
 
 Status = Checkpoint.Status
@@ -511,18 +513,19 @@ def _resolve(
         fields["final_action"] = final_action
         fields["final_action_sha256"] = action_sha256(final_action)
     _conditional_update(cp, **fields)
-    audit.record(
-        actor,
-        AuditVerb.for_status(status),
-        cp,
-        {
-            "decision": decision.pk if decision else None,
-            "reason": reason,
-            "answer": answer,
-            "final_action_sha256": fields.get("final_action_sha256", ""),
-            "edited": bool(final_action is not None and final_action != cp.action),
-        },
-    )
+    data: dict[str, Any] = {
+        "decision": decision.pk if decision else None,
+        "reason": reason,
+        "answer": answer,
+        "final_action_sha256": fields.get("final_action_sha256", ""),
+        "edited": bool(final_action is not None and final_action != cp.action),
+    }
+    if status == Status.APPROVED:
+        receipt = receipt_issue(cp, now)
+        data["receipt"] = {"id": str(receipt.pk), "expires_at": receipt.expires_at}
+    audit.record(actor, AuditVerb.for_status(status), cp, data)
+    # Someone waits for this event's seq (its receipt, its long-poll): wake the sequencer.
+    sequencer.wake()
     checkpoint_resolved.send(sender=Checkpoint, checkpoint=cp)
     return DecideResult(cp, decision, resolved=True)  # type: ignore[arg-type]
 

@@ -421,9 +421,7 @@ HITL_WEBHOOK_RETRY_HOURS = env_int("HITL_WEBHOOK_RETRY_HOURS", 25, minimum=1)
 from core.ledger.keys import LedgerKeyError, load_signing_key, parse_public_key  # noqa: E402
 
 try:
-    HITL_LEDGER_SIGNING_KEY = load_signing_key(
-        env_str("HITL_LEDGER_SIGNING_KEY"), VAR_DIR, DEBUG
-    )
+    HITL_LEDGER_SIGNING_KEY = load_signing_key(env_str("HITL_LEDGER_SIGNING_KEY"), VAR_DIR, DEBUG)
     HITL_LEDGER_PREVIOUS_KEYS = env_list("HITL_LEDGER_PREVIOUS_KEYS", [])
     for _key in HITL_LEDGER_PREVIOUS_KEYS:
         parse_public_key(_key)
@@ -442,7 +440,9 @@ HITL_LEDGER_SYNC = Q_CLUSTER["sync"]
 HITL_LEDGER_WITNESSES = env_list("HITL_LEDGER_WITNESSES", [], sep=" ")
 HITL_LEDGER_WITNESS_SECRET = env_str("HITL_LEDGER_WITNESS_SECRET", "")
 HITL_LEDGER_WITNESS_INTERVAL = env_int("HITL_LEDGER_WITNESS_INTERVAL", 60, minimum=1)
-HITL_LEDGER_WITNESS_EMAIL_INTERVAL = env_int("HITL_LEDGER_WITNESS_EMAIL_INTERVAL", 86400, minimum=60)
+HITL_LEDGER_WITNESS_EMAIL_INTERVAL = env_int(
+    "HITL_LEDGER_WITNESS_EMAIL_INTERVAL", 86400, minimum=60
+)
 for _witness in HITL_LEDGER_WITNESSES:
     if urlparse(_witness).scheme not in ("file", "http", "https", "mailto"):
         raise ImproperlyConfigured(

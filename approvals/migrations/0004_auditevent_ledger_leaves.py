@@ -114,4 +114,9 @@ class Migration(migrations.Migration):
             index=models.Index(condition=models.Q(('seq__isnull', True)), fields=['id'], name='audit_unsequenced'),
         ),
         migrations.RunPython(leaf_hashes, migrations.RunPython.noop),
+        migrations.AlterField(
+            model_name='auditevent',
+            name='verb',
+            field=models.CharField(choices=[('run.started', 'Run started'), ('run.waiting', 'Run waiting for a human'), ('run.resumed', 'Run resumed'), ('run.completed', 'Run completed'), ('run.failed', 'Run failed'), ('run.cancelled', 'Run cancelled'), ('run.step_executed', 'Run step executed'), ('run.step_failed', 'Run step failed'), ('checkpoint.requested', 'Checkpoint requested'), ('checkpoint.claimed', 'Checkpoint claimed'), ('checkpoint.released', 'Checkpoint released'), ('checkpoint.reassigned', 'Checkpoint reassigned'), ('checkpoint.stage_advanced', 'Checkpoint moved to its next stage'), ('checkpoint.escalated', 'Checkpoint escalated'), ('checkpoint.approved', 'Checkpoint approved'), ('checkpoint.rejected', 'Checkpoint rejected'), ('checkpoint.answered', 'Checkpoint answered'), ('checkpoint.expired', 'Checkpoint expired'), ('checkpoint.cancelled', 'Checkpoint cancelled'), ('decision.recorded', 'Decision recorded'), ('receipt.redeemed', 'Receipt redeemed'), ('webhook.delivered', 'Webhook delivered'), ('webhook.failed', 'Webhook failed (gave up)'), ('webhook.resent', 'Webhook re-sent'), ('agent.created', 'Agent created'), ('agent.key_created', 'Agent key created'), ('agent.key_revoked', 'Agent key revoked'), ('user.created', 'User created'), ('user.token_created', 'Personal token created'), ('user.token_revoked', 'Personal token revoked'), ('policy.created', 'Policy created')], db_index=True, max_length=64),
+        ),
     ]

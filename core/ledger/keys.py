@@ -53,7 +53,7 @@ def parse_private_key(text: str) -> Ed25519PrivateKey:
         return key
     seed = unb64(text)
     if len(seed) != 32:
-        raise LedgerKeyError(f"an Ed25519 seed is 32 bytes, this is {len(seed)}")
+        raise LedgerKeyError(f"expected a 32-byte Ed25519 seed, got {len(seed)} bytes")
     return Ed25519PrivateKey.from_private_bytes(seed)
 
 
@@ -78,7 +78,7 @@ def load_signing_key(value: str, var_dir: Path, debug: bool) -> str:
         raise LedgerKeyError(
             "HITL_LEDGER_SIGNING_KEY is not set. Production (DEBUG=0) refuses to start without "
             "the ledger's Ed25519 signing key: generate one with `python -c \"import base64,os;"
-            "print(base64.b64encode(os.urandom(32)).decode())\"` and keep it secret "
+            'print(base64.b64encode(os.urandom(32)).decode())"` and keep it secret '
             "(losing it means starting a new key: old heads stay verifiable with its public key)."
         )
     path = var_dir / DEV_KEY_FILE

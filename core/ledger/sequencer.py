@@ -86,7 +86,9 @@ def node_getter(Entry):
         if level == 0:
             return _leaf(Entry, index + 1)
         value = (
-            LedgerNode.objects.filter(level=level, index=index).values_list("hash", flat=True).first()
+            LedgerNode.objects.filter(level=level, index=index)
+            .values_list("hash", flat=True)
+            .first()
         )
         if value is None:
             raise LedgerCorrupt(f"tree node {level}/{index} is missing")

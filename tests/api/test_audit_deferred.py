@@ -12,6 +12,7 @@ from approvals import audit
 from approvals.audit import Actor
 from approvals.audit import AuditVerb as V
 from approvals.models import AuditEvent
+from core.ledger import sequencer
 
 pytestmark = pytest.mark.django_db
 
@@ -25,6 +26,12 @@ def test_it_appends_deferred_events_at_the_end_in_order(agent):
         with transaction.atomic():
             audit.record(ACTOR, V.AGENT_KEY_REVOKED, agent)
         assert list(AuditEvent.objects.values_list("verb", flat=True)) == [V.AGENT_CREATED]
+    assert list(AuditEvent.objects.values_list("verb", "seq")) == [
+        (V.AGENT_CREATED, None),
+        (V.AGENT_KEY_CREATED, None),
+        (V.AGENT_KEY_REVOKED, None),
+    ]  # inserted unsequenced: the sequencer orders them
+    sequencer.sequence_pending()
     assert list(AuditEvent.objects.values_list("verb", "seq")) == [
         (V.AGENT_CREATED, 1),
         (V.AGENT_KEY_CREATED, 2),
