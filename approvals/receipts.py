@@ -167,6 +167,13 @@ _MESSAGES = {
 }
 
 
+_CODES = {
+    "redeemed": "receipt_redeemed",
+    "expired": "receipt_expired",
+    "action_mismatch": "action_mismatch",
+}
+
+
 def _conflict(code: str, claims: dict, receipt: Receipt) -> ReceiptRefused:
     at = receipt.redeemed_at
     text = _MESSAGES[code].format(
@@ -175,10 +182,10 @@ def _conflict(code: str, claims: dict, receipt: Receipt) -> ReceiptRefused:
     exc = ReceiptRefused(
         text,
         status="redeemed" if receipt.redeemed_at else code,
-        winner=receipt.redeemed_by or None,
+        winner=receipt.redeemed_by or "",
         at=at,
     )
-    exc.code = code
+    exc.code = _CODES[code]
     return exc
 
 
