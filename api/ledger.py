@@ -5,6 +5,7 @@ proofs carry the event itself and are for whoever may see what it is about; the 
 
 from __future__ import annotations
 
+from django.db.models import Max
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -23,8 +24,10 @@ from api.serializers import (
     TreeHeadSerializer,
 )
 from approvals.models import AuditEvent
+from core.exceptions import Conflict
 from core.ledger import heads, proofs
 from core.ledger.keys import b64, key_id, raw_public
+from core.ledger.sequencer import LedgerCorrupt
 from core.ledger.verify import public_keys
 from core.roles import is_manager
 
@@ -51,6 +54,8 @@ def _proof(fn, *args):
         return fn(*args)
     except proofs.ProofUnavailable as exc:
         raise NotFound(str(exc)) from None
+    except LedgerCorrupt as exc:
+        raise Conflict(f"The stored log is damaged: {exc}", status="corrupt") from None
 
 
 def visible_event(principal, pk: int) -> AuditEvent:
@@ -183,7 +188,7 @@ class LedgerEntriesView(APIView):
         rows = list(
             AuditEvent.objects.filter(seq__gte=start, seq__lt=start + limit).order_by("seq")
         )
-        last = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+        last = AuditEvent.objects.aggregate(last=Max("seq"))["last"] or 0
         return Response(
             {
                 "entries": [

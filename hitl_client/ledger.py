@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hitl_client.errors import ApiError
+
 if TYPE_CHECKING:
     from hitl_client.client import HitlClient
 
@@ -274,10 +276,14 @@ def verify_ledger(
         elif old == size and previous["root_hash"] != head["root_hash"]:
             report.fail(f"two different heads of size {size}: the log was rewritten (forked)")
         elif old < size:
-            proof = client.request(
-                "GET", "ledger/proof/consistency", params={"from": old, "to": size}
-            )
-            if not consistent(
+            try:
+                proof = client.request(
+                    "GET", "ledger/proof/consistency", params={"from": old, "to": size}
+                )
+            except ApiError as exc:
+                proof = {"proof": []}
+                report.fail(f"the portal cannot prove consistency with your head: {exc}")
+            if report.ok and not consistent(
                 old,
                 size,
                 bytes.fromhex(previous["root_hash"]),
@@ -289,9 +295,13 @@ def verify_ledger(
                     "trust: history was rewritten"
                 )
     for event in events:
-        proof = client.request(
-            "GET", "ledger/proof/inclusion", params={"event": event, "tree_size": size}
-        )
+        try:
+            proof = client.request(
+                "GET", "ledger/proof/inclusion", params={"event": event, "tree_size": size}
+            )
+        except ApiError as exc:
+            report.fail(f"event {event}: {exc}")
+            continue
         leaf = leaf_of(proof["entry"])
         try:
             root = root_from_inclusion(

@@ -59,7 +59,10 @@ def test_it_runs_with_the_original_arguments_when_approved_as_proposed():
     assert portal.redeemed == [
         {
             "receipt": "token",
-            "action": {"tool": "delete", "args": {"path": "/a", "recursive": True, "dry_run": False}},
+            "action": {
+                "tool": "delete",
+                "args": {"path": "/a", "recursive": True, "dry_run": False},
+            },
         }
     ]
 
