@@ -12,7 +12,7 @@ from api.idempotency import IdempotentMixin
 from api.pagination import QueuePagination
 from api.permissions import IsPerson
 from api.serializers import DecisionInSerializer, DecisionResultSerializer, QueueItemSerializer
-from approvals import selectors
+from approvals import audit, selectors
 from approvals.models import Checkpoint, Decision
 from approvals.representations import checkpoint_data, queue_item_data
 from approvals.transitions import checkpoint_decide
@@ -74,6 +74,7 @@ class DecisionView(IdempotentMixin, generics.GenericAPIView):
             channel=channel_for(request),
             seen_action_sha256=v["action_sha256"],
         )
+        audit.flush()  # the response names the decision's ledger event
         cp = Checkpoint.objects.select_related("agent", "policy", "resolved_by").get(pk=pk)
         return Response(
             {

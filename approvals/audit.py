@@ -115,6 +115,15 @@ def deferred() -> Iterator[None]:
     _append([fields for fields, marker in pending if _still_pending(marker)])
 
 
+def flush() -> None:
+    """Insert the events deferred so far now (still inside the transaction), e.g. so that a
+    response built before the block ends can name them."""
+    pending = _deferred.get()
+    if pending:
+        _append([fields for fields, marker in pending if _still_pending(marker)])
+        pending.clear()
+
+
 @contextmanager
 def atomic(**kwargs: Any) -> Iterator[None]:
     """`transaction.atomic(**kwargs)` whose audit events are appended at the end of the

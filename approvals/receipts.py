@@ -204,26 +204,29 @@ def receipt_check(token: str, action: dict | None = None) -> dict[str, Any]:
     }
 
 
-def receipt_redeem(token: str, action: dict, actor: Actor, *, redeemer: str = "") -> dict:
-    """Spend the receipt on `action`. Exactly one redeemer wins; the others (and a second
-    attempt) get ReceiptRefused naming the winner, except the same `redeemer` again (a
-    retried step of the hosted runtime), which gets the first redemption back."""
+def receipt_redeem(
+    token: str, action: dict, actor: Actor, *, redeemer: str | None = None
+) -> dict:
+    """Spend the receipt on `action`. Exactly one caller wins; the others (and a second
+    attempt) get ReceiptRefused naming the winner. `redeemer`: a stable name for a caller
+    that may retry the same step (the hosted runtime's run step), which then gets its own
+    first redemption back instead of a refusal."""
     claims, receipt = _open(token)
-    redeemer = redeemer or f"{actor.type}:{actor.label or actor.id}"
+    name = redeemer or f"{actor.type}:{actor.label or actor.id}"
     now = timezone.now()
     with audit.atomic():
         problem = _refusal(claims, receipt, action, now)
-        if problem == "redeemed" and receipt.redeemed_by == redeemer:
+        if problem == "redeemed" and redeemer and receipt.redeemed_by == redeemer:
             return _redemption(claims, receipt)
         if problem:
             raise _conflict(problem, claims, receipt)
         redemption = {"action_sha256": claims["action_sha256"], "actor": actor.label}
         won = Receipt.objects.filter(
             pk=receipt.pk, redeemed_at__isnull=True, expires_at__gt=now
-        ).update(redeemed_at=now, redeemed_by=redeemer, redemption=redemption)
+        ).update(redeemed_at=now, redeemed_by=name, redemption=redemption)
         receipt.refresh_from_db()
         if not won:
-            if receipt.redeemed_by == redeemer:
+            if redeemer and receipt.redeemed_by == redeemer:
                 return _redemption(claims, receipt)
             raise _conflict(_refusal(claims, receipt, action, now) or "redeemed", claims, receipt)
         audit.record(
@@ -234,7 +237,7 @@ def receipt_redeem(token: str, action: dict, actor: Actor, *, redeemer: str = ""
                 "receipt": str(receipt.pk),
                 "approval_seq": claims["seq"],
                 "action_sha256": claims["action_sha256"],
-                "redeemer": redeemer,
+                "redeemer": name,
             },
         )
     return _redemption(claims, receipt)

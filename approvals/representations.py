@@ -62,6 +62,7 @@ def ledger_fields(cp: Checkpoint, *, wait: bool = False) -> dict[str, Any]:
     """Where the resolution is in the ledger (`seq` null for the moment between commit and
     the sequencer: the merge delay) and, for an approval, its signed receipt. `wait`: wait
     for the sequencer (HITL_LEDGER_WAIT) so both are there (long-poll, webhooks)."""
+    wait = wait or settings.HITL_LEDGER_SYNC  # sync mode (tests): sequenced when looked at
     event = receipts.resolution_event(cp)
     if event is None:
         return {"ledger": None, "receipt": None}
