@@ -204,9 +204,7 @@ def receipt_check(token: str, action: dict | None = None) -> dict[str, Any]:
     }
 
 
-def receipt_redeem(
-    token: str, action: dict, actor: Actor, *, redeemer: str | None = None
-) -> dict:
+def receipt_redeem(token: str, action: dict, actor: Actor, *, redeemer: str | None = None) -> dict:
     """Spend the receipt on `action`. Exactly one caller wins; the others (and a second
     attempt) get ReceiptRefused naming the winner. `redeemer`: a stable name for a caller
     that may retry the same step (the hosted runtime's run step), which then gets its own

@@ -15,4 +15,6 @@ django_application = get_asgi_application()
 # Long-poll waits are answered in the event loop, ahead of Django (api/asgi.py).
 from api.asgi import LongPollApp  # noqa: E402  (needs the app registry loaded)
 
-application = LongPollApp(django_application)
+# HITL_WSGI_UPSTREAM (set by `runportal`): forward everything but long-poll to that WSGI
+# server; unset (production behind a path-routing proxy): Django's ASGI handler serves it.
+application = LongPollApp(django_application, os.environ.get("HITL_WSGI_UPSTREAM", ""))

@@ -1,5 +1,7 @@
-"""A real portal process for tests that are about real HTTP: uvicorn serving
-hitlportal.asgi on 127.0.0.1 (ports 8100-8199), on the test database."""
+"""A real portal for tests that are about real HTTP, as `make run` serves it: the WSGI
+server (granian, hitlportal.wsgi) behind the ASGI server (uvicorn, hitlportal.asgi: long-poll
+in its event loop, everything else forwarded), on 127.0.0.1 (ports 8100-8199), on the test
+database."""
 
 from __future__ import annotations
 
@@ -15,8 +17,10 @@ from tests import servers
 PORTS = range(8100, 8200)
 
 
-def free_port() -> int:
+def free_port(skip: int | None = None) -> int:
     for port in PORTS:
+        if port == skip:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
@@ -48,15 +52,21 @@ class LivePortal:
             "LOG_LEVEL": "WARNING",
             **env,
         }
-        self.proc: subprocess.Popen | None = None
+        self.servers: servers.Portal | None = None
+
+    @property
+    def proc(self) -> subprocess.Popen | None:
+        """The front process (ASGI: where waiters are parked)."""
+        return self.servers.asgi if self.servers else None
 
     def start(self) -> LivePortal:
-        self.proc = servers.start_uvicorn(self.port, self.env)
-        servers.wait_healthy(self.proc, self.port)
+        wsgi_port = free_port(skip=self.port)
+        self.servers = servers.start_portal(self.port, wsgi_port, self.env)
         return self
 
     def stop(self) -> None:
-        servers.stop(self.proc)
+        if self.servers is not None:
+            self.servers.stop()
 
     def wait_for_sessions_to_close(self) -> None:
         """PostgreSQL ends a closed client's backend asynchronously; dropping the test

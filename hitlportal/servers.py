@@ -1,0 +1,37 @@
+"""The command lines of the portal's web servers (no Django: `runportal`, the live-server
+tests and the benchmarks build the same processes from here).
+
+- WSGI (granian): the API and the pages. Django runs in one blocking thread per worker
+  process, behind granian's Rust HTTP server (measured against gunicorn and uvicorn in
+  docs/benchmarks.md).
+- ASGI (uvicorn, `hitlportal.asgi`): long-poll, in the event loop.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def uvicorn_command(host: str, port: int, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "uvicorn", "hitlportal.asgi:application",
+        "--host", host, "--port", str(port), "--no-access-log", *extra,
+    ]  # fmt: skip
+
+
+def granian_command(host: str, port: int, workers: int, *extra: str) -> list[str]:
+    """The WSGI server: granian's Rust HTTP front, Django in one blocking thread per worker
+    process (measured against gunicorn in docs/benchmarks.md)."""
+    return [
+        sys.executable, "-m", "granian", "--interface", "wsgi", "hitlportal.wsgi:application",
+        "--host", host, "--port", str(port), "--workers", str(workers),
+        "--blocking-threads", "1", "--no-ws", "--log-level", "warning", *extra,
+    ]  # fmt: skip
+
+
+def gunicorn_command(host: str, port: int, workers: int, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "gunicorn", "hitlportal.wsgi:application",
+        "--bind", f"{host}:{port}", "--workers", str(workers), "--worker-class", "sync",
+        "--log-level", "warning", *extra,
+    ]  # fmt: skip
