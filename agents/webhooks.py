@@ -125,7 +125,10 @@ def _payload(cp: Checkpoint, event: str) -> dict:
 
 def record_for_checkpoint(cp: Checkpoint) -> WebhookDelivery | None:
     """Inside the resolving transaction: owe the agent a webhook, send it after commit."""
-    agent = Agent.objects.only("id", "callback_url").get(pk=cp.agent_id)
+    if "agent" in cp._state.fields_cache:  # the transition loaded it already
+        agent = cp.agent
+    else:
+        agent = Agent.objects.only("id", "callback_url").get(pk=cp.agent_id)
     if not agent.callback_url:
         return None
     event = (

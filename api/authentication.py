@@ -38,10 +38,11 @@ class AgentPrincipal:
 def authenticate_bearer(token: str):
     """(principal, credential) for a raw bearer token, or None. Shared by DRF and the ASGI
     long-poll path."""
-    key = AGENT_KEYS.authenticate(token)
+    # The kind letter (hitl_a… / hitl_u…) says which table to look in: one query, not two.
+    key = None if token.startswith("hitl_u") else AGENT_KEYS.authenticate(token)
     if key is not None:
         return AgentPrincipal(agent=key.agent, key=key), key
-    user_token = USER_TOKENS.authenticate(token)
+    user_token = None if token.startswith("hitl_a") else USER_TOKENS.authenticate(token)
     if user_token is not None:
         return user_token.user, user_token
     return None

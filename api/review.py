@@ -13,7 +13,7 @@ from api.pagination import QueuePagination
 from api.permissions import IsPerson
 from api.serializers import DecisionInSerializer, DecisionResultSerializer, QueueItemSerializer
 from approvals import audit, selectors
-from approvals.models import Checkpoint, Decision
+from approvals.models import Decision
 from approvals.representations import checkpoint_data, queue_item_data
 from approvals.transitions import checkpoint_decide
 
@@ -75,11 +75,11 @@ class DecisionView(IdempotentMixin, generics.GenericAPIView):
             seen_action_sha256=v["action_sha256"],
         )
         audit.flush()  # the response names the decision's ledger event
-        cp = Checkpoint.objects.select_related("agent", "policy", "resolved_by").get(pk=pk)
         return Response(
             {
                 "resolved": result.resolved,
                 "stage_advanced": result.stage_advanced,
-                "checkpoint": checkpoint_data(cp),
+                # The checkpoint as the transition left it, with the vote it just recorded.
+                "checkpoint": checkpoint_data(result.checkpoint, last_vote=result.decision),
             }
         )

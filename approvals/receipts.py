@@ -51,15 +51,19 @@ def executed_action(action: dict | None) -> dict:
     return {"tool": action.get("tool"), "args": action.get("args") or {}}
 
 
-def receipt_issue(cp: Checkpoint, now: dt.datetime) -> Receipt:
-    """Inside the approving transaction (`cp` already approved, `final_action` set)."""
-    deciders = list(
-        Decision.objects.filter(
-            checkpoint=cp, outcome__in=[Decision.Outcome.APPROVE, Decision.Outcome.MODIFY]
+def receipt_issue(
+    cp: Checkpoint, now: dt.datetime, *, deciders: list[str] | None = None
+) -> Receipt:
+    """Inside the approving transaction (`cp` already approved, `final_action` set).
+    `deciders`: who approved, when the caller knows (else read from the votes)."""
+    if deciders is None:
+        deciders = list(
+            Decision.objects.filter(
+                checkpoint=cp, outcome__in=[Decision.Outcome.APPROVE, Decision.Outcome.MODIFY]
+            )
+            .order_by("stage", "created_at")
+            .values_list("reviewer__username", flat=True)
         )
-        .order_by("stage", "created_at")
-        .values_list("reviewer__username", flat=True)
-    )
     artifacts = [
         {"ref": f"artifact://{pk}", "sha256": sha}
         for pk, sha in Artifact.objects.filter(checkpoint=cp)

@@ -68,7 +68,7 @@ def ledger_fields(cp: Checkpoint, *, wait: bool = False) -> dict[str, Any]:
         return {"ledger": None, "receipt": None}
     pk, seq = event
     sealed = None
-    if cp.status == Checkpoint.Status.APPROVED:
+    if cp.status == Checkpoint.Status.APPROVED and (seq is not None or wait):
         try:
             sealed = receipts.receipt_token(cp, wait=wait)
         except receipts.ReceiptNotReady:

@@ -418,17 +418,19 @@ def _tally(
     """An approval: count this stage's votes for this exact version of the action; resolve,
     move to the next stage, or wait for more votes."""
     current_action = edited if edited is not None else (cp.final_action or cp.action)
-    votes = (
-        Decision.objects.filter(
-            checkpoint=cp,
-            stage=cp.stage,
-            outcome__in=[Outcome.APPROVE, Outcome.MODIFY],
-            action_sha256=decision.action_sha256,
+    votes = 1  # this vote: a quorum of one needs no count
+    if cp.approvals_needed > 1:
+        votes = (
+            Decision.objects.filter(
+                checkpoint=cp,
+                stage=cp.stage,
+                outcome__in=[Outcome.APPROVE, Outcome.MODIFY],
+                action_sha256=decision.action_sha256,
+            )
+            .values("reviewer")
+            .distinct()
+            .count()
         )
-        .values("reviewer")
-        .distinct()
-        .count()
-    )
     if votes < cp.approvals_needed:
         _conditional_update(cp, final_action=current_action, claimed_by=None, claim_expires_at=None)
         return DecideResult(cp, decision, resolved=False)
@@ -521,7 +523,10 @@ def _resolve(
         "edited": bool(final_action is not None and final_action != cp.action),
     }
     if status == Status.APPROVED:
-        receipt = receipt_issue(cp, now)
+        # One stage of one approval: the deciding vote is the only decider (no query).
+        alone = len(cp.stages) == 1 and cp.approvals_needed == 1 and not cp.escalated
+        deciders = [decision.reviewer.get_username()] if decision and alone else None
+        receipt = receipt_issue(cp, now, deciders=deciders)
         data["receipt"] = {"id": str(receipt.pk), "expires_at": receipt.expires_at}
     audit.record(actor, AuditVerb.for_status(status), cp, data)
     # Someone waits for this event's seq (its receipt, its long-poll): wake the sequencer.

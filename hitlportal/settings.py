@@ -454,6 +454,9 @@ HITL_RECEIPT_TTL = env_int("HITL_RECEIPT_TTL", 3600, minimum=10)
 # --- HITL Portal -----------------------------------------------------------------------------
 HITL_DEFAULT_ROLE = env_str("HITL_DEFAULT_ROLE", "ops")
 HITL_DEFAULT_TIMEOUT = env_int("HITL_DEFAULT_TIMEOUT", 1800, minimum=1)
+# Active routing policies are cached per process this long (changes made in the same process
+# apply at once).
+HITL_POLICY_CACHE_SECONDS = env_float("HITL_POLICY_CACHE_SECONDS", 5.0)
 HITL_MANAGERS_GROUP = env_str("HITL_MANAGERS_GROUP", "managers")
 HITL_CLAIM_LEASE = env_int("HITL_CLAIM_LEASE", 900, minimum=1)
 # The reviewer portal: a queue item is "due soon" inside this window; the queue page polls

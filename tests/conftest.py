@@ -33,6 +33,17 @@ def pytest_collection_modifyitems(config, items):
             )
 
 
+@pytest.fixture(autouse=True)
+def fresh_policy_cache():
+    """Routing reads policies through a per-process cache; a test's rolled-back policies must
+    not outlive it (a rollback sends no post_delete)."""
+    from approvals import policies
+
+    policies.forget_policies()
+    yield
+    policies.forget_policies()
+
+
 @pytest.fixture
 def is_postgres() -> bool:
     return connection.vendor == "postgresql"
