@@ -142,11 +142,22 @@ def sign_head(size: int, root: bytes) -> TreeHead:
     )
 
 
+def _work_waiting(Entry) -> bool:
+    """Anything to sequence? (A process's first batch always looks: sequenced history that
+    the tree does not hold yet, migrated from the old chain, only exists before it.)"""
+    with _cache_lock:
+        if "tree" not in _peaks_cache:
+            return True
+    return Entry.objects.filter(seq__isnull=True).exists()
+
+
 def run_batch(limit: int | None = None) -> Batch | None:
     """Sequence up to `limit` entries (or append up to `limit` already-sequenced ones: the
     migrated history) and sign the new head. None if another sequencer holds the lock."""
     Entry = entry_model()
     limit = limit or settings.HITL_LEDGER_BATCH
+    if not connection.in_atomic_block and not _work_waiting(Entry):
+        return Batch(0, 0, None)  # the idle poll: one indexed query, no transaction
     with transaction.atomic():
         if not _try_lock():
             return None
@@ -245,7 +256,7 @@ def ensure_sequenced(pks: list, timeout: float | None = None) -> dict:
     Entry = entry_model()
     wanted = list(pks)
     deadline = time.monotonic() + (settings.HITL_LEDGER_WAIT if timeout is None else timeout)
-    delay = 0.002
+    delay = 0.001
     may_sequence = settings.HITL_LEDGER_SYNC or not connection.in_atomic_block
     while True:
         seqs = dict(Entry.objects.filter(pk__in=wanted).values_list("pk", "seq"))
@@ -258,4 +269,4 @@ def ensure_sequenced(pks: list, timeout: float | None = None) -> dict:
         if time.monotonic() >= deadline:
             return {pk: seqs.get(pk) for pk in wanted}
         time.sleep(delay)
-        delay = min(delay * 2, 0.02)
+        delay = min(delay * 2, 0.005)
