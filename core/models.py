@@ -48,6 +48,7 @@ class TreeHead(models.Model):
     """A signed tree head: the tree's size and root at a time, signed with the ledger key.
     One per sequencer batch; the signed message is `core.ledger.heads.message`."""
 
+    origin = models.CharField(max_length=200, help_text="the log's name (HITL_LEDGER_ORIGIN)")
     tree_size = models.PositiveBigIntegerField(unique=True)
     root_hash = models.CharField(max_length=64)
     timestamp = models.PositiveBigIntegerField(help_text="milliseconds since the Unix epoch")

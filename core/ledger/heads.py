@@ -27,7 +27,7 @@ def origin() -> str:
 
 def as_json(head) -> dict[str, Any]:
     return {
-        "origin": origin(),
+        "origin": head.origin,
         "tree_size": head.tree_size,
         "root_hash": head.root_hash,
         "timestamp": head.timestamp,

@@ -132,8 +132,10 @@ def sign_head(size: int, root: bytes) -> TreeHead:
     key = signer()
     timestamp = int(time.time() * 1000)
     root_hex = root.hex()
-    signature = key.sign(heads.message(heads.origin(), size, root_hex, timestamp))
+    name = heads.origin()
+    signature = key.sign(heads.message(name, size, root_hex, timestamp))
     return TreeHead.objects.create(
+        origin=name,
         tree_size=size,
         root_hash=root_hex,
         timestamp=timestamp,

@@ -17,6 +17,7 @@ class Migration(migrations.Migration):
             name='TreeHead',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('origin', models.CharField(help_text="the log's name (HITL_LEDGER_ORIGIN)", max_length=200)),
                 ('tree_size', models.PositiveBigIntegerField(unique=True)),
                 ('root_hash', models.CharField(max_length=64)),
                 ('timestamp', models.PositiveBigIntegerField(help_text='milliseconds since the Unix epoch')),
