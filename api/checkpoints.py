@@ -98,7 +98,7 @@ class CheckpointListCreateView(IdempotentMixin, generics.ListAPIView):
             actor=Actor.for_agent(agent),
         )
         return Response(
-            # No artifacts sent: none to query (this runs while the audit-chain lock is held).
+            # No artifacts sent: none to query.
             checkpoint_data(cp, agent_slug=agent.slug, artifacts=None if artifacts else []),
             status=status.HTTP_201_CREATED,
             headers={"Location": f"/api/v1/checkpoints/{cp.id}/"},

@@ -98,11 +98,10 @@ _deferred: ContextVar[list[tuple[dict[str, Any], Any]] | None] = ContextVar(
 
 @contextmanager
 def deferred() -> Iterator[None]:
-    """Inside a transaction: collect the events recorded in this block and append them all at
-    its end, in one INSERT. The chain lock (held until COMMIT) is then taken only for that
-    last statement, instead of from the first event on: concurrent writers (API requests)
-    no longer queue behind each other's whole transaction. Events of a savepoint that rolled
-    back are dropped with it. Use it right around the work, inside `transaction.atomic()`."""
+    """Inside a transaction: collect the events recorded in this block and insert them all at
+    its end, in one INSERT (one round trip however many events a transaction records).
+    Events of a savepoint that rolled back are dropped with it. Use it right around the work,
+    inside `transaction.atomic()`."""
     if _deferred.get() is not None:  # nested: the outermost block appends
         yield
         return
@@ -126,7 +125,7 @@ def flush() -> None:
 
 @contextmanager
 def atomic(**kwargs: Any) -> Iterator[None]:
-    """`transaction.atomic(**kwargs)` whose audit events are appended at the end of the
+    """`transaction.atomic(**kwargs)` whose audit events are inserted at the end of the
     outermost such block: what every transition and service opens."""
     with transaction.atomic(**kwargs), deferred():
         yield
@@ -183,13 +182,13 @@ def _add(events: list[dict[str, Any]]) -> None:
 
 
 def record(actor: Actor, verb: str, target: Any, data: dict[str, Any] | None = None) -> None:
-    """Append one event. Call inside the transaction of the change it describes."""
+    """Record one event. Call inside the transaction of the change it describes."""
     _add([_fields(actor, verb, target, data)])
 
 
 def record_many(entries: list[tuple[Actor, str, Any, dict[str, Any] | None]]) -> int:
-    """Append several events in one go: what batch transitions use. Same chain, same hashes
-    as `record` one by one."""
+    """Record several events in one go: what batch transitions use (the same events as
+    `record` one by one)."""
     _add([_fields(*entry) for entry in entries])
     return len(entries)
 

@@ -1,5 +1,6 @@
 """approvals.audit.deferred() (what `audit.atomic()` opens for every transition and service),
-so concurrent writers hold the audit-chain lock only for their last statement; and the closed
+in one INSERT at the end of the transaction, unsequenced (the ledger's sequencer orders them
+after commit); and the closed
 vocabulary of verbs."""
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def test_it_appends_nothing_when_the_block_fails(agent):
 def test_transitions_defer_their_events_themselves_not_only_at_the_api_edge(make_checkpoint):
     """Outside any API request, a transition still appends its events only at the end of its
     transaction: while it runs (here: when it announces the new checkpoint), its event is not
-    in the chain yet, so no chain lock is held."""
+    in the trail yet: it is inserted with the rest at the end."""
     from approvals.signals import checkpoint_requested
 
     seen = []
