@@ -23,7 +23,7 @@ from api.serializers import (
 )
 from approvals.audit import Actor
 from approvals.models import Checkpoint
-from approvals.representations import checkpoint_data
+from approvals.representations import checkpoint_data, resolution_events
 from approvals.transitions import checkpoint_cancel
 
 
@@ -67,7 +67,10 @@ class CheckpointListCreateView(IdempotentMixin, generics.ListAPIView):
 
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response([checkpoint_data(cp) for cp in page])
+        events = resolution_events(page)  # one query for the page, not one per checkpoint
+        return self.get_paginated_response(
+            [checkpoint_data(cp, event=events.get(str(cp.pk))) for cp in page]
+        )
 
     def perform_post(self, request, *args, **kwargs):
         if not is_agent(request.user):

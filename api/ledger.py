@@ -44,8 +44,8 @@ def _int(params, name: str, *, required: bool = False) -> int | None:
         value = int(raw)
     except ValueError:
         raise serializers.ValidationError({name: ["A whole number."]}) from None
-    if value < 0:
-        raise serializers.ValidationError({name: ["Not negative."]})
+    if not 0 <= value < 2**62:  # beyond any log; keeps bigint columns from overflowing
+        raise serializers.ValidationError({name: ["A whole number from 0 to 2^62."]})
     return value
 
 

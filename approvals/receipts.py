@@ -116,12 +116,15 @@ class Sealed:
     event: int
 
 
-def receipt_token(cp: Checkpoint, *, wait: bool = True) -> Sealed | None:
+def receipt_token(
+    cp: Checkpoint, *, wait: bool = True, event: tuple[int, int | None] | None = None
+) -> Sealed | None:
     """The signed receipt of an approved checkpoint, carrying its approval's ledger seq. With
     `wait`, waits for the sequencer (HITL_LEDGER_WAIT) and raises ReceiptNotReady if it lags;
     without, None while the approval is not sequenced."""
     receipt = Receipt.objects.filter(subject=SUBJECT.format(cp.pk)).first()
-    event = resolution_event(cp) if receipt else None
+    if receipt is not None and event is None:
+        event = resolution_event(cp)
     if receipt is None or event is None:
         return None
     pk, seq = event

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from approvals import receipts
-from approvals.models import Artifact, Checkpoint, Decision
+from approvals.models import Artifact, AuditEvent, AuditVerb, Checkpoint, Decision
 from core.canonical import action_sha256
 from core.ledger.sequencer import ensure_sequenced
 
@@ -58,19 +58,38 @@ def artifact_data(artifact: Artifact, *, with_content: bool = True) -> dict[str,
     return data
 
 
-def ledger_fields(cp: Checkpoint, *, wait: bool = False) -> dict[str, Any]:
+def resolution_events(checkpoints: list[Checkpoint]) -> dict[str, tuple[int, int | None]]:
+    """checkpoint id → (event id, seq) of the events that resolved them: one query for a page
+    of a list."""
+    resolved = [cp for cp in checkpoints if cp.status != Checkpoint.Status.PENDING]
+    if not resolved:
+        return {}
+    rows = AuditEvent.objects.filter(
+        target_type="approvals.checkpoint",
+        target_id__in=[str(cp.pk) for cp in resolved],
+        verb__in=[AuditVerb.for_status(s) for s in Checkpoint.RESOLVED],
+    ).values_list("target_id", "pk", "seq")
+    return {target: (pk, seq) for target, pk, seq in rows}
+
+
+_UNKNOWN = object()
+
+
+def ledger_fields(cp: Checkpoint, *, wait: bool = False, event: Any = _UNKNOWN) -> dict[str, Any]:
     """Where the resolution is in the ledger (`seq` null for the moment between commit and
     the sequencer: the merge delay) and, for an approval, its signed receipt. `wait`: wait
-    for the sequencer (HITL_LEDGER_WAIT) so both are there (long-poll, webhooks)."""
+    for the sequencer (HITL_LEDGER_WAIT) so both are there (long-poll, webhooks). `event`:
+    (event id, seq) when already read (lists)."""
     wait = wait or settings.HITL_LEDGER_SYNC  # sync mode (tests): sequenced when looked at
-    event = receipts.resolution_event(cp)
+    if event is _UNKNOWN:
+        event = receipts.resolution_event(cp)
     if event is None:
         return {"ledger": None, "receipt": None}
     pk, seq = event
     sealed = None
     if cp.status == Checkpoint.Status.APPROVED and (seq is not None or wait):
         try:
-            sealed = receipts.receipt_token(cp, wait=wait)
+            sealed = receipts.receipt_token(cp, wait=wait, event=(pk, seq))
         except receipts.ReceiptNotReady:
             sealed = None
         seq = sealed.seq if sealed else seq
@@ -87,7 +106,7 @@ def ledger_fields(cp: Checkpoint, *, wait: bool = False) -> dict[str, Any]:
 
 
 def decision_data(
-    cp: Checkpoint, last_vote: Decision | None, *, ledger_wait: bool = False
+    cp: Checkpoint, last_vote: Decision | None, *, ledger_wait: bool = False, event: Any = _UNKNOWN
 ) -> dict[str, Any] | None:
     """What the agent needs to act: the outcome, the action as approved (maybe edited), the
     answer, the reason, who and when."""
@@ -115,7 +134,7 @@ def decision_data(
         "comment": comment,
         "decided_by": cp.resolved_by.get_username() if cp.resolved_by_id else None,
         "decided_at": iso(cp.resolved_at),
-        **ledger_fields(cp, wait=ledger_wait),
+        **ledger_fields(cp, wait=ledger_wait, event=event),
     }
 
 
@@ -133,6 +152,7 @@ def checkpoint_data(
     last_vote: Decision | None = None,
     agent_slug: str | None = None,
     ledger_wait: bool = False,
+    event: Any = _UNKNOWN,
 ) -> dict[str, Any]:
     """The full checkpoint. Pass `artifacts`/`last_vote` when already loaded; otherwise they
     are queried (artifacts always, the vote only for resolved checkpoints). `ledger_wait`:
@@ -168,7 +188,7 @@ def checkpoint_data(
         },
         "review_url": review_url(cp.id),
         "artifacts": [artifact_data(a) for a in artifacts],
-        "decision": decision_data(cp, last_vote, ledger_wait=ledger_wait),
+        "decision": decision_data(cp, last_vote, ledger_wait=ledger_wait, event=event),
     }
 
 

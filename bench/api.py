@@ -397,18 +397,13 @@ def merge_delays(cfg: Config, since: dt.datetime) -> dict:
     if url.startswith("postgres"):
         import psycopg
 
-        with psycopg.connect(url) as conn:
-            events = conn.execute(
-                "SELECT seq, extract(epoch from at) FROM approvals_auditevent "
-                "WHERE at >= %s AND seq IS NOT NULL",
-                [since],
-            ).fetchall()
-            heads = conn.execute(
-                "SELECT tree_size, timestamp FROM core_treehead ORDER BY tree_size"
-            ).fetchall()
-            pending = conn.execute(
-                "SELECT count(*) FROM approvals_auditevent WHERE seq IS NULL"
-            ).fetchone()[0]
+        conn = psycopg.connect(url)
+        rows = conn.execute(
+            "SELECT seq, extract(epoch from at) FROM approvals_auditevent "
+            "WHERE at >= %s AND seq IS NOT NULL",
+            [since],
+        ).fetchall()
+        events = [(s, float(a)) for s, a in rows]
     else:
         import sqlite3
 
@@ -416,17 +411,15 @@ def merge_delays(cfg: Config, since: dt.datetime) -> dict:
         rows = conn.execute(
             "SELECT seq, at FROM approvals_auditevent WHERE seq IS NOT NULL"
         ).fetchall()
-        events = [
-            (s, dt.datetime.fromisoformat(a).replace(tzinfo=dt.UTC).timestamp())
-            for s, a in rows
-            if dt.datetime.fromisoformat(a).replace(tzinfo=dt.UTC) >= since
-        ]
-        heads = conn.execute(
-            "SELECT tree_size, timestamp FROM core_treehead ORDER BY tree_size"
-        ).fetchall()
-        pending = conn.execute(
-            "SELECT count(*) FROM approvals_auditevent WHERE seq IS NULL"
-        ).fetchone()[0]
+        stamps = [(s, dt.datetime.fromisoformat(a).replace(tzinfo=dt.UTC)) for s, a in rows]
+        events = [(s, at.timestamp()) for s, at in stamps if at >= since]
+    heads = conn.execute(
+        "SELECT tree_size, timestamp FROM core_treehead ORDER BY tree_size"
+    ).fetchall()
+    pending = conn.execute(
+        "SELECT count(*) FROM approvals_auditevent WHERE seq IS NULL"
+    ).fetchone()[0]
+    conn.close()
     sizes = [size for size, _ts in heads]
     delays = []
     for seq, at in events:

@@ -1,7 +1,6 @@
-"""approvals.audit.deferred() (what `audit.atomic()` opens for every transition and service),
-in one INSERT at the end of the transaction, unsequenced (the ledger's sequencer orders them
-after commit); and the closed
-vocabulary of verbs."""
+"""approvals.audit.deferred() (what `audit.atomic()` opens for every transition and service):
+events go in one INSERT at the end of the transaction, unsequenced (the ledger's sequencer
+orders them after commit); and the closed vocabulary of verbs."""
 
 from __future__ import annotations
 
