@@ -4,10 +4,10 @@ this process (PostgreSQL when DATABASE_URL is set, else SQLite).
 Configurations (each on a fresh database of its own, set up by its own code):
   before  the code of --before-ref (default: the commit this branch started from), as its
           README deployed it: `uvicorn hitlportal.asgi:application --workers 2`
-  after   this branch as deployed: granian WSGI (`--server`, 2 workers) for the API, uvicorn
-          (1 worker) for long-poll only, the ledger's sequencer process
-  --servers also runs this branch's code under every server (uvicorn, gunicorn, granian): the
-          figures behind the choice of WSGI server
+  after   this branch as deployed (--after, default granian, 2 workers of 4 blocking threads)
+          for the API, uvicorn (1 worker) for long-poll only, the ledger's sequencer process
+  --variants  this branch's code under other servers (uvicorn, gunicorn sync, granian with
+          other worker/thread counts): the figures behind the choice of WSGI server
 
 What is measured, per configuration:
   1. GET /api/v1/health/, 16 clients back to back
@@ -76,6 +76,8 @@ class Config:
     server: str  # uvicorn | granian | gunicorn
     split: bool  # long-poll on its own uvicorn, plus the sequencer
     db: str
+    threads: int = 1
+    workers: int = 0
     env: dict = field(default_factory=dict)
     procs: list = field(default_factory=list)
     port: int = 0
@@ -160,7 +162,7 @@ def start(cfg: Config, port: int, workers: int) -> None:
     elif cfg.server == "gunicorn":
         cmd = gunicorn_command("127.0.0.1", port, workers, "--backlog", "8192")
     else:
-        cmd = granian_command("127.0.0.1", port, workers, "--backlog", "8192")
+        cmd = granian_command("127.0.0.1", port, workers, "--backlog", "8192", threads=cfg.threads)
     cfg.procs.append(subprocess.Popen(cmd, cwd=cfg.tree, env=env))
     servers.wait_healthy(cfg.procs[-1], port)
     if cfg.split:
@@ -450,6 +452,7 @@ def line(name: str, r: dict) -> str:
 
 def measure(cfg: Config, args) -> dict:
     out: dict = {}
+    phases = set(args.phases.split(","))
     out["health"] = asyncio.run(
         closed(
             cfg.port,
@@ -481,9 +484,12 @@ def measure(cfg: Config, args) -> dict:
     )
     time.sleep(2)
     since = dt.datetime.now(dt.UTC)
-    out["paced"] = asyncio.run(paced(cfg.port, args.rate, args.duration, create_request(cfg), keep))
-    print(line("POST /checkpoints/ paced", out["paced"]), flush=True)
-    if cfg.split:
+    if "paced" in phases:
+        out["paced"] = asyncio.run(
+            paced(cfg.port, args.rate, args.duration, create_request(cfg), keep)
+        )
+        print(line("POST /checkpoints/ paced", out["paced"]), flush=True)
+    if cfg.split and "paced" in phases:
         time.sleep(1)
         out["merge"] = merge_delays(cfg, since)
         m = out["merge"]
@@ -496,6 +502,8 @@ def measure(cfg: Config, args) -> dict:
         closed(cfg.port, args.clients, args.duration, decision_request(cfg, pending))
     )
     print(line("POST .../decision/", out["decide"]), flush=True)
+    if "wake" not in phases:
+        return out
     out["wake"] = asyncio.run(wake_latency(cfg, args.samples, args.background_rate))
     w = out["wake"]
     print(
@@ -512,15 +520,22 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--after",
+        default="granian:2:4",
+        help="this branch's WSGI server as server:workers:threads (threads: granian only)",
+    )
+    parser.add_argument(
+        "--variants",
+        default="",
+        help="more of this branch's servers to compare, e.g. uvicorn:2,gunicorn:4,granian:4:1",
+    )
     parser.add_argument("--rate", type=float, default=150, help="offered creates/s, paced")
     parser.add_argument("--background-rate", type=float, default=100)
     parser.add_argument("--samples", type=int, default=100, help="decision → wait samples")
-    parser.add_argument("--server", default="granian", choices=["granian", "gunicorn"])
     parser.add_argument("--before-ref", default="eae3c54", help="today's code ('' to skip)")
-    parser.add_argument(
-        "--servers", action="store_true", help="also this branch under uvicorn and gunicorn"
-    )
     parser.add_argument("--port", type=int, default=8180)
+    parser.add_argument("--phases", default="paced,wake", help="optional phases to run")
     args = parser.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -537,29 +552,23 @@ def main() -> None:
                 "hitl_bench_api_before",
             )
         )
-    configs.append(
-        Config(
-            "after",
-            f"this branch: {args.server} WSGI x{args.workers} + uvicorn long-poll + sequencer",
-            ROOT,
-            args.server,
-            True,
-            "hitl_bench_api_after",
+    variants = [args.after, *[v for v in args.variants.split(",") if v]]
+    for n, variant in enumerate(variants):
+        server, *sizes = variant.split(":")
+        workers, threads = (sizes + ["2", "1"][len(sizes) :])[:2]
+        threads_label = f", {threads} threads" if server == "granian" else ""
+        configs.append(
+            Config(
+                "after" if n == 0 else f"after-{n}",
+                f"this branch: {server} x{workers}{threads_label} + uvicorn long-poll + sequencer",
+                ROOT,
+                server,
+                True,
+                f"hitl_bench_api_after_{n}",
+                threads=int(threads),
+                workers=int(workers),
+            )
         )
-    )
-    if args.servers:
-        for server in ("uvicorn", "gunicorn", "granian"):
-            if server != args.server:
-                configs.append(
-                    Config(
-                        f"after-{server}",
-                        f"this branch under {server} x{args.workers} (+ long-poll, sequencer)",
-                        ROOT,
-                        server,
-                        True,
-                        f"hitl_bench_api_{server}",
-                    )
-                )
     kind = "PostgreSQL" if url.startswith("postgres") else "SQLite (WAL)"
     print(
         f"database: {kind}; {args.clients} clients; {os.cpu_count()} CPUs; "
@@ -569,7 +578,7 @@ def main() -> None:
     results = {}
     for i, cfg in enumerate(configs):
         prepare(cfg, url, args.clients, 8)
-        start(cfg, args.port + 4 * i, args.workers)
+        start(cfg, args.port + 4 * i, cfg.workers or args.workers)
         print(f"\n{cfg.label}", flush=True)
         try:
             results[cfg.name] = measure(cfg, args)
@@ -579,6 +588,8 @@ def main() -> None:
         b, a = results["before"], results["after"]
         print("\nafter / before:", flush=True)
         for key in ("health", "create", "paced", "decide"):
+            if key not in a or key not in b:
+                continue
             print(
                 f"  {key:<8} throughput ×{a[key]['rps'] / b[key]['rps']:.2f}, "
                 f"p99 {b[key]['p99']:.0f} → {a[key]['p99']:.0f} ms",

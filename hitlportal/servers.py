@@ -19,13 +19,13 @@ def uvicorn_command(host: str, port: int, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def granian_command(host: str, port: int, workers: int, *extra: str) -> list[str]:
+def granian_command(host: str, port: int, workers: int, *extra: str, threads: int = 1) -> list[str]:
     """The WSGI server: granian's Rust HTTP front, Django in one blocking thread per worker
     process (measured against gunicorn in docs/benchmarks.md)."""
     return [
         sys.executable, "-m", "granian", "--interface", "wsgi", "hitlportal.wsgi:application",
         "--host", host, "--port", str(port), "--workers", str(workers),
-        "--blocking-threads", "1", "--no-ws", "--log-level", "warning", *extra,
+        "--blocking-threads", str(threads), "--no-ws", "--log-level", "warning", *extra,
     ]  # fmt: skip
 
 
