@@ -145,12 +145,13 @@ def sign_head(size: int, root: bytes) -> TreeHead:
 
 
 def _work_waiting(Entry) -> bool:
-    """Anything to sequence? (A process's first batch always looks: sequenced history that
-    the tree does not hold yet, migrated from the old chain, only exists before it.)"""
+    """Anything to sequence, or sequenced history that the tree does not hold yet (migrated
+    from the old chain)? One or two indexed probes, no transaction."""
     with _cache_lock:
-        if "tree" not in _peaks_cache:
-            return True
-    return Entry.objects.filter(seq__isnull=True).exists()
+        cached = _peaks_cache.get("tree")
+    if cached is None or Entry.objects.filter(seq__isnull=True).exists():
+        return True
+    return Entry.objects.filter(seq__gt=cached[0]).exists()  # type: ignore[index]
 
 
 def run_batch(limit: int | None = None) -> Batch | None:

@@ -1,7 +1,7 @@
 """A real portal for tests that are about real HTTP, as `make run` serves it: the WSGI
 server (granian, hitlportal.wsgi) behind the ASGI server (uvicorn, hitlportal.asgi: long-poll
-in its event loop, everything else forwarded), on 127.0.0.1 (ports 8100-8199), on the test
-database."""
+in its event loop, everything else forwarded), on 127.0.0.1 (ports the OS picks), on the
+test database."""
 
 from __future__ import annotations
 
@@ -14,20 +14,16 @@ from django.db import connection
 
 from tests import servers
 
-PORTS = range(8100, 8200)
-
 
 def free_port(skip: int | None = None) -> int:
-    for port in PORTS:
-        if port == skip:
-            continue
+    """A port the OS says is free (an ephemeral one: other test runs on this machine use
+    fixed ranges). `skip`: one already chosen but not bound yet."""
+    while True:
         with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port != skip:
             return port
-    raise RuntimeError("no free port in 8100-8199")
 
 
 def test_database_url() -> str:
