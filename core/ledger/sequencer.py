@@ -146,12 +146,16 @@ def sign_head(size: int, root: bytes) -> TreeHead:
 
 def _work_waiting(Entry) -> bool:
     """Anything to sequence, or sequenced history that the tree does not hold yet (migrated
-    from the old chain)? One or two indexed probes, no transaction."""
-    with _cache_lock:
-        cached = _peaks_cache.get("tree")
-    if cached is None or Entry.objects.filter(seq__isnull=True).exists():
-        return True
-    return Entry.objects.filter(seq__gt=cached[0]).exists()  # type: ignore[index]
+    from the old chain)? One statement of index lookups, no transaction."""
+    q = connection.ops.quote_name
+    entries, heads_table = q(Entry._meta.db_table), q(TreeHead._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {entries} WHERE seq IS NULL) "
+            f"OR COALESCE((SELECT MAX(seq) FROM {entries}), 0) "
+            f"> COALESCE((SELECT MAX(tree_size) FROM {heads_table}), 0)"
+        )
+        return bool(cursor.fetchone()[0])
 
 
 def run_batch(limit: int | None = None) -> Batch | None:
