@@ -426,7 +426,10 @@ try:
     for _key in HITL_LEDGER_PREVIOUS_KEYS:
         parse_public_key(_key)
 except LedgerKeyError as exc:
-    raise ImproperlyConfigured(f"HITL_LEDGER_SIGNING_KEY / _PREVIOUS_KEYS: {exc}") from None
+    text = str(exc)
+    if not text.startswith("HITL_"):
+        text = f"HITL_LEDGER_SIGNING_KEY or HITL_LEDGER_PREVIOUS_KEYS: {text}"
+    raise ImproperlyConfigured(text) from None
 # The log's name in every signed head (witnesses keep logs apart by it).
 HITL_LEDGER_ORIGIN = env_str("HITL_LEDGER_ORIGIN", f"{urlparse(SITE_URL).netloc or 'hitl'}/ledger")
 # The standing sequencer: entries per batch, poll interval when nothing woke it, and how long
