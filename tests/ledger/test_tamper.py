@@ -195,13 +195,11 @@ def test_it_detects_tampering(tamper, published, settings):
         tamper(n)
     report = auditor.verify_ledger(state, full=True)
     assert not report.ok, f"hitl verify missed {tamper.__name__}"
-    print(tamper.__name__, "| hitl verify:", report.problems)
     assert json.loads(state.read_text())["head"] == head  # the witness keeps the good head
     with pytest.raises(CommandError) as failure:
         call(witness)
     assert failure.value.returncode == 2
     assert "BROKEN" in str(failure.value)
-    print(tamper.__name__, "| verify_audit:", failure.value)
 
 
 def call(trusted) -> str:
