@@ -166,16 +166,21 @@ def ask(
     the returned checkpoints show their outcome. Refused with Halted for a halted agent."""
     refuse_if_halted(run.agent)
     _refuse_if_finished(run, "start a new run to ask again")
-    keys = [a.idempotency_key for a in asks if a.idempotency_key]
-    if keys:
-        used = Checkpoint.objects.filter(agent_id=run.agent_id, idempotency_key__in=keys)
-        key = used.values_list("idempotency_key", flat=True).first()
-        if key is not None:
-            raise Conflict(
-                f"A checkpoint was already created with Idempotency-Key {key!r} (more than "
-                "48 h ago); use a new key.",
-                status="exists",
-            )
+    try:
+        checkpoints = _ask(run, asks, actor, before_wait)
+    except IntegrityError as exc:
+        # The checkpoint's unique (agent, idempotency key) outlives the API's 48 h record.
+        if "idempotency_key" not in str(exc):
+            raise
+        raise Conflict(
+            "A checkpoint was already created with this Idempotency-Key (more than 48 h "
+            "ago); use a new key.",
+            status="exists",
+        ) from None
+    return checkpoints
+
+
+def _ask(run: Run, asks: list[Ask], actor: Actor, before_wait) -> list[Checkpoint]:
     with audit.atomic(savepoint=False):
         checkpoints = [
             checkpoint_request(
@@ -204,7 +209,9 @@ def ask(
         ]
         if before_wait is not None:
             before_wait(checkpoints)
-        run_wait(run.pk, actor, checkpoint_id=checkpoints[0].pk if checkpoints else None)
+        run_wait(
+            run.pk, actor, checkpoint_id=checkpoints[0].pk if checkpoints else None, was=run.status
+        )
         for cp in checkpoints:
             if cp.automatic:
                 checkpoint_auto_decide(cp.pk)

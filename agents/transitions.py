@@ -84,33 +84,41 @@ def run_start(
     return run
 
 
-def run_wait(run_id, actor: Actor, *, checkpoint_id=None) -> bool:
-    """running → waiting. A run already waiting (parallel checkpoints) stays waiting.
-    Returns whether the run moved (False: it was already waiting)."""
-    with audit.atomic():
-        try:
-            # Reaching a new wait is progress: the follow-up attempt count starts over.
-            _move(
-                run_id,
-                (Status.RUNNING,),
-                Status.WAITING,
-                fetch=False,
-                resume_attempts=0,
-                resume_requested_at=None,
-                lease_owner="",
-                lease_expires_at=None,
-            )
-        except Conflict as exc:
-            if exc.status == Status.WAITING:
-                return False
-            raise
-        audit.record(
-            actor,
-            AuditVerb.RUN_WAITING,
-            ("agents.run", run_id),
-            {"checkpoint": str(checkpoint_id) if checkpoint_id else None},
+def run_wait(run_id, actor: Actor, *, checkpoint_id=None, was: str | None = None) -> bool:
+    """running → waiting; a run already waiting (parallel checkpoints) stays waiting. One
+    UPDATE. `was`: the status the caller just read (the hot path passes it; otherwise it is
+    read here). Returns whether the run moved (False: it was already waiting)."""
+    conflict = None
+    # No savepoint (a round trip each way); the refusal is raised after the block, so that it
+    # does not mark an enclosing transaction for rollback.
+    with audit.atomic(savepoint=False):
+        if was is None:
+            was = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
+        # Reaching a new wait is progress: the follow-up attempt count starts over.
+        updated = Run.objects.filter(pk=run_id, status__in=(Status.RUNNING, Status.WAITING)).update(
+            status=Status.WAITING,
+            version=F("version") + 1,
+            updated_at=timezone.now(),
+            resume_attempts=0,
+            resume_requested_at=None,
+            lease_owner="",
+            lease_expires_at=None,
         )
-    return True
+        if not updated:
+            status, at = Run.objects.filter(pk=run_id).values_list("status", "updated_at").get()
+            conflict = Conflict(
+                f"Run is {status}, not running", status=status, winner=status, at=at
+            )
+        elif was == Status.RUNNING:
+            audit.record(
+                actor,
+                AuditVerb.RUN_WAITING,
+                ("agents.run", run_id),
+                {"checkpoint": str(checkpoint_id) if checkpoint_id else None},
+            )
+    if conflict is not None:
+        raise conflict
+    return was == Status.RUNNING
 
 
 def run_request_resume(run_id, *, reason: str) -> bool:
@@ -120,7 +128,7 @@ def run_request_resume(run_id, *, reason: str) -> bool:
     on the row, so the sweep can tell a lost enqueue from one in flight, and enqueues on commit.
     Returns whether a resume was scheduled.
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         pending = Checkpoint.objects.filter(run_id=run_id, status=Checkpoint.Status.PENDING)
         if pending.exists():
             return False

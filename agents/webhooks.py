@@ -30,7 +30,7 @@ from agents.models import Agent, Run, WebhookDelivery
 from approvals import audit
 from approvals.audit import Actor, AuditVerb
 from approvals.models import Checkpoint
-from approvals.representations import checkpoint_data
+from approvals.representations import checkpoint_data, ledger_fields
 from approvals.services import checkpoints_mark_resumed
 from core.outbox import Outbox
 
@@ -59,7 +59,9 @@ class WebhookOutbox(Outbox):
         return WebhookDelivery.objects.select_related("agent").get(pk=pk)
 
     def send(self, row: WebhookDelivery) -> tuple[int, str]:
-        body = json.dumps({**row.payload, "delivery": str(row.pk)}, separators=(",", ":")).encode()
+        body = json.dumps(
+            {**_with_ledger(row), "delivery": str(row.pk)}, separators=(",", ":")
+        ).encode()
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
@@ -93,6 +95,22 @@ class WebhookOutbox(Outbox):
 OUTBOX = WebhookOutbox()
 
 
+def _with_ledger(row: WebhookDelivery) -> dict:
+    """The payload as recorded in the resolving transaction, with the decision's ledger seq
+    and receipt, which exist only once the sequencer has logged it (waited for here)."""
+    payload = row.payload
+    decision = payload.get("decision")
+    if not decision or (decision.get("ledger") or {}).get("seq"):
+        return payload
+    cp = Checkpoint.objects.select_related("agent", "policy").get(pk=row.checkpoint_id)
+    decision = {**decision, **ledger_fields(cp, wait=True)}
+    return {
+        **payload,
+        "decision": decision,
+        "checkpoint": {**payload["checkpoint"], "decision": decision},
+    }
+
+
 def _payload(cp: Checkpoint, event: str) -> dict:
     data = checkpoint_data(cp)
     run = Run.objects.only("id", "status", "external_id", "task").get(pk=cp.run_id)
@@ -111,7 +129,10 @@ def _payload(cp: Checkpoint, event: str) -> dict:
 
 def record_for_checkpoint(cp: Checkpoint) -> WebhookDelivery | None:
     """Inside the resolving transaction: owe the agent a webhook, send it after commit."""
-    agent = Agent.objects.only("id", "callback_url").get(pk=cp.agent_id)
+    if "agent" in cp._state.fields_cache:  # the transition loaded it already
+        agent = cp.agent
+    else:
+        agent = Agent.objects.only("id", "callback_url").get(pk=cp.agent_id)
     if not agent.callback_url:
         return None
     event = (

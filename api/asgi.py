@@ -1,6 +1,11 @@
-"""The ASGI fast path for long-poll: `GET /api/v1/checkpoints/<uuid>/wait` with a bearer
+"""The ASGI server's part: long-poll. `GET /api/v1/checkpoints/<uuid>/wait` with a bearer
 token is answered here, in the event loop, before Django's request machinery (which would
-give every in-flight request its own thread). Everything else goes to Django.
+give every in-flight request its own thread).
+
+Everything else belongs to the WSGI server (production routes by path, see the README). With
+`HITL_WSGI_UPSTREAM` set (what `runportal` does: one port for everything in development and
+in the live-server tests) this app forwards every other request to that WSGI server over
+HTTP; without it, to Django's ASGI handler in this process.
 
 Authentication, throttling and the checkpoint read are the same functions the Django view
 uses, run on the small waiter thread pool; waking is the per-process hub (waiters.py)."""
@@ -36,9 +41,23 @@ def _header(scope, name: bytes) -> str:
     return ""
 
 
+# Connection-level headers are not forwarded (RFC 9110 7.6.1).
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+}
+
+
 class LongPollApp:
-    def __init__(self, django_app):
+    def __init__(self, django_app, upstream: str = ""):
         self.django_app = django_app
+        self.upstream = upstream.rstrip("/")
+        self._http = None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -47,7 +66,61 @@ class LongPollApp:
             match = WAIT_PATH.match(scope["path"])
             if match and _header(scope, b"authorization"):
                 return await self._wait(scope, receive, send, match["pk"].lower())
+        if scope["type"] == "http" and self.upstream:
+            return await self._forward(scope, receive, send)
         return await self.django_app(scope, receive, send)
+
+    async def _forward(self, scope, receive, send):
+        """Pass the request to the WSGI server and stream its answer back (bodies streamed
+        both ways: uploads and downloads of any size)."""
+        import httpx
+
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=None, follow_redirects=False)
+
+        async def body():
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                yield message.get("body", b"")
+                if not message.get("more_body"):
+                    return
+
+        headers = [
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, v in scope["headers"]
+            if k.decode("latin-1").lower() not in _HOP_BY_HOP
+        ]
+        client = scope.get("client")
+        if client:
+            headers.append(("x-forwarded-for", client[0]))
+        query = scope.get("query_string", b"").decode("latin-1")
+        url = self.upstream + scope.get("raw_path", scope["path"].encode()).decode("latin-1")
+        url += f"?{query}" if query else ""
+        request = self._http.build_request(scope["method"], url, headers=headers, content=body())
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            log.warning("upstream %s: %s", self.upstream, exc)
+            return await _respond(send, 502, problem(502, "The API server is down.", "bad_gateway"))
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status_code,
+                    "headers": [
+                        (k.encode("latin-1"), v.encode("latin-1"))
+                        for k, v in response.headers.multi_items()
+                        if k.lower() not in _HOP_BY_HOP
+                    ],
+                }
+            )
+            async for chunk in response.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            await response.aclose()
 
     async def _lifespan(self, receive, send):
         while True:
@@ -57,6 +130,8 @@ class LongPollApp:
             elif message["type"] == "lifespan.shutdown":
                 try:
                     await waiters.get_hub().stop()
+                    if self._http is not None:
+                        await self._http.aclose()
                 finally:
                     await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -42,12 +42,13 @@ def authenticate_bearer(token: str):
     long-poll path. A halted agent's key authenticates, and is then refused: 423 naming who
     halted it and why (the one check of the kill switch at the API: every agent call, long-
     poll included, comes through here)."""
-    key = AGENT_KEYS.authenticate(token)
+    # The kind letter (hitl_a… / hitl_u…) says which table to look in: one query, not two.
+    key = None if token.startswith("hitl_u") else AGENT_KEYS.authenticate(token)
     if key is not None:
         if key.agent.halted_at is not None:
             raise AgentHaltedError(Halted.for_agent(key.agent))
         return AgentPrincipal(agent=key.agent, key=key), key
-    user_token = USER_TOKENS.authenticate(token)
+    user_token = None if token.startswith("hitl_a") else USER_TOKENS.authenticate(token)
     if user_token is not None:
         return user_token.user, user_token
     return None

@@ -24,9 +24,10 @@ from api.serializers import (
     CheckpointOutSerializer,
     status_filter,
 )
+from approvals import audit
 from approvals.audit import Actor
 from approvals.models import Checkpoint
-from approvals.representations import checkpoint_data
+from approvals.representations import checkpoint_data, resolution_events
 from approvals.services import checkpoint_viewed
 from approvals.transitions import checkpoint_cancel
 
@@ -79,7 +80,10 @@ class CheckpointListCreateView(IdempotentMixin, generics.ListAPIView):
 
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response([checkpoint_data(cp) for cp in page])
+        events = resolution_events(page)  # one query for the page, not one per checkpoint
+        return self.get_paginated_response(
+            [checkpoint_data(cp, event=events.get(str(cp.pk))) for cp in page]
+        )
 
     def perform_post(self, request, *args, **kwargs):
         if not is_agent(request.user):
@@ -99,8 +103,10 @@ class CheckpointListCreateView(IdempotentMixin, generics.ListAPIView):
             ),
             actor=Actor.for_agent(agent),
         )
+        if cp.status != Checkpoint.Status.PENDING:
+            audit.flush()  # decided by a policy at once: the response names its ledger event
         return Response(
-            # No artifacts sent: none to query (this runs while the audit-chain lock is held).
+            # No artifacts sent: none to query.
             checkpoint_data(
                 cp, agent_slug=agent.slug, artifacts=None if artifacts or not created else []
             ),

@@ -26,7 +26,8 @@ class ConflictError(exceptions.APIException):
     default_code = "conflict"
 
     def __init__(self, conflict: Conflict):
-        super().__init__(str(conflict))
+        # A conflict may name itself more precisely (e.g. "receipt_expired").
+        super().__init__(str(conflict), getattr(conflict, "code", None))
         self.conflict = conflict
 
 

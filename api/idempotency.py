@@ -3,13 +3,13 @@
 - Same key, same body (method + path + canonical JSON) → the stored response, replayed with
   `Idempotent-Replayed: true`.
 - Same key, another body → 422.
-- Concurrent duplicates → one resource. The record is inserted in the *same transaction* as
-  the work it guards: a duplicate's INSERT waits on the unique index (PostgreSQL) or on the
-  write lock (SQLite IMMEDIATE) until the first commits, then finds the record and replays.
-  If the first fails (any exception, any non-2xx), its transaction rolls back with the
-  record, and the same key may be retried.
-- The work and the record are one `audit.atomic()` transaction: its audit events are
-  appended at its end, so concurrent POSTs hold the audit-chain lock only briefly.
+- Concurrent duplicates → one resource. The record (with the response) is inserted at the
+  end of the *same transaction* as the work it guards, in one write: a concurrent
+  duplicate's INSERT (of the record, or of the resource's own unique key) waits on the unique
+  index (PostgreSQL) or on the write lock (SQLite IMMEDIATE) until the first commits, fails,
+  rolls back everything it did, finds the record and replays it. If the first fails (any
+  exception, any non-2xx), its transaction rolls back with the record, and the same key may
+  be retried.
 - Scope: per agent (`agent:<id>`) or per user (`user:<id>`); records older than
   `HITL_IDEMPOTENCY_TTL_HOURS` (48) are purged by `purge_idempotency_records()`.
 """
@@ -34,6 +34,7 @@ from api.authentication import is_agent
 from api.exceptions import IdempotencyMismatch
 from approvals import audit
 from core.canonical import canonical_json
+from core.exceptions import Conflict
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -72,10 +73,7 @@ def _replay(record: IdempotencyRecord) -> HttpResponse:
     return response
 
 
-def _existing(scope: str, key: str, fp: str) -> HttpResponse:
-    record = IdempotencyRecord.objects.filter(scope=scope, key=key).first()
-    if record is None:  # the first attempt rolled back between our INSERT and this read
-        raise IntegrityError("idempotency record vanished")
+def _existing(record: IdempotencyRecord, key: str, fp: str) -> HttpResponse:
     if record.fingerprint != fp:
         raise IdempotencyMismatch(
             f"Idempotency-Key {key!r} was first used for {record.method} {record.path} with "
@@ -94,41 +92,34 @@ def run_idempotent(request, body_repr: str, handler: Callable[[], Response]) -> 
         raise ValidationError({HEADER: ["Must be 1-255 printable ASCII characters."]})
     scope = scope_for(request.user)
     fp = fingerprint(request.method, request.path, body_repr)
-    for _attempt in range(3):
-        inserted = False
-        try:
-            with audit.atomic():
-                record = IdempotencyRecord.objects.create(
-                    scope=scope,
-                    key=key,
-                    fingerprint=fp,
-                    method=request.method,
-                    path=request.path[:500],
-                    response_status=0,
-                    response_body="",
-                )
-                inserted = True
-                response = handler()
-                if not 200 <= response.status_code < 300:
-                    raise _NotStored(response)
-                body = JSONRenderer().render(response.data).decode()
-                headers = {h: response[h] for h in _STORED_HEADERS if response.has_header(h)}
-                IdempotencyRecord.objects.filter(pk=record.pk).update(
-                    response_status=response.status_code,
-                    response_body=body,
-                    response_headers=headers,
-                )
-                return response
-        except _NotStored as exc:
-            return exc.response
-        except IntegrityError:
-            if inserted:
-                raise  # the handler's own integrity problem, not a duplicate key
-            try:
-                return _existing(scope, key, fp)
-            except IntegrityError:
-                continue  # the other attempt rolled back: try to be the first again
-    raise IntegrityError("could not settle the idempotency record")
+    try:
+        with audit.atomic():
+            response = handler()
+            if not 200 <= response.status_code < 300:
+                raise _NotStored(response)
+            IdempotencyRecord.objects.create(
+                scope=scope,
+                key=key,
+                fingerprint=fp,
+                method=request.method,
+                path=request.path[:500],
+                response_status=response.status_code,
+                response_body=JSONRenderer().render(response.data).decode(),
+                response_headers={
+                    h: response[h] for h in _STORED_HEADERS if response.has_header(h)
+                },
+            )
+            return response
+    except _NotStored as exc:
+        return exc.response
+    except (IntegrityError, Conflict):
+        # A duplicate that lost the race (it waited on the first one's unique key, which then
+        # committed), or a retry of a finished request: the first one's record answers it.
+        # No record: the handler's own conflict, as it is.
+        record = IdempotencyRecord.objects.filter(scope=scope, key=key).first()
+        if record is None:
+            raise
+        return _existing(record, key, fp)
 
 
 class _NotStored(Exception):

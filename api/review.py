@@ -12,9 +12,9 @@ from api.idempotency import IdempotentMixin
 from api.pagination import QueuePagination
 from api.permissions import IsPerson
 from api.serializers import DecisionInSerializer, DecisionResultSerializer, QueueItemSerializer
-from approvals import selectors
+from approvals import audit, selectors
 from approvals.credentials import credential_for
-from approvals.models import Checkpoint, Decision
+from approvals.models import Decision
 from approvals.representations import checkpoint_data, queue_item_data
 from approvals.transitions import checkpoint_decide
 
@@ -76,13 +76,12 @@ class DecisionView(IdempotentMixin, generics.GenericAPIView):
             seen_action_sha256=v["action_sha256"],
             credential=credential_for(request),
         )
-        cp = Checkpoint.objects.select_related(
-            "agent", "policy", "policy_version", "resolved_by"
-        ).get(pk=pk)
+        audit.flush()  # the response names the decision's ledger event
         return Response(
             {
                 "resolved": result.resolved,
                 "stage_advanced": result.stage_advanced,
-                "checkpoint": checkpoint_data(cp),
+                # The checkpoint as the transition left it, with the vote it just recorded.
+                "checkpoint": checkpoint_data(result.checkpoint, last_vote=result.decision),
             }
         )

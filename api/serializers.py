@@ -77,6 +77,15 @@ class ArtifactOutSerializer(serializers.Serializer):
     )
 
 
+class LedgerRefSerializer(serializers.Serializer):
+    event = serializers.IntegerField(help_text="The audit event that resolved it.")
+    seq = serializers.IntegerField(
+        allow_null=True,
+        help_text="Its place in the ledger; null for the moment until the sequencer logs it.",
+    )
+    proof_url = serializers.URLField(help_text="Its inclusion proof.")
+
+
 DECISION_OUTCOMES = ["approve", "modify", "reject", "answer", "expired", "cancelled"]
 
 
@@ -94,6 +103,12 @@ class DecisionOutSerializer(serializers.Serializer):
     )
     automatic = serializers.BooleanField(help_text="Decided by a policy, not a person.")
     decided_at = serializers.DateTimeField(allow_null=True)
+    ledger = LedgerRefSerializer(allow_null=True)
+    receipt = serializers.CharField(
+        allow_null=True,
+        help_text="Approvals: the signed single-use receipt (a JWS) to redeem right before "
+        "acting (POST /receipts/redeem/).",
+    )
 
 
 class RejectOptionSerializer(serializers.Serializer):
@@ -547,3 +562,95 @@ def status_filter(params, choices) -> str | None:
     if value not in choices:
         raise serializers.ValidationError({"status": [f"One of: {', '.join(choices)}."]})
     return value
+
+
+# --- the ledger and receipts ---------------------------------------------------------------
+
+
+class TreeHeadSerializer(serializers.Serializer):
+    origin = serializers.CharField()
+    tree_size = serializers.IntegerField()
+    root_hash = serializers.CharField(help_text="hex")
+    timestamp = serializers.IntegerField(help_text="milliseconds since the Unix epoch")
+    key_id = serializers.CharField()
+    signature = serializers.CharField(
+        help_text="base64 Ed25519 signature of 'hitl-tree-head/v1\\n<origin>\\n<tree_size>"
+        "\\n<root_hash>\\n<timestamp>\\n'"
+    )
+
+
+class LedgerKeySerializer(serializers.Serializer):
+    key_id = serializers.CharField()
+    algorithm = serializers.CharField()
+    public_key = serializers.CharField(help_text="base64, raw 32 bytes")
+    current = serializers.BooleanField()
+
+
+class LedgerKeysSerializer(serializers.Serializer):
+    origin = serializers.CharField()
+    keys = LedgerKeySerializer(many=True)
+
+
+class InclusionProofSerializer(serializers.Serializer):
+    event = serializers.IntegerField()
+    seq = serializers.IntegerField()
+    leaf_index = serializers.IntegerField()
+    tree_size = serializers.IntegerField()
+    leaf_hash = serializers.CharField()
+    audit_path = serializers.ListField(child=serializers.CharField())
+    entry = serializers.CharField()
+    head = TreeHeadSerializer()
+
+
+class ConsistencyProofSerializer(serializers.Serializer):
+    # "from" is a Python keyword: declared through the fields mapping below.
+    to = serializers.IntegerField()
+    proof = serializers.ListField(child=serializers.CharField())
+    head = TreeHeadSerializer()
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = serializers.IntegerField()
+        return fields
+
+
+class LedgerEntrySerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    event = serializers.IntegerField()
+    hash = serializers.CharField(allow_null=True)
+    entry = serializers.CharField()
+
+
+class LedgerEntriesSerializer(serializers.Serializer):
+    entries = LedgerEntrySerializer(many=True)
+    last_seq = serializers.IntegerField()
+    next_start = serializers.IntegerField(allow_null=True)
+
+
+class ReceiptInSerializer(serializers.Serializer):
+    receipt = serializers.CharField(max_length=20_000)
+    action = ActionSerializer(required=False, help_text="The action you are about to run.")
+
+
+class ReceiptRedeemInSerializer(ReceiptInSerializer):
+    action = ActionSerializer(help_text="The exact action you are about to run.")
+
+
+class ReceiptCheckSerializer(serializers.Serializer):
+    valid = serializers.BooleanField(help_text="It could be redeemed now (for `action`).")
+    problem = serializers.ChoiceField(
+        choices=["redeemed", "expired", "action_mismatch"], allow_null=True
+    )
+    claims = serializers.JSONField()
+    redeemed_at = serializers.DateTimeField(allow_null=True)
+    redeemed_by = serializers.CharField(allow_null=True)
+    expires_at = serializers.DateTimeField()
+
+
+class RedemptionSerializer(serializers.Serializer):
+    receipt = serializers.UUIDField()
+    checkpoint = serializers.UUIDField()
+    action_sha256 = serializers.CharField()
+    approval_seq = serializers.IntegerField()
+    redeemed_at = serializers.DateTimeField()
+    redeemed_by = serializers.CharField()

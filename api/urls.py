@@ -4,7 +4,7 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
-from api import artifacts, checkpoints, health, review, runs, wait
+from api import artifacts, checkpoints, health, ledger, receipts, review, runs, wait
 from api.schema import document_view
 
 # Plain views (not DRF): exempt from CSRF (nothing to forge: no session is used), so an
@@ -40,4 +40,20 @@ urlpatterns = [
     # people
     path("queue/", review.QueueView.as_view(), name="api-queue"),
     path("checkpoints/<uuid:pk>/decision/", review.DecisionView.as_view(), name="api-decision"),
+    # the ledger and receipts
+    path("ledger/head", ledger.LedgerHeadView.as_view(), name="api-ledger-head"),
+    path("ledger/keys", ledger.LedgerKeysView.as_view(), name="api-ledger-keys"),
+    path("ledger/entries", ledger.LedgerEntriesView.as_view(), name="api-ledger-entries"),
+    path(
+        "ledger/proof/inclusion",
+        ledger.InclusionProofView.as_view(),
+        name="api-ledger-proof-inclusion",
+    ),
+    path(
+        "ledger/proof/consistency",
+        ledger.ConsistencyProofView.as_view(),
+        name="api-ledger-proof-consistency",
+    ),
+    path("receipts/verify/", receipts.ReceiptVerifyView.as_view(), name="api-receipts-verify"),
+    path("receipts/redeem/", receipts.ReceiptRedeemView.as_view(), name="api-receipts-redeem"),
 ]

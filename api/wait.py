@@ -67,7 +67,8 @@ def load_state(principal, pk) -> dict:
     cp = visible_checkpoint(principal, pk)
     if is_agent(principal):
         note_agent_read(cp)
-    return checkpoint_data(cp)
+    # A decision the agent waited for comes with its ledger seq and signed receipt.
+    return checkpoint_data(cp, ledger_wait=True)
 
 
 def _django_principal(request: HttpRequest):

@@ -31,6 +31,7 @@ from django.dispatch import receiver
 
 from approvals.models import Checkpoint
 from approvals.signals import checkpoint_resolved
+from core.ledger.listen import conninfo
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ class WaitHub:
     async def _listen(self) -> None:
         import psycopg
 
-        conn = await psycopg.AsyncConnection.connect(_conninfo(), autocommit=True)
+        conn = await psycopg.AsyncConnection.connect(conninfo("hitl-longpoll"), autocommit=True)
         try:
             await conn.execute(f"LISTEN {CHANNEL}")
             self.listening = True
@@ -170,24 +171,6 @@ class WaitHub:
         finally:
             self.listening = False
             await conn.close()
-
-
-def _conninfo() -> str:
-    from psycopg.conninfo import make_conninfo
-
-    s = connections["default"].settings_dict
-    params = {
-        "dbname": s.get("NAME") or None,
-        "user": s.get("USER") or None,
-        "password": s.get("PASSWORD") or None,
-        "host": s.get("HOST") or None,
-        "port": str(s["PORT"]) if s.get("PORT") else None,
-        "application_name": "hitl-longpoll",
-    }
-    for key in ("sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout"):
-        if key in (s.get("OPTIONS") or {}):
-            params[key] = s["OPTIONS"][key]
-    return make_conninfo(**{k: v for k, v in params.items() if v is not None})
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WaitHub] = weakref.WeakKeyDictionary()

@@ -392,7 +392,7 @@ class AuditEventAdmin(ReadOnlyAdminMixin, ManagersOnlyMixin, admin.ModelAdmin):
     list_display = ["seq", "at", "actor_type", "actor_label", "verb", "target_type", "target_id"]
     list_filter = ["verb", "actor_type", "target_type"]
     search_fields = ["target_id", "actor_label", "verb"]
-    ordering = ["-seq"]
+    ordering = ["-id"]
 
 
 # --- people and roles: the auth admin, with every change of authority audited ---------------------

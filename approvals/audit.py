@@ -1,19 +1,19 @@
-"""The tamper-evident audit trail: append (inside the caller's transaction) and verify.
+"""The audit trail: record events inside the caller's transaction; verify the log.
 
-Each event's hash is sha256 over a canonical JSON of its content including the previous
-event's hash. Appends are serialized (a PostgreSQL advisory lock; SQLite's IMMEDIATE
-transactions already serialize writers) and `seq` is unique, so the chain cannot fork.
+Events are inserted *unsequenced* (no lock, no hash) in the same transaction as the change
+they describe, so they commit or roll back with it and concurrent writers never wait for each
+other. The ledger's sequencer (`core.ledger`) then gives each committed event its `seq` and
+RFC 6962 leaf hash over `entry_v1`, appends it to the Merkle tree and signs a tree head:
+`verify_chain` (the `verify_audit` command) and `hitl verify` check that log.
 
 Every writer opens its transaction with `audit.atomic()` (not `transaction.atomic()`): the
-events recorded inside are appended together at the end of the outermost such block, so the
-chain lock is held only from then until COMMIT, never for a whole transaction. Verbs are a
-closed vocabulary (`AuditVerb`); an unknown verb is a bug and raises.
+events recorded inside are inserted together at the end of the outermost such block, in one
+INSERT. Verbs are a closed vocabulary (`AuditVerb`); an unknown verb is a bug and raises.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -25,10 +25,13 @@ from django.utils import timezone
 
 from approvals.models import AuditEvent, AuditVerb
 from core.canonical import canonical_json, normalize
+from core.ledger import sequencer
+from core.ledger.verify import VerifyResult, verify_log
 
 __all__ = [
     "Actor",
     "AuditVerb",
+    "VerifyResult",
     "atomic",
     "changes",
     "deferred",
@@ -37,9 +40,6 @@ __all__ = [
     "snapshot",
     "verify_chain",
 ]
-
-GENESIS_HASH = "0" * 64
-_ADVISORY_LOCK_KEY = 0x4A171  # any constant shared by every process appending to the chain
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def _timestamp(at: dt.datetime) -> str:
     return at.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
-def compute_hash(
+def entry_v1(
     *,
     seq: int,
     at: dt.datetime,
@@ -81,35 +81,20 @@ def compute_hash(
     target_type: str,
     target_id: str,
     data: dict[str, Any],
-    prev_hash: str,
-) -> str:
-    payload = canonical_json(
+) -> bytes:
+    """The bytes an event's leaf hash covers (format 1, frozen: changing it would make every
+    logged event fail verification). Canonical JSON, so `hitl verify` can show and re-hash it."""
+    return canonical_json(
         {
+            "v": 1,
             "seq": seq,
             "at": _timestamp(at),
             "actor": [actor_type, actor_id, actor_label],
             "verb": verb,
             "target": [target_type, target_id],
             "data": data,
-            "prev_hash": prev_hash,
         }
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def event_hash(event: AuditEvent) -> str:
-    return compute_hash(
-        seq=event.seq,
-        at=event.at,
-        actor_type=event.actor_type,
-        actor_id=event.actor_id,
-        actor_label=event.actor_label,
-        verb=event.verb,
-        target_type=event.target_type,
-        target_id=event.target_id,
-        data=event.data,
-        prev_hash=event.prev_hash,
-    )
+    ).encode()
 
 
 # Events collected by `deferred()`: (the event's fields, its savepoint marker).
@@ -120,11 +105,10 @@ _deferred: ContextVar[list[tuple[dict[str, Any], Any]] | None] = ContextVar(
 
 @contextmanager
 def deferred() -> Iterator[None]:
-    """Inside a transaction: collect the events recorded in this block and append them all at
-    its end, in one INSERT. The chain lock (held until COMMIT) is then taken only for that
-    last statement, instead of from the first event on: concurrent writers (API requests)
-    no longer queue behind each other's whole transaction. Events of a savepoint that rolled
-    back are dropped with it. Use it right around the work, inside `transaction.atomic()`."""
+    """Inside a transaction: collect the events recorded in this block and insert them all at
+    its end, in one INSERT (one round trip however many events a transaction records).
+    Events of a savepoint that rolled back are dropped with it. Use it right around the work,
+    inside `transaction.atomic()`."""
     if _deferred.get() is not None:  # nested: the outermost block appends
         yield
         return
@@ -137,9 +121,18 @@ def deferred() -> Iterator[None]:
     _append([fields for fields, marker in pending if _still_pending(marker)])
 
 
+def flush() -> None:
+    """Insert the events deferred so far now (still inside the transaction), e.g. so that a
+    response built before the block ends can name them."""
+    pending = _deferred.get()
+    if pending:
+        _append([fields for fields, marker in pending if _still_pending(marker)])
+        pending.clear()
+
+
 @contextmanager
 def atomic(**kwargs: Any) -> Iterator[None]:
-    """`transaction.atomic(**kwargs)` whose audit events are appended at the end of the
+    """`transaction.atomic(**kwargs)` whose audit events are inserted at the end of the
     outermost such block: what every transition and service opens."""
     with transaction.atomic(**kwargs), deferred():
         yield
@@ -166,28 +159,16 @@ def _fields(actor: Actor, verb: str, target: Any, data: dict[str, Any] | None) -
         "target_type": target_type,
         "target_id": target_id,
         "data": normalize(data or {}),
+        "at": timezone.now(),
     }
 
 
 def _append(events: list[dict[str, Any]]) -> list[AuditEvent]:
-    """Chain and insert events: one lock, one read of the head, one bulk INSERT."""
+    """Insert events unsequenced, in one INSERT. No lock: the sequencer orders them later."""
     if not events:
         return []
-    # No savepoint: a failed append must abort the caller's whole transaction anyway, and the
-    # SAVEPOINT/RELEASE round trips would be spent while holding the chain lock.
-    with transaction.atomic(savepoint=False):
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ADVISORY_LOCK_KEY])
-        last = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
-        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
-        rows = []
-        for fields in events:
-            fields = {**fields, "seq": seq, "at": timezone.now(), "prev_hash": prev_hash}
-            row = AuditEvent(hash=compute_hash(**fields), **fields)
-            rows.append(row)
-            seq, prev_hash = seq + 1, row.hash
-        AuditEvent.objects.bulk_create(rows, batch_size=500)
+    rows = AuditEvent.objects.bulk_create([AuditEvent(**fields) for fields in events], 500)
+    sequencer.after_commit()
     return rows
 
 
@@ -208,13 +189,13 @@ def _add(events: list[dict[str, Any]]) -> None:
 
 
 def record(actor: Actor, verb: str, target: Any, data: dict[str, Any] | None = None) -> None:
-    """Append one event. Call inside the transaction of the change it describes."""
+    """Record one event. Call inside the transaction of the change it describes."""
     _add([_fields(actor, verb, target, data)])
 
 
 def record_many(entries: list[tuple[Actor, str, Any, dict[str, Any] | None]]) -> int:
-    """Append several events in one go: what batch transitions use. Same chain, same hashes
-    as `record` one by one."""
+    """Record several events in one go: what batch transitions use (the same events as
+    `record` one by one)."""
     _add([_fields(*entry) for entry in entries])
     return len(entries)
 
@@ -240,39 +221,9 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list]:
     return {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
 
 
-@dataclass
-class VerifyResult:
-    ok: bool
-    checked: int
-    bad_seq: int | None = None
-    problem: str = ""
-
-
-def _events() -> Iterator[AuditEvent]:
-    return AuditEvent.objects.order_by("seq").iterator(chunk_size=2000)
-
-
-def verify_chain() -> VerifyResult:
-    """Walk the chain; report the first event that was changed, deleted or inserted."""
-    expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
-    for event in _events():
-        if event.seq != expected_seq:
-            return VerifyResult(
-                False,
-                checked,
-                event.seq,
-                f"sequence gap: expected #{expected_seq}, found #{event.seq} "
-                f"(event #{expected_seq} was deleted or renumbered)",
-            )
-        if event.prev_hash != prev_hash:
-            return VerifyResult(
-                False, checked, event.seq, "prev_hash does not link to the previous event"
-            )
-        if event_hash(event) != event.hash:
-            return VerifyResult(
-                False, checked, event.seq, "content does not match its hash (changed)"
-            )
-        prev_hash = event.hash
-        expected_seq += 1
-        checked += 1
-    return VerifyResult(True, checked)
+def verify_chain(trusted_head: dict | None = None) -> VerifyResult:
+    """Verify the whole log from the rows: every event's leaf hash from its content, no gap,
+    every signed head's root and signature, nothing beyond the latest head; with
+    `trusted_head` (a head published before, e.g. by a witness) also that the log still
+    extends it. Unsequenced events are counted, not judged (they are not in the log yet)."""
+    return verify_log(trusted_head=trusted_head)

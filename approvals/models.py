@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from core.models import LedgerEntry
 from core.tokens import ApiTokenBase
 
 
@@ -627,6 +628,8 @@ class AuditVerb(models.TextChoices):
     CHECKPOINT_SLA_BREACHED = "checkpoint.sla_breached", "Checkpoint passed its SLA undecided"
     CHECKPOINT_OUTCOME_RECEIVED = "checkpoint.outcome_received", "Agent received the outcome"
     DECISION_RECORDED = "decision.recorded", "Decision recorded"
+    # receipts of approvals (approvals.receipts): redeemed once, right before the action
+    RECEIPT_REDEEMED = "receipt.redeemed", "Receipt redeemed"
     # webhooks to agents (agents.webhooks)
     WEBHOOK_DELIVERED = "webhook.delivered", "Webhook delivered"
     WEBHOOK_FAILED = "webhook.failed", "Webhook failed (gave up)"
@@ -670,8 +673,10 @@ class AuditVerb(models.TextChoices):
         return cls(f"checkpoint.{status}")
 
 
-class AuditEvent(models.Model):
-    """Append-only, hash-chained. Written only by `approvals.audit.record`."""
+class AuditEvent(LedgerEntry):
+    """Append-only: written only by `approvals.audit.record` (unsequenced, inside the
+    transaction of the change), then given its `seq` and leaf hash by the ledger's sequencer
+    (`core.ledger`). The table keeps its name (`approvals_auditevent`) and its admin page."""
 
     class ActorType(models.TextChoices):
         USER = "user", "User"
@@ -679,7 +684,6 @@ class AuditEvent(models.Model):
         POLICY = "policy", "Policy"
         SYSTEM = "system", "System"
 
-    seq = models.PositiveBigIntegerField(unique=True)
     at = models.DateTimeField()
     actor_type = models.CharField(max_length=10, choices=ActorType.choices)
     actor_id = models.CharField(max_length=64, blank=True)
@@ -688,21 +692,37 @@ class AuditEvent(models.Model):
     target_type = models.CharField(max_length=64)
     target_id = models.CharField(max_length=64, db_index=True)
     data = models.JSONField(default=dict)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
 
     class Meta:
-        ordering = ["seq"]
+        ordering = ["id"]
         indexes = [
-            # The audit explorer: newest first under any one filter, without a sort.
-            models.Index(fields=["actor_type", "actor_id", "seq"], name="audit_actor_seq"),
-            models.Index(fields=["target_type", "target_id", "seq"], name="audit_target_seq"),
-            models.Index(fields=["verb", "seq"], name="audit_verb_seq"),
+            # The sequencer's work list: committed entries without a seq, oldest first.
+            models.Index(fields=["id"], condition=Q(seq__isnull=True), name="audit_unsequenced"),
+            # The audit explorer: newest first under any one filter, without a sort (by id:
+            # every event has one from its insert; a seq only once the sequencer logged it).
+            models.Index(fields=["actor_type", "actor_id", "id"], name="audit_actor_id"),
+            models.Index(fields=["target_type", "target_id", "id"], name="audit_target_id"),
+            models.Index(fields=["verb", "id"], name="audit_verb_id"),
             models.Index(fields=["at"], name="audit_at"),
         ]
 
     def __str__(self) -> str:
-        return f"#{self.seq} {self.verb} {self.target_type}:{self.target_id}"
+        return f"#{self.seq or '?'} {self.verb} {self.target_type}:{self.target_id}"
+
+    def ledger_entry(self) -> bytes:
+        from approvals.audit import entry_v1
+
+        return entry_v1(
+            seq=self.seq,
+            at=self.at,
+            actor_type=self.actor_type,
+            actor_id=self.actor_id,
+            actor_label=self.actor_label,
+            verb=self.verb,
+            target_type=self.target_type,
+            target_id=self.target_id,
+            data=self.data,
+        )
 
 
 # --- oversight ----------------------------------------------------------------------------------

@@ -14,9 +14,10 @@ from typing import Any
 from django.conf import settings
 from django.urls import reverse
 
-from approvals import rules
-from approvals.models import Artifact, Checkpoint, Decision
+from approvals import receipts, rules
+from approvals.models import Artifact, AuditEvent, AuditVerb, Checkpoint, Decision
 from core.canonical import action_sha256
+from core.ledger.sequencer import ensure_sequenced
 
 # Inline artifacts up to this size are included in checkpoint responses; bigger ones are
 # fetched from /api/v1/artifacts/{id}/content/.
@@ -57,7 +58,56 @@ def artifact_data(artifact: Artifact, *, with_content: bool = True) -> dict[str,
     return data
 
 
-def decision_data(cp: Checkpoint, last_vote: Decision | None) -> dict[str, Any] | None:
+def resolution_events(checkpoints: list[Checkpoint]) -> dict[str, tuple[int, int | None]]:
+    """checkpoint id → (event id, seq) of the events that resolved them: one query for a page
+    of a list."""
+    resolved = [cp for cp in checkpoints if cp.status != Checkpoint.Status.PENDING]
+    if not resolved:
+        return {}
+    rows = AuditEvent.objects.filter(
+        target_type="approvals.checkpoint",
+        target_id__in=[str(cp.pk) for cp in resolved],
+        verb__in=[AuditVerb.for_status(s) for s in Checkpoint.RESOLVED],
+    ).values_list("target_id", "pk", "seq")
+    return {target: (pk, seq) for target, pk, seq in rows}
+
+
+_UNKNOWN = object()
+
+
+def ledger_fields(cp: Checkpoint, *, wait: bool = False, event: Any = _UNKNOWN) -> dict[str, Any]:
+    """Where the resolution is in the ledger (`seq` null for the moment between commit and
+    the sequencer: the merge delay) and, for an approval, its signed receipt. `wait`: wait
+    for the sequencer (HITL_LEDGER_WAIT) so both are there (long-poll, webhooks). `event`:
+    (event id, seq) when already read (lists)."""
+    wait = wait or settings.HITL_LEDGER_SYNC  # sync mode (tests): sequenced when looked at
+    if event is _UNKNOWN:
+        event = receipts.resolution_event(cp)
+    if event is None:
+        return {"ledger": None, "receipt": None}
+    pk, seq = event
+    sealed = None
+    if cp.status == Checkpoint.Status.APPROVED and (seq is not None or wait):
+        try:
+            sealed = receipts.receipt_token(cp, wait=wait, event=(pk, seq))
+        except receipts.ReceiptNotReady:
+            sealed = None
+        seq = sealed.seq if sealed else seq
+    elif seq is None and wait:
+        seq = ensure_sequenced([pk]).get(pk)
+    return {
+        "ledger": {
+            "event": pk,
+            "seq": seq,
+            "proof_url": f"{settings.SITE_URL}/api/v1/ledger/proof/inclusion?event={pk}",
+        },
+        "receipt": sealed.token if sealed else None,
+    }
+
+
+def decision_data(
+    cp: Checkpoint, last_vote: Decision | None, *, ledger_wait: bool = False, event: Any = _UNKNOWN
+) -> dict[str, Any] | None:
     """What the agent needs to act: the outcome, the action as approved (maybe edited), the
     answer, the reason, who and when."""
     S = Checkpoint.Status
@@ -89,6 +139,7 @@ def decision_data(cp: Checkpoint, last_vote: Decision | None) -> dict[str, Any] 
         ),
         "automatic": version is not None,
         "decided_at": iso(cp.resolved_at),
+        **ledger_fields(cp, wait=ledger_wait, event=event),
     }
 
 
@@ -113,9 +164,12 @@ def checkpoint_data(
     artifacts: list[Artifact] | None = None,
     last_vote: Decision | None = None,
     agent_slug: str | None = None,
+    ledger_wait: bool = False,
+    event: Any = _UNKNOWN,
 ) -> dict[str, Any]:
     """The full checkpoint. Pass `artifacts`/`last_vote` when already loaded; otherwise they
-    are queried (artifacts always, the vote only for resolved checkpoints)."""
+    are queried (artifacts always, the vote only for resolved checkpoints). `ledger_wait`:
+    a resolved checkpoint's decision waits for its ledger seq and receipt."""
     if artifacts is None:
         artifacts = list(Artifact.objects.filter(checkpoint=cp).order_by("created_at", "name"))
     if last_vote is None and cp.status in DECIDED:
@@ -151,7 +205,7 @@ def checkpoint_data(
         },
         "review_url": review_url(cp.id),
         "artifacts": [artifact_data(a) for a in artifacts],
-        "decision": decision_data(cp, last_vote),
+        "decision": decision_data(cp, last_vote, ledger_wait=ledger_wait, event=event),
         "external_id": cp.external_id,
         "allowed_outcomes": rules.allowed_outcomes(cp),
         "reject_options": cp.reject_options,

@@ -39,6 +39,7 @@ from approvals.artifacts import (
 )
 from approvals.audit import Actor, AuditVerb
 from approvals.models import Checkpoint, Decision, ExpiryAction, PolicyOutcome
+from approvals.receipts import receipt_issue
 from approvals.signals import (
     checkpoint_requested,
     checkpoint_resolved,
@@ -48,6 +49,7 @@ from approvals.signals import (
 )
 from core.canonical import action_sha256
 from core.exceptions import Conflict, InvalidInput, NotAllowed
+from core.ledger import sequencer
 from core.roles import is_manager
 
 Status = Checkpoint.Status
@@ -555,17 +557,19 @@ def _tally(
     """An approval: count this stage's votes for this exact version of the action; resolve,
     move to the next stage, or wait for more votes."""
     current_action = edited if edited is not None else (cp.final_action or cp.action)
-    votes = (
-        Decision.objects.filter(
-            checkpoint=cp,
-            stage=cp.stage,
-            outcome__in=[Outcome.APPROVE, Outcome.MODIFY],
-            action_sha256=decision.action_sha256,
+    votes = 1  # this vote: a quorum of one needs no count
+    if cp.approvals_needed > 1:
+        votes = (
+            Decision.objects.filter(
+                checkpoint=cp,
+                stage=cp.stage,
+                outcome__in=[Outcome.APPROVE, Outcome.MODIFY],
+                action_sha256=decision.action_sha256,
+            )
+            .values("reviewer")
+            .distinct()
+            .count()
         )
-        .values("reviewer")
-        .distinct()
-        .count()
-    )
     if votes < cp.approvals_needed:
         _conditional_update(cp, final_action=current_action, claimed_by=None, claim_expires_at=None)
         return DecideResult(cp, decision, resolved=False)
@@ -650,18 +654,26 @@ def _resolve(
         fields["final_action"] = final_action
         fields["final_action_sha256"] = action_sha256(final_action)
     _conditional_update(cp, **fields)
-    audit.record(
-        actor,
-        AuditVerb.for_status(status),
-        cp,
-        {
-            "decision": decision.pk if decision else None,
-            "reason": reason,
-            "answer": answer,
-            "final_action_sha256": fields.get("final_action_sha256", ""),
-            "edited": bool(final_action is not None and final_action != cp.action),
-        },
-    )
+    data: dict[str, Any] = {
+        "decision": decision.pk if decision else None,
+        "reason": reason,
+        "answer": answer,
+        "final_action_sha256": fields.get("final_action_sha256", ""),
+        "edited": bool(final_action is not None and final_action != cp.action),
+    }
+    if status == Status.APPROVED:
+        # One stage of one approval: the deciding vote is the only decider (no query).
+        alone = len(cp.stages) == 1 and cp.approvals_needed == 1 and not cp.escalated
+        deciders = None
+        if decision is not None and decision.policy_version_id:  # approved by a policy
+            deciders = [f"policy {decision.policy_version.label}"]
+        elif decision is not None and alone:
+            deciders = [decision.reviewer.get_username()]
+        receipt = receipt_issue(cp, now, deciders=deciders)
+        data["receipt"] = {"id": str(receipt.pk), "expires_at": receipt.expires_at}
+    audit.record(actor, AuditVerb.for_status(status), cp, data)
+    # Someone waits for this event's seq (its receipt, its long-poll): wake the sequencer.
+    sequencer.wake()
     checkpoint_resolved.send(sender=Checkpoint, checkpoint=cp)
     return DecideResult(cp, decision, resolved=True)  # type: ignore[arg-type]
 

@@ -43,6 +43,7 @@ class Connection:
 
     async def receive(self) -> tuple[int, bytes]:
         head = await self.reader.readuntil(b"\r\n\r\n")
+        self.closing = b"\r\nconnection: close" in head.lower()
         status_line, *header_lines = head.decode("latin-1").split("\r\n")
         status = int(status_line.split(" ", 2)[1])
         headers = {}
@@ -71,5 +72,8 @@ class Connection:
         headers: dict[str, str] | None = None,
         body: bytes | dict | None = None,
     ) -> tuple[int, bytes]:
+        if getattr(self, "closing", False):  # the server closes after each response (gunicorn)
+            self.close()
+            await self.open()
         await self.send(method, path, headers, body)
         return await self.receive()

@@ -1,31 +1,50 @@
-"""API benchmark: the portal as in production (uvicorn serving hitlportal.asgi, PostgreSQL
-when DATABASE_URL is set, else SQLite), loaded from this process. Prints, in one run:
+"""API benchmark: today's deployment and this branch's, side by side in one run, loaded from
+this process (PostgreSQL when DATABASE_URL is set, else SQLite).
 
-  1. GET /api/v1/health/ at N concurrent clients: the framework ceiling (req/s, p50, p99)
-  2. POST /api/v1/checkpoints/ at N clients: auth, throttle, idempotency record, routing,
-     checkpoint + run waiting + two audit events, full response (req/s, p50, p99)
-  3. decision commit (in this process, through checkpoint_decide) → GET .../wait returns
-     (p50, p99), with the waiter already parked on the server
-  4. RSS and thread count of one server process holding W concurrent long-poll waiters
+Configurations (each on a fresh database of its own, set up by its own code):
+  before  the code of --before-ref (default: the commit this branch started from), as its
+          README deployed it: `uvicorn hitlportal.asgi:application --workers 2`
+  after   this branch as deployed (--after, default granian, 2 workers of 4 blocking threads)
+          for the API, uvicorn (1 worker) for long-poll only, the ledger's sequencer process
+  --variants  this branch's code under other servers (uvicorn, gunicorn sync, granian with
+          other worker/thread counts): the figures behind the choice of WSGI server
 
-    .venv/bin/python bench/api.py                                   # SQLite
+What is measured, per configuration:
+  1. GET /api/v1/health/, 16 clients back to back
+  2. POST /api/v1/checkpoints/, 16 clients back to back (req/s, p50, p99)
+  3. POST /api/v1/checkpoints/ paced at --rate (offered) requests/s: achieved rate, p50, p99
+     (latency from the scheduled send time: queueing counts)
+  4. POST .../decision/ (approve), 16 reviewers' clients back to back
+  5. decision → long-poll wake: a waiter parked on the long-poll server, a reviewer decides
+     through the API; latency from the decision's response to the wait's, while creates run
+     paced at --background-rate requests/s
+  6. after only: merge delay (an event's insert → the signed head that includes it) over the
+     paced run, and CPU per create (server processes; the whole machine)
+
+    .venv/bin/python bench/api.py                                             # SQLite
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python bench/api.py
 
-The PostgreSQL run uses its own database (`hitl_bench_api`, recreated each run) on the server
-DATABASE_URL points at. Ports 8180-8181.
+Databases `hitl_bench_api_before` / `hitl_bench_api_after` (recreated) on the server
+DATABASE_URL points at. Ports 8180-8199.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
+import datetime as dt
+import json
 import os
+import re
 import resource
 import secrets
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
@@ -35,93 +54,154 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from _http import Connection  # noqa: E402
 
+from hitlportal.servers import (  # noqa: E402
+    granian_command,
+    gunicorn_command,
+    uvicorn_command,
+)
 from tests import servers  # noqa: E402
 
-BENCH_DB = "hitl_bench_api"
+CLK = os.sysconf("SC_CLK_TCK")
+ID = re.compile(rb'"id":"([0-9a-f-]{36})"')
 
 
-def configure_environment(async_commit: bool = False) -> str:
-    """Environment for this process and the servers: production settings, bench database."""
-    url = os.environ.get("DATABASE_URL", "")
+# --- configurations ------------------------------------------------------------------------
+
+
+@dataclass
+class Config:
+    name: str
+    label: str
+    tree: Path
+    server: str  # uvicorn | granian | gunicorn
+    split: bool  # long-poll on its own uvicorn, plus the sequencer
+    db: str
+    threads: int = 1
+    workers: int = 0
+    env: dict = field(default_factory=dict)
+    procs: list = field(default_factory=list)
+    port: int = 0
+    wait_port: int = 0
+    data: dict = field(default_factory=dict)
+
+
+def base_env() -> dict:
+    return {
+        **os.environ,
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(64),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",
+        "SESSION_COOKIE_SECURE": "0",
+        "CSRF_COOKIE_SECURE": "0",
+        "LOG_LEVEL": "WARNING",
+        # Throttling stays on (part of every request) but never triggers.
+        "HITL_API_THROTTLE_AGENT": "1000000/m",
+        "HITL_API_THROTTLE_USER": "1000000/m",
+        "HITL_LEDGER_SIGNING_KEY": "bench-"
+        and __import__("base64").b64encode(os.urandom(32)).decode(),
+        "DJANGO_SETTINGS_MODULE": "hitlportal.settings",
+        "PYTHONPATH": "",
+    }
+
+
+def database(cfg: Config, url: str) -> str:
     if url.startswith("postgres"):
         import psycopg
 
         parsed = urlparse(url)
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {BENCH_DB}")
-            if async_commit:  # diagnostic only: shows what the WAL flush per commit costs
-                conn.execute(f"ALTER DATABASE {BENCH_DB} SET synchronous_commit = off")
-        os.environ["DATABASE_URL"] = urlunparse(parsed._replace(path=f"/{BENCH_DB}"))
-        os.environ.setdefault("DB_POOL", "1")  # see README, Production
-        label = f"PostgreSQL ({parsed.hostname}), DB_POOL={os.environ['DB_POOL']}" + (
-            ", synchronous_commit=off (diagnostic)" if async_commit else ""
-        )
-    else:
-        os.environ.pop("DATABASE_URL", None)
-        os.environ["HITL_VAR_DIR"] = tempfile.mkdtemp(prefix="hitl-bench-")
-        label = "SQLite (WAL)"
-    os.environ.update(
-        DEBUG="0",
-        SECRET_KEY=secrets.token_urlsafe(64),
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        SECURE_SSL_REDIRECT="0",
-        SESSION_COOKIE_SECURE="0",
-        CSRF_COOKIE_SECURE="0",
-        LOG_LEVEL="WARNING",
-        # Throttling stays on (it is part of every request) but high enough not to trigger.
-        HITL_API_THROTTLE_AGENT="1000000/m",
-        DJANGO_SETTINGS_MODULE="hitlportal.settings",
+            conn.execute(f"DROP DATABASE IF EXISTS {cfg.db} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {cfg.db}")
+        cfg.env["DATABASE_URL"] = urlunparse(parsed._replace(path=f"/{cfg.db}"))
+        return "PostgreSQL"
+    cfg.env.pop("DATABASE_URL", None)
+    cfg.env["HITL_VAR_DIR"] = tempfile.mkdtemp(prefix=f"hitl-bench-{cfg.name}-")
+    return "SQLite (WAL)"
+
+
+def unpack(ref: str) -> Path:
+    """The code of `ref`, from this repository (git archive: nothing is checked out here)."""
+    target = Path(tempfile.gettempdir()) / f"hitl-bench-{ref}"
+    if not target.exists():
+        target.mkdir()
+        archive = subprocess.run(
+            ["git", "archive", ref], cwd=ROOT, capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
+def prepare(cfg: Config, url: str, clients: int, reviewers: int) -> None:
+    cfg.env = {**base_env(), **cfg.env, "PYTHONPATH": str(cfg.tree)}
+    database(cfg, url)
+    if cfg.env.get("DATABASE_URL", "").startswith("postgres"):
+        if cfg.server == "uvicorn":
+            cfg.env["DB_POOL"] = "1"  # the README's advice under ASGI
+        else:
+            cfg.env["DB_CONN_MAX_AGE"] = "600"  # one thread per WSGI worker: keep its connection
+    # Run from the tree (not from bench/, whose api.py would shadow the `api` app).
+    script = (ROOT / "bench" / "_api_setup.py").read_text()
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(clients), str(reviewers)],
+        cwd=cfg.tree,
+        env=cfg.env,
+        capture_output=True,
+        text=True,
     )
-    return label
+    if out.returncode:
+        raise SystemExit(f"set-up of {cfg.name} failed:\n{out.stderr[-3000:]}")
+    cfg.data = json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def setup_data(clients: int) -> tuple[list[tuple[str, str]], object]:
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0, interactive=False)
-    call_command("createcachetable", verbosity=0)
-    from django.contrib.auth.models import Group, User
-
-    from agents.models import Agent
-    from agents.services import AGENT_KEYS
-    from agents.transitions import run_start
-    from approvals.audit import Actor
-
-    actor = Actor.system("bench")
-    pairs = []
-    for i in range(clients):
-        agent = Agent.objects.create(slug=f"bench-{i}", name=f"Bench {i}")
-        key = AGENT_KEYS.create(agent, actor)
-        run = run_start(agent=agent, task="bench", actor=actor)
-        pairs.append((key, str(run.pk)))
-    reviewer = User.objects.create_user("bench-reviewer", password=secrets.token_urlsafe())
-    reviewer.groups.add(Group.objects.get_or_create(name="ops")[0])
-    return pairs, reviewer
-
-
-class Server:
-    def __init__(self, port: int, workers: int):
-        self.port = port
-        self.proc = servers.start_uvicorn(
-            port, os.environ.copy(), "--workers", str(workers), "--backlog", "8192"
+def start(cfg: Config, port: int, workers: int) -> None:
+    env = {**cfg.env}
+    cfg.port = cfg.wait_port = port
+    if cfg.server == "uvicorn":
+        cmd = uvicorn_command("127.0.0.1", port, "--workers", str(workers), "--backlog", "8192")
+    elif cfg.server == "gunicorn":
+        cmd = gunicorn_command("127.0.0.1", port, workers, "--backlog", "8192")
+    else:
+        cmd = granian_command("127.0.0.1", port, workers, "--backlog", "8192", threads=cfg.threads)
+    cfg.procs.append(subprocess.Popen(cmd, cwd=cfg.tree, env=env))
+    servers.wait_healthy(cfg.procs[-1], port)
+    if cfg.split:
+        cfg.wait_port = port + 1
+        cmd = uvicorn_command("127.0.0.1", cfg.wait_port, "--log-level", "warning")
+        cfg.procs.append(subprocess.Popen(cmd, cwd=cfg.tree, env=env))
+        servers.wait_healthy(cfg.procs[-1], cfg.wait_port)
+        cfg.procs.append(
+            subprocess.Popen([sys.executable, "manage.py", "sequencer"], cwd=cfg.tree, env=env)
         )
-        servers.wait_healthy(self.proc, port)
 
-    def stop(self) -> None:
-        servers.stop(self.proc, timeout=15)
+
+def stop(cfg: Config) -> None:
+    for proc in reversed(cfg.procs):
+        servers.stop(proc, timeout=15)
+    cfg.procs = []
+
+
+# --- load ----------------------------------------------------------------------------------
 
 
 def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-async def load(port: int, clients: int, duration: float, make_request) -> dict:
-    """`clients` connections, each sending back-to-back for `duration` s (after a 2 s
-    warm-up whose requests are not counted)."""
+def stats(latencies: list[float], duration: float, errors: dict) -> dict:
+    return {
+        "rps": len(latencies) / duration,
+        "p50": pct(latencies, 50) * 1000,
+        "p99": pct(latencies, 99) * 1000,
+        "errors": errors,
+    }
+
+
+async def closed(port, clients, duration, make_request, on_body=None) -> dict:
+    """`clients` connections back to back for `duration` s after a 2 s warm-up."""
     latencies: list[float] = []
     errors: dict[int, int] = {}
     start = time.perf_counter()
@@ -132,11 +212,15 @@ async def load(port: int, clients: int, duration: float, make_request) -> dict:
         n = 0
         try:
             while (now := time.perf_counter()) < end:
-                method, path, headers, body = make_request(i, n)
+                request = make_request(i, n)
+                if request is None:
+                    return
                 t0 = time.perf_counter()
-                status, _ = await conn.request(method, path, headers, body)
+                status, body = await conn.request(*request)
                 t1 = time.perf_counter()
                 n += 1
+                if on_body is not None and 200 <= status < 300:
+                    on_body(body)
                 if now >= warm_end:
                     if 200 <= status < 300:
                         latencies.append(t1 - t0)
@@ -146,208 +230,371 @@ async def load(port: int, clients: int, duration: float, make_request) -> dict:
             conn.close()
 
     await asyncio.gather(*(client(i) for i in range(clients)))
-    return {
-        "rps": len(latencies) / duration,
-        "p50": pct(latencies, 50) * 1000,
-        "p99": pct(latencies, 99) * 1000,
-        "ok": len(latencies),
-        "errors": errors,
-    }
+    return stats(latencies, duration, errors)
 
 
-async def wait_latency(port: int, key: str, run_id: str, reviewer, samples: int) -> dict:
-    from asgiref.sync import sync_to_async
+async def paced(port, rate, duration, make_request, on_body=None, connections=48) -> dict:
+    """Open loop: request k is due at k / rate; latency counts from when it was due."""
+    latencies: list[float] = []
+    errors: dict[int, int] = {}
+    queue: asyncio.Queue = asyncio.Queue()
+    total = int(rate * duration)
+    start = time.perf_counter() + 0.2
 
-    from agents import services
-    from agents.models import Run
-    from approvals.audit import Actor
-    from approvals.transitions import checkpoint_decide
+    async def worker() -> None:
+        conn = await Connection("127.0.0.1", port).open()
+        try:
+            while True:
+                k, due = await queue.get()
+                if k is None:
+                    return
+                status, body = await conn.request(*make_request(k % 16, k))
+                if 200 <= status < 300:
+                    latencies.append(time.perf_counter() - due)
+                    if on_body is not None:
+                        on_body(body)
+                else:
+                    errors[status] = errors.get(status, 0) + 1
+        finally:
+            conn.close()
 
-    run = await sync_to_async(Run.objects.select_related("agent").get)(pk=run_id)
+    workers = [asyncio.ensure_future(worker()) for _ in range(connections)]
+    for k in range(total):
+        due = start + k / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        queue.put_nowait((k, due))
+    for _ in workers:
+        queue.put_nowait((None, None))
+    await asyncio.gather(*workers)
+    elapsed = time.perf_counter() - start
+    return {**stats(latencies, elapsed, errors), "offered": rate}
 
-    def ask():
-        (cp,) = services.ask(
-            run,
-            [services.Ask(title="latency", action={"tool": "t", "args": {}})],
-            actor=Actor.for_agent(run.agent),
+
+def create_request(cfg: Config):
+    pairs = cfg.data["pairs"]
+
+    def make(i: int, n: int):
+        key, run_id = pairs[i % len(pairs)]
+        body = {
+            "run": run_id,
+            "title": f"Delete batch {n}",
+            "risk": "high",
+            "action": {"tool": "delete_files", "args": {"paths": [f"/tmp/{n}.log"]}},
+            "context": {"reasoning": ["disk is full", "these are oldest"]},
+        }
+        headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": str(uuid.uuid4())}
+        return "POST", "/api/v1/checkpoints/", headers, body
+
+    return make
+
+
+def decision_request(cfg: Config, pending: list[str]):
+    tokens = cfg.data["reviewers"]
+
+    def make(i: int, n: int):
+        if not pending:
+            return None
+        headers = {
+            "Authorization": f"Bearer {tokens[i % len(tokens)]}",
+            "Idempotency-Key": str(uuid.uuid4()),
+        }
+        return (
+            "POST",
+            f"/api/v1/checkpoints/{pending.pop()}/decision/",
+            headers,
+            {"outcome": "approve"},
         )
-        return str(cp.pk)
 
-    def decide(cp_id: str) -> float:
-        checkpoint_decide(cp_id, reviewer, "approve")
-        return time.perf_counter()  # checkpoint_decide returns after COMMIT
+    return make
 
-    conn = await Connection("127.0.0.1", port).open()
-    latencies = []
+
+async def wake_latency(cfg: Config, samples: int, background_rate: float) -> dict:
+    key, run_id = cfg.data["pairs"][0]
+    token = cfg.data["reviewers"][0]
+    agent = {"Authorization": f"Bearer {key}"}
+    person = {"Authorization": f"Bearer {token}"}
+    api = await Connection("127.0.0.1", cfg.port).open()
+    waiter = await Connection("127.0.0.1", cfg.wait_port).open()
+    background = asyncio.ensure_future(
+        paced(cfg.port, background_rate, samples * 0.25 + 5, create_request(cfg), connections=16)
+    )
+    await asyncio.sleep(1)
+    after_decision, after_send = [], []
+    body = {"run": run_id, "title": "latency", "action": {"tool": "t", "args": {}}}
     for _ in range(samples):
-        cp_id = await sync_to_async(ask)()
-        await conn.send(
-            "GET",
-            f"/api/v1/checkpoints/{cp_id}/wait?timeout=30",
-            {"Authorization": f"Bearer {key}"},
+        status, created = await api.request(
+            "POST", "/api/v1/checkpoints/", {**agent, "Idempotency-Key": str(uuid.uuid4())}, body
         )
-        await asyncio.sleep(0.05)  # the waiter is parked on the server
-        committed = await sync_to_async(decide)(cp_id)
-        status, body = await conn.receive()
-        done = time.perf_counter()
-        assert status == 200 and b'"approved"' in body, (status, body[:200])
-        latencies.append(done - committed)
-    conn.close()
+        assert status == 201, created[:300]
+        cp = ID.search(created).group(1).decode()
+        await waiter.send("GET", f"/api/v1/checkpoints/{cp}/wait?timeout=30", agent)
+        await asyncio.sleep(0.05)  # parked on the server
+        sent = time.perf_counter()
+        status, _ = await api.request(
+            "POST",
+            f"/api/v1/checkpoints/{cp}/decision/",
+            {**person, "Idempotency-Key": str(uuid.uuid4())},
+            {"outcome": "approve"},
+        )
+        decided = time.perf_counter()
+        assert status == 200
+        status, answer = await waiter.receive()
+        woke = time.perf_counter()
+        assert status == 200 and b'"approved"' in answer, answer[:300]
+        after_decision.append(max(0.0, woke - decided))
+        after_send.append(woke - sent)
+    api.close()
+    waiter.close()
+    load = await background
     return {
-        "p50": pct(latencies, 50) * 1000,
-        "p99": pct(latencies, 99) * 1000,
-        "max": max(latencies) * 1000,
-        "n": len(latencies),
+        "p50": pct(after_decision, 50) * 1000,
+        "p99": pct(after_decision, 99) * 1000,
+        "send_p99": pct(after_send, 99) * 1000,
+        "n": samples,
+        "background": load,
     }
 
 
-def proc_status(pid: int) -> dict[str, int]:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "Threads"):
-            fields[key] = int(value.split()[0])
-    return fields
+# --- CPU and the ledger ----------------------------------------------------------------------
 
 
-async def waiters_memory(port: int, pid: int, key: str, ids: list[str], counts: list[int]):
-    results = []
-    conns: list[Connection] = []
-    base = proc_status(pid)
-    results.append((0, base["VmRSS"] / 1024, base["Threads"]))
-    for target in counts:
-        while len(conns) < target:
-            size = min(target, len(conns) + 500) - len(conns)
-            batch = [Connection("127.0.0.1", port) for _ in range(size)]
-            await asyncio.gather(*(c.open() for c in batch))
-            for c, cp_id in zip(batch, ids[len(conns) :], strict=False):
-                await c.send(
-                    "GET",
-                    f"/api/v1/checkpoints/{cp_id}/wait?timeout=60",
-                    {"Authorization": f"Bearer {key}"},
-                )
-            conns += batch
-            await asyncio.sleep(0.2)
-        await asyncio.sleep(3)  # every waiter authenticated, read its checkpoint and parked
-        early = 0  # a waiter that already got an answer was refused (401/429/...), not parked
-        for c in conns[:: max(1, len(conns) // 50)]:
-            try:
-                await asyncio.wait_for(c.receive(), 0.01)
-                early += 1
-            except TimeoutError:
-                pass
-        assert early == 0, f"{early} sampled waiters were answered instead of parked"
-        status = proc_status(pid)
-        results.append((target, status["VmRSS"] / 1024, status["Threads"]))
-    for c in conns:
-        c.close()
-    return results
+def tree_pids(roots: list[int]) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], list(roots)
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += children.get(pid, [])
+    return out
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / CLK
+
+
+def machine_busy() -> float:
+    parts = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(parts) - parts[3] - parts[4]) / CLK
+
+
+def merge_delays(cfg: Config, since: dt.datetime) -> dict:
+    """Per event inserted since `since`: the signed head that first includes it, minus the
+    event's insert time."""
+    url = cfg.env.get("DATABASE_URL", "")
+    if url.startswith("postgres"):
+        import psycopg
+
+        conn = psycopg.connect(url)
+        rows = conn.execute(
+            "SELECT seq, extract(epoch from at) FROM approvals_auditevent "
+            "WHERE at >= %s AND seq IS NOT NULL",
+            [since],
+        ).fetchall()
+        events = [(s, float(a)) for s, a in rows]
+    else:
+        import sqlite3
+
+        conn = sqlite3.connect(Path(cfg.env["HITL_VAR_DIR"]) / "hitl.sqlite3")
+        rows = conn.execute(
+            "SELECT seq, at FROM approvals_auditevent WHERE seq IS NOT NULL"
+        ).fetchall()
+        stamps = [(s, dt.datetime.fromisoformat(a).replace(tzinfo=dt.UTC)) for s, a in rows]
+        events = [(s, at.timestamp()) for s, at in stamps if at >= since]
+    heads = conn.execute(
+        "SELECT tree_size, timestamp FROM core_treehead ORDER BY tree_size"
+    ).fetchall()
+    pending = conn.execute(
+        "SELECT count(*) FROM approvals_auditevent WHERE seq IS NULL"
+    ).fetchone()[0]
+    conn.close()
+    sizes = [size for size, _ts in heads]
+    delays = []
+    for seq, at in events:
+        i = bisect.bisect_left(sizes, seq)
+        if i < len(heads):
+            delays.append(heads[i][1] / 1000 - float(at))
+    return {
+        "p50": pct(delays, 50) * 1000,
+        "p99": pct(delays, 99) * 1000,
+        "max": max(delays) * 1000 if delays else float("nan"),
+        "n": len(delays),
+        "heads": len(heads),
+        "pending": pending,
+    }
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+def line(name: str, r: dict) -> str:
+    offered = f" (offered {r['offered']:.0f}/s)" if "offered" in r else ""
+    errors = f"  errors {r['errors']}" if r.get("errors") else ""
+    return (
+        f"  {name:<28} {r['rps']:7.0f} req/s{offered}  p50 {r['p50']:6.1f} ms  "
+        f"p99 {r['p99']:6.1f} ms{errors}"
+    )
+
+
+def measure(cfg: Config, args) -> dict:
+    out: dict = {}
+    phases = set(args.phases.split(","))
+    out["health"] = asyncio.run(
+        closed(
+            cfg.port,
+            args.clients,
+            args.duration,
+            lambda i, n: ("GET", "/api/v1/health/", None, None),
+        )
+    )
+    print(line("GET /health/", out["health"]), flush=True)
+    pending: list[str] = []
+
+    def keep(body: bytes) -> None:
+        match = ID.search(body)
+        if match:
+            pending.append(match.group(1).decode())
+
+    roots = [p.pid for p in cfg.procs]
+    cpu0, busy0 = cpu_seconds(tree_pids(roots)), machine_busy()
+    out["create"] = asyncio.run(
+        closed(cfg.port, args.clients, args.duration, create_request(cfg), keep)
+    )
+    creates = out["create"]["rps"] * args.duration
+    out["cpu_ms"] = (cpu_seconds(tree_pids(roots)) - cpu0) / max(1, creates) * 1000
+    out["machine_ms"] = (machine_busy() - busy0) / max(1, creates) * 1000
+    print(
+        line("POST /checkpoints/", out["create"])
+        + f"  CPU/create {out['cpu_ms']:.1f} ms servers, {out['machine_ms']:.1f} ms machine",
+        flush=True,
+    )
+    time.sleep(2)
+    since = dt.datetime.now(dt.UTC)
+    if "paced" in phases:
+        out["paced"] = asyncio.run(
+            paced(cfg.port, args.rate, args.duration, create_request(cfg), keep)
+        )
+        print(line("POST /checkpoints/ paced", out["paced"]), flush=True)
+    if cfg.split and "paced" in phases:
+        time.sleep(1)
+        out["merge"] = merge_delays(cfg, since)
+        m = out["merge"]
+        print(
+            f"  {'merge delay (paced run)':<28} p50 {m['p50']:6.1f} ms  p99 {m['p99']:6.1f} ms  "
+            f"max {m['max']:6.1f} ms  ({m['n']} events, {m['pending']} unsequenced after)",
+            flush=True,
+        )
+    out["decide"] = asyncio.run(
+        closed(cfg.port, args.clients, args.duration, decision_request(cfg, pending))
+    )
+    print(line("POST .../decision/", out["decide"]), flush=True)
+    if "wake" not in phases:
+        return out
+    out["wake"] = asyncio.run(wake_latency(cfg, args.samples, args.background_rate))
+    w = out["wake"]
+    print(
+        f"  {'decision → wait returns':<28} p50 {w['p50']:6.1f} ms  p99 {w['p99']:6.1f} ms  "
+        f"({w['n']} samples; creates meanwhile {w['background']['rps']:.0f}/s of "
+        f"{args.background_rate:.0f}/s offered, p99 {w['background']['p99']:.0f} ms)",
+        flush=True,
+    )
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--duration", type=float, default=10)
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers for 1-3")
-    parser.add_argument("--samples", type=int, default=200, help="decision → wait samples")
-    parser.add_argument("--waiters", default="2000,5000", help="waiter counts for 4")
-    parser.add_argument("--port", type=int, default=8180)
+    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
-        "--async-commit",
-        action="store_true",
-        help="diagnostic: PostgreSQL synchronous_commit=off for the bench DB",
+        "--after",
+        default="granian:2:4",
+        help="this branch's WSGI server as server:workers:threads (threads: granian only)",
     )
+    parser.add_argument(
+        "--variants",
+        default="",
+        help="more of this branch's servers to compare, e.g. uvicorn:2,gunicorn:4,granian:4:1",
+    )
+    parser.add_argument("--rate", type=float, default=150, help="offered creates/s, paced")
+    parser.add_argument("--background-rate", type=float, default=100)
+    parser.add_argument("--samples", type=int, default=100, help="decision → wait samples")
+    parser.add_argument("--before-ref", default="eae3c54", help="today's code ('' to skip)")
+    parser.add_argument("--port", type=int, default=8180)
+    parser.add_argument("--phases", default="paced,wake", help="optional phases to run")
     args = parser.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # thousands of sockets
-
-    label = configure_environment(args.async_commit)
-    pairs, reviewer = setup_data(args.clients)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    url = os.environ.get("DATABASE_URL", "")
+    configs = []
+    if args.before_ref:
+        configs.append(
+            Config(
+                "before",
+                f"today ({args.before_ref}): uvicorn --workers {args.workers}",
+                unpack(args.before_ref),
+                "uvicorn",
+                False,
+                "hitl_bench_api_before",
+            )
+        )
+    variants = [args.after, *[v for v in args.variants.split(",") if v]]
+    for n, variant in enumerate(variants):
+        server, *sizes = variant.split(":")
+        workers, threads = (sizes + ["2", "1"][len(sizes) :])[:2]
+        threads_label = f", {threads} threads" if server == "granian" else ""
+        configs.append(
+            Config(
+                "after" if n == 0 else f"after-{n}",
+                f"this branch: {server} x{workers}{threads_label} + uvicorn long-poll + sequencer",
+                ROOT,
+                server,
+                True,
+                f"hitl_bench_api_after_{n}",
+                threads=int(threads),
+                workers=int(workers),
+            )
+        )
+    kind = "PostgreSQL" if url.startswith("postgres") else "SQLite (WAL)"
     print(
-        f"database: {label}; server: uvicorn --workers {args.workers}; "
-        f"{args.clients} clients; {os.cpu_count()} CPUs",
+        f"database: {kind}; {args.clients} clients; {os.cpu_count()} CPUs; "
+        f"load average {os.getloadavg()[0]:.2f}",
         flush=True,
     )
-
-    server = Server(args.port, args.workers)
-    try:
-        health = asyncio.run(
-            load(
-                args.port,
-                args.clients,
-                args.duration,
-                lambda i, n: ("GET", "/api/v1/health/", None, None),
+    results = {}
+    for i, cfg in enumerate(configs):
+        prepare(cfg, url, args.clients, 8)
+        start(cfg, args.port + 4 * i, cfg.workers or args.workers)
+        print(f"\n{cfg.label}", flush=True)
+        try:
+            results[cfg.name] = measure(cfg, args)
+        finally:
+            stop(cfg)
+    if "before" in results:
+        b, a = results["before"], results["after"]
+        print("\nafter / before:", flush=True)
+        for key in ("health", "create", "paced", "decide"):
+            if key not in a or key not in b:
+                continue
+            print(
+                f"  {key:<8} throughput ×{a[key]['rps'] / b[key]['rps']:.2f}, "
+                f"p99 {b[key]['p99']:.0f} → {a[key]['p99']:.0f} ms",
+                flush=True,
             )
-        )
-        print(
-            f"GET /health/          {health['rps']:7.0f} req/s  p50 {health['p50']:5.1f} ms  "
-            f"p99 {health['p99']:5.1f} ms  errors {health['errors']}",
-            flush=True,
-        )
-
-        def create(i: int, n: int):
-            key, run_id = pairs[i]
-            headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": str(uuid.uuid4())}
-            body = {
-                "run": run_id,
-                "title": f"Delete batch {n}",
-                "risk": "high",
-                "action": {"tool": "delete_files", "args": {"paths": [f"/tmp/{n}.log"]}},
-                "context": {"reasoning": ["disk is full", "these are oldest"]},
-            }
-            return "POST", "/api/v1/checkpoints/", headers, body
-
-        created = asyncio.run(load(args.port, args.clients, args.duration, create))
-        ratio = created["rps"] / health["rps"] if health["rps"] else 0
-        print(
-            f"POST /checkpoints/    {created['rps']:7.0f} req/s  p50 {created['p50']:5.1f} ms  "
-            f"p99 {created['p99']:5.1f} ms  errors {created['errors']}  "
-            f"({ratio:.2f}x health)",
-            flush=True,
-        )
-
-        latency = asyncio.run(wait_latency(args.port, *pairs[0], reviewer, args.samples))
-        print(
-            f"decision → wait       p50 {latency['p50']:5.1f} ms  p99 {latency['p99']:5.1f} ms"
-            f"  max {latency['max']:5.1f} ms  ({latency['n']} samples)",
-            flush=True,
-        )
-    finally:
-        server.stop()
-
-    from approvals.models import Checkpoint
-
-    counts = [int(c) for c in args.waiters.split(",") if c]
-    pending = list(
-        Checkpoint.objects.filter(status="pending", agent__slug="bench-0").values_list(
-            "pk", flat=True
-        )[: max(counts)]
-    )
-    key = pairs[0][0]
-    from agents.services import Ask, ask
-    from approvals.audit import Actor
-
-    if len(pending) < max(counts):
-        from agents.models import Run
-
-        run = Run.objects.select_related("agent").get(pk=pairs[0][1])
-        for _ in range(max(counts) - len(pending)):
-            (cp,) = ask(
-                run, [Ask(title="w", action={"tool": "t"})], actor=Actor.for_agent(run.agent)
-            )
-            pending.append(cp.pk)
-    single = Server(args.port + 1, 1)
-    try:
-        rows = asyncio.run(
-            waiters_memory(args.port + 1, single.proc.pid, key, [str(p) for p in pending], counts)
-        )
-    finally:
-        single.stop()
-    for waiting, rss, threads in rows:
-        print(
-            f"one server process, {waiting:5d} waiters: RSS {rss:6.1f} MB, {threads} threads",
-            flush=True,
-        )
 
 
 if __name__ == "__main__":

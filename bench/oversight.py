@@ -83,7 +83,6 @@ def _fill(n: int, n_events: int) -> None:
     from django.utils import timezone
 
     from agents.models import Agent, Run
-    from approvals.audit import GENESIS_HASH, compute_hash
     from approvals.models import AuditEvent, Checkpoint, CheckpointView, Decision, Policy
     from tests.factories import UserFactory
 
@@ -180,8 +179,6 @@ def _fill(n: int, n_events: int) -> None:
     started = time.perf_counter()
     verbs = ["checkpoint.requested", "checkpoint.viewed", "checkpoint.claimed",
              "decision.recorded", "checkpoint.approved", "run.resumed"]  # fmt: skip
-    last = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
-    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
     users = [u for rs in reviewers.values() for u in rs]
     t0 = now - dt.timedelta(days=90)
     step = dt.timedelta(days=90) / n_events
@@ -190,20 +187,23 @@ def _fill(n: int, n_events: int) -> None:
         cp = rows[i % n]
         actor = rnd.choice(users)
         fields = {
-            "seq": seq, "at": t0 + step * i, "actor_type": "user", "actor_id": str(actor.pk),
+            "at": t0 + step * i, "actor_type": "user", "actor_id": str(actor.pk),
             "actor_label": actor.username, "verb": verbs[i % len(verbs)],
             "target_type": "approvals.checkpoint", "target_id": str(cp.pk),
-            "data": {"n": i, "role": cp.current_role}, "prev_hash": prev,
+            "data": {"n": i, "role": cp.current_role},
         }  # fmt: skip
-        event = AuditEvent(hash=compute_hash(**fields), **fields)
-        batch.append(event)
-        seq, prev = seq + 1, event.hash
+        batch.append(AuditEvent(**fields))  # unsequenced: the ledger's sequencer logs them
         if len(batch) == 10_000:
             AuditEvent.objects.bulk_create(batch)
             batch = []
     if batch:
         AuditEvent.objects.bulk_create(batch)
-    print(f"inserted {n_events} chained audit events in {time.perf_counter() - started:.0f} s")
+    print(f"inserted {n_events} audit events in {time.perf_counter() - started:.0f} s")
+    started = time.perf_counter()
+    from core.ledger.sequencer import sequence_pending
+
+    logged = sequence_pending()
+    print(f"sequenced {logged} events into the ledger in {time.perf_counter() - started:.0f} s")
 
 
 def timed(client, url: str, n: int, *, cold: bool = False) -> list[float]:
@@ -278,7 +278,7 @@ def main() -> None:
     manager = get_user_model().objects.get(username="bench-manager")
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(manager, backend="django.contrib.auth.backends.ModelBackend")
-    sample = AuditEvent.objects.order_by("-seq").values_list("target_id", flat=True).first()
+    sample = AuditEvent.objects.order_by("-id").values_list("target_id", flat=True).first()
     board = "/admin/oversight/?period="
     cases = [
         ("dashboard, 7 days, first view after a rollup refresh", f"{board}7 cold"),

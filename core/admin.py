@@ -83,3 +83,26 @@ class AuditedSaveMixin:
     def delete_queryset(self, request, queryset):
         for obj in queryset:
             self.delete_model(request, obj)
+
+
+# --- the ledger's rows: read-only, for managers (auditors) ----------------------------------
+
+from core.models import Receipt, TreeHead, WitnessState  # noqa: E402
+
+
+@admin.register(TreeHead)
+class TreeHeadAdmin(ReadOnlyAdminMixin, ManagersOnlyMixin, admin.ModelAdmin):
+    list_display = ["tree_size", "root_hash", "timestamp", "key_id", "created_at"]
+    ordering = ["-tree_size"]
+
+
+@admin.register(WitnessState)
+class WitnessStateAdmin(ReadOnlyAdminMixin, ManagersOnlyMixin, admin.ModelAdmin):
+    list_display = ["url", "last_tree_size", "last_pushed_at", "last_attempt_at", "last_error"]
+
+
+@admin.register(Receipt)
+class ReceiptAdmin(ReadOnlyAdminMixin, ManagersOnlyMixin, admin.ModelAdmin):
+    list_display = ["id", "subject", "issued_at", "expires_at", "redeemed_at", "redeemed_by"]
+    list_filter = [("redeemed_at", admin.EmptyFieldListFilter)]
+    search_fields = ["subject", "redeemed_by"]

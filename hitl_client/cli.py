@@ -7,7 +7,8 @@
 
 Exit codes (request --wait, wait, status):
     0 approved or answered     3 rejected     4 expired     5 cancelled
-    6 still pending (timeout)  1 error        2 usage error
+    6 still pending (timeout)  7 ledger verification failed (verify)
+    1 error                    2 usage error
 """
 
 from __future__ import annotations
@@ -196,12 +197,34 @@ def cmd_hook_claude_code(opts) -> int:
     return run_hook(opts, client)
 
 
+EXIT_UNVERIFIED = 7
+
+
+def cmd_verify(opts) -> int:
+    client = _client(opts)
+    trusted = json.loads(Path(opts.trusted_head).read_text()) if opts.trusted_head else None
+    report = client.verify_ledger(
+        opts.state,
+        events=opts.event or [],
+        full=opts.full,
+        public_keys=opts.public_key or [],
+        trusted_head=trusted,
+    )
+    _out(report.as_dict())
+    return EXIT_OK if report.ok else EXIT_UNVERIFIED
+
+
+def cmd_redeem(opts) -> int:
+    _out(_client(opts).redeem(opts.receipt, tool=opts.tool, args=opts.args or {}))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hitl",
         description="Ask humans for approval through a HITL Portal. JSON on stdout.",
         epilog="Exit codes: 0 approved/answered, 3 rejected, 4 expired, 5 cancelled, "
-        "6 still pending, 1 error, 2 usage.",
+        "6 still pending, 7 ledger verification failed, 1 error, 2 usage.",
     )
     parser.add_argument("--version", action="version", version=f"hitl {__version__}")
     parser.add_argument("--url", default=None, help="portal base URL (env HITL_URL)")
@@ -298,6 +321,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-error", choices=["deny", "ask"], default="deny")
     p.add_argument("--risk", choices=["low", "medium", "high", "critical"], default="medium")
     p.set_defaults(func=cmd_hook_claude_code)
+
+    p = sub.add_parser(
+        "verify",
+        help="check the portal's audit ledger: signed head, consistency with the last head "
+        "this machine saw, inclusion of events",
+    )
+    p.add_argument("--state", help="where the last accepted head is kept (a witness file)")
+    p.add_argument("--event", type=int, action="append", help="an audit event id (repeatable)")
+    p.add_argument("--full", action="store_true", help="re-hash every entry (managers)")
+    p.add_argument(
+        "--public-key", action="append", help="trust only this base64 key (default: pinned)"
+    )
+    p.add_argument("--trusted-head", help="a head published before (JSON file), e.g. a witness's")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("redeem", help="spend an approval's receipt right before acting")
+    p.add_argument("receipt")
+    p.add_argument("--tool", required=True)
+    p.add_argument("--args", type=_json_arg, default=None, help="the exact args, as JSON")
+    p.set_defaults(func=cmd_redeem)
 
     p = sub.add_parser("log", help="add a line to a run's timeline")
     p.add_argument("run")

@@ -369,6 +369,47 @@ class HitlClient:
             "POST", "artifacts/", files=files, data={"name": filename, "kind": kind}
         )
 
+    # --- receipts and the ledger -------------------------------------------------------------
+
+    def _redeem(
+        self,
+        receipt: str | None,
+        *,
+        tool: str | None = None,
+        args: dict | None = None,
+        action: dict | None = None,
+    ) -> Flow[dict]:
+        """Spend an approval's receipt right before acting: `tool`/`args` (or `action`) must be
+        exactly what you are about to run. Raises ConflictError (409) if it was already
+        redeemed (by another replica: do not act), expired or is for another action (ask
+        again); returns the redemption."""
+        if not receipt:
+            raise HitlError("no receipt: only an approved checkpoint has one (cp.receipt)")
+        if action is None:
+            action = {"tool": tool, "args": args or {}}
+        body = {"receipt": receipt, "action": action}
+        return (yield Call("POST", "receipts/redeem/", {"json": body}))
+
+    redeem, aredeem = twins(_redeem)
+
+    def verify_receipt(self, receipt: str, *, action: dict | None = None) -> dict:
+        """Check a receipt without spending it: {valid, problem, claims, ...}."""
+        body: dict[str, Any] = {"receipt": receipt}
+        if action is not None:
+            body["action"] = action
+        return self.request("POST", "receipts/verify/", json=body)
+
+    def ledger_head(self) -> dict:
+        """The latest signed tree head of the portal's audit ledger."""
+        return self.request("GET", "ledger/head")
+
+    def verify_ledger(self, state_path: str | Path | None = None, **options: Any):
+        """What `hitl verify` does (see `hitl_client.ledger.verify_ledger`): returns a Report."""
+        from hitl_client.ledger import default_state_path, verify_ledger
+
+        path = Path(state_path) if state_path else default_state_path(self.base_url)
+        return verify_ledger(self, state_path=path, **options)
+
     # --- people -----------------------------------------------------------------------------
 
     def queue(self, limit: int = 50) -> list[dict]:

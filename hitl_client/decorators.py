@@ -127,11 +127,12 @@ def require_approval_decorator(
                 confidence=confidence(**call.original) if callable(confidence) else confidence,
             )
 
-        def outcome(cp: Checkpoint, call: _Call) -> Any:
-            if cp.status == "approved":
-                # None: approved as proposed. A dict (even {}) is the reviewer's edit.
-                approved = cp.approved_args
-                return call.invoke(func, call.sent if approved is None else approved)
+        def approved_args(cp: Checkpoint, call: _Call) -> dict[str, Any]:
+            # None: approved as proposed. A dict (even {}) is the reviewer's edit.
+            approved = cp.approved_args
+            return call.sent if approved is None else approved
+
+        def rejected(cp: Checkpoint) -> Any:
             rejection = Rejection(cp.status, cp.reason, cp)
             if on_reject == "return":
                 return rejection
@@ -146,7 +147,13 @@ def require_approval_decorator(
                     _title(title, tool_name, call.original), **ask_fields(call)
                 )
                 await cp.wait_async(timeout=timeout)
-                result = outcome(cp, call)
+                if cp.status != "approved":
+                    return rejected(cp)
+                args = approved_args(cp, call)
+                # Spend the receipt right before acting: another replica that acts on the same
+                # approval gets a 409 (ConflictError) here instead of acting twice.
+                await client.aredeem(cp.receipt, tool=tool_name, args=args)
+                result = call.invoke(func, args)
                 return await result if inspect.isawaitable(result) else result
 
             return async_wrapper
@@ -158,7 +165,11 @@ def require_approval_decorator(
                 _title(title, tool_name, call.original), **ask_fields(call)
             )
             cp.wait(timeout=timeout)
-            return outcome(cp, call)
+            if cp.status != "approved":
+                return rejected(cp)
+            args = approved_args(cp, call)
+            client.redeem(cp.receipt, tool=tool_name, args=args)  # see async_wrapper
+            return call.invoke(func, args)
 
         return wrapper
 

@@ -96,6 +96,17 @@ class Checkpoint(_Resource):
         return decision.get("decided_by")
 
     @property
+    def receipt(self) -> str | None:
+        """An approval's signed, single-use receipt: redeem it right before acting
+        (`client.redeem(cp.receipt, tool=..., args=...)`; the decorator does it for you)."""
+        return (self.decision or {}).get("receipt")
+
+    @property
+    def ledger_seq(self) -> int | None:
+        """The decision's place in the portal's audit ledger."""
+        return ((self.decision or {}).get("ledger") or {}).get("seq")
+
+    @property
     def edited(self) -> bool:
         return (self.decision or {}).get("outcome") == "modify"
 

@@ -487,6 +487,45 @@ HITL_WAIT_DB_THREADS = env_int("HITL_WAIT_DB_THREADS", 4, minimum=1)
 HITL_WEBHOOK_TIMEOUT = env_int("HITL_WEBHOOK_TIMEOUT", 10, minimum=1)
 HITL_WEBHOOK_RETRY_HOURS = env_int("HITL_WEBHOOK_RETRY_HOURS", 25, minimum=1)
 
+# --- Ledger (core.ledger): the audit trail as a transparency log -------------------------------
+# The Ed25519 key that signs tree heads and receipts: required in production, generated into
+# var/ for development (like SECRET_KEY). Its handling is in core/ledger/keys.py.
+from core.ledger.keys import LedgerKeyError, load_signing_key, parse_public_key  # noqa: E402
+
+try:
+    HITL_LEDGER_SIGNING_KEY = load_signing_key(env_str("HITL_LEDGER_SIGNING_KEY"), VAR_DIR, DEBUG)
+    HITL_LEDGER_PREVIOUS_KEYS = env_list("HITL_LEDGER_PREVIOUS_KEYS", [])
+    for _key in HITL_LEDGER_PREVIOUS_KEYS:
+        parse_public_key(_key)
+except LedgerKeyError as exc:
+    text = str(exc)
+    if not text.startswith("HITL_"):
+        text = f"HITL_LEDGER_SIGNING_KEY or HITL_LEDGER_PREVIOUS_KEYS: {text}"
+    raise ImproperlyConfigured(text) from None
+# The log's name in every signed head (witnesses keep logs apart by it).
+HITL_LEDGER_ORIGIN = env_str("HITL_LEDGER_ORIGIN", f"{urlparse(SITE_URL).netloc or 'hitl'}/ledger")
+# The standing sequencer: entries per batch, poll interval when nothing woke it, and how long
+# a reader that needs an entry's seq (a receipt) waits for it.
+HITL_LEDGER_BATCH = env_int("HITL_LEDGER_BATCH", 2000, minimum=1)
+HITL_LEDGER_POLL_INTERVAL = env_float("HITL_LEDGER_POLL_INTERVAL", 0.05)
+HITL_LEDGER_WAIT = env_float("HITL_LEDGER_WAIT", 5.0)
+# Sync mode (tests, HITL_Q_SYNC=1): every transaction sequences its own events on commit.
+HITL_LEDGER_SYNC = Q_CLUSTER["sync"]
+# Witnesses: where signed heads are pushed, so a copy exists outside the database.
+HITL_LEDGER_WITNESSES = env_list("HITL_LEDGER_WITNESSES", [], sep=" ")
+HITL_LEDGER_WITNESS_SECRET = env_str("HITL_LEDGER_WITNESS_SECRET", "")
+HITL_LEDGER_WITNESS_INTERVAL = env_int("HITL_LEDGER_WITNESS_INTERVAL", 60, minimum=1)
+HITL_LEDGER_WITNESS_EMAIL_INTERVAL = env_int(
+    "HITL_LEDGER_WITNESS_EMAIL_INTERVAL", 86400, minimum=60
+)
+for _witness in HITL_LEDGER_WITNESSES:
+    if urlparse(_witness).scheme not in ("file", "http", "https", "mailto"):
+        raise ImproperlyConfigured(
+            f"HITL_LEDGER_WITNESSES: {_witness!r} is not a file://, http(s):// or mailto: URL"
+        )
+# Receipts: how long an approval's receipt may be redeemed.
+HITL_RECEIPT_TTL = env_int("HITL_RECEIPT_TTL", 3600, minimum=10)
+
 # --- HITL Portal -----------------------------------------------------------------------------
 HITL_DEFAULT_ROLE = env_str("HITL_DEFAULT_ROLE", "ops")
 HITL_DEFAULT_TIMEOUT = env_int("HITL_DEFAULT_TIMEOUT", 1800, minimum=1)

@@ -27,14 +27,16 @@ from approvals.audit import Actor, AuditVerb
 from approvals.models import Artifact, AuditEvent, Checkpoint, Decision
 from approvals.representations import iso
 from core.canonical import action_sha256
+from core.ledger import heads
+from core.models import TreeHead
 
 CHUNK = 500  # lines per chunk sent
 FETCH = 2000  # rows per database round trip
 FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 
 AUDIT_COLUMNS = [
-    "seq", "at", "actor_type", "actor_id", "actor_label", "verb", "target_type", "target_id",
-    "data", "prev_hash", "hash",
+    "id", "seq", "at", "actor_type", "actor_id", "actor_label", "verb", "target_type",
+    "target_id", "data", "hash",
 ]  # fmt: skip
 CHECKPOINT_COLUMNS = [
     "id", "created_at", "agent", "run", "kind", "tool", "title", "risk", "status", "outcome",
@@ -128,8 +130,9 @@ def streamed(
 
 
 def audit_rows(qs: QuerySet[AuditEvent]) -> Iterator[dict]:
-    """Oldest first (so a re-read chain can be checked link by link)."""
-    for values in qs.order_by("seq").values_list(*AUDIT_COLUMNS).iterator(chunk_size=FETCH):
+    """Oldest first, in insert order (`id`; `seq` and the leaf `hash` are null for an event
+    the ledger's sequencer has not logged yet)."""
+    for values in qs.order_by("id").values_list(*AUDIT_COLUMNS).iterator(chunk_size=FETCH):
         row = dict(zip(AUDIT_COLUMNS, values, strict=True))
         row["at"] = iso(row["at"])
         yield row
@@ -323,14 +326,17 @@ checkpoints.jsonl    every request of the period: what the agent asked, the poli
 decisions.jsonl      every reviewer's vote on those requests: who (username, name, email,
                      roles), in which role and stage, the outcome, comment, edits, channel,
                      when they first opened the request and when they decided
-audit_events.jsonl   every audit event of the period, with its sequence number and hashes:
-                     each event's prev_hash is the previous event's hash
-verification.json    the result of verifying the whole audit chain when the pack was made
+audit_events.jsonl   every audit event of the period, with its ledger sequence number and
+                     RFC 6962 leaf hash: sha256(0x00 || the event's canonical entry)
+verification.json    the result of verifying the whole audit ledger when the pack was made,
+                     and its latest signed tree head
 manifest.json        who made the pack, when, for which period and filters, and the sha256
                      and row count of each file above
 
 Retention: keep this pack and the portal's database for at least six months (EU AI Act,
-record-keeping and human oversight). `python manage.py verify_audit` re-checks the chain.
+record-keeping and human oversight). `python manage.py verify_audit` re-checks the ledger;
+its "head", saved as a file, is a trusted head for `hitl verify --trusted-head`: the
+ledger must still extend it.
 """
 
 
@@ -371,14 +377,17 @@ def pack_stream(user, filters: metrics.Filters) -> Iterator[bytes]:
         events = AuditEvent.objects.filter(at__gte=filters.start_at, at__lt=filters.end_at)
         yield from member("audit_events.jsonl", jsonl_lines(audit_rows(events)))
         result = audit.verify_chain()
-        head = AuditEvent.objects.order_by("-seq").values("seq", "hash").first()
+        head = TreeHead.objects.order_by("-tree_size").first()
         verification = {
             "verified_at": iso(timezone.now()),
             "ok": result.ok,
             "checked": result.checked,
             "bad_seq": result.bad_seq,
             "problem": result.problem,
-            "head": head,
+            "pending": result.pending,
+            # The latest signed tree head: `hitl verify --trusted-head` and any witness
+            # check later that the ledger still extends it.
+            "head": heads.as_json(head) if head else None,
         }
         yield from member("verification.json", [json.dumps(verification, indent=2).encode()])
         manifest = {

@@ -145,7 +145,7 @@ class AuditFilterForm(forms.Form):
             users = list(User.objects.filter(username=d["actor"]).values_list("pk", flat=True))
             agents = list(Agent.objects.filter(slug=d["actor"]).values_list("pk", flat=True))
             # One (actor_type, actor_id) pair when the name is a person's or an agent's: the
-            # index (actor_type, actor_id, seq) then serves the newest page without a sort.
+            # index (actor_type, actor_id, id) then serves the newest page without a sort.
             if users:
                 q &= Q(actor_type=AuditEvent.ActorType.USER, actor_id=str(users[0]))
             elif agents:

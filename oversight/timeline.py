@@ -68,14 +68,14 @@ def build(cp: Checkpoint) -> list[tuple[str, Described]]:
         verb__in=[AuditVerb.WEBHOOK_DELIVERED, AuditVerb.WEBHOOK_FAILED],
         data__checkpoint=pk,
     )
-    events = list(own.order_by("seq")[:500])
-    events += [e for e in run_events.order_by("seq")[:500] if _mentions(e, pk)]
-    events += list(webhooks.order_by("seq")[:50])
+    events = list(own.order_by("id")[:500])
+    events += [e for e in run_events.order_by("id")[:500] if _mentions(e, pk)]
+    events += list(webhooks.order_by("id")[:50])
     if cp.drill_id:
         events += list(
             AuditEvent.objects.filter(
                 target_type="approvals.drill", target_id=str(cp.drill_id)
-            ).order_by("seq")
+            ).order_by("id")
         )
-    events.sort(key=lambda e: e.seq)
+    events.sort(key=lambda e: e.id)
     return [(STAGE.get(d.event.verb, "other"), d) for d in describe(events)]

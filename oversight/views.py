@@ -269,7 +269,7 @@ def drill_detail(request: HttpRequest, pk: int) -> HttpResponse:
     (row,) = _drill_rows([drill])
     events = list(
         AuditEvent.objects.filter(target_type="approvals.drill", target_id=str(drill.pk)).order_by(
-            "seq"
+            "id"
         )
     )
     return TemplateResponse(
@@ -307,20 +307,20 @@ def audit_explorer(request: HttpRequest) -> HttpResponse:
     qs = AuditEvent.objects.filter(form.query())
     before = form.cleaned_data.get("before")
     if before:
-        qs = qs.filter(seq__lt=before)
-    # Newest first. Under a date range the time index serves the order (the chain appends in
-    # time order, so it is the sequence order too); otherwise the sequence index does.
+        qs = qs.filter(id__lt=before)
+    # Newest first, by insert order (every event has its id at once; its ledger seq only
+    # once the sequencer logged it). Under a date range the time index serves the order.
     dated = form.cleaned_data.get("start") or form.cleaned_data.get("end")
-    events = list(qs.order_by(*(("-at", "-seq") if dated else ("-seq",)))[: PAGE + 1])
+    events = list(qs.order_by(*(("-at", "-id") if dated else ("-id",)))[: PAGE + 1])
     more = len(events) > PAGE
     events = events[:PAGE]
-    last_check = AuditEvent.objects.filter(verb=AuditVerb.AUDIT_VERIFIED).order_by("-seq").first()
+    last_check = AuditEvent.objects.filter(verb=AuditVerb.AUDIT_VERIFIED).order_by("-id").first()
     return TemplateResponse(
         request,
         "admin/oversight/audit.html",
         _ctx(
             request, "Audit trail", form=form, events=describe(events),
-            next_query=form.params(before=events[-1].seq) if more and events else "",
+            next_query=form.params(before=events[-1].id) if more and events else "",
             query=form.params(), filtered=any(v for k, v in form.cleaned_data.items() if v),
             last_check=describe([last_check])[0] if last_check else None,
         ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import subprocess
@@ -156,6 +157,7 @@ def settings_check(env: dict[str, str]) -> subprocess.CompletedProcess:
             "ALLOWED_HOSTS",
             "REDIS_URL",
             "HITL_ENCRYPTION_KEY",
+            "HITL_LEDGER_SIGNING_KEY",
         )
     }
     return subprocess.run(
@@ -191,6 +193,17 @@ def settings_check(env: dict[str, str]) -> subprocess.CompletedProcess:
         ({"DEBUG": "1", "HITL_DEFAULT_TIMEOUT": "soon"}, "is not an integer"),
         ({"DEBUG": "1", "REDIS_URL": "http://x"}, "must be a redis:// URL"),
         ({"DEBUG": "1", "DATABASE_URL": "mysql://x/y"}, "not supported"),
+        (
+            {
+                "DEBUG": "0",
+                "SECRET_KEY": "k" * 60,
+                "ALLOWED_HOSTS": "hitl.example.com",
+                "HITL_ENCRYPTION_KEY": "ZmRhc2RmYXNkZmFzZGZhc2RmYXNkZmFzZGZhc2RmYXM=",
+            },
+            "HITL_LEDGER_SIGNING_KEY is not set",
+        ),
+        ({"DEBUG": "1", "HITL_LEDGER_SIGNING_KEY": "c2hvcnQ="}, "a 32-byte"),
+        ({"DEBUG": "1", "HITL_LEDGER_WITNESSES": "ftp://x/y"}, "HITL_LEDGER_WITNESSES"),
     ],
 )
 def test_settings_fail_loudly_on_bad_config(env, message):
@@ -206,6 +219,7 @@ def test_production_settings_pass_the_deploy_check():
             "SECRET_KEY": "p" * 30 + "roduction-secret-key-of-sufficient-length",
             "ALLOWED_HOSTS": "hitl.example.com",
             "HITL_ENCRYPTION_KEY": "ZmRhc2RmYXNkZmFzZGZhc2RmYXNkZmFzZGZhc2RmYXM=",
+            "HITL_LEDGER_SIGNING_KEY": base64.b64encode(bytes(range(32))).decode(),
         }
     )
     assert result.returncode == 0, result.stderr

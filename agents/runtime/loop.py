@@ -50,6 +50,7 @@ from agents.transitions import run_complete, run_fail, run_request_execute, run_
 from approvals import audit
 from approvals.audit import Actor, AuditVerb
 from approvals.models import RISK_ORDER, Checkpoint
+from approvals.receipts import ReceiptNotReady, ReceiptRefused, receipt_redeem, receipt_token
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,9 @@ def drive(run_id) -> str:
             return "stopped: agent halted"
         log.warning("run %s: lease lost; another executor continues", run_id)
         return "stopped: lease lost"
+    except ReceiptNotReady as exc:
+        log.warning("run %s: %s; trying again", run_id, exc)
+        return execution.defer(str(exc))
     except DatabaseError:
         # Transient (locked, connection dropped): leave the run running; once the lease
         # lapses the reconcile sweep re-enqueues it, counting attempts.
@@ -379,15 +383,29 @@ class Execution:
             except ToolError as exc:
                 return self._done(call, "failed", reason=str(exc))
             self._check_not_halted()
-            with self._fenced():
-                step = RunStep.objects.create(
-                    run=self.run,
-                    key=key,
-                    tool=tool.name,
-                    args=args,
-                    args_sha256=call_sha256(tool.name, args),
-                    checkpoint_id=approved["checkpoint"] if approved else None,
-                )
+            # The receipt, right before the effect: the exact action that was approved, once.
+            token = self._receipt(approved["checkpoint"]) if approved else None
+            try:
+                with self._fenced():
+                    if token is not None:
+                        receipt_redeem(
+                            token,
+                            {"tool": tool.name, "args": args},
+                            self.actor,
+                            redeemer=f"run:{self.run.pk}:{key}",
+                        )
+                    step = RunStep.objects.create(
+                        run=self.run,
+                        key=key,
+                        tool=tool.name,
+                        args=args,
+                        args_sha256=call_sha256(tool.name, args),
+                        checkpoint_id=approved["checkpoint"] if approved else None,
+                    )
+            except ReceiptRefused as exc:
+                if getattr(exc, "code", "") in ("receipt_expired", "action_mismatch"):
+                    return self._reask(call, tool, f"receipt refused: {exc}", args, asks)
+                return self._done(call, "failed", reason=f"receipt refused: {exc}")
         else:
             step.attempts += 1
             if step.attempts > MAX_STEP_ATTEMPTS:
@@ -621,6 +639,22 @@ class Execution:
             pk=self.run.pk, lease_owner=self.owner, status=Run.Status.RUNNING
         ).update(**fields):
             raise LeaseLost()
+
+    def _receipt(self, checkpoint_id) -> str:
+        """The approval's signed receipt (waits briefly for the ledger: ReceiptNotReady)."""
+        cp = Checkpoint.objects.select_related("agent", "policy").get(pk=checkpoint_id)
+        sealed = receipt_token(cp)
+        if sealed is None:
+            raise ReceiptNotReady(f"checkpoint {checkpoint_id} has no receipt")
+        return sealed.token
+
+    def defer(self, why: str) -> str:
+        """Give the run back and try again shortly (counted: a run that never gets going is
+        dead-lettered by the reconcile sweep)."""
+        with audit.atomic():
+            self._release(state=True)
+            run_request_execute(self.run.pk, reason=why)
+        return "deferred"
 
     @contextmanager
     def _fenced(self):

@@ -49,13 +49,14 @@ def queue_counts(user, now: dt.datetime | None = None) -> dict[str, int]:
 def latest_change_seq() -> int:
     """A cheap "has anything in any queue changed?" fingerprint: the newest audit event about
     a checkpoint (every request, claim, release, decision and expiry writes one)."""
-    seq = (
+    # The id, not the ledger seq: ids are assigned at insert, seqs only later by the sequencer.
+    last = (
         AuditEvent.objects.filter(target_type="approvals.checkpoint")
-        .order_by("-seq")
-        .values_list("seq", flat=True)
+        .order_by("-pk")
+        .values_list("pk", flat=True)
         .first()
     )
-    return seq or 0
+    return last or 0
 
 
 def pending_queue(user) -> QuerySet[Checkpoint]:
@@ -216,5 +217,5 @@ def audit_trail(cp: Checkpoint, limit: int = 100) -> list[AuditEvent]:
     return list(
         AuditEvent.objects.filter(
             target_type="approvals.checkpoint", target_id=str(cp.pk)
-        ).order_by("seq")[:limit]
+        ).order_by("id")[:limit]
     )

@@ -1,5 +1,7 @@
-"""A real portal process for tests that are about real HTTP: uvicorn serving
-hitlportal.asgi on 127.0.0.1 (a free port), on the test database."""
+"""A real portal for tests that are about real HTTP, as `make run` serves it: the WSGI
+server (granian, hitlportal.wsgi) behind the ASGI server (uvicorn, hitlportal.asgi: long-poll
+in its event loop, everything else forwarded), on 127.0.0.1 (ports the OS picks), on the
+test database."""
 
 from __future__ import annotations
 
@@ -13,12 +15,15 @@ from django.db import connection
 from tests import servers
 
 
-def free_port() -> int:
-    """A port the OS says is free now (other engineers' and CI's servers share the machine:
-    a fixed range collides)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(skip: int | None = None) -> int:
+    """A port the OS says is free (an ephemeral one: other test runs on this machine use
+    fixed ranges). `skip`: one already chosen but not bound yet."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port != skip:
+            return port
 
 
 def test_database_url() -> str:
@@ -43,25 +48,31 @@ class LivePortal:
             "LOG_LEVEL": "WARNING",
             **env,
         }
-        self.proc: subprocess.Popen | None = None
+        self.servers: servers.Portal | None = None
+
+    @property
+    def proc(self) -> subprocess.Popen | None:
+        """The front process (ASGI: where waiters are parked)."""
+        return self.servers.asgi if self.servers else None
 
     def start(self) -> LivePortal:
         for _attempt in range(3):
-            self.proc = servers.start_uvicorn(self.port, self.env)
+            wsgi_port = free_port(skip=self.port)
             try:
-                servers.wait_healthy(self.proc, self.port)
+                self.servers = servers.start_portal(self.port, wsgi_port, self.env)
                 return self
             except RuntimeError as exc:
                 if "exited" not in str(exc):  # it ran but never answered: a real failure
                     raise
-            # It exited at once (the port was taken between choosing and binding): another.
+            # A server exited at once (a port was taken between choosing and binding): others.
             self.port = free_port()
             self.url = f"http://127.0.0.1:{self.port}"
             self.env["HITL_SITE_URL"] = self.url
         raise RuntimeError("the portal could not bind a port")
 
     def stop(self) -> None:
-        servers.stop(self.proc)
+        if self.servers is not None:
+            self.servers.stop()
 
     def wait_for_sessions_to_close(self) -> None:
         """PostgreSQL ends a closed client's backend asynchronously; dropping the test

@@ -1,6 +1,6 @@
-"""approvals.audit.deferred() (what `audit.atomic()` opens for every transition and service),
-so concurrent writers hold the audit-chain lock only for their last statement; and the closed
-vocabulary of verbs."""
+"""approvals.audit.deferred() (what `audit.atomic()` opens for every transition and service):
+events go in one INSERT at the end of the transaction, unsequenced (the ledger's sequencer
+orders them after commit); and the closed vocabulary of verbs."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from approvals import audit
 from approvals.audit import Actor
 from approvals.audit import AuditVerb as V
 from approvals.models import AuditEvent
+from core.ledger import sequencer
 
 pytestmark = pytest.mark.django_db
 
@@ -25,6 +26,12 @@ def test_it_appends_deferred_events_at_the_end_in_order(agent):
         with transaction.atomic():
             audit.record(ACTOR, V.AGENT_KEY_REVOKED, agent)
         assert list(AuditEvent.objects.values_list("verb", flat=True)) == [V.AGENT_CREATED]
+    assert list(AuditEvent.objects.values_list("verb", "seq")) == [
+        (V.AGENT_CREATED, None),
+        (V.AGENT_KEY_CREATED, None),
+        (V.AGENT_KEY_REVOKED, None),
+    ]  # inserted unsequenced: the sequencer orders them
+    sequencer.sequence_pending()
     assert list(AuditEvent.objects.values_list("verb", "seq")) == [
         (V.AGENT_CREATED, 1),
         (V.AGENT_KEY_CREATED, 2),
@@ -57,7 +64,7 @@ def test_it_appends_nothing_when_the_block_fails(agent):
 def test_transitions_defer_their_events_themselves_not_only_at_the_api_edge(make_checkpoint):
     """Outside any API request, a transition still appends its events only at the end of its
     transaction: while it runs (here: when it announces the new checkpoint), its event is not
-    in the chain yet, so no chain lock is held."""
+    in the trail yet: it is inserted with the rest at the end."""
     from approvals.signals import checkpoint_requested
 
     seen = []

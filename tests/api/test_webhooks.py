@@ -100,6 +100,9 @@ def test_it_retries_a_failed_delivery_then_delivers_it_signed(
     assert payload["decision"]["outcome"] == "modify"
     assert payload["decision"]["action"]["args"] == {"paths": ["/x"]}
     assert payload["decision"]["comment"] == "only /x"
+    approved = AuditEvent.objects.get(verb="checkpoint.approved", target_id=cp["id"])
+    assert payload["decision"]["ledger"]["seq"] == approved.seq is not None  # its place in the log
+    assert payload["decision"]["receipt"]  # and what to redeem before acting
     assert payload["run"]["id"] == cp["run"]
     assert AuditEvent.objects.filter(verb="webhook.delivered").count() == 1
     # a late duplicate task does nothing

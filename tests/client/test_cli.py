@@ -118,3 +118,40 @@ def test_it_expires_with_exit_4(live_portal, agent_key):
     )
     checkpoint_expire(cp["id"], now=timezone.now() + timedelta(hours=2))
     assert hitl(live_portal, agent_key, "wait", cp["id"]).returncode == 4
+
+
+def test_hitl_verify_keeps_a_witness_state_and_catches_a_truncated_log(
+    live_portal, agent_key, reviewer, manager, tmp_path
+):
+    """`hitl verify`, as an auditor runs it from cron: the first run pins the key and keeps
+    the head; after someone truncates the log (and its heads) the next run exits 7."""
+    from approvals.models import AuditEvent
+    from core.models import TreeHead
+
+    cp = json.loads(
+        hitl(live_portal, agent_key, "request", "--title", "t", "--tool", "x", check=0).stdout
+    )
+    checkpoint_decide(cp["id"], reviewer, "approve")
+    auditor = user_token_create(manager)
+    state = tmp_path / "witness.json"
+    event = AuditEvent.objects.get(verb="checkpoint.approved").pk
+    first = hitl(
+        live_portal, auditor, "verify", "--state", str(state), "--full", "--event", str(event),
+        check=0,
+    )  # fmt: skip
+    report = json.loads(first.stdout)
+    assert report["ok"] and report["events"][0]["included"]
+    assert report["entries_checked"] == report["head"]["tree_size"]
+    assert json.loads(state.read_text())["head"] == report["head"]
+    assert "first run" in report["notes"][0]
+
+    size = report["head"]["tree_size"]
+    AuditEvent.objects.filter(seq__gt=size - 2).delete()
+    TreeHead.objects.filter(tree_size__gt=size - 2).delete()
+    second = hitl(live_portal, auditor, "verify", "--state", str(state), check=7)
+    problems = json.loads(second.stdout)["problems"]
+    assert (
+        problems == [f"the log shrank from {size} to {size - 2} events since the head you trust"]
+        or "shrank" in problems[0]
+    )
+    assert json.loads(state.read_text())["head"] == report["head"]  # the good head is kept

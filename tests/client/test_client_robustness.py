@@ -23,14 +23,18 @@ class DecidedPortal(HitlClient):
         self.run = Run({"id": "run-1", "status": "running"})
         self.args = args
         self.asked: list[dict] = []
+        self.redeemed: list[dict] = []
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         if (method, path) == ("POST", "checkpoints/"):
             self.asked.append(kwargs["json"])
             return {"id": "cp-1", "status": "pending", "decision": None}
+        if (method, path) == ("POST", "receipts/redeem/"):
+            self.redeemed.append(kwargs["json"])
+            return {"receipt": "r-1"}
         assert (method, path) == ("GET", "checkpoints/cp-1/wait")
         action = None if self.args is None else {"tool": "t", "args": self.args}
-        decision = {"outcome": "modify", "action": action, "comment": ""}
+        decision = {"outcome": "modify", "action": action, "comment": "", "receipt": "token"}
         return {"id": "cp-1", "status": "approved", "decision": decision}
 
     async def arequest(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -48,8 +52,19 @@ def tool_for(portal: DecidedPortal, calls: list):
 
 def test_it_runs_with_the_original_arguments_when_approved_as_proposed():
     calls: list = []
-    assert tool_for(DecidedPortal(None), calls)("/a", True, dry_run=False) == "done"
+    portal = DecidedPortal(None)
+    assert tool_for(portal, calls)("/a", True, dry_run=False) == "done"
     assert calls == [("/a", True, False)]
+    # the receipt was spent on exactly the arguments that ran, before they ran
+    assert portal.redeemed == [
+        {
+            "receipt": "token",
+            "action": {
+                "tool": "delete",
+                "args": {"path": "/a", "recursive": True, "dry_run": False},
+            },
+        }
+    ]
 
 
 def test_it_does_not_bring_back_an_argument_the_reviewer_removed():

@@ -174,3 +174,27 @@ def test_a_reviewer_uses_the_client_with_a_personal_token(live_portal, client, r
         result = human.decide(cp.id, "approve", comment="go")
     assert result["resolved"] is True
     assert cp.wait(timeout=5).approved
+
+
+def test_two_replicas_acting_on_one_approval_exactly_one_redeems(live_portal, agent_key, reviewer):
+    """Two copies of an agent got the same approval (a retried job, a second replica): the
+    first to redeem acts; the other gets a 409 and must not."""
+    from core.models import Receipt
+
+    with (
+        HitlClient(live_portal.url, agent_key) as one,
+        HitlClient(live_portal.url, agent_key) as two,
+    ):
+        cp = one.request_approval("restart db", tool="restart", args={"name": "db"})
+        checkpoint_decide(cp.id, reviewer, "approve")
+        first, second = one.wait(cp.id), two.wait(cp.id)
+        assert first.receipt and first.receipt == second.receipt and first.ledger_seq
+        assert one.verify_receipt(
+            first.receipt, action={"tool": "restart", "args": {"name": "db"}}
+        )["valid"]
+        done = one.redeem(first.receipt, tool="restart", args={"name": "db"})
+        with pytest.raises(ConflictError) as refused:
+            two.redeem(second.receipt, tool="restart", args={"name": "db"})
+    assert refused.value.status == 409 and refused.value.code == "receipt_redeemed"
+    assert refused.value.winner == done["redeemed_by"] == "agent:bot"
+    assert Receipt.objects.get().redeemed_at is not None

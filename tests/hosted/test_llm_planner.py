@@ -10,10 +10,11 @@ from agents.models import Run
 from agents.runtime.agent import ask_human
 from agents.runtime.planners import LLMPlanner, PlannerError, PlanView
 from approvals.transitions import checkpoint_decide
+from tests.api.live import free_port
 from tests.hosted.agents import ledger_lines, transfer
 from tests.hosted.fake_llm import FakeLLM, tool_call
 
-PORT = 8311
+PORT = free_port()  # one the OS says is free: other test runs on this machine use fixed ones
 
 
 @pytest.fixture

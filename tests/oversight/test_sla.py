@@ -100,7 +100,7 @@ def test_the_sweep_marks_before_it_expires(policies, bot, heard):
     assert result["sla"] == {"breached": 1} and result["expiry"]["expired"] == 1
     verbs = list(
         AuditEvent.objects.filter(target_id=str(cp.pk))
-        .order_by("seq")
+        .order_by("id")
         .values_list("verb", flat=True)
     )
     assert verbs[-2:] == ["checkpoint.sla_breached", "checkpoint.expired"]

@@ -57,4 +57,4 @@ def events(verb: str, target=None) -> list[AuditEvent]:
     qs = AuditEvent.objects.filter(verb=verb)
     if target is not None:
         qs = qs.filter(target_id=str(target.pk))
-    return list(qs.order_by("seq"))
+    return list(qs.order_by("id"))

@@ -84,17 +84,28 @@ def test_an_auto_approval_reaches_the_agent_through_every_channel(
         "version": 1,
     }
 
-    # GET and the long-poll say the same, at once.
-    assert api.get(f"checkpoints/{created['id']}/").json()["decision"] == decision
+    # The 201 may be answered before the decision's audit event is logged: it names the
+    # event; its place in the ledger and the receipt come once the sequencer logged it.
+    event = decision["ledger"]["event"]
+    assert event and decision["receipt"] in (None, decision["receipt"])
+
+    # GET and the long-poll say the same, at once, with the receipt to redeem.
+    got = api.get(f"checkpoints/{created['id']}/").json()["decision"]
+    assert got["receipt"] and got["ledger"]["event"] == event
+    assert got["ledger"]["seq"] == AuditEvent.objects.get(pk=event).seq is not None
+    assert got == {**decision, "ledger": got["ledger"], "receipt": got["receipt"]}
     waited = api.get(f"checkpoints/{created['id']}/wait", timeout=30).json()
-    assert waited["decision"] == decision
+    assert waited["decision"] == got
+    claims = api.post("receipts/verify/", {"receipt": got["receipt"]}).json()["claims"]
+    assert claims["policy"]["version"] == 1
+    assert claims["deciders"] == ["policy janitor may clean logs v1"]
 
     # The webhook: signed, delivered to the agent's receiver, with the same decision.
     (headers, raw) = hook.requests[0]
     verify_webhook(agent.webhook_secret, headers, raw)
     payload = json.loads(raw)
     assert payload["event"] == "checkpoint.decided"
-    assert payload["decision"] == decision
+    assert payload["decision"] == got
     assert WebhookDelivery.objects.get().status == "delivered"
 
     # The row: a Decision by the policy version, not a person.
