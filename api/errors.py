@@ -69,7 +69,7 @@ def as_api_exception(exc: Exception) -> exceptions.APIException | None:
     if isinstance(exc, Conflict):
         return ConflictError(exc)
     if isinstance(exc, NotAllowed):
-        return exceptions.PermissionDenied(str(exc))
+        return exceptions.PermissionDenied(str(exc), code=exc.code)
     if isinstance(exc, InvalidInput):
         return exceptions.ValidationError(exc.errors())
     if isinstance(exc, (ObjectDoesNotExist, Http404)):

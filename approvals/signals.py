@@ -26,3 +26,9 @@ checkpoint_resolved = Signal()
 # kwargs: checkpoints (a list of resolved Checkpoints), sent once per batch, in the same
 # transaction, after each of them was announced with checkpoint_resolved(batch=True).
 checkpoints_resolved = Signal()
+
+# kwargs: checkpoint (still pending), batch=True when sent by a sweep's batch. Sent once per
+# checkpoint, the moment it passes its SLA target undecided. SLA breach detection (the
+# transition that sends it) belongs to the oversight work (issue 10); notifications subscribe
+# to it to tell managers. Declared here with that name so both sides meet on merge.
+checkpoint_sla_breached = Signal()

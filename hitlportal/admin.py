@@ -16,6 +16,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_http_methods
 
 from approvals import selectors, tokens_page
+from notifications import pages as notification_pages
 from approvals.review import queries
 from core.roles import is_manager, user_roles
 
@@ -50,6 +51,16 @@ class HitlAdminSite(admin.AdminSite):
                 "tokens/<int:token_id>/revoke/",
                 page(tokens_page.revoke, ["POST"]),
                 name="hitl_token_revoke",
+            ),
+            path(
+                "notifications/",
+                page(notification_pages.preferences, ["GET", "HEAD", "POST"]),
+                name="hitl_notifications",
+            ),
+            path(
+                "notifications/chat/<int:link_id>/unlink/",
+                page(notification_pages.unlink, ["POST"]),
+                name="hitl_chat_unlink",
             ),
             *super().get_urls(),
         ]

@@ -9,6 +9,8 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include("api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # Slack's interactivity (buttons in notifications) and the account link page.
+    path("integrations/slack/", include("integrations.slack.urls")),
     path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
 ]
 

@@ -15,9 +15,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # package -> the packages above it, which it may not reach by name
 ABOVE = {
-    "core": ["approvals", "agents", "api", "hitlportal"],
-    "approvals": ["agents", "api", "hitlportal"],
-    "agents": ["api", "hitlportal"],
+    "core": ["approvals", "agents", "api", "notifications", "integrations", "hitlportal"],
+    "approvals": ["agents", "api", "notifications", "integrations", "hitlportal"],
+    "agents": ["api", "notifications", "integrations", "hitlportal"],
+    "notifications": ["agents", "hitlportal"],
 }
 
 

@@ -241,7 +241,7 @@ def test_it_purges_old_finished_task_rows(db, settings):
 
 
 def test_it_runs_every_sweep_from_one_entry_point(db):
-    assert set(run_all()) == {"expiry", "reconcile", "housekeeping"}
+    assert set(run_all()) == {"expiry", "reconcile", "notifications", "housekeeping"}
     out = __import__("io").StringIO()
     call_command("sweep", stdout=out)
     assert '"expiry"' in out.getvalue()

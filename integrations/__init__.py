@@ -1,0 +1,1 @@
+"""Fronts for other clients and chat tools (see each subpackage)."""
