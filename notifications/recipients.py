@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Q
 from django.utils import timezone
 
 from approvals import rules
@@ -55,5 +54,5 @@ def away_people(user_ids=None, now=None):
     """Preferences of people away now (for the queue's "who is away")."""
     qs = Preference.objects.filter(away_until__gt=now or timezone.now()).select_related("user")
     if user_ids is not None:
-        qs = qs.filter(Q(user_id__in=list(user_ids)))
+        qs = qs.filter(user_id__in=user_ids)
     return qs.order_by("away_until")
