@@ -86,3 +86,9 @@ def start(inline, starter):
         return run
 
     return go
+
+
+@pytest.fixture
+def cluster_env(sandbox) -> dict[str, str]:
+    """Hosted runs in real clusters work in this test's sandbox, with a short run lease."""
+    return {"HITL_SANDBOX_ROOTS": str(sandbox), "HITL_RUN_LEASE": "2"}
