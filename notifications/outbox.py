@@ -31,7 +31,7 @@ class NotificationOutbox(Outbox):
     name = "notification"
 
     def lease_seconds(self) -> int:
-        return settings.HITL_NOTIFY_TIMEOUT * 3 + 30
+        return settings.HITL_NOTIFY_TIMEOUT * 3 + 5
 
     def retry_hours(self) -> int:
         return settings.HITL_NOTIFY_RETRY_HOURS
