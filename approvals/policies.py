@@ -102,7 +102,9 @@ def _ladder_errors(ladder, roles: set[str], known: str) -> dict[str, list[str]]:
         if type(timeout) is not int or not 1 <= timeout <= 30 * 86400:
             problems.append(f"Step {i}: timeout_seconds must be a whole number from 1 to 2592000.")
         if step["role"] not in roles:
-            problems.append(f"Step {i}: {step['role']!r} is not a review role (review roles: {known}).")
+            problems.append(
+                f"Step {i}: {step['role']!r} is not a review role (review roles: {known})."
+            )
     return {"escalation_ladder": problems} if problems else {}
 
 

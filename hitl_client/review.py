@@ -88,7 +88,9 @@ class Reviewer:
         self.say(self.c(cp.get("title", ""), BOLD))
         facts = f"agent {cp.get('agent')} · deadline {left}"
         if routed.get("approvals_needed", 1) > 1:
-            facts += f" · stage {routed.get('stage', 0) + 1}, {routed['approvals_needed']} approvals"
+            facts += (
+                f" · stage {routed.get('stage', 0) + 1}, {routed['approvals_needed']} approvals"
+            )
         self.say(self.c(facts, DIM))
         self.say(self.c(f"risk: {risk}", RISK_COLOUR.get(risk, "")))
         if cp.get("summary"):
@@ -107,10 +109,14 @@ class Reviewer:
             self.say(f"\nProposed action: {self.c(action['tool'], BOLD)}")
             self.say(json.dumps(action.get("args", {}), indent=2, ensure_ascii=False))
         if cp.get("options"):
-            labels = [o.get("label", o.get("value")) if isinstance(o, dict) else o for o in cp["options"]]
+            labels = [
+                o.get("label", o.get("value")) if isinstance(o, dict) else o for o in cp["options"]
+            ]
             self.say(f"\nOptions: {', '.join(map(str, labels))}")
         for artifact in cp.get("artifacts") or []:
-            self.say(f"\n{self.c(artifact['name'], BOLD)} ({artifact['kind']}, {artifact['size']} bytes)")
+            self.say(
+                f"\n{self.c(artifact['name'], BOLD)} ({artifact['kind']}, {artifact['size']} bytes)"
+            )
             content = artifact.get("content")
             if content is None:
                 self.say(f"  {artifact.get('content_url')}")
@@ -242,10 +248,17 @@ class Reviewer:
         if result.get("resolved"):
             self.say(self.c(f"→ {status}", GREEN if status in ("approved", "answered") else RED))
         elif result.get("stage_advanced"):
-            self.say(f"→ on to the next stage ({result['checkpoint']['routed_to']['current_role']})")
+            self.say(
+                f"→ on to the next stage ({result['checkpoint']['routed_to']['current_role']})"
+            )
         else:
             self.say("→ your vote is recorded; more approvals needed")
-        key = {"approve": "approved", "reject": "rejected", "modify": "edited", "answer": "answered"}
+        key = {
+            "approve": "approved",
+            "reject": "rejected",
+            "modify": "edited",
+            "answer": "answered",
+        }
         self.counts[key[outcome]] += 1
         return True
 

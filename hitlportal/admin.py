@@ -17,19 +17,23 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_http_methods
 
 from approvals import selectors, tokens_page
-from notifications import pages as notification_pages
-from notifications.recipients import away_people
 from approvals.review import queries
 from core.roles import is_manager, user_roles
+from notifications import pages as notification_pages
+from notifications.recipients import away_people
 
 
 def _away_colleagues(user) -> list:
     """Out-of-office people in the user's roles (every role for managers)."""
     if not user.is_authenticated:
         return []
-    people = None if is_manager(user) else get_user_model().objects.filter(
-        groups__name__in=user_roles(user)
-    ).values_list("pk", flat=True)
+    people = (
+        None
+        if is_manager(user)
+        else get_user_model()
+        .objects.filter(groups__name__in=user_roles(user))
+        .values_list("pk", flat=True)
+    )
     return list(away_people(people))
 
 

@@ -151,4 +151,3 @@ def _owe(pairs: list[tuple[Spec, Notice]]) -> None:
                 )  # fmt: skip
     OUTBOX.owe_many(deliveries, reason=pairs[0][0].event)
     DigestEntry.objects.bulk_create(entries)
-

@@ -102,8 +102,7 @@ def _headline(event: str, cp: Checkpoint, data: dict) -> tuple[str, str]:
     if event == Event.SLA_BREACHED:
         return (
             f"SLA breached: {cp.title}",
-            f"Pending with the {role} role past its SLA target of "
-            f"{humanize(cp.sla_seconds or 0)}.",
+            f"Pending with the {role} role past its SLA target of {humanize(cp.sla_seconds or 0)}.",
         )
     if event == Event.RESOLVED:
         word = RESOLVED_WORDS.get(data.get("status") or cp.status, "Resolved")

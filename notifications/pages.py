@@ -75,7 +75,12 @@ def preferences(admin_site, request: HttpRequest) -> HttpResponse:
         "links": ChatLink.objects.filter(user=request.user).order_by("created_at"),
         "has_email": bool(request.user.email),
     }
-    return TemplateResponse(request, "admin/hitl_notifications.html", context, status=200 if request.method == "GET" else 400)
+    return TemplateResponse(
+        request,
+        "admin/hitl_notifications.html",
+        context,
+        status=200 if request.method == "GET" else 400,
+    )
 
 
 def unlink(admin_site, request: HttpRequest, link_id: int) -> HttpResponse:

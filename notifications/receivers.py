@@ -35,7 +35,9 @@ def _is_drill(cp: Checkpoint) -> bool:
 
 @receiver(checkpoint_requested, dispatch_uid="notifications.requested")
 def on_requested(sender, checkpoint: Checkpoint, **kwargs) -> None:
-    announce(Spec(checkpoint, Event.REQUESTED, role=checkpoint.current_role, data=facts(checkpoint)))
+    announce(
+        Spec(checkpoint, Event.REQUESTED, role=checkpoint.current_role, data=facts(checkpoint))
+    )
 
 
 @receiver(checkpoint_routed, dispatch_uid="notifications.routed")
@@ -51,7 +53,12 @@ def on_routed(sender, checkpoint: Checkpoint, reason: str = "", **kwargs) -> Non
 @receiver(checkpoint_sla_breached, dispatch_uid="notifications.sla_breached")
 def on_sla_breached(sender, checkpoint: Checkpoint, **kwargs) -> None:
     announce(
-        Spec(checkpoint, Event.SLA_BREACHED, role=settings.HITL_MANAGERS_GROUP, data=facts(checkpoint))
+        Spec(
+            checkpoint,
+            Event.SLA_BREACHED,
+            role=settings.HITL_MANAGERS_GROUP,
+            data=facts(checkpoint),
+        )
     )
 
 

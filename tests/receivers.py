@@ -119,7 +119,9 @@ class HttpReceiver:
                 code = receiver.statuses.pop(0) if receiver.statuses else 200
                 out = json.dumps(receiver.reply).encode() if receiver.reply else b"ok"
                 self.send_response(code)
-                self.send_header("Content-Type", "application/json" if receiver.reply else "text/plain")
+                self.send_header(
+                    "Content-Type", "application/json" if receiver.reply else "text/plain"
+                )
                 self.send_header("Content-Length", str(len(out)))
                 self.end_headers()
                 self.wfile.write(out)

@@ -110,7 +110,9 @@ def test_a_policy_ladder_is_validated_when_saved(roles):
             policy_save(policy, actor=actor)
         assert field in exc.value.message_dict, (fields, exc.value.message_dict)
     saved = policy_save(
-        Policy(name="ok", stages=[{"role": "ops"}], expiry_action="escalate", escalation_ladder=LADDER),
+        Policy(
+            name="ok", stages=[{"role": "ops"}], expiry_action="escalate", escalation_ladder=LADDER
+        ),
         actor=actor,
     )
     event = AuditEvent.objects.get(verb="policy.created")

@@ -123,9 +123,7 @@ def test_a_token_decides_critical_only_with_the_critical_scope(rita, make_checkp
     assert "decide critical" in refused.json()["detail"]
     assert not Decision.objects.filter(checkpoint=critical).exists()
 
-    strong = Api(
-        user_token_create(rita, scope="decide_critical", mfa_verified_at=timezone.now())
-    )
+    strong = Api(user_token_create(rita, scope="decide_critical", mfa_verified_at=timezone.now()))
     done = strong.post(f"checkpoints/{critical.pk}/decision/", {"outcome": "approve"})
     assert done.status_code == 200 and done.json()["checkpoint"]["status"] == "approved"
 

@@ -203,7 +203,9 @@ def _block_actions(payload: dict) -> HttpResponse:
         _reply(payload, f"Not recorded: {exc}. Review it on the page: {review_url(cp.pk)}")
         return HttpResponse(status=200)
     name = link.user.get_username()
-    _reply(payload, f"Approved by {name}", replace=True, blocks=_outcome_blocks(cp, name, "approve"))
+    _reply(
+        payload, f"Approved by {name}", replace=True, blocks=_outcome_blocks(cp, name, "approve")
+    )
     return HttpResponse(status=200)
 
 
@@ -249,7 +251,9 @@ def _open_reject_modal(payload: dict, link: ChatLink, cp: Checkpoint, seen: str)
         client.views_open(trigger_id=payload.get("trigger_id", ""), view=view)
     except (SlackApiError, OSError) as exc:
         log.warning("Slack views.open failed: %s", exc)
-        _reply(payload, f"Could not ask for the reason here; reject on the page: {review_url(cp.pk)}")
+        _reply(
+            payload, f"Could not ask for the reason here; reject on the page: {review_url(cp.pk)}"
+        )
     return HttpResponse(status=200)
 
 

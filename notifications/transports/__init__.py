@@ -26,8 +26,9 @@ TRANSPORTS: dict[str, ModuleType] = {
 
 def validate_channel(channel: RoleChannel) -> None:
     """Field errors (ValidationError) for a role channel that could not deliver."""
-    from approvals.rules import is_review_role
     from django.conf import settings
+
+    from approvals.rules import is_review_role
 
     errors: dict[str, list[str]] = {}
     if channel.role != settings.HITL_MANAGERS_GROUP and not is_review_role(channel.role):

@@ -106,13 +106,20 @@ def blocks(message: Message, channel: RoleChannel | None = None) -> list[dict]:
         out.append({"type": "section", "text": _text(f"> {_escape(message.summary)}")})
     if message.arguments:
         out.append({"type": "section", "text": _text(f"```{message.arguments[:2900]}```")})
-    if message.checkpoint.status == "pending" and not message.decidable and cp.risk in (
-        "high",
-        "critical",
+    if (
+        message.checkpoint.status == "pending"
+        and not message.decidable
+        and cp.risk
+        in (
+            "high",
+            "critical",
+        )
     ):
         note = f"{cp.get_risk_display()} risk: decide on the review page."
         out.append({"type": "context", "elements": [_text(note)]})
-    out.append({"type": "actions", "block_id": f"hitl:{cp.pk}", "elements": _buttons(message, channel)})
+    out.append(
+        {"type": "actions", "block_id": f"hitl:{cp.pk}", "elements": _buttons(message, channel)}
+    )
     return out
 
 

@@ -58,6 +58,4 @@ def payload(message: Message) -> dict:
 
 def send(delivery: Delivery, message: Message) -> tuple[int | None, str]:
     body = json.dumps(payload(message), separators=(",", ":")).encode()
-    return post_json(
-        delivery.route.url, body, headers={}, timeout=settings.HITL_NOTIFY_TIMEOUT
-    )
+    return post_json(delivery.route.url, body, headers={}, timeout=settings.HITL_NOTIFY_TIMEOUT)

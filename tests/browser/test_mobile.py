@@ -1,4 +1,4 @@
-"""The queue and the review page on a phone (390×844): no sideways scrolling of the page, the
+"""The queue and the review page on a phone (390x844): no sideways scrolling of the page, the
 diff readable (unified), the decision buttons within reach."""
 
 from __future__ import annotations

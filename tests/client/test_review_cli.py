@@ -64,7 +64,7 @@ def test_it_walks_the_queue_approve_reject_edit_skip(live_portal, make_checkpoin
     )
     fourth = make_checkpoint(title="Truncate the audit cache", expires_in=900)
 
-    keys = "y\n" "n\n\nstill used by the backup job\n" "e\ny\nonly the oldest\n" "s\n"
+    keys = "y\nn\n\nstill used by the backup job\ne\ny\nonly the oldest\ns\n"
     proc = review(live_portal, token, keys, tmp_path, "--color", "always")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
@@ -96,9 +96,7 @@ def test_it_walks_the_queue_approve_reject_edit_skip(live_portal, make_checkpoin
     assert votes[2].comment == "only the oldest"
 
 
-def test_an_invalid_edit_is_caught_before_anything_is_sent(
-    live_portal, make_checkpoint, tmp_path
-):
+def test_an_invalid_edit_is_caught_before_anything_is_sent(live_portal, make_checkpoint, tmp_path):
     rita = UserFactory(username="rita", roles=["ops"])
     cp = make_checkpoint(expires_in=600)
     broken = 'import sys\nopen(sys.argv[1], "w").write("[1, 2")\n'

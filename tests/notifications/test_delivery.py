@@ -59,7 +59,9 @@ def test_it_emails_the_role_and_posts_to_its_team_channels(
         assert "Disk on web-1 is 95% full" in part
         assert "delete_files" in part and "/var/log/a.log" in part
         assert f"/admin/approvals/checkpoint/{cp.pk}/review/" in part
-    assert mail.message["Message-ID"].startswith(f"<{Delivery.objects.get(target__endswith=str(ops_team['rita'].pk)).pk}@")
+    assert mail.message["Message-ID"].startswith(
+        f"<{Delivery.objects.get(target__endswith=str(ops_team['rita'].pk)).pk}@"
+    )
 
     slack = http.at("/slack")[0].json()
     blocks = json.dumps(slack["blocks"])
@@ -120,7 +122,13 @@ def test_it_writes_deliveries_in_the_transaction_that_caused_them(make_checkpoin
 
 
 def test_it_retries_with_backoff_gives_up_and_resends_from_the_admin(
-    inline, make_checkpoint, ops_team, http, channel, client, django_user_model,
+    inline,
+    make_checkpoint,
+    ops_team,
+    http,
+    channel,
+    client,
+    django_user_model,
     django_capture_on_commit_callbacks,
 ):
     channel("slack", url=http.url)

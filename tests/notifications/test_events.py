@@ -108,7 +108,11 @@ def test_it_tells_the_requester_and_the_agent_owner_the_outcome(
 
 
 def test_expired_batches_tell_each_requester_with_a_few_queries(
-    inline, make_checkpoint, smtp, agent, django_assert_max_num_queries,
+    inline,
+    make_checkpoint,
+    smtp,
+    agent,
+    django_assert_max_num_queries,
     django_capture_on_commit_callbacks,
 ):
     people = [UserFactory(username=f"req{i}") for i in range(5)]
@@ -116,9 +120,8 @@ def test_expired_batches_tell_each_requester_with_a_few_queries(
         run = run_start(agent=agent, task="t", actor=Actor.for_agent(agent), created_by=person)
         make_checkpoint(run=run, expires_in=1)
     later = timezone.now() + dt.timedelta(seconds=5)
-    with django_capture_on_commit_callbacks(execute=True):
-        with django_assert_max_num_queries(25):
-            assert checkpoint_expire_batch(now=later)["expired"] == 5
+    with django_capture_on_commit_callbacks(execute=True), django_assert_max_num_queries(25):
+        assert checkpoint_expire_batch(now=later)["expired"] == 5
     assert recipients(smtp, "Expired") == sorted(f"req{i}@example.com" for i in range(5))
 
 
@@ -163,7 +166,9 @@ def test_people_out_of_office_are_not_told_and_their_claims_are_released(
 def test_email_off_and_the_hourly_digest(
     inline, make_checkpoint, ops_team, smtp, django_capture_on_commit_callbacks
 ):
-    services.preferences_save(ops_team["rita"], email=False, email_mode="immediate", away_until=None)
+    services.preferences_save(
+        ops_team["rita"], email=False, email_mode="immediate", away_until=None
+    )
     services.preferences_save(ops_team["raj"], email=True, email_mode="digest", away_until=None)
     inline(make_checkpoint, title="First")
     inline(make_checkpoint, title="Second")

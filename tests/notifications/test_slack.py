@@ -87,7 +87,9 @@ def submit(cp, reason: str, user="U1", base=""):
             "private_metadata": json.dumps(
                 {"c": str(cp.pk), "v": action_sha256(cp.action), "response_url": base + "/response"}
             ),
-            "state": {"values": {"reason": {"reason": {"type": "plain_text_input", "value": reason}}}},
+            "state": {
+                "values": {"reason": {"reason": {"type": "plain_text_input", "value": reason}}}
+            },
         },
     }
 
