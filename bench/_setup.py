@@ -16,6 +16,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
 def configure(name: str, args: argparse.Namespace) -> dict:
     """Set the environment before Django loads, then set Django up. Returns the env for
     subprocesses."""
@@ -28,6 +34,8 @@ def configure(name: str, args: argparse.Namespace) -> dict:
         # Production mode: DEBUG=1 records every SQL statement and costs throughput.
         "DEBUG": "0",
         "SECRET_KEY": "bench-" + "k" * 60,
+        # Production mode needs a key for the secrets at rest (webhook URLs, secrets).
+        "HITL_ENCRYPTION_KEY": os.environ.get("HITL_ENCRYPTION_KEY") or _fernet_key(),
         "ALLOWED_HOSTS": "localhost",
         "HITL_VAR_DIR": str(var),
         "HITL_Q_NAME": f"hitl-bench-{name}-{os.getpid()}",
