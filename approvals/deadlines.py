@@ -1,9 +1,10 @@
 """The deadline timer: expiry and escalation within a second or two of the deadline, instead
 of up to a minute late with the per-minute sweep alone.
 
-Every task cluster runs it, in a thread of each worker process (`hitlportal.apps` starts it
-when django-q2 spawns a worker); a lease (`core.leases`) elects one leader among all of them,
-on every machine. The leader sleeps until the earliest pending deadline, looking again at
+Every task cluster runs it, in a thread of the `qcluster` process itself (`hitlportal.apps`
+starts it; workers are recycled every few hundred tasks, the cluster's own process lives as
+long as the cluster); a lease (`core.leases`) elects one leader among all clusters, on every
+machine. The leader sleeps until the earliest pending deadline, looking again at
 least every HITL_DEADLINE_POLL seconds (a new request may have an earlier one), and then
 calls the same batch expiry as the sweep (`approvals.sweeps.expire_overdue`): the same
 transitions, audit events and signals, so waiters and webhooks learn of it at once. The
@@ -13,6 +14,7 @@ out, HITL_DEADLINE_LEASE seconds)."""
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import socket
 import threading
@@ -91,14 +93,25 @@ class DeadlineTimer:
 _started = threading.Event()
 
 
-def start_in_background() -> threading.Thread | None:
+def _after_the_cluster_forked(run, stop: threading.Event) -> None:
+    """django-q2 forks its sentinel right after start-up; the timer begins once that child
+    exists, so no fork ever copies a timer in the middle of its database work."""
+    for _ in range(600):
+        if multiprocessing.active_children() or stop.wait(0.1):
+            break
+    run(stop)
+
+
+def start_in_background(*, after_fork: bool = False) -> threading.Thread | None:
     """Start the timer in a daemon thread of this process, once (HITL_DEADLINE_TIMER=0: never).
     It dies with its process; another process's timer takes the lease over."""
     if not settings.HITL_DEADLINE_TIMER or _started.is_set():
         return None
     _started.set()
+    run = DeadlineTimer().run
+    target, args = (_after_the_cluster_forked, (run,)) if after_fork else (run, ())
     thread = threading.Thread(
-        target=DeadlineTimer().run, args=(threading.Event(),), name="hitl-deadline-timer"
+        target=target, args=(*args, threading.Event()), name="hitl-deadline-timer"
     )
     thread.daemon = True
     thread.start()

@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _setup import Cluster, add_common, configure, percentiles  # noqa: E402
+from _setup import Cluster, add_common, configure, percentiles
 
-from tests.receivers import HttpReceiver, SmtpReceiver  # noqa: E402
+from tests.receivers import HttpReceiver, SmtpReceiver
 
 
 def _stamp(into: list) -> None:
@@ -63,7 +63,9 @@ def main() -> None:
         with transaction.atomic():
             transaction.on_commit(partial(_stamp, committed))  # first: runs at COMMIT
             run = run_start(agent=agent, task=title, actor=actor)
-            cp = ask(run, [Ask(title=title, action={"tool": "t", "args": {}}, **fields)], actor=actor)
+            cp = ask(
+                run, [Ask(title=title, action={"tool": "t", "args": {}}, **fields)], actor=actor
+            )
         return cp[0], committed[0]
 
     cluster = Cluster(env)

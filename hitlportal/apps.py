@@ -1,3 +1,5 @@
+import sys
+
 from django.apps import AppConfig
 from django.contrib.admin.apps import AdminConfig
 from django.db.models.signals import post_migrate
@@ -13,7 +15,6 @@ class HitlPortalConfig(AppConfig):
 
     def ready(self) -> None:
         from allauth.mfa.signals import authenticator_added
-        from django_q.signals import post_spawn
 
         from hitlportal import schedules
         from hitlportal.auth import record_enrolment_as_mfa
@@ -25,17 +26,10 @@ class HitlPortalConfig(AppConfig):
         post_migrate.connect(
             schedules.ensure_schedules_after_migrate, dispatch_uid="hitl-schedules"
         )
-        # Every task cluster runs the deadline timer (expiry on the second); django-q2 sends
-        # this in each worker process it spawns, and a lease elects one leader among them.
-        post_spawn.connect(start_deadline_timer, dispatch_uid="hitl-deadline-timer")
+        # Every task cluster runs the deadline timer (expiry on the second), in the qcluster
+        # command's own process: it lives as long as the cluster (workers are recycled every
+        # few hundred tasks); a lease elects one leader among all clusters.
+        if len(sys.argv) > 1 and sys.argv[1] == "qcluster":
+            from approvals.deadlines import start_in_background
 
-
-def start_deadline_timer(sender, proc_name: str = "", **kwargs) -> None:
-    from django_q.conf import Conf
-
-    from approvals.deadlines import start_in_background
-
-    # Sync mode (tests) runs each task through django-q2's worker function in this very
-    # process: that is no cluster.
-    if not Conf.SYNC:
-        start_in_background()
+            start_in_background(after_fork=True)

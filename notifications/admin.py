@@ -2,7 +2,12 @@ from django.contrib import admin
 
 from approvals import audit
 from approvals.audit import Actor, AuditVerb
-from core.admin import AuditedSaveMixin, ManagersOnlyMixin, ReadOnlyAdminMixin
+from core.admin import (
+    AuditedSaveMixin,
+    ManagersOnlyMixin,
+    OutboxAdminMixin,
+    ReadOnlyAdminMixin,
+)
 from notifications import outbox, services
 from notifications.models import ChatLink, Delivery, Notice, Preference, RoleChannel
 
@@ -34,7 +39,7 @@ class RoleChannelAdmin(AuditedSaveMixin, admin.ModelAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ManagersOnlyMixin, admin.ModelAdmin):
+class DeliveryAdmin(ManagersOnlyMixin, OutboxAdminMixin, admin.ModelAdmin):
     """Every notification sent or owed: failures are visible here and re-sent by the action
     (the same row, the same Message-ID / X-HITL-Delivery)."""
 
@@ -52,23 +57,12 @@ class DeliveryAdmin(ManagersOnlyMixin, admin.ModelAdmin):
     list_filter = ["status", "channel", "event"]
     search_fields = ["=id", "target", "address", "=notice__checkpoint__id"]
     date_hierarchy = "created_at"
-    actions = ["resend_selected"]
     readonly_fields = [f.name for f in Delivery._meta.fields]
 
-    def has_add_permission(self, request):
-        return False
+    resend_label = "notifications"
 
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    @admin.action(description="Re-send selected notifications now", permissions=["change"])
-    def resend_selected(self, request, queryset):
-        actor = Actor.for_user(request.user)
-        count = 0
-        for delivery in queryset:
-            outbox.resend(delivery, actor)
-            count += 1
-        self.message_user(request, f"{count} notification(s) queued to be sent again.")
+    def resend_one(self, row, request) -> None:
+        outbox.resend(row, Actor.for_user(request.user))
 
 
 @admin.register(Notice)

@@ -118,11 +118,14 @@ CHANNEL_FIELDS = ["role", "kind", "name", "config", "events", "active"]
 def channel_record(channel: RoleChannel, before: dict | None, *, actor: Actor) -> None:
     """Audit a role channel created or changed (its URL and secret are never written to the
     trail, only that they changed)."""
-    after = audit.snapshot(channel, CHANNEL_FIELDS)
-    if before is None:
-        audit.record(actor, AuditVerb.NOTIFICATION_CHANNEL_CREATED, channel, {"values": after})
-    elif diff := audit.changes(before, after):
-        audit.record(actor, AuditVerb.NOTIFICATION_CHANNEL_UPDATED, channel, {"changes": diff})
+    audit.record_saved(
+        actor,
+        channel,
+        before,
+        CHANNEL_FIELDS,
+        created=AuditVerb.NOTIFICATION_CHANNEL_CREATED,
+        updated=AuditVerb.NOTIFICATION_CHANNEL_UPDATED,
+    )
 
 
 def channel_save(channel: RoleChannel, *, actor: Actor) -> RoleChannel:

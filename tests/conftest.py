@@ -78,6 +78,17 @@ def make_checkpoint(db, agent):
 
 
 @pytest.fixture
+def inline(django_capture_on_commit_callbacks):
+    """Call something and run the tasks it enqueues on commit inline (HITL_Q_SYNC in tests)."""
+
+    def call(fn, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return fn(*args, **kwargs)
+
+    return call
+
+
+@pytest.fixture
 def broker(settings):
     """Use the real ORM broker (not sync) and read back what was enqueued."""
     from django_q.conf import Conf

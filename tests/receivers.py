@@ -23,6 +23,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _until(done, timeout: float, result):
+    """What was received once `done()` holds or `timeout` ran out (the caller asserts)."""
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return result
+
+
 @dataclass
 class Mail:
     sender: str
@@ -80,10 +88,7 @@ class SmtpReceiver:
         return [m for m in self.mails if address in m.recipients]
 
     def wait_for(self, count: int, timeout: float = 10) -> list[Mail]:
-        deadline = time.monotonic() + timeout
-        while len(self.mails) < count and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return self.mails
+        return _until(lambda: len(self.mails) >= count, timeout, self.mails)
 
     def stop(self) -> None:
         self.release()
@@ -139,10 +144,7 @@ class HttpReceiver:
         return [r for r in self.requests if r.path == path]
 
     def wait_for(self, count: int, timeout: float = 10) -> list[Request]:
-        deadline = time.monotonic() + timeout
-        while len(self.requests) < count and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return self.requests
+        return _until(lambda: len(self.requests) >= count, timeout, self.requests)
 
     def stop(self) -> None:
         self.server.shutdown()

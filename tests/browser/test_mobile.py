@@ -8,6 +8,7 @@ import re
 import pytest
 
 from approvals.artifacts import ArtifactInput
+from tests.browser.conftest import open_tab
 from tests.browser.test_portal_browser import PATCH, ask
 from tests.factories import AgentFactory, UserFactory
 
@@ -17,19 +18,10 @@ PHONE = {"width": 390, "height": 844}
 
 @pytest.fixture
 def phone(chromium):
-    context = chromium.new_context(
-        viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True
+    """A phone-sized tab (see `open_tab`)."""
+    yield from open_tab(
+        chromium, viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True
     )
-    pg = context.new_page()
-    pg.set_default_timeout(10_000)
-    violations: list[str] = []
-    pg.on(
-        "console",
-        lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None,
-    )
-    yield pg
-    context.close()
-    assert violations == [], violations
 
 
 @pytest.fixture

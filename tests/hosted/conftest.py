@@ -61,17 +61,6 @@ def ledger_agent(hosted, sandbox):
 
 
 @pytest.fixture
-def inline(django_capture_on_commit_callbacks):
-    """Call something and run the tasks it enqueues on commit inline (HITL_Q_SYNC in tests)."""
-
-    def call(fn, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return fn(*args, **kwargs)
-
-    return call
-
-
-@pytest.fixture
 def start(inline, starter):
     def go(agent: Agent, task: str = "", input: dict | None = None):
         run = inline(

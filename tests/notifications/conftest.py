@@ -28,17 +28,6 @@ def http():
 
 
 @pytest.fixture
-def inline(django_capture_on_commit_callbacks):
-    """Call something and run what it enqueues on commit (the sends) inline."""
-
-    def call(fn, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return fn(*args, **kwargs)
-
-    return call
-
-
-@pytest.fixture
 def ops_team(db):
     """The ops role: two reviewers, a third who is also the requester of the runs below."""
     return {

@@ -13,35 +13,27 @@ from django.utils import timezone
 from notifications import sweeps
 from notifications.models import Delivery
 from tests.cluster import wait_for
-from tests.receivers import SmtpReceiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def smtp_server():
-    server = SmtpReceiver()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def cluster_env(smtp_server) -> dict[str, str]:
-    return {"EMAIL_URL": smtp_server.url, "HITL_NOTIFY_TIMEOUT": "3"}
+def cluster_env(smtp) -> dict[str, str]:
+    return {"EMAIL_URL": smtp.url, "HITL_NOTIFY_TIMEOUT": "3"}
 
 
 def test_a_killed_worker_neither_loses_nor_doubles_a_notification(
-    clusters, smtp_server, make_checkpoint, ops_team, settings
+    clusters, smtp, make_checkpoint, ops_team, settings
 ):
     settings.HITL_RECONCILE_GRACE = 0
     cluster = clusters()
-    smtp_server.hold = True  # the server keeps the sender waiting for its "250 accepted"
+    smtp.hold = True  # the server keeps the sender waiting for its "250 accepted"
     cp = make_checkpoint()
-    wait_for(smtp_server.waiting.is_set, 20, "a worker to be sending")
+    wait_for(smtp.waiting.is_set, 20, "a worker to be sending")
     cluster.kill()  # the worker dies mid-send
-    smtp_server.hold = False
-    smtp_server.release()
-    assert smtp_server.mails == []  # nothing was accepted: the sender went away first
+    smtp.hold = False
+    smtp.release()
+    assert smtp.mails == []  # nothing was accepted: the sender went away first
     owed = Delivery.objects.filter(notice__checkpoint=cp)
     assert owed.count() == 2 and set(owed.values_list("status", flat=True)) == {"pending"}
 
@@ -50,7 +42,7 @@ def test_a_killed_worker_neither_loses_nor_doubles_a_notification(
     clusters()
     wait_for(lambda: sweeps.run()["deliveries_enqueued"], 20, "the sweep to enqueue")
     wait_for(lambda: not owed.exclude(status="delivered").exists(), 20, "the deliveries")
-    mails = smtp_server.wait_for(2)
+    mails = smtp.wait_for(2)
     assert sorted(a for m in mails for a in m.recipients) == [
         "raj@example.com",
         "rita@example.com",
@@ -63,4 +55,4 @@ def test_a_killed_worker_neither_loses_nor_doubles_a_notification(
         from notifications.tasks import deliver
 
         assert deliver(str(delivery.pk)).startswith("skipped")
-    assert len(smtp_server.mails) == 2
+    assert len(smtp.mails) == 2
