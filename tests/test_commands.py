@@ -191,6 +191,8 @@ def settings_check(env: dict[str, str]) -> subprocess.CompletedProcess:
         ({"DEBUG": "1", "HITL_DEFAULT_TIMEOUT": "soon"}, "is not an integer"),
         ({"DEBUG": "1", "REDIS_URL": "http://x"}, "must be a redis:// URL"),
         ({"DEBUG": "1", "DATABASE_URL": "mysql://x/y"}, "not supported"),
+        ({"DEBUG": "1", "EMAIL_URL": "pigeon://coop"}, "is not an email URL"),
+        ({"DEBUG": "1", "HITL_STEP_UP_RISK": "extreme"}, "must be low, medium, high, critical"),
     ],
 )
 def test_settings_fail_loudly_on_bad_config(env, message):
