@@ -61,7 +61,8 @@ def announce(spec: Spec) -> Notice | None:
 def announce_many(specs: list[Spec]) -> list[Notice]:
     """Record each event once and owe its deliveries; returns the notices created (events
     already announced are skipped: a repeated signal tells nobody twice)."""
-    specs = list({s.key: s for s in specs}.values())
+    # Nobody to tell (e.g. an expired request that no person asked for): nothing to record.
+    specs = list({s.key: s for s in specs if s.role or s.people}.values())
     if not specs:
         return []
     existing = set(
