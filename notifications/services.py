@@ -14,7 +14,6 @@ from approvals.audit import Actor, AuditVerb
 from approvals.models import Checkpoint
 from core.exceptions import Conflict
 from notifications.models import ChatLink, Preference, RoleChannel
-from notifications.transports import validate_channel
 
 
 def preference_for(user) -> Preference:
@@ -126,13 +125,3 @@ def channel_record(channel: RoleChannel, before: dict | None, *, actor: Actor) -
         created=AuditVerb.NOTIFICATION_CHANNEL_CREATED,
         updated=AuditVerb.NOTIFICATION_CHANNEL_UPDATED,
     )
-
-
-def channel_save(channel: RoleChannel, *, actor: Actor) -> RoleChannel:
-    validate_channel(channel)
-    with audit.atomic():
-        stored = RoleChannel.objects.filter(pk=channel.pk).first() if channel.pk else None
-        before = audit.snapshot(stored, CHANNEL_FIELDS) if stored is not None else None
-        channel.save()
-        channel_record(channel, before, actor=actor)
-    return channel
