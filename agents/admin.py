@@ -19,7 +19,7 @@ from agents.services import AGENT_FIELDS, AGENT_KEYS, agent_record, agent_webhoo
 from agents.transitions import run_cancel
 from approvals import audit
 from approvals.audit import Actor, AuditVerb
-from core.admin import AuditedSaveMixin, ManagersOnlyMixin, ReadOnlyInline
+from core.admin import AuditedSaveMixin, ManagersOnlyMixin, OutboxAdminMixin, ReadOnlyInline
 from core.exceptions import Conflict
 from core.roles import is_manager
 
@@ -303,7 +303,7 @@ class DeadLetterAdmin(ManagersOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ManagersOnlyMixin, admin.ModelAdmin):
+class WebhookDeliveryAdmin(ManagersOnlyMixin, OutboxAdminMixin, admin.ModelAdmin):
     list_display = [
         "created_at",
         "agent",
@@ -319,7 +319,6 @@ class WebhookDeliveryAdmin(ManagersOnlyMixin, admin.ModelAdmin):
     list_select_related = ["agent"]
     search_fields = ["=id", "=checkpoint__id", "url"]
     date_hierarchy = "created_at"
-    actions = ["resend_selected"]
     readonly_fields = [
         "id",
         "agent",
@@ -340,17 +339,5 @@ class WebhookDeliveryAdmin(ManagersOnlyMixin, admin.ModelAdmin):
         "created_at",
     ]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    @admin.action(description="Re-send selected deliveries now", permissions=["change"])
-    def resend_selected(self, request, queryset):
-        actor = Actor.for_user(request.user)
-        count = 0
-        for delivery in queryset.select_related("agent"):
-            webhooks.resend(delivery, actor)
-            count += 1
-        self.message_user(request, f"{count} deliveries queued to be sent again.")
+    def resend_one(self, row, request) -> None:
+        webhooks.resend(row, Actor.for_user(request.user))

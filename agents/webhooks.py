@@ -18,12 +18,8 @@ module says what a webhook is: its payload, how it is signed and sent, what is a
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import time
 
-import httpx
 from django.conf import settings
 
 from agents.models import Agent, Run, WebhookDelivery
@@ -33,15 +29,10 @@ from approvals.models import Checkpoint
 from approvals.representations import checkpoint_data, ledger_fields
 from approvals.services import checkpoints_mark_resumed
 from core.outbox import Outbox
+from core.webhooks import SIGNATURE_HEADER, post_json, sign
 
-SIGNATURE_HEADER = "X-HITL-Signature"
+__all__ = ["OUTBOX", "SIGNATURE_HEADER", "deliver", "record_for_checkpoint", "resend", "sign"]
 USER_AGENT = "hitl-portal-webhooks/1"
-
-
-def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
-    t = int(time.time()) if timestamp is None else timestamp
-    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
 
 
 class WebhookOutbox(Outbox):
@@ -63,16 +54,17 @@ class WebhookOutbox(Outbox):
             {**_with_ledger(row), "delivery": str(row.pk)}, separators=(",", ":")
         ).encode()
         headers = {
-            "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
             "X-HITL-Event": row.event,
             "X-HITL-Delivery": str(row.pk),
-            SIGNATURE_HEADER: sign(row.agent.webhook_secret, body),
         }
-        with httpx.Client(timeout=settings.HITL_WEBHOOK_TIMEOUT, follow_redirects=False) as http:
-            response = http.post(row.url, content=body, headers=headers)
-        code = response.status_code
-        return code, "" if 200 <= code < 300 else f"HTTP {code}: {response.text[:500]}"
+        return post_json(
+            row.url,
+            body,
+            headers=headers,
+            timeout=settings.HITL_WEBHOOK_TIMEOUT,
+            secret=row.agent.webhook_secret,
+        )
 
     def finished(self, row: WebhookDelivery, outcome: str, error: str) -> None:
         if outcome == "delivered" and row.checkpoint_id:

@@ -72,7 +72,7 @@ def as_api_exception(exc: Exception) -> exceptions.APIException | None:
     if isinstance(exc, Halted):
         return AgentHaltedError(exc)
     if isinstance(exc, NotAllowed):
-        return exceptions.PermissionDenied(str(exc))
+        return exceptions.PermissionDenied(str(exc), code=exc.code)
     if isinstance(exc, InvalidInput):
         invalid = exceptions.ValidationError(exc.errors())
         invalid.problem_code = exc.code  # e.g. outcome_not_allowed; default "invalid"

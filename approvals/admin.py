@@ -71,6 +71,7 @@ class PolicyAdmin(AuditedSaveMixin, admin.ModelAdmin):
                     "expiry_action",
                     "escalation_role",
                     "escalation_timeout_seconds",
+                    "escalation_ladder",
                     "sla_seconds",
                     "expires_at",
                 ]

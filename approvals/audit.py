@@ -37,6 +37,7 @@ __all__ = [
     "deferred",
     "record",
     "record_many",
+    "record_saved",
     "snapshot",
     "verify_chain",
 ]
@@ -219,6 +220,19 @@ def snapshot(obj: Any, fields: list[str]) -> dict[str, Any]:
 def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list]:
     """{field: [old, new]} for the fields whose value changed."""
     return {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
+
+
+def record_saved(
+    actor: Actor, obj: Any, before: dict[str, Any] | None, fields: list[str], *, created: str,
+    updated: str,
+) -> None:  # fmt: skip
+    """Audit an object just created (`before` None: its values) or changed (the fields that
+    changed, old and new); nothing when nothing changed."""
+    after = snapshot(obj, fields)
+    if before is None:
+        record(actor, created, obj, {"values": after})
+    elif diff := changes(before, after):
+        record(actor, updated, obj, {"changes": diff})
 
 
 def verify_chain(trusted_head: dict | None = None) -> VerifyResult:

@@ -7,9 +7,11 @@ from __future__ import annotations
 import datetime as dt
 
 from allauth.account.authentication import get_authentication_records
+from allauth.mfa.models import Authenticator
+from django.conf import settings
 
 from approvals.models import UserToken
-from approvals.rules import DECIDE, READ, Credential
+from approvals.rules import CRITICAL, DECIDE, READ, SESSION, TOKEN, Credential
 
 
 def session_mfa_at(request) -> dt.datetime | None:
@@ -25,10 +27,31 @@ def session_mfa_at(request) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(max(times), tz=dt.UTC) if times else None
 
 
+def mfa_enabled(user) -> bool:
+    """Does step-up apply to this account: it has an authenticator, or the portal requires
+    one (HITL_REQUIRE_MFA)?"""
+    if settings.HITL_REQUIRE_MFA:
+        return True
+    return Authenticator.objects.filter(user_id=user.pk, type=Authenticator.Type.TOTP).exists()
+
+
+TOKEN_SCOPES = {
+    UserToken.Scope.READ: frozenset({READ}),
+    UserToken.Scope.DECIDE: frozenset({READ, DECIDE}),
+    UserToken.Scope.DECIDE_CRITICAL: frozenset({READ, DECIDE, CRITICAL}),
+}
+
+
 def credential_for(request) -> Credential:
     """A personal token (DRF puts it in `request.auth`) or the portal session."""
     token = getattr(request, "auth", None)
+    user = getattr(request, "user", None)
+    enabled = bool(user is not None and user.is_authenticated and mfa_enabled(user))
     if isinstance(token, UserToken):
-        scopes = {READ, DECIDE} if token.scope == UserToken.Scope.DECIDE else {READ}
-        return Credential("token", mfa_at=token.mfa_verified_at, scopes=frozenset(scopes))
-    return Credential("session", mfa_at=session_mfa_at(request))
+        return Credential(
+            TOKEN,
+            mfa_at=token.mfa_verified_at,
+            scopes=TOKEN_SCOPES.get(token.scope, frozenset({READ})),
+            mfa_enabled=enabled,
+        )
+    return Credential(SESSION, mfa_at=session_mfa_at(request), mfa_enabled=enabled)

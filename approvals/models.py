@@ -110,8 +110,21 @@ class Policy(models.Model):
     expiry_action = models.CharField(
         max_length=10, choices=ExpiryAction.choices, default=ExpiryAction.REJECT
     )
-    escalation_role = models.CharField(max_length=150, blank=True)
+    escalation_role = models.CharField(
+        max_length=150,
+        blank=True,
+        help_text="One-step escalation: at the deadline, hand the request to this review role "
+        "(for the escalation timeout), then auto-reject. For more steps use the ladder.",
+    )
     escalation_timeout_seconds = models.PositiveIntegerField(default=1800)
+    escalation_ladder = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Ordered escalation steps after the first deadline, e.g. [{"role": '
+        '"ops-leads", "timeout_seconds": 7200}, {"role": "cto", "timeout_seconds": 3600}]; '
+        "after the last step the request is rejected (fail-closed). Needs expiry action "
+        "Escalate; replaces the escalation role.",
+    )
     sla_seconds = models.PositiveIntegerField(
         null=True, blank=True, help_text="Target time to decision, for reports."
     )
@@ -307,6 +320,10 @@ class Checkpoint(models.Model):
     escalation_role = models.CharField(max_length=150, blank=True)
     escalation_timeout_seconds = models.PositiveIntegerField(default=1800)
     escalated = models.BooleanField(default=False)
+    # The policy's escalation ladder as it was at request time ([{"role", "timeout_seconds"}],
+    # the one-step escalation included), and how many of its steps were taken.
+    escalation_ladder = models.JSONField(default=list, blank=True)
+    escalation_step = models.PositiveSmallIntegerField(default=0)
     sla_seconds = models.PositiveIntegerField(null=True, blank=True)
     # created_at + sla_seconds; `checkpoint_sla_breach` sets sla_breached_at (once) when a
     # pending checkpoint passes it. Metrics define "breached" from the times
@@ -436,6 +453,15 @@ class Checkpoint(models.Model):
         now = now or timezone.now()
         return bool(self.claimed_by_id and self.claim_expires_at and self.claim_expires_at > now)
 
+    @property
+    def next_escalation(self) -> dict | None:
+        """The ladder step taken at the next deadline ({"role", "timeout_seconds"}), or None
+        when the next deadline expires the request."""
+        if self.expiry_action != ExpiryAction.ESCALATE:
+            return None
+        ladder = self.escalation_ladder or []
+        return ladder[self.escalation_step] if self.escalation_step < len(ladder) else None
+
 
 class Artifact(models.Model):
     class Kind(models.TextChoices):
@@ -493,6 +519,7 @@ class Decision(models.Model):
         ADMIN = "admin", "Admin"
         CLI = "cli", "CLI"
         POLICY = "policy", "Policy (automatic)"
+        SLACK = "slack", "Slack"
 
     checkpoint = models.ForeignKey(Checkpoint, on_delete=models.CASCADE, related_name="decisions")
     reviewer = models.ForeignKey(
@@ -583,11 +610,13 @@ class UserToken(ApiTokenBase):
     class Scope(models.TextChoices):
         READ = "read", "Read"
         DECIDE = "decide", "Read and decide"
+        # Where step-up applies (MFA), a token decides critical-risk requests only with this.
+        DECIDE_CRITICAL = "decide_critical", "Read and decide, critical requests too"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
     )
-    scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.READ)
+    scope = models.CharField(max_length=20, choices=Scope.choices, default=Scope.READ)
     mfa_verified_at = models.DateTimeField(
         null=True,
         blank=True,
@@ -634,6 +663,16 @@ class AuditVerb(models.TextChoices):
     WEBHOOK_DELIVERED = "webhook.delivered", "Webhook delivered"
     WEBHOOK_FAILED = "webhook.failed", "Webhook failed (gave up)"
     WEBHOOK_RESENT = "webhook.resent", "Webhook re-sent"
+    # notifications to people (notifications)
+    NOTIFICATION_FAILED = "notification.failed", "Notification failed (gave up)"
+    NOTIFICATION_RESENT = "notification.resent", "Notification re-sent"
+    NOTIFICATION_CHANNEL_CREATED = "notification.channel_created", "Notification channel created"
+    NOTIFICATION_CHANNEL_UPDATED = "notification.channel_updated", "Notification channel changed"
+    NOTIFICATION_CHANNEL_DELETED = "notification.channel_deleted", "Notification channel deleted"
+    USER_AWAY = "user.away", "Out of office set"
+    USER_BACK = "user.back", "Out of office ended"
+    USER_CHAT_LINKED = "user.chat_linked", "Chat account linked"
+    USER_CHAT_UNLINKED = "user.chat_unlinked", "Chat account unlinked"
     # authority: agents, keys, people, roles, tokens, policies (each with what changed)
     AGENT_CREATED = "agent.created", "Agent created"
     AGENT_UPDATED = "agent.updated", "Agent changed"

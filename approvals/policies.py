@@ -58,6 +58,8 @@ class Route:
     expiry_action: str
     escalation_role: str = ""
     escalation_timeout_seconds: int = 1800
+    # [{"role", "timeout_seconds"}, ...]: taken one step per deadline, then reject.
+    escalation_ladder: list[dict] = field(default_factory=list)
     sla_seconds: int | None = None
     policy: Policy | None = None  # the policy as it is in `version`
     version: PolicyVersion | None = None
@@ -111,8 +113,19 @@ def validate_policy(policy: Policy) -> None:
                 errors.setdefault("stages", []).append(
                     f"Stage {i}: {role!r} is not a review role (review roles: {known})."
                 )
-    if policy.expiry_action == ExpiryAction.ESCALATE and not policy.escalation_role:
-        errors["escalation_role"] = ["Escalation needs a review role to escalate to."]
+    ladder = policy.escalation_ladder
+    if ladder:
+        errors.update(_ladder_errors(ladder, roles, known))
+        if policy.escalation_role:
+            errors["escalation_role"] = [
+                "Leave this empty with a ladder: the ladder's first step is the escalation."
+            ]
+        if policy.expiry_action != ExpiryAction.ESCALATE:
+            errors["expiry_action"] = ["Choose “Escalate” to use the escalation ladder."]
+    elif policy.expiry_action == ExpiryAction.ESCALATE and not policy.escalation_role:
+        errors["escalation_role"] = [
+            "Escalation needs a review role to escalate to (or an escalation ladder)."
+        ]
     elif policy.escalation_role and policy.escalation_role not in roles:
         errors["escalation_role"] = [
             f"{policy.escalation_role!r} is not a review role (review roles: {known})."
@@ -137,6 +150,51 @@ def validate_policy(policy: Policy) -> None:
             errors["standing_role"] = [f"{policy.standing_role!r} is not a review role."]
     if errors:
         raise ValidationError(errors)
+
+
+MAX_LADDER_STEPS = 10
+
+
+def _ladder_errors(ladder, roles: set[str], known: str) -> dict[str, list[str]]:
+    """An escalation ladder is a list of up to 10 {"role": <review role>, "timeout_seconds":
+    <1 s .. 30 days>}."""
+    if not isinstance(ladder, list) or len(ladder) > MAX_LADDER_STEPS:
+        return {
+            "escalation_ladder": [
+                f'A list of up to {MAX_LADDER_STEPS} steps, e.g. [{{"role": "ops-leads", '
+                '"timeout_seconds": 7200}].'
+            ]
+        }
+    problems = []
+    for i, step in enumerate(ladder, 1):
+        if not isinstance(step, dict) or set(step) != {"role", "timeout_seconds"}:
+            problems.append(f'Step {i}: an object with "role" and "timeout_seconds", nothing else.')
+            continue
+        timeout = step["timeout_seconds"]
+        if type(timeout) is not int or not 1 <= timeout <= 30 * 86400:
+            problems.append(f"Step {i}: timeout_seconds must be a whole number from 1 to 2592000.")
+        if step["role"] not in roles:
+            problems.append(
+                f"Step {i}: {step['role']!r} is not a review role (review roles: {known})."
+            )
+    return {"escalation_ladder": problems} if problems else {}
+
+
+def escalation_ladder(policy: Policy) -> list[dict]:
+    """The steps a request routed by `policy` takes at its deadlines: the ladder, or today's
+    one-step escalation (escalation role for the escalation timeout); none: it expires."""
+    if policy.expiry_action != ExpiryAction.ESCALATE:
+        return []
+    if policy.escalation_ladder:
+        return [
+            {"role": s["role"], "timeout_seconds": int(s["timeout_seconds"])}
+            for s in policy.escalation_ladder
+        ]
+    if policy.escalation_role:
+        return [
+            {"role": policy.escalation_role, "timeout_seconds": policy.escalation_timeout_seconds}
+        ]
+    return []
 
 
 # --- the routing table: published versions, compiled once per publication ----------------------
@@ -345,12 +403,16 @@ def route_for(entry: Entry | None) -> Route:
         PolicyOutcome.AUTO_APPROVE: "approved automatically",
         PolicyOutcome.AUTO_REJECT: "rejected automatically",
     }.get(policy.outcome, "routed")
+    ladder = escalation_ladder(policy)
     return Route(
         stages=stages or _default_stages(),
         timeout_seconds=policy.timeout_seconds or settings.HITL_DEFAULT_TIMEOUT,
         expiry_action=policy.expiry_action,
-        escalation_role=policy.escalation_role,
-        escalation_timeout_seconds=policy.escalation_timeout_seconds,
+        escalation_role=ladder[0]["role"] if ladder else policy.escalation_role,
+        escalation_timeout_seconds=(
+            ladder[0]["timeout_seconds"] if ladder else policy.escalation_timeout_seconds
+        ),
+        escalation_ladder=ladder,
         sla_seconds=policy.sla_seconds,
         policy=policy,
         version=version,

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
 from jsonschema import Draft202012Validator, SchemaError
 from jsonschema.validators import validator_for
 
-from approvals.models import Checkpoint, Decision
+from approvals.models import RISK_ORDER, Checkpoint, Decision, Risk
 from core.canonical import check_storable_json, check_storable_text
 from core.exceptions import InvalidInput, NotAllowed
 
@@ -93,6 +94,18 @@ def four_eyes_excluded(user, cp: Checkpoint) -> bool:
     return user.pk is not None and user.pk in four_eyes_excluded_ids(cp)
 
 
+def deciders(role: str, cp: Checkpoint | None = None):
+    """The people who may decide for `role` (a review role): its active staff members, minus
+    the four-eyes exclusions of `cp`. Empty for a role that is not a review role."""
+    User = get_user_model()
+    if not is_review_role(role):
+        return User.objects.none()
+    qs = User.objects.filter(is_active=True, is_staff=True, groups__name=role)
+    if cp is not None:
+        qs = qs.exclude(pk__in=four_eyes_excluded_ids(cp))
+    return qs.distinct()
+
+
 def check_may_review(user, cp: Checkpoint) -> None:
     """Claim, be handed, or vote on `cp`: the role, then four-eyes. Raises NotAllowed."""
     if not can_decide(user, cp):
@@ -103,7 +116,8 @@ def check_may_review(user, cp: Checkpoint) -> None:
 
 # --- how they proved who they are ----------------------------------------------------------------
 
-READ, DECIDE = "read", "decide"
+READ, DECIDE, CRITICAL = "read", "decide", "critical"
+SESSION, TOKEN, CHAT, INTERNAL = "session", "token", "chat", "internal"
 
 
 @dataclass(frozen=True)
@@ -111,30 +125,94 @@ class Credential:
     """How the person deciding authenticated, as far as deciding cares: the edge (review page,
     API, chat) builds it from its request and the transition checks it (`check_credential`).
 
-    kind: "session" (the portal's login), "token" (a personal API token), or "internal" (code
-    running inside the portal: tests, the shell). mfa_at: when this login last passed a second
-    factor (a token: when it was minted from such a login). scopes: what a token may do."""
+    kind: "session" (the portal's login), "token" (a personal API token), "chat" (a button in
+    Slack, from a chat account its owner linked to the portal) or "internal" (code running
+    inside the portal: tests, the shell). mfa_at: when this login last passed a second factor
+    (a token or a chat link: when it was made from such a login). scopes: what a token may do
+    ("critical": decide critical-risk requests where step-up applies). mfa_enabled: the
+    account has an authenticator (or the portal requires one), so step-up applies to it."""
 
     kind: str
     mfa_at: dt.datetime | None = None
     scopes: frozenset[str] = frozenset({READ, DECIDE})
+    mfa_enabled: bool = False
 
     @classmethod
     def internal(cls) -> Credential:
-        return cls("internal", mfa_at=timezone.now())
+        return cls(INTERNAL, mfa_at=timezone.now())
 
 
-def check_credential(credential: Credential) -> None:
-    """May this credential decide? A token needs the decide scope; where MFA is required
-    (HITL_REQUIRE_MFA) the login or the token's minting must have passed MFA."""
+class StepUpRequired(NotAllowed):
+    """Deciding this request needs a fresh second factor (or a token scoped for it)."""
+
+    code = "step_up_required"
+
+
+def step_up_applies(cp: Checkpoint) -> bool:
+    """Is `cp` risky enough that deciding it needs a recent MFA confirmation
+    (HITL_STEP_UP_RISK and above)?"""
+    threshold = settings.HITL_STEP_UP_RISK
+    return bool(threshold) and RISK_ORDER[cp.risk] >= RISK_ORDER[threshold]
+
+
+def may_decide_from_chat(cp: Checkpoint) -> bool:
+    """High- and critical-risk requests are never decided from chat: their buttons open the
+    review page."""
+    return RISK_ORDER[cp.risk] < RISK_ORDER[Risk.HIGH]
+
+
+def check_credential(
+    credential: Credential, cp: Checkpoint | None = None, now: dt.datetime | None = None
+) -> None:
+    """May this credential decide (`cp`)? A token needs the decide scope; where MFA is required
+    (HITL_REQUIRE_MFA) the login, the token's minting or the chat link must have passed MFA.
+    Chat never decides high or critical risk. Step-up (HITL_STEP_UP_RISK and above, for an
+    account with MFA): a login needs a second factor within HITL_STEP_UP_SECONDS (allauth's
+    reauthentication), a token deciding a critical request needs the critical scope."""
     if DECIDE not in credential.scopes:
         raise NotAllowed("This token may only read: deciding needs a token with the decide scope")
     if settings.HITL_REQUIRE_MFA and credential.mfa_at is None:
         raise NotAllowed(
             "Deciding needs a login with two-factor authentication (HITL_REQUIRE_MFA): sign in "
             "again with your authenticator"
-            + (", and mint a new token from that session" if credential.kind == "token" else "")
+            + (", and mint a new token from that session" if credential.kind == TOKEN else "")
         )
+    if cp is None or credential.kind == INTERNAL:
+        return
+    if credential.kind == CHAT:
+        if not may_decide_from_chat(cp):
+            raise NotAllowed(
+                f"A {cp.risk}-risk request is decided on the review page, not from chat",
+                code="chat_not_allowed",
+            )
+        return
+    if not (credential.mfa_enabled and step_up_applies(cp)):
+        return
+    if credential.kind == TOKEN:
+        if cp.risk == Risk.CRITICAL and CRITICAL not in credential.scopes:
+            raise StepUpRequired(
+                "A critical request needs a token minted with the “decide critical” scope "
+                "after a fresh two-factor confirmation, or a decision on the review page"
+            )
+        return
+    now = now or timezone.now()
+    fresh = dt.timedelta(seconds=settings.HITL_STEP_UP_SECONDS)
+    if credential.mfa_at is None or now - credential.mfa_at > fresh:
+        raise StepUpRequired(
+            f"A {cp.risk}-risk request needs a fresh two-factor confirmation: confirm with "
+            f"your authenticator (valid {settings.HITL_STEP_UP_SECONDS // 60} min), then decide"
+        )
+
+
+def step_up_needed(credential: Credential, cp: Checkpoint) -> bool:
+    """For the review page: would deciding `cp` with this credential ask for step-up now?"""
+    try:
+        check_credential(credential, cp)
+    except StepUpRequired:
+        return True
+    except NotAllowed:
+        return False
+    return False
 
 
 # --- what ----------------------------------------------------------------------------------------

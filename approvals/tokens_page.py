@@ -5,6 +5,8 @@ MFA is required)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from allauth.mfa.models import Authenticator
 from django import forms
 from django.conf import settings
@@ -15,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from approvals.audit import Actor
-from approvals.credentials import session_mfa_at
+from approvals.credentials import mfa_enabled, session_mfa_at
 from approvals.models import UserToken
 from approvals.services import USER_TOKENS, user_token_create
 from core.exceptions import InvalidInput
@@ -28,7 +30,9 @@ class TokenForm(forms.Form):
         initial=UserToken.Scope.READ,
         widget=forms.RadioSelect,
         help_text="Read: your queue and what you may see. Read and decide: also approve, "
-        "reject, edit and answer.",
+        "reject, edit and answer. Critical requests too: with two-factor authentication, "
+        "a token decides critical requests only with this scope (minted right after a fresh "
+        "confirmation).",
     )
     days = forms.IntegerField(min_value=1, max_value=3650, label="Expires after (days)")
 
@@ -42,6 +46,16 @@ def _needs_fresh_mfa(request: HttpRequest) -> bool:
     return (settings.HITL_REQUIRE_MFA or has_totp) and session_mfa_at(request) is None
 
 
+def _needs_step_up(request: HttpRequest, scope: str) -> bool:
+    """The "decide critical" scope is step-up in a token: minted within the step-up window
+    of a second factor (where the account has MFA)."""
+    if scope != UserToken.Scope.DECIDE_CRITICAL or not mfa_enabled(request.user):
+        return False
+    at = session_mfa_at(request)
+    fresh = dt.timedelta(seconds=settings.HITL_STEP_UP_SECONDS)
+    return at is None or timezone.now() - at > fresh
+
+
 def tokens(admin_site, request: HttpRequest) -> HttpResponse:
     form = TokenForm(initial={"days": settings.HITL_TOKEN_DAYS})
     plaintext = ""
@@ -52,6 +66,12 @@ def tokens(admin_site, request: HttpRequest) -> HttpResponse:
                 None,
                 "Sign in again with your authenticator app, then mint the token: tokens are "
                 "only minted from a login that passed two-factor authentication.",
+            )
+        elif form.is_valid() and _needs_step_up(request, form.cleaned_data["scope"]):
+            form.add_error(
+                "scope",
+                "A token that decides critical requests is minted right after a fresh "
+                "confirmation with your authenticator: confirm, then mint it.",
             )
         elif form.is_valid():
             try:

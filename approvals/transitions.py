@@ -8,8 +8,8 @@ A caller that lost a race gets `Conflict` naming the winner.
     pending ──decide(approve/modify, quorum reached, more stages)──▶ pending (next stage)
     pending ──decide(reject)───────────────────────────────────────▶ rejected
     pending ──decide(answer)───────────────────────────────────────▶ answered
-    pending ──expire(deadline passed, expiry_action=reject)────────▶ expired
-    pending ──expire(deadline passed, expiry_action=escalate)──────▶ pending (escalation role)
+    pending ──expire(deadline passed, no escalation step left)─────▶ expired
+    pending ──expire(deadline passed, a ladder step left)──────────▶ pending (the step's role)
     pending ──cancel──────────────────────────────────────────────▶ cancelled
     pending ──auto_decide(its policy version approves or rejects)───▶ approved | rejected
 
@@ -175,6 +175,7 @@ def checkpoint_request(
             expiry_action=route.expiry_action,
             escalation_role=route.escalation_role,
             escalation_timeout_seconds=route.escalation_timeout_seconds,
+            escalation_ladder=route.escalation_ladder,
             sla_seconds=route.sla_seconds,
             sla_due_at=(
                 now + dt.timedelta(seconds=route.sla_seconds) if route.sla_seconds else None
@@ -411,7 +412,7 @@ def checkpoint_decide(
         )
         now = timezone.now()
         _check_vote_allowed(cp, user, now, seen_action_sha256)
-        rules.check_credential(credential or rules.Credential.internal())
+        rules.check_credential(credential or rules.Credential.internal(), cp, now)
         edited, artifact_summary = _apply_edits(
             cp, outcome, comment, action, answer, edited_artifacts
         )
@@ -682,8 +683,9 @@ def _resolve(
 
 
 def checkpoint_expire(checkpoint_id, *, now: dt.datetime | None = None) -> str:
-    """Act on a checkpoint whose deadline passed: auto-reject it, or escalate it once.
-    Returns "expired" or "escalated"; raises Conflict if a decision got there first."""
+    """Act on a checkpoint whose deadline passed: take the next step of its escalation ladder,
+    or (none left) auto-reject it. Returns "expired" or "escalated"; raises Conflict if a
+    decision got there first."""
     now = now or timezone.now()
     with audit.atomic():
         cp = Checkpoint.objects.select_for_update().get(pk=checkpoint_id)
@@ -721,22 +723,23 @@ def checkpoint_cancel(checkpoint_id, actor: Actor, *, reason: str = "") -> Check
 
 
 def _escalates(cp: Checkpoint) -> bool:
-    """At its deadline this checkpoint moves to its escalation role (once) instead of expiring."""
-    return bool(
-        cp.expiry_action == ExpiryAction.ESCALATE and cp.escalation_role and not cp.escalated
-    )
+    """At its deadline this checkpoint takes the next step of its escalation ladder (the
+    policy's, snapshotted at request) instead of expiring."""
+    return cp.next_escalation is not None
 
 
 def _escalate(cp: Checkpoint, now: dt.datetime, actor: Actor) -> tuple:
-    """Hand a pending checkpoint to its escalation role with a new deadline; returns the
-    audit event for the caller to record (alone, or with a batch)."""
-    new_deadline = now + dt.timedelta(seconds=cp.escalation_timeout_seconds)
+    """Hand a pending checkpoint to its ladder's next role with that step's deadline; returns
+    the audit event for the caller to record (alone, or with a batch)."""
+    step = cp.next_escalation
+    new_deadline = now + dt.timedelta(seconds=int(step["timeout_seconds"]))
     _conditional_update(
         cp,
-        current_role=cp.escalation_role,
+        current_role=step["role"],
         approvals_needed=1,
         deadline=new_deadline,
         escalated=True,
+        escalation_step=cp.escalation_step + 1,
         claimed_by=None,
         claim_expires_at=None,
     )
@@ -744,14 +747,20 @@ def _escalate(cp: Checkpoint, now: dt.datetime, actor: Actor) -> tuple:
         actor,
         AuditVerb.CHECKPOINT_ESCALATED,
         cp,
-        {"role": cp.escalation_role, "deadline": new_deadline},
+        {
+            "role": step["role"],
+            "deadline": new_deadline,
+            "step": cp.escalation_step,
+            "steps": len(cp.escalation_ladder),
+        },
     )
 
 
 def _expiry_reason(cp: Checkpoint, now: dt.datetime) -> str:
     waited = int((now - cp.created_at).total_seconds())
+    after = f" after escalation to {cp.current_role}" if cp.escalation_step else ""
     return (
-        f"No decision within {waited} s (deadline {cp.deadline:%Y-%m-%d %H:%M:%S} UTC); "
+        f"No decision within {waited} s{after} (deadline {cp.deadline:%Y-%m-%d %H:%M:%S} UTC); "
         "auto-rejected"
     )
 

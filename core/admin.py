@@ -106,3 +106,29 @@ class ReceiptAdmin(ReadOnlyAdminMixin, ManagersOnlyMixin, admin.ModelAdmin):
     list_display = ["id", "subject", "issued_at", "expires_at", "redeemed_at", "redeemed_by"]
     list_filter = [("redeemed_at", admin.EmptyFieldListFilter)]
     search_fields = ["subject", "redeemed_by"]
+
+
+class OutboxAdminMixin:
+    """For an outbox's rows (`core.outbox`): never added or deleted by hand; a "re-send now"
+    action (delivered or failed ones too, the same row) through the subclass's `resend_one`
+    (which audits it)."""
+
+    actions = ["resend_selected"]
+    resend_label = "deliveries"
+
+    def resend_one(self, row, request) -> None:
+        raise NotImplementedError
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Re-send selected now", permissions=["change"])
+    def resend_selected(self, request, queryset):
+        count = 0
+        for row in queryset:
+            self.resend_one(row, request)
+            count += 1
+        self.message_user(request, f"{count} {self.resend_label} queued to be sent again.")

@@ -30,7 +30,15 @@ class Conflict(Exception):
 
 
 class NotAllowed(Exception):
-    """The actor may not do this (wrong role, four-eyes, read-only manager)."""
+    """The actor may not do this (wrong role, four-eyes, read-only manager). `code` tells a
+    program why (the API's problem `code`), e.g. "step_up_required"."""
+
+    code = "permission_denied"
+
+    def __init__(self, message: str = "", *, code: str | None = None):
+        super().__init__(message)
+        if code:
+            self.code = code
 
 
 class InvalidInput(ValueError):

@@ -1,5 +1,7 @@
-"""The ledger's rows (see `core.ledger`): the abstract entry every logged row extends, the
-Merkle tree's stored nodes, the signed tree heads, the witnesses' bookkeeping and receipts."""
+"""Core's tables. The ledger's rows (see `core.ledger`): the abstract entry every logged row
+extends, the Merkle tree's stored nodes, the signed tree heads, the witnesses' bookkeeping and
+receipts. Leases that elect one leader among processes (`core.leases`: e.g. the deadline timer
+that runs in every task cluster)."""
 
 from __future__ import annotations
 
@@ -101,3 +103,15 @@ class Receipt(models.Model):
 
     def __str__(self) -> str:
         return f"receipt {self.id} for {self.subject}"
+
+
+class Lease(models.Model):
+    """Who holds the named role until when. Taken and renewed by compare-and-set
+    (`core.leases`); an expired lease is free for the next taker."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    holder = models.CharField(max_length=200, blank=True)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.holder or 'free'}"

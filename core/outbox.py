@@ -7,6 +7,7 @@ A kind of delivery is a subclass of `Outbox` (see `agents.webhooks`): it names i
 (a subclass of `OutboxItem`) and its send task, and implements `send(row)`.
 
     owe(...)          inside the announcing transaction: the row, and an enqueue on commit
+    owe_many(rows)    the same for many new rows at once (one INSERT, one batch of enqueues)
     deliver(pk)       the task: claim → send → record_attempt
     claim(pk)         compare-and-set: one attempt at a time, even with duplicate tasks
     record_attempt    the outcome, only while this attempt still holds the row (an attempt
@@ -32,7 +33,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from core.metrics import DELIVERY_ATTEMPTS
-from core.queue import enqueue
+from core.queue import batched, enqueue
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,27 @@ class Outbox:
         if created:
             transaction.on_commit(lambda: enqueue(self.task, str(row.pk), reason=reason))
         return row, created
+
+    def owe_many(self, rows: list[Any], *, reason: str) -> list[Any]:
+        """Inside the announcing transaction: insert rows the caller knows are new (e.g. the
+        deliveries of an event it has just recorded once), and enqueue their first attempts
+        together on commit (one broker write with the ORM broker)."""
+        if not rows:
+            return []
+        now = timezone.now()
+        give_up = now + dt.timedelta(hours=self.retry_hours())
+        for row in rows:
+            row.next_attempt_at, row.enqueued_at, row.give_up_at = now, now, give_up
+        created = self.model.objects.bulk_create(rows)
+        pks = [str(row.pk) for row in created]
+
+        def send() -> None:
+            with batched():
+                for pk in pks:
+                    enqueue(self.task, pk, reason=reason)
+
+        transaction.on_commit(send)
+        return created
 
     def claim(self, pk) -> Any | None:
         """Take the row for one attempt (compare-and-set): duplicate tasks (ORM redelivery, the

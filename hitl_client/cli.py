@@ -1,4 +1,5 @@
-"""`hitl`: the portal from a shell, for scripts and coding agents. Prints JSON on stdout.
+"""`hitl`: the portal from a shell, for scripts and coding agents. Prints JSON on stdout
+(except `hitl review`, an interactive walk through a reviewer's queue).
 
     export HITL_URL=https://hitl.example.com HITL_API_KEY=hitl_a…
     hitl request --title "Drop table users_old" --tool sql \
@@ -23,6 +24,7 @@ from hitl_client._version import __version__
 from hitl_client.client import HitlClient
 from hitl_client.errors import ApiError, HitlError, WaitTimeout
 from hitl_client.models import Checkpoint
+from hitl_client.review import Reviewer, use_colour
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 EXIT_FOR_STATUS = {
@@ -136,6 +138,11 @@ def cmd_decide(opts) -> int:
     )
     _out(result)
     return EXIT_OK
+
+
+def cmd_review(opts) -> int:
+    reviewer = Reviewer(_client(opts), colour=use_colour(sys.stdout, opts.color))
+    return reviewer.run(limit=opts.limit)
 
 
 def cmd_cancel(opts) -> int:
@@ -272,6 +279,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("queue", help="your review queue (personal token)")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=cmd_queue)
+
+    p = sub.add_parser(
+        "review",
+        help="walk your queue in the terminal: approve / reject / edit / skip (personal token)",
+    )
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    p.set_defaults(func=cmd_review)
 
     p = sub.add_parser("decide", help="decide a checkpoint (personal token)")
     p.add_argument("checkpoint")

@@ -6,19 +6,36 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import admin
-from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.contrib.auth import REDIRECT_FIELD_NAME, get_user_model
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import resolve_url
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_http_methods
 
 from approvals import selectors, tokens_page
 from approvals.review import queries
 from core.roles import is_manager, user_roles
+from notifications import pages as notification_pages
+from notifications.recipients import away_people
 from oversight.urls import urlpatterns as oversight_urls
+
+
+def _away_colleagues(user) -> list:
+    """Out-of-office people in the user's roles (every role for managers)."""
+    if not user.is_authenticated:
+        return []
+    people = (
+        None
+        if is_manager(user)
+        else get_user_model()
+        .objects.filter(groups__name__in=user_roles(user))
+        .values_list("pk", flat=True)
+    )
+    return list(away_people(people))
 
 
 class HitlAdminSite(admin.AdminSite):
@@ -54,6 +71,16 @@ class HitlAdminSite(admin.AdminSite):
             ),
             # Managers' pages (dashboard, reviewers, drills, audit explorer, exports).
             *oversight_urls(self),
+            path(
+                "notifications/",
+                page(notification_pages.preferences, ["GET", "HEAD", "POST"]),
+                name="hitl_notifications",
+            ),
+            path(
+                "notifications/chat/<int:link_id>/unlink/",
+                page(notification_pages.unlink, ["POST"]),
+                name="hitl_chat_unlink",
+            ),
             *super().get_urls(),
         ]
 
@@ -73,6 +100,9 @@ class HitlAdminSite(admin.AdminSite):
         ctx = super().each_context(request)
         ctx["hitl_require_mfa"] = settings.HITL_REQUIRE_MFA
         ctx["hitl_is_manager"] = is_manager(request.user)
+        # Who of the people sharing your roles is out of office (the queue shows it); read
+        # only by the pages that show it.
+        ctx["away_people"] = SimpleLazyObject(lambda: _away_colleagues(request.user))
         return ctx
 
     def index(self, request: HttpRequest, extra_context=None) -> HttpResponse:

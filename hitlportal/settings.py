@@ -159,6 +159,7 @@ INSTALLED_APPS = [
     "api.apps.ApiConfig",
     "integrations.apps.IntegrationsConfig",
     "oversight.apps.OversightConfig",
+    "notifications.apps.NotificationsConfig",
 ]
 
 MIDDLEWARE = [
@@ -525,6 +526,42 @@ for _witness in HITL_LEDGER_WITNESSES:
         )
 # Receipts: how long an approval's receipt may be redeemed.
 HITL_RECEIPT_TTL = env_int("HITL_RECEIPT_TTL", 3600, minimum=10)
+# --- Notifications: email, Slack, Teams, webhooks (notifications/, integrations/slack/) ---------
+# EMAIL_URL: any SMTP server, e.g. smtp://user:pass@mail.example.com:587?tls=1 (dj-email-url);
+# console: prints mail to the log (the development default). Unset in production: the SMTP
+# server on localhost:25.
+_email_url = env_str("EMAIL_URL", "console:" if DEBUG else "smtp://localhost:25")
+try:
+    import dj_email_url
+
+    _email = dj_email_url.parse(_email_url)
+    _email["EMAIL_BACKEND"]  # absent for a scheme it does not know
+except Exception as exc:
+    raise ImproperlyConfigured(
+        f"EMAIL_URL={_email_url!r} is not an email URL (smtp://, smtps://, console:): {exc!r}"
+    ) from None
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST, EMAIL_PORT = _email["EMAIL_HOST"], _email["EMAIL_PORT"]
+EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_USER"], _email["EMAIL_HOST_PASSWORD"]
+EMAIL_USE_TLS, EMAIL_USE_SSL = _email["EMAIL_USE_TLS"], _email["EMAIL_USE_SSL"]
+if _email.get("EMAIL_FILE_PATH"):
+    EMAIL_FILE_PATH = _email["EMAIL_FILE_PATH"]
+EMAIL_TIMEOUT = env_int("HITL_NOTIFY_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("HITL_EMAIL_FROM", "HITL Portal <hitl@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Per-attempt timeout of every channel, and how long failed notifications are retried.
+HITL_NOTIFY_TIMEOUT = EMAIL_TIMEOUT
+HITL_NOTIFY_RETRY_HOURS = env_int("HITL_NOTIFY_RETRY_HOURS", 6, minimum=1)
+# Reminders this many seconds before a pending request's deadline and before its SLA target
+# (0: none); an hourly digest collects a person's emails for this many minutes.
+HITL_REMIND_BEFORE_DEADLINE = env_int("HITL_REMIND_BEFORE_DEADLINE", 300, minimum=0)
+HITL_REMIND_BEFORE_SLA = env_int("HITL_REMIND_BEFORE_SLA", 300, minimum=0)
+HITL_DIGEST_MINUTES = env_int("HITL_DIGEST_MINUTES", 60, minimum=1)
+# Slack: the app's signing secret turns on the interactive buttons (POST
+# /integrations/slack/actions/); its bot token lets "Reject" open a modal asking the reason.
+HITL_SLACK_SIGNING_SECRET = env_str("HITL_SLACK_SIGNING_SECRET")
+HITL_SLACK_BOT_TOKEN = env_str("HITL_SLACK_BOT_TOKEN")
+HITL_SLACK_API_URL = env_str("HITL_SLACK_API_URL", "https://slack.com/api/").rstrip("/") + "/"
 
 # --- HITL Portal -----------------------------------------------------------------------------
 HITL_DEFAULT_ROLE = env_str("HITL_DEFAULT_ROLE", "ops")
@@ -554,6 +591,21 @@ HITL_ARTIFACT_RENDER_LIMIT = env_int("HITL_ARTIFACT_RENDER_LIMIT", 256 * 1024, m
 HITL_RECONCILE_GRACE = env_int("HITL_RECONCILE_GRACE", 60, minimum=0)
 HITL_MAX_RESUME_ATTEMPTS = env_int("HITL_MAX_RESUME_ATTEMPTS", 5, minimum=1)
 HITL_SWEEP_INTERVAL_MINUTES = env_int("HITL_SWEEP_INTERVAL_MINUTES", 1, minimum=1)
+# The deadline timer in the task cluster: expiry and escalation within a second or two of the
+# deadline (the sweep above is the safety net). Poll: how often the leader looks for a new,
+# earlier deadline; lease: how long a dead leader holds on before another cluster takes over.
+HITL_DEADLINE_TIMER = env_bool("HITL_DEADLINE_TIMER", True)
+HITL_DEADLINE_POLL = env_float("HITL_DEADLINE_POLL", 0.5)
+HITL_DEADLINE_LEASE = env_int("HITL_DEADLINE_LEASE", 10, minimum=2)
+# Step-up: deciding a request of this risk or above needs a second factor within this many
+# seconds (for accounts with MFA; a token needs the "decide critical" scope for critical
+# requests). Empty: no step-up.
+HITL_STEP_UP_RISK = env_str("HITL_STEP_UP_RISK", "high")
+if HITL_STEP_UP_RISK not in ("", "low", "medium", "high", "critical"):
+    raise ImproperlyConfigured(
+        f"HITL_STEP_UP_RISK={HITL_STEP_UP_RISK!r} must be low, medium, high, critical or empty"
+    )
+HITL_STEP_UP_SECONDS = env_int("HITL_STEP_UP_SECONDS", 900, minimum=30)
 # Hosted runs: an executor's lease is renewed while it works; when it lapses (the worker died)
 # the reconcile sweep re-enqueues the run. Work that fails this many times is dead-lettered.
 HITL_RUN_LEASE = env_int("HITL_RUN_LEASE", 30, minimum=2)

@@ -13,6 +13,7 @@ from approvals.sweeps import expire_overdue, mark_sla_breaches
 from core.ledger.sequencer import sequence_pending
 from core.metrics import SWEEP_DURATION, SWEEP_RUNS
 from hitlportal.housekeeping import housekeeping
+from notifications import sweeps as notifications
 
 
 def _timed(name: str, sweep: Callable[[], dict[str, int]]) -> dict[str, int]:
@@ -31,14 +32,16 @@ def _timed(name: str, sweep: Callable[[], dict[str, int]]) -> dict[str, int]:
 def run_all() -> dict[str, dict[str, int]]:
     # SLA before expiry: an item whose SLA ends with its deadline is marked breached first.
     # Expiry before reconcile: the runs it resolves are resumed on commit, and reconcile then
-    # only has to catch what the fast path lost. Rollups after those, so they include all of
-    # it. The ledger last: the safety net for a sequencer that is not running (a standing one
-    # holds the lock, and this steps aside).
+    # only has to catch what the fast path lost. Notifications (reminders, digests, lost
+    # deliveries) after those. Rollups after those, so they include all of it. The ledger
+    # last: the safety net for a sequencer that is not running (a standing one holds the
+    # lock, and this steps aside).
     return {
         "sla": _timed("sla", mark_sla_breaches),
         "expiry": _timed("expiry", expire_overdue),
         "drills": _timed("drills", release_due),
         "reconcile": _timed("reconcile", reconcile),
+        "notifications": _timed("notifications", notifications.run),
         "housekeeping": _timed("housekeeping", housekeeping),
         "rollups": _timed("rollups", refresh_rollups),
         "ledger": _timed("ledger", lambda: {"sequenced": sequence_pending()}),

@@ -15,6 +15,8 @@ urlpatterns = [
     path("humanlayer/v1/", include("integrations.humanlayer.urls")),
     # Prometheus (bearer token or allow-listed network; 404 when neither is configured).
     path("metrics", metrics_view, name="metrics"),
+    # Slack's interactivity (buttons in notifications) and the account link page.
+    path("integrations/slack/", include("integrations.slack.urls")),
     path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
 ]
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 
 import pytest
 from django.conf import settings
@@ -77,6 +78,17 @@ def make_checkpoint(db, agent):
 
 
 @pytest.fixture
+def inline(django_capture_on_commit_callbacks):
+    """Call something and run the tasks it enqueues on commit inline (HITL_Q_SYNC in tests)."""
+
+    def call(fn, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return fn(*args, **kwargs)
+
+    return call
+
+
+@pytest.fixture
 def broker(settings):
     """Use the real ORM broker (not sync) and read back what was enqueued."""
     from django_q.conf import Conf
@@ -95,3 +107,53 @@ class BrokerView:
 
     def calls(self, func: str) -> list[tuple]:
         return [t["args"] for t in self.tasks() if t["func"] == func]
+
+
+@pytest.fixture
+def cluster_env() -> dict[str, str]:
+    """Extra environment of the `clusters` processes (the hosted tests add their sandbox)."""
+    return {}
+
+
+@pytest.fixture
+def clusters(cluster_env, tmp_path, settings):
+    """Start real qcluster processes on a queue of their own; this process enqueues to the
+    same queue. Tests using it need `django_db(transaction=True)`."""
+    from django_q.conf import Conf
+    from django_q.models import Task
+    from django_q.tasks import async_task
+
+    from tests.api.live import test_database_url
+    from tests.cluster import Cluster, wait_for
+
+    settings.HITL_RECONCILE_GRACE = 1  # this process runs the sweeps by hand
+    name = f"hitl-test-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": test_database_url(),
+        "HITL_Q_NAME": name,
+        "HITL_Q_SYNC": "0",
+        "HITL_Q_WORKERS": "2",
+        "HITL_RECONCILE_GRACE": "1",
+        "DEBUG": "1",
+        "SECRET_KEY": settings.SECRET_KEY,
+        **cluster_env,
+    }
+    saved = Conf.CLUSTER_NAME, Conf.PREFIX, Conf.SYNC
+    Conf.CLUSTER_NAME = Conf.PREFIX = name
+    Conf.SYNC = False
+    started: list[Cluster] = []
+
+    def start() -> Cluster:
+        cluster = Cluster(env, tmp_path / f"qcluster-{len(started)}.log").start()
+        started.append(cluster)
+        ping = async_task("math.floor", 1.5)  # ready once it has run a task
+        wait_for(
+            lambda: Task.objects.filter(id=ping, success=True).exists(), 30, "the cluster to start"
+        )
+        return cluster
+
+    yield start
+    for cluster in started:
+        cluster.stop()
+    Conf.CLUSTER_NAME, Conf.PREFIX, Conf.SYNC = saved

@@ -15,9 +15,18 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # package -> the packages above it, which it may not reach by name
 ABOVE = {
-    "core": ["approvals", "agents", "api", "oversight", "hitlportal"],
-    "approvals": ["agents", "api", "oversight", "hitlportal"],
-    "agents": ["api", "oversight", "hitlportal"],
+    "core": [
+        "approvals",
+        "agents",
+        "api",
+        "notifications",
+        "oversight",
+        "integrations",
+        "hitlportal",
+    ],
+    "approvals": ["agents", "api", "notifications", "oversight", "integrations", "hitlportal"],
+    "agents": ["api", "notifications", "oversight", "integrations", "hitlportal"],
+    "notifications": ["agents", "hitlportal"],
 }
 
 

@@ -204,6 +204,8 @@ def settings_check(env: dict[str, str]) -> subprocess.CompletedProcess:
         ),
         ({"DEBUG": "1", "HITL_LEDGER_SIGNING_KEY": "c2hvcnQ="}, "a 32-byte"),
         ({"DEBUG": "1", "HITL_LEDGER_WITNESSES": "ftp://x/y"}, "HITL_LEDGER_WITNESSES"),
+        ({"DEBUG": "1", "EMAIL_URL": "pigeon://coop"}, "is not an email URL"),
+        ({"DEBUG": "1", "HITL_STEP_UP_RISK": "extreme"}, "must be low, medium, high, critical"),
     ],
 )
 def test_settings_fail_loudly_on_bad_config(env, message):

@@ -6,10 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 
 from approvals import rules
 from approvals.artifacts import artifact_text
+from approvals.credentials import credential_for
 from approvals.edits import unified
 from approvals.forms import DecisionForm, ReassignForm
 from approvals.models import Artifact, Checkpoint
@@ -126,6 +129,12 @@ def _source(cp: Checkpoint) -> dict | None:
     return {"name": name, "label": source.label, "note": source.note, "warning": warning}
 
 
+def step_up_url(cp: Checkpoint) -> str:
+    """allauth's reauthentication with the authenticator, back to the review page after."""
+    review = reverse("admin:approvals_checkpoint_review", args=[cp.pk])
+    return f"{reverse('mfa_reauthenticate')}?{urlencode({'next': review})}"
+
+
 def build(
     model_admin: ModelAdmin,
     request: HttpRequest,
@@ -156,6 +165,8 @@ def build(
     manager = is_manager(user)
     if form is None and may_decide:
         form = DecisionForm(cp, latest)
+    # High risk with MFA: deciding needs a fresh second factor; say so before they try.
+    step_up = may_decide and rules.step_up_needed(credential_for(request), cp)
     timeline, timeline_hidden = queries.run_timeline(user, cp)
     prev_item, next_item = queries.neighbours(user, cp)
     action = cp.action or {}
@@ -221,4 +232,7 @@ def build(
         if proposal is not None
         else (policy_pages.proposal_form(cp) if policy_pages.may_propose(user, cp) else None),
         "standing_rule_max_days": settings.HITL_STANDING_RULE_MAX_DAYS,
+        "step_up": step_up,
+        "step_up_url": step_up_url(cp) if step_up else "",
+        "step_up_minutes": settings.HITL_STEP_UP_SECONDS // 60,
     }

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db.models import BooleanField, Count, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
@@ -203,14 +202,7 @@ def run_timeline(user, cp: Checkpoint) -> tuple[list[TimelineEntry], int]:
 def eligible_reviewers(cp: Checkpoint):
     """Who a manager may hand this checkpoint to: active staff in its current role, minus the
     four-eyes exclusions."""
-    User = get_user_model()
-    excluded = rules.four_eyes_excluded_ids(cp)
-    return (
-        User.objects.filter(is_active=True, is_staff=True, groups__name=cp.current_role)
-        .exclude(pk__in=excluded)
-        .order_by("username")
-        .distinct()
-    )
+    return rules.deciders(cp.current_role, cp).order_by("username")
 
 
 def audit_trail(cp: Checkpoint, limit: int = 100) -> list[AuditEvent]:

@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from approvals import selectors, services, transitions
+from approvals import rules, selectors, services, transitions
 from approvals.artifacts import artifact_response
 from approvals.credentials import credential_for
 from approvals.forms import DecisionForm, ReassignForm
@@ -100,6 +100,9 @@ def forbidden_response(
         "message": str(exc),
         "opts": model_admin.model._meta,
         "review_url": review_path(cp),
+        "step_up_url": (
+            review_context.step_up_url(cp) if isinstance(exc, rules.StepUpRequired) else ""
+        ),
     }
     return TemplateResponse(request, "admin/approvals/checkpoint/forbidden.html", ctx, status=403)
 

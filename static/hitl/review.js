@@ -144,6 +144,16 @@
       var c = form.querySelector("[name=comment]");
       if (c) c.focus();
     });
+    // Phones: the bar at the bottom of the screen; Reject goes to the reason box first.
+    var mobileReject = $("[data-mobile-reject]");
+    if (mobileReject && form) {
+      mobileReject.addEventListener("click", function (ev) {
+        ev.preventDefault();
+        form.setAttribute("data-mode", "reject");
+        var c = form.querySelector("[name=comment]");
+        if (c) { c.scrollIntoView({ block: "center" }); c.focus(); }
+      });
+    }
     HITL.bind("e", openEdit);
     HITL.bind("n", function () {
       var box = $("#answer-box");

@@ -3,6 +3,7 @@ network (closed when neither is set), multi-process safe."""
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -55,6 +56,7 @@ def test_production_defaults_keep_it_closed():
     env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "HITL_METRICS_ALLOW")}
     env.update(DEBUG="0", SECRET_KEY="p" * 60, ALLOWED_HOSTS="hitl.example.com")
     env["HITL_ENCRYPTION_KEY"] = "ZmRhc2RmYXNkZmFzZGZhc2RmYXNkZmFzZGZhc2RmYXM="
+    env["HITL_LEDGER_SIGNING_KEY"] = base64.b64encode(bytes(range(32))).decode()
     env["DJANGO_SETTINGS_MODULE"] = "hitlportal.settings"
     code = (
         "import django; django.setup(); from django.conf import settings; "

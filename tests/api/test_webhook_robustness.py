@@ -15,7 +15,7 @@ from agents.sweeps import reconcile
 from agents.webhooks import OUTBOX, deliver
 from approvals.models import AuditEvent
 from approvals.transitions import checkpoint_decide
-from tests.api.test_webhooks import Receiver
+from tests.receivers import HttpReceiver as Receiver
 
 pytestmark = pytest.mark.django_db
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.db import transaction
@@ -16,44 +14,14 @@ from agents.sweeps import reconcile
 from approvals.models import AuditEvent
 from approvals.transitions import checkpoint_decide
 from hitl_client import WebhookVerificationError, verify_webhook
-from tests.api.live import free_port
+from tests.receivers import HttpReceiver
 
 pytestmark = pytest.mark.django_db
 
 
-class Receiver:
-    """Answers the queued status codes in order (then 200), recording every request."""
-
-    def __init__(self, statuses: list[int]):
-        self.statuses = list(statuses)
-        self.requests: list[tuple[dict, bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((dict(self.headers), body))
-                code = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(code)
-                self.end_headers()
-                self.wfile.write(b"ok" if code == 200 else b"try later")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def receiver(agent):
-    r = Receiver([500])
+    r = HttpReceiver([500])
     agent.callback_url = r.url
     agent.save()
     yield r
@@ -91,7 +59,7 @@ def test_it_retries_a_failed_delivery_then_delivers_it_signed(
     assert delivery.delivered_at is not None
 
     assert len(receiver.requests) == 2
-    (h1, b1), (h2, b2) = receiver.requests
+    (h1, b1), (h2, b2) = ((r.headers, r.body) for r in receiver.requests)
     assert b1 == b2 and h1["X-HITL-Delivery"] == h2["X-HITL-Delivery"] == str(delivery.pk)
     assert verify_webhook(agent.webhook_secret, h2, b2)
     payload = json.loads(b2)

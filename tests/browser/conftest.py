@@ -63,12 +63,11 @@ def chromium(django_db_setup, django_db_blocker):
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = old
 
 
-@pytest.fixture
-def page(chromium):
-    """A fresh browser tab. Every page it shows must keep to the portal's strict
-    Content-Security-Policy: any violation Chromium reports (inline script or style, a
-    foreign origin) fails the test."""
-    context = chromium.new_context(viewport={"width": 1440, "height": 960})
+def open_tab(chromium, **context_options):
+    """A fresh browser tab (a generator: the tab, then its checks at the end). Every page it
+    shows must keep to the portal's strict Content-Security-Policy: any violation Chromium
+    reports (inline script or style, a foreign origin) fails the test."""
+    context = chromium.new_context(**context_options)
     pg = context.new_page()
     pg.set_default_timeout(10_000)
     violations: list[str] = []
@@ -79,6 +78,12 @@ def page(chromium):
     yield pg
     context.close()
     assert violations == [], violations
+
+
+@pytest.fixture
+def page(chromium):
+    """A desktop-sized tab (see `open_tab`)."""
+    yield from open_tab(chromium, viewport={"width": 1440, "height": 960})
 
 
 @pytest.fixture

@@ -61,17 +61,6 @@ def ledger_agent(hosted, sandbox):
 
 
 @pytest.fixture
-def inline(django_capture_on_commit_callbacks):
-    """Call something and run the tasks it enqueues on commit inline (HITL_Q_SYNC in tests)."""
-
-    def call(fn, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return fn(*args, **kwargs)
-
-    return call
-
-
-@pytest.fixture
 def start(inline, starter):
     def go(agent: Agent, task: str = "", input: dict | None = None):
         run = inline(
@@ -86,3 +75,9 @@ def start(inline, starter):
         return run
 
     return go
+
+
+@pytest.fixture
+def cluster_env(sandbox) -> dict[str, str]:
+    """Hosted runs in real clusters work in this test's sandbox, with a short run lease."""
+    return {"HITL_SANDBOX_ROOTS": str(sandbox), "HITL_RUN_LEASE": "2"}

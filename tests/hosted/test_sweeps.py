@@ -246,6 +246,7 @@ def test_it_runs_every_sweep_from_one_entry_point(db):
         "expiry",
         "drills",
         "reconcile",
+        "notifications",
         "housekeeping",
         "rollups",
         "ledger",

@@ -16,13 +16,13 @@ from django.utils import timezone
 from core.ledger import heads, sequencer, witnesses
 from core.ledger.verify import public_keys
 from core.models import TreeHead, WitnessState
-from tests.api.test_webhooks import Receiver
+from tests.receivers import HttpReceiver
 
 pytestmark = pytest.mark.django_db
 
 
 def test_it_pushes_the_latest_head_to_every_witness(make_checkpoint, settings, tmp_path):
-    receiver = Receiver([503])  # the webhook witness is down at first
+    receiver = HttpReceiver([503])  # the webhook witness is down at first
     try:
         path = tmp_path / "mnt" / "heads.jsonl"
         settings.HITL_LEDGER_WITNESSES = [
@@ -48,7 +48,7 @@ def test_it_pushes_the_latest_head_to_every_witness(make_checkpoint, settings, t
         assert witnesses.publish_due() == 0  # nothing new, and the interval has not passed
         later = timezone.now() + dt.timedelta(seconds=settings.HITL_LEDGER_WITNESS_INTERVAL + 1)
         assert witnesses.publish_due(now=later) == 1  # the webhook, retried
-        headers, body = receiver.requests[-1]
+        headers, body = receiver.requests[-1].headers, receiver.requests[-1].body
         assert json.loads(body) == head
         t, v1 = (part.split("=", 1)[1] for part in headers["X-HITL-Signature"].split(","))
         expected = hmac.new(b"s3cret", f"{t}.".encode() + body, hashlib.sha256).hexdigest()

@@ -11,7 +11,6 @@ from tests.api.conftest import agent_key, api, live_portal, run_id  # noqa: F401
 from tests.factories import UserFactory
 from tests.hosted.conftest import (  # noqa: F401  (the hosted runtime's fixtures)
     hosted,
-    inline,
     ledger_agent,
     sandbox,
     start,

@@ -18,9 +18,9 @@ from approvals.signals import checkpoint_requested
 from approvals.transitions import checkpoint_decide
 from hitl_client import verify_webhook
 from tests.api.conftest import Api
-from tests.api.test_webhooks import Receiver
 from tests.hosted.agents import ledger_lines
 from tests.policies.conftest import events
+from tests.receivers import HttpReceiver
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +53,7 @@ def deny_drop(publish):
 
 @pytest.fixture
 def hook(agent):
-    r = Receiver([])
+    r = HttpReceiver()
     agent.callback_url = r.url
     agent.save()
     yield r
@@ -101,7 +101,7 @@ def test_an_auto_approval_reaches_the_agent_through_every_channel(
     assert claims["deciders"] == ["policy janitor may clean logs v1"]
 
     # The webhook: signed, delivered to the agent's receiver, with the same decision.
-    (headers, raw) = hook.requests[0]
+    headers, raw = hook.requests[0].headers, hook.requests[0].body
     verify_webhook(agent.webhook_secret, headers, raw)
     payload = json.loads(raw)
     assert payload["event"] == "checkpoint.decided"

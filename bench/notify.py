@@ -1,0 +1,127 @@
+"""Notification latency: checkpoint created (its transaction committed) → the email accepted
+by a real SMTP server and the Slack post received by a real HTTP server, both on 127.0.0.1,
+with a real qcluster subprocess; and deadline → expired (the deadline timer in the cluster).
+
+    .venv/bin/python bench/notify.py                                   # SQLite + ORM broker
+    .venv/bin/python bench/notify.py --redis redis://127.0.0.1:6379/3  # SQLite + Redis broker
+    .venv/bin/python bench/notify.py --database-url postgres://postgres@127.0.0.1:5432/DB
+
+Targets: created → notified p99 ≤ 2 s with the ORM broker, ≤ 500 ms with Redis;
+deadline → expired p99 ≤ 2 s. Requests are made one at a time (latency, not backlog).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _setup import Cluster, add_common, configure, percentiles
+
+from tests.receivers import HttpReceiver, SmtpReceiver
+
+
+def _stamp(into: list) -> None:
+    into.append(time.time())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common(parser)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--deadlines", type=int, default=200)
+    parser.add_argument("--redis", default="", help="use the Redis broker at this URL")
+    args = parser.parse_args()
+    smtp, slack = SmtpReceiver(), HttpReceiver()
+    os.environ["EMAIL_URL"] = smtp.url
+    env = configure("notify", args)
+
+    from django.db import transaction
+
+    from agents.models import Agent
+    from agents.services import Ask, ask
+    from agents.transitions import run_start
+    from approvals.audit import Actor
+    from approvals.models import AuditEvent, Checkpoint
+    from notifications.models import RoleChannel
+    from tests.factories import UserFactory
+
+    agent = Agent.objects.create(slug="bench", name="bench")
+    for name in ("rita", "raj"):
+        UserFactory(username=name, roles=["ops"])
+    RoleChannel.objects.create(role="ops", kind="email")
+    RoleChannel.objects.create(role="ops", kind="slack", url=slack.url)
+    actor = Actor.for_agent(agent)
+
+    def request(title: str, **fields) -> tuple[Checkpoint, float]:
+        committed: list = []
+        with transaction.atomic():
+            transaction.on_commit(partial(_stamp, committed))  # first: runs at COMMIT
+            run = run_start(agent=agent, task=title, actor=actor)
+            cp = ask(
+                run, [Ask(title=title, action={"tool": "t", "args": {}}, **fields)], actor=actor
+            )
+        return cp[0], committed[0]
+
+    cluster = Cluster(env)
+    try:
+        cluster.wait_ready()
+        email, slack_ms, both = [], [], []
+        for i in range(args.requests):
+            title = f"bench request {i}"
+            _cp, at = request(title)
+            deadline = time.monotonic() + 15
+            while True:
+                mails = [m for m in smtp.mails if title in m.subject]
+                posts = [r for r in slack.requests if title.encode() in r.body]
+                if len(mails) == 2 and posts:
+                    break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{title}: {len(mails)} mails, {len(posts)} posts in 15 s")
+                time.sleep(0.002)
+            mail_at = max(m.received for m in mails)
+            email.append((mail_at - at) * 1000)
+            slack_ms.append((posts[0].received - at) * 1000)
+            both.append((max(mail_at, posts[0].received) - at) * 1000)
+
+        # deadline → expired: deadlines spread over ~20 s, the cluster's timer expires them
+        pending = [
+            request(f"bench deadline {i}", expires_in=2 + i * 20 // max(args.deadlines, 1))[0]
+            for i in range(args.deadlines)
+        ]
+        last = max(cp.deadline for cp in pending)
+        deadline = time.monotonic() + (last.timestamp() - time.time()) + 30
+        ids = [str(cp.pk) for cp in pending]
+        while AuditEvent.objects.filter(verb="checkpoint.expired", target_id__in=ids).count() < len(
+            ids
+        ):
+            if time.monotonic() > deadline:
+                raise SystemExit("not every deadline expired within 30 s")
+            time.sleep(0.05)
+        expired_at = dict(
+            AuditEvent.objects.filter(verb="checkpoint.expired", target_id__in=ids).values_list(
+                "target_id", "at"
+            )
+        )
+        late = [(expired_at[str(cp.pk)] - cp.deadline).total_seconds() * 1000 for cp in pending]
+    finally:
+        cluster.stop()
+        smtp.stop()
+        slack.stop()
+    from django.db import connection
+
+    broker = "redis" if args.redis else f"orm (poll {args.poll})"
+    print(f"{connection.vendor}, {broker} broker, {args.requests} requests, one at a time:")
+    print(f"  created → email accepted (both recipients): {percentiles(email)}")
+    print(f"  created → Slack post received:              {percentiles(slack_ms)}")
+    print(f"  created → both:                             {percentiles(both)}")
+    print(f"  deadline → expired ({len(late)} deadlines):   {percentiles(late)}")
+
+
+if __name__ == "__main__":
+    main()

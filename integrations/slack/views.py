@@ -1,0 +1,330 @@
+"""Slack's interactivity endpoint and the account link page. Views parse and check; deciding
+is `approvals.transitions.checkpoint_decide`'s, with its rules."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth.decorators import login_required
+from django.core import signing
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
+
+from approvals import rules
+from approvals.credentials import session_mfa_at
+from approvals.models import Checkpoint, Decision
+from approvals.representations import review_url
+from approvals.transitions import checkpoint_decide
+from core.exceptions import Conflict, InvalidInput, NotAllowed
+from notifications import services
+from notifications.models import ChannelKind, ChatLink, Event
+from notifications.outbox import OUTBOX, new_delivery
+from notifications.transports.slack import APPROVE, REJECT
+
+log = logging.getLogger(__name__)
+LINK_SALT = "hitl.slack.link"
+LINK_MAX_AGE = 15 * 60
+REJECT_CALLBACK = "hitl_reject"
+
+OUTCOME_WORDS = {"approve": "approved", "reject": "rejected"}
+
+
+# --- who clicked ---------------------------------------------------------------------------
+
+
+def _slack_user(payload: dict) -> tuple[str, str, str]:
+    user = payload.get("user") or {}
+    team = (payload.get("team") or {}).get("id") or user.get("team_id") or ""
+    name = user.get("username") or user.get("name") or user.get("id", "")
+    return team, user.get("id", ""), name
+
+
+def _linked(payload: dict) -> ChatLink | None:
+    team, user_id, _name = _slack_user(payload)
+    return (
+        ChatLink.objects.select_related("user")
+        .filter(provider="slack", team_id=team, chat_user_id=user_id, user__is_active=True)
+        .first()
+    )
+
+
+def _credential(link: ChatLink) -> rules.Credential:
+    return rules.Credential(
+        rules.CHAT,
+        mfa_at=link.mfa_verified_at,
+        scopes=frozenset({rules.READ, rules.DECIDE}),
+    )
+
+
+def link_url(payload: dict) -> str:
+    """A link, for this Slack user only, to the page where they confirm (logged in) which
+    portal account is theirs."""
+    team, user_id, name = _slack_user(payload)
+    token = signing.dumps({"t": team, "u": user_id, "n": name}, salt=LINK_SALT)
+    return settings.SITE_URL + reverse("slack-link", args=[token])
+
+
+# --- replies (through the notification outbox: retried, visible in the admin) ---------------
+
+
+def _reply(payload: dict, text: str, *, replace: bool = False, blocks: list | None = None):
+    response_url = payload.get("response_url") or _metadata(payload).get("response_url")
+    if not response_url:
+        return
+    data: dict[str, Any] = {"response_url": response_url, "text": text, "replace_original": replace}
+    if blocks:
+        data["blocks"] = blocks
+    with transaction.atomic():
+        OUTBOX.owe_many(
+            [
+                new_delivery(
+                    None,
+                    ChannelKind.SLACK,
+                    f"reply:{uuid.uuid4()}",
+                    event=Event.CHAT_REPLY,
+                    data=data,
+                )
+            ],
+            reason="slack reply",
+        )
+
+
+def _outcome_blocks(cp: Checkpoint, who: str, outcome: str, comment: str = "") -> list[dict]:
+    text = f"*{OUTCOME_WORDS.get(outcome, outcome).capitalize()}* by {who} in Slack: {cp.title}"
+    if comment:
+        text += f"\n> {comment[:500]}"
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": f"<{review_url(cp.pk)}|Open the review page>"}],
+        },
+    ]
+
+
+def _metadata(payload: dict) -> dict:
+    try:
+        return json.loads((payload.get("view") or {}).get("private_metadata") or "{}")
+    except ValueError:
+        return {}
+
+
+# --- the endpoint ------------------------------------------------------------------------------
+
+
+@csrf_exempt
+@require_POST
+def actions(request: HttpRequest) -> HttpResponse:
+    """Slack's Request URL for interactivity. Answers within Slack's 3 s: the decision is one
+    transaction; what the clicker is told is sent after, from the outbox."""
+    secret = settings.HITL_SLACK_SIGNING_SECRET
+    if not secret:
+        raise Http404("Slack interactivity is not configured (HITL_SLACK_SIGNING_SECRET)")
+    body = request.body
+    verifier = SignatureVerifier(secret)
+    if not verifier.is_valid(
+        body,
+        request.headers.get("X-Slack-Request-Timestamp", ""),
+        request.headers.get("X-Slack-Signature", ""),
+    ):
+        return HttpResponse("invalid or stale Slack signature", status=401)
+    try:
+        payload = json.loads(request.POST["payload"])
+        kind = payload["type"]
+    except (KeyError, ValueError, TypeError):
+        return HttpResponse("not a Slack interaction payload", status=400)
+    if kind == "block_actions":
+        return _block_actions(payload)
+    if kind == "view_submission" and (payload.get("view") or {}).get("callback_id") == (
+        REJECT_CALLBACK
+    ):
+        return _reject_submitted(payload)
+    return HttpResponse(status=200)
+
+
+def _button(payload: dict) -> tuple[str, str, str]:
+    """(action_id, checkpoint id, action fingerprint shown) of the clicked button."""
+    try:
+        action = payload["actions"][0]
+        value = json.loads(action.get("value") or "{}")
+        return action.get("action_id", ""), str(value.get("c", "")), str(value.get("v", ""))
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError):
+        return "", "", ""
+
+
+def _checkpoint(pk: str) -> Checkpoint | None:
+    try:
+        return Checkpoint.objects.select_related("agent").get(pk=pk)
+    except (Checkpoint.DoesNotExist, ValueError, ValidationError):
+        return None
+
+
+def _block_actions(payload: dict) -> HttpResponse:
+    action_id, cp_id, seen = _button(payload)
+    if action_id not in (APPROVE, REJECT):
+        return HttpResponse(status=200)  # "Open review page" is a link: nothing to do
+    link = _linked(payload)
+    if link is None:
+        _reply(
+            payload,
+            "Your Slack account is not linked to a portal account yet. Link it (you confirm "
+            f"while logged in to the portal), then press the button again: {link_url(payload)}",
+        )
+        return HttpResponse(status=200)
+    cp = _checkpoint(cp_id)
+    if cp is None:
+        _reply(payload, "That request no longer exists.")
+        return HttpResponse(status=200)
+    if action_id == REJECT:
+        return _open_reject_modal(payload, link, cp, seen)
+    try:
+        checkpoint_decide(
+            cp.pk,
+            link.user,
+            Decision.Outcome.APPROVE,
+            channel=Decision.Channel.SLACK,
+            seen_action_sha256=seen,
+            credential=_credential(link),
+        )
+    except (Conflict, NotAllowed, InvalidInput) as exc:
+        _reply(payload, f"Not recorded: {exc}. Review it on the page: {review_url(cp.pk)}")
+        return HttpResponse(status=200)
+    name = link.user.get_username()
+    _reply(
+        payload, f"Approved by {name}", replace=True, blocks=_outcome_blocks(cp, name, "approve")
+    )
+    return HttpResponse(status=200)
+
+
+def _open_reject_modal(payload: dict, link: ChatLink, cp: Checkpoint, seen: str) -> HttpResponse:
+    """Reject asks for the reason first (a modal); the same rules are checked now, so nobody
+    types a reason for a vote that would be refused, and again when it is submitted."""
+    try:
+        if cp.status != Checkpoint.Status.PENDING:
+            raise NotAllowed(f"it is already {cp.status}")
+        rules.check_may_review(link.user, cp)
+        rules.check_credential(_credential(link), cp)
+    except NotAllowed as exc:
+        _reply(payload, f"Not recorded: {exc}. Review it on the page: {review_url(cp.pk)}")
+        return HttpResponse(status=200)
+    view = {
+        "type": "modal",
+        "callback_id": REJECT_CALLBACK,
+        "title": {"type": "plain_text", "text": "Reject"},
+        "submit": {"type": "plain_text", "text": "Reject"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": json.dumps(
+            {"c": str(cp.pk), "v": seen, "response_url": payload.get("response_url", "")}
+        ),
+        "blocks": [
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": f"*{cp.title[:200]}*"},
+            },
+            {
+                "type": "input",
+                "block_id": "reason",
+                "label": {"type": "plain_text", "text": "Reason (the agent gets it)"},
+                "element": {"type": "plain_text_input", "action_id": "reason", "multiline": True},
+            },
+        ],
+    }
+    client = WebClient(
+        token=settings.HITL_SLACK_BOT_TOKEN,
+        base_url=settings.HITL_SLACK_API_URL,
+        timeout=2,
+    )
+    try:
+        client.views_open(trigger_id=payload.get("trigger_id", ""), view=view)
+    except (SlackApiError, OSError) as exc:
+        log.warning("Slack views.open failed: %s", exc)
+        _reply(
+            payload, f"Could not ask for the reason here; reject on the page: {review_url(cp.pk)}"
+        )
+    return HttpResponse(status=200)
+
+
+def _modal_error(message: str) -> JsonResponse:
+    return JsonResponse({"response_action": "errors", "errors": {"reason": message[:150]}})
+
+
+def _reject_submitted(payload: dict) -> HttpResponse:
+    meta = _metadata(payload)
+    values = (payload.get("view") or {}).get("state", {}).get("values", {})
+    reason = ((values.get("reason") or {}).get("reason") or {}).get("value") or ""
+    link = _linked(payload)
+    if link is None:
+        return _modal_error("Your Slack account is not linked to a portal account.")
+    cp = _checkpoint(meta.get("c", ""))
+    if cp is None:
+        return _modal_error("That request no longer exists.")
+    try:
+        checkpoint_decide(
+            cp.pk,
+            link.user,
+            Decision.Outcome.REJECT,
+            comment=reason.strip(),
+            channel=Decision.Channel.SLACK,
+            seen_action_sha256=meta.get("v", ""),
+            credential=_credential(link),
+        )
+    except (Conflict, NotAllowed, InvalidInput) as exc:
+        return _modal_error(str(exc))
+    name = link.user.get_username()
+    _reply(
+        payload,
+        f"Rejected by {name}",
+        replace=True,
+        blocks=_outcome_blocks(cp, name, "reject", reason.strip()),
+    )
+    return JsonResponse({"response_action": "clear"})
+
+
+# --- linking a Slack account to a portal account ------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def link(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows what would be linked; only the logged-in person's POST links it."""
+    try:
+        data = signing.loads(token, salt=LINK_SALT, max_age=LINK_MAX_AGE)
+    except signing.BadSignature:
+        raise Http404("This link is invalid or expired: press the Slack button again") from None
+    user = request.user
+    if not (user.is_active and user.is_staff):
+        raise PermissionDenied("Only portal users link chat accounts")
+    existing = ChatLink.objects.filter(
+        provider="slack", team_id=data["t"], chat_user_id=data["u"]
+    ).first()
+    done = existing is not None and existing.user_id == user.pk
+    if request.method == "POST" and not done:
+        services.chat_link(
+            user,
+            team_id=data["t"],
+            chat_user_id=data["u"],
+            chat_name=data.get("n", ""),
+            mfa_at=session_mfa_at(request),
+        )
+        done = True
+    context = {
+        **admin.site.each_context(request),
+        "title": "Link your Slack account",
+        "slack": data,
+        "done": done,
+        "linked_elsewhere": existing is not None and existing.user_id != user.pk,
+    }
+    return TemplateResponse(request, "integrations/slack_link.html", context)

@@ -1,0 +1,59 @@
+"""The channel registry: one module per kind of channel. Each provides
+
+    validate(channel) -> {field: [errors]}   its config, checked when a role channel is saved
+    send(delivery, message) -> (code, error) one attempt ("" error: delivered)
+
+and `send(delivery)` here picks the module and builds the message (a digest's or a chat
+reply's are the email and Slack modules' own business)."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from django.core.exceptions import ValidationError
+
+from notifications import messages
+from notifications.models import ChannelKind, Delivery, Event, RoleChannel
+from notifications.transports import email, slack, teams, webhook
+
+TRANSPORTS: dict[str, ModuleType] = {
+    ChannelKind.EMAIL: email,
+    ChannelKind.SLACK: slack,
+    ChannelKind.TEAMS: teams,
+    ChannelKind.WEBHOOK: webhook,
+}
+
+
+def validate_channel(channel: RoleChannel) -> None:
+    """Field errors (ValidationError) for a role channel that could not deliver."""
+    from django.conf import settings
+
+    from approvals.rules import is_review_role
+
+    errors: dict[str, list[str]] = {}
+    if channel.role != settings.HITL_MANAGERS_GROUP and not is_review_role(channel.role):
+        errors["role"] = [f"{channel.role!r} is not a review role or the managers group."]
+    if not isinstance(channel.events, list) or not set(channel.events) <= set(Event.values):
+        errors["events"] = [f"A list of events among: {', '.join(_announced())}."]
+    if not isinstance(channel.config, dict):
+        errors["config"] = ["An object, e.g. {}."]
+    elif channel.kind in TRANSPORTS:
+        for name, problems in TRANSPORTS[channel.kind].validate(channel).items():
+            errors.setdefault(name, []).extend(problems)
+    else:
+        errors["kind"] = [f"One of: {', '.join(TRANSPORTS)}."]
+    if errors:
+        raise ValidationError(errors)
+
+
+def _announced() -> list[str]:
+    return [e for e in Event.values if e not in (Event.DIGEST, Event.CHAT_REPLY)]
+
+
+def send(delivery: Delivery) -> tuple[int | None, str]:
+    transport = TRANSPORTS[delivery.channel]
+    if delivery.event == Event.DIGEST:
+        return email.send_digest(delivery)
+    if delivery.event == Event.CHAT_REPLY:
+        return slack.send_reply(delivery)
+    return transport.send(delivery, messages.build(delivery))

@@ -1,0 +1,76 @@
+"""Email through Django's email framework (EMAIL_URL: any SMTP server): a plain-text and an
+HTML body from templates/notifications/. The Message-ID is the delivery's id, the same on
+every retry, so a receiver can drop a duplicate of a send whose success was not recorded."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.validators import validate_email
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from notifications import messages
+from notifications.messages import Message
+from notifications.models import Delivery, RoleChannel
+
+
+def validate(channel: RoleChannel) -> dict[str, list[str]]:
+    extra = set(channel.config) - {"to"}
+    if extra:
+        return {"config": [f"Unknown keys for email: {', '.join(sorted(extra))} (only “to”)."]}
+    to = channel.config.get("to", [])
+    if not isinstance(to, list) or not all(isinstance(a, str) for a in to):
+        return {"config": ['"to" is a list of addresses, e.g. ["ops-list@example.com"].']}
+    bad = []
+    for address in to:
+        try:
+            validate_email(address)
+        except ValidationError:
+            bad.append(address)
+    return {"config": [f"Not email addresses: {', '.join(bad)}."]} if bad else {}
+
+
+def settings_url() -> str:
+    return settings.SITE_URL + reverse("admin:hitl_notifications")
+
+
+def _send(delivery: Delivery, subject: str, text: str, html: str) -> tuple[int | None, str]:
+    domain = settings.SITE_URL.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+    mail = EmailMultiAlternatives(
+        subject=subject.replace("\n", " ")[:250],
+        body=text,
+        to=[delivery.address],
+        headers={
+            "Message-ID": f"<{delivery.pk}@{domain or 'hitl'}>",
+            "X-HITL-Event": delivery.event,
+            "Auto-Submitted": "auto-generated",
+        },
+        connection=get_connection(timeout=settings.HITL_NOTIFY_TIMEOUT),
+    )
+    mail.attach_alternative(html, "text/html")
+    mail.send()
+    return None, ""
+
+
+def send(delivery: Delivery, message: Message) -> tuple[int | None, str]:
+    context = {"m": message, "settings_url": settings_url()}
+    return _send(
+        delivery,
+        message.subject,
+        render_to_string("notifications/email.txt", context),
+        render_to_string("notifications/email.html", context),
+    )
+
+
+def send_digest(delivery: Delivery) -> tuple[int | None, str]:
+    items = messages.digest(delivery)
+    headline = f"{len(items)} notification{'s' if len(items) != 1 else ''} from the last hour"
+    context = {"messages": items, "headline": headline, "settings_url": settings_url()}
+    return _send(
+        delivery,
+        f"[HITL] {headline}",
+        render_to_string("notifications/digest.txt", context),
+        render_to_string("notifications/digest.html", context),
+    )

@@ -1,0 +1,150 @@
+"""Slack: a Block Kit message to the role's channel through its incoming webhook: agent, tool,
+risk, a one-line summary, the deadline, the key arguments and a link to the review page.
+
+When the portal has a Slack app (HITL_SLACK_SIGNING_SECRET), low- and medium-risk approvals
+carry Approve and Reject buttons (handled by `integrations.slack`); Reject opens a modal
+asking for the reason, which needs the app's bot token (HITL_SLACK_BOT_TOKEN; without it
+Reject opens the review page). High and critical risk never decide from chat: their buttons
+open the review page. Sent with the official SDK (`slack_sdk.webhook`)."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlparse
+
+from django.conf import settings
+from slack_sdk.webhook import WebhookClient
+
+from notifications.messages import Message
+from notifications.models import Delivery, RoleChannel
+
+APPROVE, REJECT, OPEN = "hitl_approve", "hitl_reject", "hitl_open"
+
+
+def validate(channel: RoleChannel) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    url = urlparse(channel.url or "")
+    if url.scheme not in ("https", "http") or not url.netloc:
+        errors["url"] = ["The channel's incoming webhook URL (https://hooks.slack.com/...)."]
+    extra = set(channel.config) - {"interactive"}
+    if extra or not isinstance(channel.config.get("interactive", True), bool):
+        errors["config"] = ['Slack takes {"interactive": true|false} only.']
+    return errors
+
+
+def interactive(channel: RoleChannel | None) -> bool:
+    return bool(
+        settings.HITL_SLACK_SIGNING_SECRET
+        and (channel is None or channel.config.get("interactive", True))
+    )
+
+
+def button_value(message: Message) -> str:
+    """What a button carries back: the checkpoint and the version of the action shown."""
+    return json.dumps({"c": str(message.checkpoint.pk), "v": message.action_sha256})
+
+
+def _text(text: str) -> dict:
+    return {"type": "mrkdwn", "text": text}
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _buttons(message: Message, channel: RoleChannel | None) -> list[dict]:
+    open_page = {
+        "type": "button",
+        "action_id": OPEN,
+        "text": {"type": "plain_text", "text": "Open review page"},
+        "url": message.url,
+    }
+    if not (message.decidable and interactive(channel)):
+        return [open_page]
+    value = button_value(message)
+    approve = {
+        "type": "button",
+        "action_id": APPROVE,
+        "style": "primary",
+        "text": {"type": "plain_text", "text": "Approve"},
+        "value": value,
+        "confirm": {
+            "title": {"type": "plain_text", "text": "Approve?"},
+            "text": _text(f"Approve *{_escape(message.checkpoint.title[:200])}* as shown?"),
+            "confirm": {"type": "plain_text", "text": "Approve"},
+            "deny": {"type": "plain_text", "text": "Cancel"},
+        },
+    }
+    if settings.HITL_SLACK_BOT_TOKEN:
+        reject = {
+            "type": "button",
+            "action_id": REJECT,
+            "style": "danger",
+            "text": {"type": "plain_text", "text": "Reject…"},
+            "value": value,
+        }
+    else:  # no bot token: no modal to ask for the reason, so reject on the page
+        reject = {**open_page, "action_id": "hitl_reject_page", "text": {
+            "type": "plain_text", "text": "Reject on the page"}}  # fmt: skip
+    return [approve, reject, open_page]
+
+
+def blocks(message: Message, channel: RoleChannel | None = None) -> list[dict]:
+    cp = message.checkpoint
+    fields = [_text(f"*{label}*\n{_escape(value)}") for label, value in message.facts]
+    if message.deadline:
+        ts = int(message.deadline.timestamp())
+        fallback = f"{message.deadline:%Y-%m-%d %H:%M} UTC"
+        fields = [f for f in fields if not f["text"].startswith("*Deadline*")]
+        fields.append(_text(f"*Deadline*\n<!date^{ts}^{{date_short_pretty}} {{time}}|{fallback}>"))
+    out: list[dict] = [
+        {"type": "header", "text": {"type": "plain_text", "text": message.headline[:150]}},
+        {"type": "section", "text": _text(_escape(message.intro))},
+        {"type": "section", "fields": fields[:10]},
+    ]
+    if message.summary:
+        out.append({"type": "section", "text": _text(f"> {_escape(message.summary)}")})
+    if message.arguments:
+        out.append({"type": "section", "text": _text(f"```{message.arguments[:2900]}```")})
+    if (
+        message.checkpoint.status == "pending"
+        and not message.decidable
+        and cp.risk
+        in (
+            "high",
+            "critical",
+        )
+    ):
+        note = f"{cp.get_risk_display()} risk: decide on the review page."
+        out.append({"type": "context", "elements": [_text(note)]})
+    out.append(
+        {"type": "actions", "block_id": f"hitl:{cp.pk}", "elements": _buttons(message, channel)}
+    )
+    return out
+
+
+def payload(message: Message, channel: RoleChannel | None = None) -> dict:
+    return {"text": f"{message.headline} — {message.url}", "blocks": blocks(message, channel)}
+
+
+def _post(url: str, body: dict) -> tuple[int | None, str]:
+    client = WebhookClient(url, timeout=settings.HITL_NOTIFY_TIMEOUT)
+    response = client.send_dict(body)
+    code = response.status_code
+    return code, "" if 200 <= code < 300 else f"HTTP {code}: {str(response.body)[:500]}"
+
+
+def send(delivery: Delivery, message: Message) -> tuple[int | None, str]:
+    return _post(delivery.route.url, payload(message, delivery.route))
+
+
+def send_reply(delivery: Delivery) -> tuple[int | None, str]:
+    """A reply to someone's click (`integrations.slack`): posted to the interaction's
+    response_url (replace the message with its outcome, or say privately why not)."""
+    data = delivery.data
+    body = {"text": data["text"], "replace_original": bool(data.get("replace_original"))}
+    if data.get("blocks"):
+        body["blocks"] = data["blocks"]
+    if not body["replace_original"]:
+        body["response_type"] = "ephemeral"
+    return _post(data["response_url"], body)

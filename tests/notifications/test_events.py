@@ -1,0 +1,194 @@
+"""What is announced, to whom: the next stage's role, each escalation step's role, reminders
+before the deadline and the SLA target, SLA breaches to managers, the outcome to the requester
+and the agent's owner; people out of office and four-eyes exclusions are left out; digests."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from agents.transitions import run_start
+from approvals.audit import Actor
+from approvals.models import Checkpoint
+from approvals.signals import checkpoint_sla_breached
+from approvals.transitions import checkpoint_decide, checkpoint_expire_batch
+from notifications import services, sweeps
+from notifications.models import Delivery, DigestEntry, Notice, Preference
+from tests.factories import PolicyFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def recipients(smtp, subject_part: str) -> list[str]:
+    return sorted(a for m in smtp.mails if subject_part in m.subject for a in m.recipients)
+
+
+def test_it_tells_the_next_stage_and_each_escalation_step(
+    inline, make_checkpoint, ops_team, smtp, django_capture_on_commit_callbacks
+):
+    UserFactory(username="dora", roles=["dba"])
+    UserFactory(username="lead", roles=["ops-leads"])
+    PolicyFactory(
+        stages=[{"role": "ops", "approvals": 1}, {"role": "dba", "approvals": 1}],
+        timeout_seconds=60,
+        expiry_action="escalate",
+        escalation_ladder=[{"role": "ops-leads", "timeout_seconds": 600}],
+    )
+    cp = inline(make_checkpoint)
+    assert recipients(smtp, "Approval needed") == ["raj@example.com", "rita@example.com"]
+    inline(checkpoint_decide, cp.pk, ops_team["rita"], "approve")
+    assert recipients(smtp, "(stage 2)") == ["dora@example.com"]
+    with django_capture_on_commit_callbacks(execute=True):
+        checkpoint_expire_batch(now=timezone.now() + dt.timedelta(seconds=61))
+    assert recipients(smtp, "Escalated to ops-leads") == ["lead@example.com"]
+    assert [n.event for n in Notice.objects.order_by("created_at")] == [
+        "checkpoint.requested",
+        "checkpoint.stage",
+        "checkpoint.escalated",
+    ]
+
+
+def test_it_reminds_the_role_before_the_deadline_and_the_sla_once_each(
+    inline, make_checkpoint, ops_team, smtp, settings, django_capture_on_commit_callbacks
+):
+    settings.HITL_REMIND_BEFORE_DEADLINE = 300
+    settings.HITL_REMIND_BEFORE_SLA = 300
+    PolicyFactory(timeout_seconds=3600, sla_seconds=1200)
+    cp = inline(make_checkpoint)
+    smtp.mails.clear()
+    now = timezone.now()
+    # nothing is due yet
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweeps.run(now)["reminders"] == 0
+    # 17 min in: the SLA (20 min) is 3 min away; twice, on two clusters: one reminder
+    later = now + dt.timedelta(minutes=17)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweeps.run(later)["sla_reminders"] == 1
+        assert sweeps.run(later)["sla_reminders"] == 0
+    assert recipients(smtp, "SLA due in") == ["raj@example.com", "rita@example.com"]
+    # 56 min in: the deadline is 4 min away
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweeps.run(now + dt.timedelta(minutes=56))["reminders"] == 1
+        assert sweeps.run(now + dt.timedelta(minutes=57))["reminders"] == 0
+    mail = [m for m in smtp.mails if m.subject.startswith("[HITL] Reminder")]
+    assert len(mail) == 2 and "deadline in" in mail[0].body()
+    assert Notice.objects.filter(checkpoint=cp, event="checkpoint.reminder").count() == 1
+
+
+def test_it_tells_managers_of_an_sla_breach(inline, make_checkpoint, ops_team, smtp):
+    UserFactory(username="max", roles=[settings.HITL_MANAGERS_GROUP])
+    UserFactory(username="mia", roles=[settings.HITL_MANAGERS_GROUP], is_active=False)
+    cp = inline(make_checkpoint)
+
+    def breach():
+        with transaction.atomic():
+            checkpoint_sla_breached.send(sender=Checkpoint, checkpoint=cp)
+
+    inline(breach)
+    inline(breach)  # the oversight sweep on two clusters
+    assert recipients(smtp, "SLA breached") == ["max@example.com"]
+
+
+def test_it_tells_the_requester_and_the_agent_owner_the_outcome(
+    inline, make_checkpoint, ops_team, smtp, agent
+):
+    stan = UserFactory(username="stan")
+    agent.owner = UserFactory(username="olga")
+    agent.save()
+    run = run_start(agent=agent, task="t", actor=Actor.for_agent(agent), created_by=stan)
+    cp = inline(make_checkpoint, run=run)
+    inline(checkpoint_decide, cp.pk, ops_team["raj"], "reject", comment="b.log is in use")
+    assert recipients(smtp, "Rejected by raj") == ["olga@example.com", "stan@example.com"]
+    mail = smtp.to("stan@example.com")[-1]
+    assert "b.log is in use" in mail.body()
+
+
+def test_expired_batches_tell_each_requester_in_a_constant_number_of_queries(
+    inline, make_checkpoint, smtp, agent, django_capture_on_commit_callbacks
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def batch(n: int, offset: int) -> int:
+        for i in range(offset, offset + n):
+            person = UserFactory(username=f"req{i}")
+            run = run_start(agent=agent, task="t", actor=Actor.for_agent(agent), created_by=person)
+            make_checkpoint(run=run, expires_in=1)
+        later = timezone.now() + dt.timedelta(seconds=5)
+        with CaptureQueriesContext(connection) as queries:
+            assert checkpoint_expire_batch(now=later)["expired"] == n
+        # notifications' own share (the agent side's webhook outbox is per checkpoint)
+        return sum("notifications_" in q["sql"] for q in queries.captured_queries)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        two, five = batch(2, 0), batch(5, 2)
+    assert two == five  # the notices, recipients and deliveries of a batch are bulk writes
+    assert recipients(smtp, "Expired") == sorted(f"req{i}@example.com" for i in range(7))
+
+
+def test_people_out_of_office_are_not_told_and_their_claims_are_released(
+    inline, make_checkpoint, ops_team, smtp, client
+):
+    from approvals.transitions import checkpoint_claim
+
+    rita = ops_team["rita"]
+    held = make_checkpoint()
+    checkpoint_claim(held.pk, rita)
+    client.force_login(rita)
+    until = (timezone.now() + dt.timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
+    response = client.post(
+        "/admin/notifications/",
+        {"email": "on", "email_mode": "immediate", "away_until": until, "away_note": "raj covers"},
+    )
+    assert response.status_code == 302
+    held.refresh_from_db()
+    assert held.claimed_by is None
+    from approvals.models import AuditEvent
+
+    assert AuditEvent.objects.filter(verb="checkpoint.released", target_id=str(held.pk)).exists()
+    assert AuditEvent.objects.get(verb="user.away").data["note"] == "raj covers"
+
+    smtp.mails.clear()
+    inline(make_checkpoint)
+    assert recipients(smtp, "Approval needed") == ["raj@example.com"]
+
+    # the queue shows who is away, and until when
+    client.force_login(ops_team["raj"])
+    page = client.get("/admin/approvals/checkpoint/").content.decode()
+    assert "rita" in page and "away until" in page
+
+    # back early
+    client.force_login(rita)
+    client.post("/admin/notifications/", {"email": "on", "email_mode": "immediate"})
+    assert not Preference.objects.get(user=rita).is_away()
+    assert AuditEvent.objects.filter(verb="user.back").exists()
+
+
+def test_email_off_and_the_hourly_digest(
+    inline, make_checkpoint, ops_team, smtp, django_capture_on_commit_callbacks
+):
+    services.preferences_save(
+        ops_team["rita"], email=False, email_mode="immediate", away_until=None
+    )
+    services.preferences_save(ops_team["raj"], email=True, email_mode="digest", away_until=None)
+    inline(make_checkpoint, title="First")
+    inline(make_checkpoint, title="Second")
+    assert smtp.mails == []
+    assert DigestEntry.objects.filter(recipient=ops_team["raj"]).count() == 2
+
+    now = timezone.now()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweeps.run(now)["digests"] == 0  # the oldest has not waited an hour
+        assert sweeps.run(now + dt.timedelta(minutes=61))["digests"] == 1
+        assert sweeps.run(now + dt.timedelta(minutes=62))["digests"] == 0
+    [mail] = smtp.wait_for(1)
+    assert mail.recipients == ["raj@example.com"]
+    assert mail.subject == "[HITL] 2 notifications from the last hour"
+    body = mail.body()
+    assert body.index("First") < body.index("Second")
+    digest = Delivery.objects.get(event="digest")
+    assert digest.status == "delivered" and digest.entries.count() == 2
