@@ -156,9 +156,10 @@ def step_up_applies(cp: Checkpoint) -> bool:
 
 
 def may_decide_from_chat(cp: Checkpoint) -> bool:
-    """High- and critical-risk requests are never decided from chat: their buttons open the
-    review page."""
-    return RISK_ORDER[cp.risk] < RISK_ORDER[Risk.HIGH]
+    """High- and critical-risk requests are never decided from chat, nor is any request that
+    needs a step-up (HITL_STEP_UP_RISK lowered below high): chat cannot ask for a second
+    factor. Their buttons open the review page."""
+    return RISK_ORDER[cp.risk] < RISK_ORDER[Risk.HIGH] and not step_up_applies(cp)
 
 
 def check_credential(
@@ -182,7 +183,8 @@ def check_credential(
     if credential.kind == CHAT:
         if not may_decide_from_chat(cp):
             raise NotAllowed(
-                f"A {cp.risk}-risk request is decided on the review page, not from chat",
+                f"A {cp.risk}-risk request is decided on the review page, not from chat"
+                + (" (it needs a second factor)" if step_up_applies(cp) else ""),
                 code="chat_not_allowed",
             )
         return

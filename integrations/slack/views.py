@@ -191,7 +191,7 @@ def _block_actions(payload: dict) -> HttpResponse:
     if action_id == REJECT:
         return _open_reject_modal(payload, link, cp, seen)
     try:
-        checkpoint_decide(
+        result = checkpoint_decide(
             cp.pk,
             link.user,
             Decision.Outcome.APPROVE,
@@ -203,9 +203,25 @@ def _block_actions(payload: dict) -> HttpResponse:
         _reply(payload, f"Not recorded: {exc}. Review it on the page: {review_url(cp.pk)}")
         return HttpResponse(status=200)
     name = link.user.get_username()
-    _reply(
-        payload, f"Approved by {name}", replace=True, blocks=_outcome_blocks(cp, name, "approve")
-    )
+    if result.resolved:
+        _reply(
+            payload,
+            f"Approved by {name}",
+            replace=True,
+            blocks=_outcome_blocks(cp, name, "approve"),
+        )
+    elif result.stage_advanced:
+        # this stage is done: its buttons go; the next stage's role is told on its own
+        nxt = result.checkpoint.current_role
+        _reply(
+            payload,
+            f"Approved by {name}; on to the next stage ({nxt})",
+            replace=True,
+            blocks=_outcome_blocks(cp, name, "approve", f"On to the next stage: role {nxt}."),
+        )
+    else:
+        # a vote towards the stage's quorum: the message keeps its buttons for the others
+        _reply(payload, f"Your approval is recorded; “{cp.title}” needs more approvals.")
     return HttpResponse(status=200)
 
 

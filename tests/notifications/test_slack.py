@@ -126,15 +126,19 @@ def test_a_signed_click_approves_as_the_linked_account(
 @pytest.mark.parametrize(
     "case",
     ["bad signature", "stale timestamp", "unlinked", "no role", "requester", "high risk",
-     "critical risk", "edited since"],
+     "critical risk", "step-up risk", "edited since"],
 )  # fmt: skip
 def test_it_refuses_and_records_nothing(
-    case, client, slack, linked, make_checkpoint, agent, ops_team,
+    case, client, slack, linked, make_checkpoint, agent, ops_team, settings,
     django_capture_on_commit_callbacks,
 ):  # fmt: skip
     dora = UserFactory(username="dora", roles=["dba"])
     services.chat_link(dora, team_id="T1", chat_user_id="U2", chat_name="dora")
-    risk = {"high risk": "high", "critical risk": "critical"}.get(case, "low")
+    risk = {"high risk": "high", "critical risk": "critical", "step-up risk": "medium"}.get(
+        case, "low"
+    )
+    if case == "step-up risk":
+        settings.HITL_STEP_UP_RISK = "medium"  # chat cannot ask for the second factor
     run = None
     if case == "requester":
         run = run_start(agent=agent, task="t", actor=Actor.for_agent(agent), created_by=linked)
@@ -170,8 +174,34 @@ def test_it_refuses_and_records_nothing(
         "requester": "Four-eyes",
         "high risk": "decided on the review page, not from chat",
         "critical risk": "decided on the review page, not from chat",
+        "step-up risk": "not from chat (it needs a second factor)",
     }[case]
     assert expected in reply["text"], reply["text"]
+
+
+def test_a_vote_towards_a_quorum_keeps_the_buttons_and_a_finished_stage_moves_on(
+    client, slack, linked, ops_team, make_checkpoint, django_capture_on_commit_callbacks
+):
+    PolicyFactory(stages=[{"role": "ops", "approvals": 2}, {"role": "dba", "approvals": 1}])
+    cp = make_checkpoint(risk="low")
+    services.chat_link(ops_team["raj"], team_id="T1", chat_user_id="U3", chat_name="raj")
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, click(cp, base=slack.base))
+    cp.refresh_from_db()
+    assert cp.status == "pending" and cp.current_role == "ops"
+    [reply] = replies(slack)
+    # only rita is told; the channel's message (and its buttons) stays for raj
+    assert reply["replace_original"] is False and reply["response_type"] == "ephemeral"
+    assert "needs more approvals" in reply["text"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, click(cp, user="U3", base=slack.base))
+    cp.refresh_from_db()
+    assert cp.status == "pending" and cp.current_role == "dba"
+    assert Decision.objects.filter(checkpoint=cp, outcome="approve").count() == 2
+    reply = replies(slack)[-1]
+    assert reply["replace_original"] is True
+    assert reply["text"] == "Approved by raj; on to the next stage (dba)"
 
 
 def test_reject_asks_for_the_reason_in_a_modal_and_needs_one(
