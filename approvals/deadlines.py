@@ -68,8 +68,10 @@ class DeadlineTimer:
         now = timezone.now()
         due = next_deadline()
         if due is not None and due <= now:
-            expire_overdue(now)
-            return 0.0
+            counts = expire_overdue(now)
+            # nothing handled: the due rows are locked by a decision or a sweep under way;
+            # look again shortly rather than spin on them
+            return 0.0 if any(counts.values()) else min(self.poll, 0.05)
         wait = self.poll if due is None else min(self.poll, (due - now).total_seconds())
         return max(wait, 0.005)
 

@@ -65,8 +65,7 @@ def test_a_real_cluster_expires_on_the_deadline_without_the_sweep(clusters, make
     agent.callback_url = hook.url
     agent.save()
     try:
-        first = clusters()
-        clusters()
+        started = [clusters(), clusters()]
         checkpoints = [make_checkpoint(expires_in=s) for s in (2, 3, 4)]
         latest = max(cp.deadline for cp in checkpoints)
         while timezone.now() < latest + dt.timedelta(seconds=10):
@@ -83,9 +82,10 @@ def test_a_real_cluster_expires_on_the_deadline_without_the_sweep(clusters, make
         print(f"\ndeadline → expired: {', '.join(f'{s:.2f} s' for s in late)}")
 
         # the leader dies; the other cluster takes over once the lease runs out
-        leader = Lease.objects.get(name=LEASE).holder
-        assert leader
-        first.kill()
+        holder = Lease.objects.get(name=LEASE).holder
+        [leader] = [c for c in started if f":{c.proc.pid}:" in holder]
+        [follower] = [c for c in started if c is not leader]
+        leader.kill()
         cp = make_checkpoint(expires_in=1)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -94,5 +94,6 @@ def test_a_real_cluster_expires_on_the_deadline_without_the_sweep(clusters, make
                 break
             time.sleep(0.1)
         assert cp.status == "expired"
+        assert f":{follower.proc.pid}:" in Lease.objects.get(name=LEASE).holder
     finally:
         hook.stop()
