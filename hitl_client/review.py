@@ -38,6 +38,10 @@ def use_colour(stream: TextIO, mode: str = "auto") -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
+class _Quit(Exception):
+    """The reviewer ended the input (Ctrl-D) or interrupted (Ctrl-C) at a prompt."""
+
+
 class Reviewer:
     def __init__(
         self,
@@ -129,10 +133,17 @@ class Reviewer:
     # --- the loop -------------------------------------------------------------------------
 
     def prompt(self, question: str) -> str:
+        """The reviewer's answer; the end of input or Ctrl-C at any prompt stops the walk
+        (nothing half-typed is sent)."""
         try:
             return self.ask(question).strip()
-        except EOFError:
-            return "q"
+        except (EOFError, KeyboardInterrupt):
+            raise _Quit from None
+
+    def required(self, question: str, missing: str) -> str:
+        while not (text := self.prompt(question)):
+            self.say(missing)
+        return text
 
     def run(self, limit: int = 50) -> int:
         items = self.client.queue(limit=limit)
@@ -149,7 +160,11 @@ class Reviewer:
                 continue
             self.say()
             self.show(cp, f"{n}/{len(items)}")
-            if self.review_one(cp) == "quit":
+            try:
+                if self.review_one(cp) == "quit":
+                    break
+            except _Quit:
+                self.say()
                 break
         self.say(
             "\nDone: "
@@ -176,14 +191,12 @@ class Reviewer:
             if choice == "y" and not question:
                 done = self.send(cp, "approve")
             elif choice == "a" and question:
-                answer = self.prompt("Answer: ")
-                done = bool(answer) and self.send(cp, "answer", answer=answer)
+                answer = self.required("Answer: ", "An answer cannot be empty.")
+                done = self.send(cp, "answer", answer=answer)
             elif choice == "n":
-                reason = ""
-                while not reason:
-                    reason = self.prompt("Reason (required, the agent gets it): ")
-                    if reason == "":
-                        self.say("A rejection needs a reason.")
+                reason = self.required(
+                    "Reason (required, the agent gets it): ", "A rejection needs a reason."
+                )
                 done = self.send(cp, "reject", comment=reason)
             elif choice == "e" and not question:
                 done = self.edit(cp)

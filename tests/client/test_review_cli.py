@@ -118,3 +118,24 @@ def test_it_shows_the_portal_refusal_and_goes_on(live_portal, make_checkpoint, t
     assert "Done: nothing decided." in proc.stdout
     cp.refresh_from_db()
     assert cp.status == "pending"
+
+
+def test_the_end_of_input_mid_rejection_sends_nothing_and_an_answer_is_needed(
+    live_portal, make_checkpoint, tmp_path
+):
+    rita = UserFactory(username="rita", roles=["ops"])
+    token = user_token_create(rita, scope="decide")
+    question = make_checkpoint(
+        kind="question", title="Which region?", expires_in=600, options=["eu", "us"]
+    )
+    approval = make_checkpoint(title="Delete the tmp cache", expires_in=700)
+    # an empty answer is asked again; then the input ends while a reason is asked for
+    proc = review(live_portal, token, "a\n\neu\nn\n", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "An answer cannot be empty." in proc.stdout
+    assert "Done: 1 answered" in proc.stdout and "Traceback" not in proc.stderr
+    question.refresh_from_db()
+    approval.refresh_from_db()
+    assert question.status == "answered" and question.answer == "eu"
+    assert approval.status == "pending"
+    assert list(Decision.objects.values_list("outcome", flat=True)) == ["answer"]
