@@ -379,6 +379,9 @@ class UserTokenAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # created with `createusertoken`, shown once
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoked (audited), never deleted: the row is the token's history
+
     @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke_tokens(self, request, queryset):
         actor = Actor.for_user(request.user)

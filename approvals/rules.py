@@ -19,6 +19,7 @@ from jsonschema.validators import validator_for
 from approvals.models import RISK_ORDER, Checkpoint, Decision, Risk
 from core.canonical import check_storable_json, check_storable_text
 from core.exceptions import InvalidInput, NotAllowed
+from core.roles import user_roles
 
 Outcome = Decision.Outcome
 
@@ -73,11 +74,14 @@ def user_review_roles(user) -> set[str]:
 
 def can_decide(user, cp: Checkpoint) -> bool:
     """The role check: an active staff user (a portal user) who holds the checkpoint's current
-    role as a review role, or a superuser. Four-eyes, the credential and the checkpoint's
-    state are checked by `check_may_review`, `check_credential` and the transition."""
+    role as a review role, or a superuser. A member of the managers group never decides,
+    superuser or not: oversight reads. Four-eyes, the credential and the checkpoint's state
+    are checked by `check_may_review`, `check_credential` and the transition."""
     if not user or not user.is_authenticated or not user.is_active or not user.is_staff:
         return False
     if getattr(user, "is_agent", False):
+        return False
+    if settings.HITL_MANAGERS_GROUP in user_roles(user):
         return False
     if user.is_superuser:
         return True

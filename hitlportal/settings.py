@@ -138,6 +138,8 @@ SITE_URL = env_str("HITL_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
     "hitlportal.apps.HitlPortalAdminConfig",
+    # before django.contrib.auth: its `createsuperuser` (audited) replaces Django's
+    "hitlportal.apps.HitlPortalConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -152,7 +154,6 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
-    "hitlportal.apps.HitlPortalConfig",
     "core.apps.CoreConfig",
     "approvals.apps.ApprovalsConfig",
     "agents.apps.AgentsConfig",

@@ -358,6 +358,15 @@ def test_it_lets_superusers_decide_any_role(make_checkpoint):
     assert cp.status == "approved"
 
 
+def test_a_superuser_in_the_managers_group_never_decides(make_checkpoint):
+    boss = UserFactory(username="boss", is_superuser=True, roles=["managers"])
+    cp = make_checkpoint()
+    with pytest.raises(NotAllowed):
+        checkpoint_decide(cp.pk, boss, "approve")
+    cp.refresh_from_db()
+    assert cp.status == "pending" and not Decision.objects.filter(checkpoint=cp).exists()
+
+
 def test_it_refuses_a_vote_on_a_version_the_reviewer_did_not_see(
     make_checkpoint, reviewer, reviewer2
 ):

@@ -69,6 +69,29 @@ def test_seed_demo_is_idempotent_and_prints_a_working_key():
     assert User.objects.get(username="reviewer").check_password("hitl-demo")
     assert Checkpoint.objects.filter(status="pending").count() == 5
     assert verify_chain().ok
+    # the roles it made, with what they were granted, are in the trail (once: the second run
+    # granted nothing new)
+    made = {
+        e.data["values"]["name"]: e.data["values"]["permissions"]
+        for e in AuditEvent.objects.filter(verb="group.created")
+    }
+    assert set(made) == {"ops", "code-review", "dba", "managers"}
+    assert any("Can decide checkpoints" in p for p in made["ops"])
+    assert not any("Can decide checkpoints" in p for p in made["managers"])
+    assert not AuditEvent.objects.filter(verb="group.updated").exists()
+
+
+@pytest.mark.django_db
+def test_createsuperuser_is_audited(monkeypatch):
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "a-long-enough-password-1")
+    call_command(
+        "createsuperuser", "--noinput", "--username", "root", "--email", "root@example.com",
+        stdout=io.StringIO(),
+    )  # fmt: skip
+    event = AuditEvent.objects.get(verb="user.created")
+    assert event.actor_label == "createsuperuser"
+    assert event.target_id == str(get_user_model().objects.get(username="root").pk)
+    assert event.data["values"]["is_superuser"] is True
 
 
 @pytest.mark.django_db

@@ -15,7 +15,8 @@ from django.core.management import call_command
 from django.db import connection
 
 from agents.models import Agent
-from approvals.models import AuditEvent, Policy
+from approvals.models import AuditEvent, Policy, UserToken
+from approvals.services import user_token_create
 from core import crypto
 from tests.factories import AgentFactory, PolicyFactory, UserFactory
 
@@ -168,6 +169,24 @@ def test_granting_the_decide_permission_to_a_role_is_audited(admin_client):
     )
     assert response.status_code == 302
     assert event("group.updated").data["changes"]["permissions"][1] == [str(decide)]
+
+
+def test_a_personal_token_is_revoked_audited_never_deleted(admin_client, reviewer):
+    user_token_create(reviewer, scope="decide")
+    token = UserToken.objects.get(user=reviewer)
+    assert admin_client.get(f"/admin/approvals/usertoken/{token.pk}/delete/").status_code == 403
+    response = admin_client.post(
+        "/admin/approvals/usertoken/",
+        {"action": "delete_selected", "_selected_action": [token.pk], "post": "yes"},
+    )
+    assert UserToken.objects.filter(pk=token.pk).exists()
+    response = admin_client.post(
+        "/admin/approvals/usertoken/",
+        {"action": "revoke_tokens", "_selected_action": [token.pk]},
+    )
+    assert response.status_code == 302
+    token.refresh_from_db()
+    assert token.revoked_at is not None and event("user.token_revoked").actor_label == "admin"
 
 
 # --- secrets at rest ------------------------------------------------------------------------------

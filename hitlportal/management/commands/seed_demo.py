@@ -14,7 +14,7 @@ from approvals import audit
 from approvals.audit import Actor, AuditVerb
 from approvals.models import Checkpoint, Policy
 from approvals.policies import policy_publish, policy_save
-from approvals.services import user_authority_record
+from approvals.services import GROUP_FIELDS, group_record, user_authority_record
 
 ROLES = ["ops", "code-review", "dba"]
 DEMO_PASSWORD = "hitl-demo"
@@ -119,14 +119,16 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         actor = Actor.system("seed_demo")
         User = get_user_model()
-        groups = {
-            name: Group.objects.get_or_create(name=name)[0]
-            for name in [*ROLES, settings.HITL_MANAGERS_GROUP]
-        }
+        groups, before = {}, {}
+        for name in [*ROLES, settings.HITL_MANAGERS_GROUP]:
+            groups[name], created = Group.objects.get_or_create(name=name)
+            before[name] = None if created else audit.snapshot(groups[name], GROUP_FIELDS)
         self._grant_admin_permissions(groups)
         decide = Permission.objects.get(codename="decide_checkpoint")
         for name in ROLES:  # review roles; the managers group reads and never decides
             groups[name].permissions.add(decide)
+        for name, group in groups.items():  # the roles and what they were granted, audited
+            group_record(group, before[name], actor=actor)
         users = {}
         for username, group_names, superuser in USERS:
             user, created = User.objects.get_or_create(

@@ -1,0 +1,22 @@
+"""Django's `createsuperuser`, with the account it creates in the audit trail (`user.created`
+with its authority), like every other change of who may do what."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.management.commands import createsuperuser
+from django.utils import timezone
+
+from approvals import audit
+from approvals.audit import Actor
+from approvals.services import user_authority_record
+
+
+class Command(createsuperuser.Command):
+    def handle(self, *args, **options):
+        started = timezone.now()
+        with audit.atomic():
+            super().handle(*args, **options)
+            created = get_user_model().objects.filter(is_superuser=True, date_joined__gte=started)
+            for user in created:
+                user_authority_record(user, None, actor=Actor.system("createsuperuser"))
