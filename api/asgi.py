@@ -24,6 +24,7 @@ from rest_framework import exceptions
 
 from api import waiters
 from api.errors import PROBLEM_CONTENT_TYPE, problem, problem_for
+from api.middleware import RETRY_AFTER, is_outage
 from api.wait import check_throttle, load_state, parse_timeout, principal_for_token
 
 log = logging.getLogger(__name__)
@@ -169,7 +170,14 @@ class LongPollApp:
             status, body = problem_for(exc)
             extra = [(b"www-authenticate", b'Bearer realm="hitl"')] if status == 401 else []
             return await _respond(send, status, body, extra)
-        except Exception:
+        except Exception as exc:
+            if is_outage(exc):  # the database is down or restarting: wait it out, like the API
+                log.error("long-poll of checkpoint %s: database unavailable: %s", pk, exc)
+                body = problem(
+                    503, "The database is unavailable; retry shortly.", "database_unavailable"
+                )
+                retry = [(b"retry-after", str(RETRY_AFTER).encode())]
+                return await _respond(send, 503, body, retry)
             log.exception("long-poll of checkpoint %s failed", pk)
             return await _respond(send, 500, problem(500, "Internal error.", "server_error"))
         await _respond(send, 200, data)

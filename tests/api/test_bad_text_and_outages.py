@@ -34,6 +34,17 @@ def test_nul_in_a_query_parameter_is_a_400_naming_it(api, path):
     assert "NUL" in response.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["/admin/approvals/checkpoint/?q=%00", "/admin/approvals/checkpoint/?agent__slug=a%00",
+     "/admin/%00/"],
+)  # fmt: skip
+def test_nul_in_a_page_query_is_a_plain_400_not_a_database_error(admin_client, path):
+    response = admin_client.get(path)
+    assert response.status_code == 400
+    assert "NUL" in response.content.decode()
+
+
 @pytest.mark.slow
 def test_with_the_database_down_the_api_answers_503_and_health_leaks_nothing(tmp_path):
     port = free_port()
@@ -70,6 +81,15 @@ def test_with_the_database_down_the_api_answers_503_and_health_leaks_nothing(tmp
             timeout=5,
         )
         assert posted.status_code == 503
+        # the long-poll (served by the ASGI app itself) says the same
+        waited = httpx.get(
+            f"{url}/checkpoints/0b6b3f0e-0000-4000-8000-000000000000/wait?timeout=1",
+            headers={"Authorization": "Bearer hitl_ax_y"},
+            timeout=5,
+        )
+        assert waited.status_code == 503, waited.text[:500]
+        assert waited.json()["code"] == "database_unavailable"
+        assert int(waited.headers["Retry-After"]) > 0
     finally:
         servers.stop(proc)
 
