@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 from django.conf import settings
 from slack_sdk.webhook import WebhookClient
 
+from approvals.rules import allowed_outcomes
 from notifications.messages import Message
 from notifications.models import Delivery, RoleChannel
 
@@ -62,6 +63,7 @@ def _buttons(message: Message, channel: RoleChannel | None) -> list[dict]:
     if not (message.decidable and interactive(channel)):
         return [open_page]
     value = button_value(message)
+    allowed = allowed_outcomes(message.checkpoint)  # what the agent lets reviewers choose
     approve = {
         "type": "button",
         "action_id": APPROVE,
@@ -86,7 +88,11 @@ def _buttons(message: Message, channel: RoleChannel | None) -> list[dict]:
     else:  # no bot token: no modal to ask for the reason, so reject on the page
         reject = {**open_page, "action_id": "hitl_reject_page", "text": {
             "type": "plain_text", "text": "Reject on the page"}}  # fmt: skip
-    return [approve, reject, open_page]
+    return [
+        *([approve] if "approve" in allowed else []),
+        *([reject] if "reject" in allowed else []),
+        open_page,
+    ]
 
 
 def blocks(message: Message, channel: RoleChannel | None = None) -> list[dict]:

@@ -270,6 +270,8 @@ def test_buttons_decide_only_low_and_medium_risk(
     channel("slack", url=http.url)
     for risk in ("medium", "high"):
         inline(make_checkpoint, risk=risk, title=f"{risk} item")
+    # the agent lets reviewers edit or reject, not approve as is: no Approve button
+    inline(make_checkpoint, risk="low", title="edit item", allowed_outcomes=["modify", "reject"])
     by_risk = {}
     for request in http.requests:
         message = request.json()
@@ -280,7 +282,9 @@ def test_buttons_decide_only_low_and_medium_risk(
     assert set(value) == {"c", "v"}
     high = by_risk["Approval needed: high item"]
     assert [b["action_id"] for b in high] == ["hitl_open"]
-    assert Delivery.objects.filter(channel="slack", status="delivered").count() == 2
+    edit_only = by_risk["Approval needed: edit item"]
+    assert [b["action_id"] for b in edit_only] == ["hitl_reject", "hitl_open"]
+    assert Delivery.objects.filter(channel="slack", status="delivered").count() == 3
 
 
 def test_a_get_is_refused(client, slack):
