@@ -563,6 +563,9 @@ HITL_DIGEST_MINUTES = env_int("HITL_DIGEST_MINUTES", 60, minimum=1)
 HITL_SLACK_SIGNING_SECRET = env_str("HITL_SLACK_SIGNING_SECRET")
 HITL_SLACK_BOT_TOKEN = env_str("HITL_SLACK_BOT_TOKEN")
 HITL_SLACK_API_URL = env_str("HITL_SLACK_API_URL", "https://slack.com/api/").rstrip("/") + "/"
+# Linking a Slack account to a portal account: with a bot token, its Slack email must be the
+# portal account's (someone could send you the link of their own Slack account).
+HITL_SLACK_LINK_MATCH_EMAIL = env_bool("HITL_SLACK_LINK_MATCH_EMAIL", True)
 
 # --- HITL Portal -----------------------------------------------------------------------------
 HITL_DEFAULT_ROLE = env_str("HITL_DEFAULT_ROLE", "ops")

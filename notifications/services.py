@@ -66,8 +66,9 @@ def release_claims(user) -> int:
 
 
 def chat_link(user, *, team_id: str, chat_user_id: str, chat_name: str, mfa_at=None) -> ChatLink:
-    """Link a Slack account to `user` (the user confirmed it while logged in). A Slack account
-    already linked to someone else is moved to `user`; both are audited."""
+    """Link a Slack account to `user` (the user confirmed it while logged in; the link page
+    refuses an account linked to someone else). An earlier link of the same Slack account is
+    replaced; both changes are audited."""
     with audit.atomic():
         old = (
             ChatLink.objects.select_for_update()

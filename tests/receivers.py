@@ -107,13 +107,19 @@ class Request:
 
 
 class HttpReceiver:
-    """An HTTP server on 127.0.0.1 (a free port) that keeps every request. It answers the
-    queued status codes in order (then 200) with `reply` (a JSON body, e.g. Slack's
-    {"ok": true}) or "ok"."""
+    """An HTTP server on 127.0.0.1 (a free port) that keeps every request (GET or POST). It
+    answers the queued status codes in order (then 200) with the JSON body `replies` has for
+    the path (without its query), else `reply` (e.g. Slack's {"ok": true}), else "ok"."""
 
-    def __init__(self, statuses: list[int] | None = None, reply: dict | None = None):
+    def __init__(
+        self,
+        statuses: list[int] | None = None,
+        reply: dict | None = None,
+        replies: dict[str, dict] | None = None,
+    ):
         self.statuses = list(statuses or [])
         self.reply = reply
+        self.replies = dict(replies or {})
         self.requests: list[Request] = []
         receiver = self
 
@@ -122,14 +128,15 @@ class HttpReceiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 receiver.requests.append(Request(self.path, dict(self.headers), body))
                 code = receiver.statuses.pop(0) if receiver.statuses else 200
-                out = json.dumps(receiver.reply).encode() if receiver.reply else b"ok"
+                reply = receiver.replies.get(self.path.split("?", 1)[0], receiver.reply)
+                out = json.dumps(reply).encode() if reply else b"ok"
                 self.send_response(code)
-                self.send_header(
-                    "Content-Type", "application/json" if receiver.reply else "text/plain"
-                )
+                self.send_header("Content-Type", "application/json" if reply else "text/plain")
                 self.send_header("Content-Length", str(len(out)))
                 self.end_headers()
                 self.wfile.write(out)
+
+            do_GET = do_POST
 
             def log_message(self, *args):
                 pass

@@ -327,20 +327,62 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
         provider="slack", team_id=data["t"], chat_user_id=data["u"]
     ).first()
     done = existing is not None and existing.user_id == user.pk
+    linked_elsewhere = existing is not None and not done
+    refused = ""
     if request.method == "POST" and not done:
-        services.chat_link(
-            user,
-            team_id=data["t"],
-            chat_user_id=data["u"],
-            chat_name=data.get("n", ""),
-            mfa_at=session_mfa_at(request),
-        )
-        done = True
+        if linked_elsewhere:
+            # never taken over from another account: its owner (or an admin) unlinks it first
+            refused = (
+                "This Slack account is linked to another portal account. Its owner unlinks it "
+                "on their notifications page (or an administrator does), then try again."
+            )
+        else:
+            refused = _not_the_same_person(data["u"], user)
+        if not refused:
+            services.chat_link(
+                user,
+                team_id=data["t"],
+                chat_user_id=data["u"],
+                chat_name=data.get("n", ""),
+                mfa_at=session_mfa_at(request),
+            )
+            done = True
     context = {
         **admin.site.each_context(request),
         "title": "Link your Slack account",
         "slack": data,
         "done": done,
-        "linked_elsewhere": existing is not None and existing.user_id != user.pk,
+        "linked_elsewhere": linked_elsewhere,
+        "refused": refused,
     }
-    return TemplateResponse(request, "integrations/slack_link.html", context)
+    status = 403 if refused else 200
+    return TemplateResponse(request, "integrations/slack_link.html", context, status=status)
+
+
+def _not_the_same_person(slack_user_id: str, user) -> str:
+    """Why this Slack account may not be linked to `user`, or "" when it may. Someone could
+    send you the link of *their* Slack account: with a bot token, Slack tells the account's
+    email (`users.info`, scope `users:read.email`), and it must be your portal email
+    (HITL_SLACK_LINK_MATCH_EMAIL)."""
+    if not (settings.HITL_SLACK_LINK_MATCH_EMAIL and settings.HITL_SLACK_BOT_TOKEN):
+        return ""
+    client = WebClient(
+        token=settings.HITL_SLACK_BOT_TOKEN, base_url=settings.HITL_SLACK_API_URL, timeout=3
+    )
+    try:
+        info = client.users_info(user=slack_user_id)
+    except (SlackApiError, OSError) as exc:
+        log.warning("Slack users.info failed: %s", exc)
+        return "Slack could not confirm whose account this is; try again in a moment."
+    email = str(((info.get("user") or {}).get("profile") or {}).get("email") or "")
+    if not email:
+        return (
+            "Slack did not share this account's email (the Slack app needs the "
+            "users:read.email scope); ask your administrator."
+        )
+    if not user.email or email.casefold() != user.email.casefold():
+        return (
+            "This Slack account's email is not the email of your portal account: it is "
+            "somebody else's, or your portal email needs updating by an administrator."
+        )
+    return ""

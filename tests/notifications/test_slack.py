@@ -26,10 +26,15 @@ pytestmark = pytest.mark.django_db
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
 
+def slack_user(name: str) -> dict:
+    """Slack's `users.info` answer for a user whose email is `name`@example.com."""
+    return {"ok": True, "user": {"id": "U7", "profile": {"email": f"{name}@example.com"}}}
+
+
 @pytest.fixture
 def slack(settings):
     """Slack's side, on 127.0.0.1: its Web API (views.open) and the response_url."""
-    server = HttpReceiver(reply={"ok": True})
+    server = HttpReceiver(reply={"ok": True}, replies={"/api/users.info": slack_user("raj")})
     settings.HITL_SLACK_SIGNING_SECRET = SECRET
     settings.HITL_SLACK_BOT_TOKEN = "xoxb-test-token"
     settings.HITL_SLACK_API_URL = server.base + "/api/"
@@ -254,6 +259,9 @@ def test_an_unlinked_person_links_while_logged_in_then_decides(
     chat = ChatLink.objects.get()
     assert (chat.user, chat.team_id, chat.chat_user_id) == (ops_team["raj"], "T1", "U7")
     assert AuditEvent.objects.get(verb="user.chat_linked").actor_label == "raj"
+    # Slack was asked whose account it is (its email is raj's)
+    [asked] = [r for r in slack.requests if r.path.startswith("/api/users.info")]
+    assert "U7" in asked.path + asked.body.decode(), (asked.path, asked.body)
     # a forged or expired link is refused
     assert client.get(path[:-5] + "xxxx/").status_code == 404
 
@@ -289,3 +297,43 @@ def test_buttons_decide_only_low_and_medium_risk(
 
 def test_a_get_is_refused(client, slack):
     assert client.get("/integrations/slack/actions/").status_code == 405
+
+
+def link_path(user_id: str, name: str = "") -> str:
+    from django.core import signing
+
+    from integrations.slack.views import LINK_SALT
+
+    token = signing.dumps({"t": "T1", "u": user_id, "n": name or user_id}, salt=LINK_SALT)
+    return f"/integrations/slack/link/{token}/"
+
+
+def test_a_link_to_somebody_elses_slack_account_is_refused(client, slack, ops_team, settings):
+    """Mallory sends raj the link her own Slack account got: confirming it would let her
+    Slack buttons decide as raj. Slack says the account's email is not raj's: refused."""
+    slack.replies["/api/users.info"] = slack_user("mallory")
+    client.force_login(ops_team["raj"])
+    response = client.post(link_path("U7", "mallory"))
+    assert response.status_code == 403
+    assert "not the email of your portal account" in response.content.decode()
+    assert not ChatLink.objects.exists()
+    assert not AuditEvent.objects.filter(verb="user.chat_linked").exists()
+    # Slack not answering is a refusal too, never a link
+    slack.replies["/api/users.info"] = {"ok": False, "error": "user_not_found"}
+    assert client.post(link_path("U7")).status_code == 403
+    assert not ChatLink.objects.exists()
+    # with the check turned off (no way to ask Slack), the person's confirmation is what counts
+    settings.HITL_SLACK_LINK_MATCH_EMAIL = False
+    assert client.post(link_path("U7")).status_code == 200
+    assert ChatLink.objects.get().user == ops_team["raj"]
+
+
+def test_a_linked_slack_account_is_never_taken_over(client, slack, linked, ops_team):
+    client.force_login(ops_team["raj"])
+    page = client.get(link_path("U1", "rita.s"))
+    assert "linked to another portal account" in page.content.decode()
+    response = client.post(link_path("U1", "rita.s"))
+    assert response.status_code == 403
+    chat = ChatLink.objects.get(chat_user_id="U1")
+    assert chat.user == linked  # still rita's
+    assert not AuditEvent.objects.filter(verb="user.chat_unlinked").exists()
