@@ -194,17 +194,25 @@ def test_it_has_one_outcome_when_two_reviewers_decide_at_once(agent, reviewer, r
 
 
 def test_it_records_a_double_submit_once(agent, reviewer, broker):
-    for _ in range(ROUNDS):
+    overlapped = 0
+    for round_ in range(ROUNDS):
         cp = new_checkpoint(agent)
+        hold = (round_ // 5) % 2 if round_ % 5 == 0 else None  # every fifth round forced
         results = race(
             lambda cp=cp: checkpoint_decide(cp.pk, reviewer, "approve"),
             lambda cp=cp: checkpoint_decide(cp.pk, reviewer, "approve"),
+            hold=hold,
         )
         assert assert_one_winner(results, cp, broker) == "approved"
         assert Decision.objects.filter(checkpoint=cp).count() == 1
         assert (
             AuditEvent.objects.filter(target_id=str(cp.pk), verb="decision.recorded").count() == 1
         )
+        if hold is not None:
+            assert results.overlapped(), results.spans
+            assert results[hold][0] == "ok"  # the submit holding the row is the one recorded
+        overlapped += results.overlapped()
+    assert overlapped > 0, "the calls never ran at the same time: no race was tested"
     assert verify_chain().ok
 
 
@@ -213,34 +221,50 @@ def test_it_counts_concurrent_quorum_votes_both(agent, reviewer, reviewer2, brok
     from tests.factories import PolicyFactory
 
     PolicyFactory(stages=[{"role": "ops", "approvals": 2}])
-    for _ in range(max(ROUNDS // 4, 10)):
+    overlapped = 0
+    for round_ in range(max(ROUNDS // 4, 10)):
         cp = new_checkpoint(agent)
+        hold = round_ % 2 if round_ % 3 == 0 else None  # every third round forced
         results = race(
             lambda cp=cp: checkpoint_decide(cp.pk, reviewer, "approve"),
             lambda cp=cp: checkpoint_decide(cp.pk, reviewer2, "approve"),
+            hold=hold,
         )
         assert [r[0] for r in results] == ["ok", "ok"], results
         cp.refresh_from_db()
         assert cp.status == "approved"
         assert sum(r[1].resolved for r in results) == 1
+        assert Decision.objects.filter(checkpoint=cp).count() == 2
         assert outcome_events(cp) == ["checkpoint.approved"]
         assert broker.calls(RESUME_TASK).count((str(cp.run_id),)) == 1
+        if hold is not None:
+            # the vote that waited for the row is the one that completes the quorum
+            assert results.overlapped(), results.spans
+            assert results[1 - hold][1].resolved
+        overlapped += results.overlapped()
+    assert overlapped > 0, "the calls never ran at the same time: no race was tested"
 
 
 def test_it_lets_one_of_two_resumers_win(agent, reviewer, broker):
+    overlapped = 0
     for round_ in range(ROUNDS):
         cp = new_checkpoint(agent)
         checkpoint_decide(cp.pk, reviewer, "approve")
+        hold = round_ % 2 if round_ % 5 == 0 else None
         results = race(
             lambda cp=cp: run_resume(cp.run_id, Actor.system("resumer-a")),
             lambda cp=cp: run_resume(cp.run_id, Actor.system("resumer-b")),
-            hold=round_ % 2 if round_ % 5 == 0 else None,
+            hold=hold,
         )
+        overlapped += results.overlapped()
+        if hold is not None:
+            assert results.overlapped(), results.spans
         assert sorted(r[0] for r in results) == ["err", "ok"], results
         assert isinstance(next(r[1] for r in results if r[0] == "err"), Conflict)
         assert Run.objects.get(pk=cp.run_id).status == "running"
         assert AuditEvent.objects.filter(target_id=str(cp.run_id), verb="run.resumed").count() == 1
         assert broker.calls(RESUME_TASK).count((str(cp.run_id),)) == 1
+    assert overlapped > 0, "the calls never ran at the same time: no race was tested"
     assert verify_chain().ok
 
 
