@@ -8,6 +8,7 @@ import io
 
 import pytest
 from allauth.mfa.models import Authenticator
+from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from cryptography.fernet import Fernet
 from django.contrib.auth.models import Group, Permission
@@ -214,6 +215,16 @@ def test_totp_secrets_are_encrypted_at_rest(reviewer):
     authenticator = Authenticator.objects.get(type="totp")
     assert TOTP(authenticator).instance.data["secret"] != secret
     assert crypto.decrypt(authenticator.data["secret"]) == secret
+
+
+def test_recovery_code_seeds_are_encrypted_at_rest(reviewer):
+    codes = RecoveryCodes.activate(reviewer)
+    ((data,),) = raw("SELECT data FROM mfa_authenticator WHERE type = 'recovery_codes'")
+    seed = crypto.decrypt(Authenticator.objects.get(type="recovery_codes").data["seed"])
+    assert seed and seed not in str(data) and "gAAAA" in str(data)
+    # the codes still work: derived from the decrypted seed
+    first = codes.get_unused_codes()[0]
+    assert RecoveryCodes(Authenticator.objects.get(type="recovery_codes")).validate_code(first)
 
 
 def test_rotating_the_key_re_encrypts_every_secret(settings, reviewer):
