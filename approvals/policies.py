@@ -30,9 +30,16 @@ from django.db.models import F
 from django.utils import timezone
 
 from approvals import audit
-from approvals.conditions import Condition, ConditionError, Facts, compile_condition
+from approvals.conditions import (
+    Condition,
+    ConditionError,
+    Facts,
+    compile_condition,
+    suggest_condition,
+)
 from approvals.models import (
     AUTOMATIC_OUTCOMES,
+    RISK_ORDER,
     AuditVerb,
     Checkpoint,
     ExpiryAction,
@@ -276,19 +283,63 @@ class RoutingTable:
         self.size = len(entries)
 
     def decide(self, *, agent, tool, kind, risk, facts, now) -> tuple[Entry | None, list[Entry]]:
-        """The entry that decides (deny first, then by priority) and the shadow entries that
-        match."""
+        """The entry that decides (deny first, then by priority; a standing rule only within
+        its role's authority, `within_authority`) and the shadow entries that match."""
         args = {"agent": agent, "tool": tool, "kind": kind, "risk": risk, "facts": facts}
+        hint = facts.values.get("role_hint") or ""
         winner = next(
             (e for e in self.rejects.candidates(tool, agent) if e.matches(**args, now=now)), None
         )
+        base: Entry | None = None
         if winner is None:
-            winner = next(
-                (e for e in self.others.candidates(tool, agent) if e.matches(**args, now=now)),
-                None,
-            )
+            standing, base = self._standing_then_base(tool, agent, args, now)
+            winner = next((e for e in standing if within_authority(e, base, hint)), base)
         shadows = [e for e in self.shadows.candidates(tool, agent) if e.matches(**args, now=now)]
+        if any(e.policy.standing_role for e in shadows):
+            # What a shadow standing rule would have done: the same test, against the route
+            # the request really gets without standing rules (a rejection: never).
+            if winner is not None and winner.outcome == PolicyOutcome.AUTO_REJECT:
+                shadows = [e for e in shadows if not e.policy.standing_role]
+            else:
+                shadows = [
+                    e
+                    for e in shadows
+                    if not e.policy.standing_role or within_authority(e, base, hint)
+                ]
         return winner, shadows
+
+    def matching(self, *, agent, tool, kind, risk, facts, now) -> Entry | None:
+        """The first entry whose match fields and condition hold, whatever its authority
+        (replay: can this version change what happens to the request at all?)."""
+        args = {"agent": agent, "tool": tool, "kind": kind, "risk": risk, "facts": facts}
+        for index in (self.rejects, self.others, self.shadows):
+            for e in index.candidates(tool, agent):
+                if e.matches(**args, now=now):
+                    return e
+        return None
+
+    def _standing_then_base(self, tool, agent, args, now) -> tuple[list[Entry], Entry | None]:
+        """The standing rules that match before the first other matching entry (in priority
+        order), and that entry (None: the default route)."""
+        standing = []
+        for e in self.others.candidates(tool, agent):
+            if e.matches(**args, now=now):
+                if not e.policy.standing_role:
+                    return standing, e
+                standing.append(e)
+        return standing, None
+
+
+def within_authority(rule: Entry, base: Entry | None, role_hint: str = "") -> bool:
+    """A standing rule may approve only what one reviewer of its role could have approved
+    alone: the route the request gets without any standing rule (`base`, with the agent's
+    role hint as routing would add it) is exactly one stage of the rule's role with one
+    approval. Two reviewers of `ops` cannot approve, by a rule, what policy sends to `dba`
+    or to two approvers."""
+    route = add_role_hint(route_for(base), role_hint)
+    return route.outcome == PolicyOutcome.ROUTE and route.stages == [
+        {"role": rule.policy.standing_role, "approvals": 1}
+    ]
 
 
 _table: RoutingTable | None = None
@@ -369,16 +420,22 @@ def route(
     entry, shadows = table.decide(
         agent=agent_slug, tool=tool or "", kind=kind, risk=risk, facts=facts, now=now
     )
-    result = route_for(entry)
+    result = add_role_hint(route_for(entry), role_hint)
     result.shadow = [(e.version, e.outcome) for e in shadows]
-    if result.automatic:
+    return result
+
+
+def add_role_hint(result: Route, role_hint: str) -> Route:
+    """A hint can only add review, never replace what policy requires: if the deciding
+    policy (or, with none, HITL_HONOUR_ROLE_HINTS) honours hints, the hinted role is an extra
+    stage. Automatic outcomes ignore hints."""
+    if result.automatic or not role_hint:
         return result
-    # A hint can only add review, never replace what policy requires.
     policy = result.policy
     honour = policy.honour_role_hints if policy is not None else settings.HITL_HONOUR_ROLE_HINTS
-    if role_hint and not honour:
+    if not honour:
         result.notes.append(f"role hint {role_hint!r} ignored: the policy does not honour hints")
-    elif role_hint and role_hint not in result.roles:
+    elif role_hint not in result.roles:
         result.stages.append({"role": role_hint, "approvals": 1})
         result.notes.append(f"role hint {role_hint!r} added as an extra stage")
     return result
@@ -676,6 +733,13 @@ def standing_rule_propose(
             rule, None, actor=audit.Actor.for_user(user), by=user, verb=AuditVerb.POLICY_PROPOSED
         )
     return rule
+
+
+def standing_rule_condition(cp: Checkpoint) -> str:
+    """What a standing rule proposed from `cp` starts from: requests like this one
+    (`suggest_condition`) of at most its risk. The reviewer narrows it before proposing."""
+    like = suggest_condition(agent_slug=cp.agent.slug, action=cp.action)
+    return f"{like} && risk_level <= {RISK_ORDER.get(cp.risk, 1)}"
 
 
 def shadow_record(cp: Checkpoint, shadow: list[tuple[PolicyVersion, str]]) -> None:

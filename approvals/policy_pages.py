@@ -19,7 +19,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from approvals import policies, replay
-from approvals.conditions import suggest_condition
 from approvals.models import Checkpoint, Policy, PolicyVersion
 from approvals.rules import can_decide, four_eyes_excluded, user_review_roles
 from core.exceptions import Conflict, InvalidInput, NotAllowed
@@ -267,7 +266,7 @@ def may_propose(user, cp: Checkpoint) -> bool:
 
 
 def proposal_form(cp: Checkpoint, data=None) -> StandingRuleForm:
-    initial = {"condition": suggest_condition(agent_slug=cp.agent.slug, action=cp.action)}
+    initial = {"condition": policies.standing_rule_condition(cp)}
     return StandingRuleForm(data=data, initial=initial)
 
 
