@@ -115,8 +115,12 @@ def validate_policy(policy: Policy) -> None:
                 errors.setdefault("stages", []).append(
                     f"Stage {i}: approvals must be a whole number from 1 to 20."
                 )
-            if stage.get("role") not in roles:
-                role = stage.get("role")
+            role = stage.get("role")
+            if not isinstance(role, str):
+                errors.setdefault("stages", []).append(
+                    f'Stage {i}: "role" is the name of one review role, e.g. "ops".'
+                )
+            elif role not in roles:
                 errors.setdefault("stages", []).append(
                     f"Stage {i}: {role!r} is not a review role (review roles: {known})."
                 )
@@ -180,7 +184,9 @@ def _ladder_errors(ladder, roles: set[str], known: str) -> dict[str, list[str]]:
         timeout = step["timeout_seconds"]
         if type(timeout) is not int or not 1 <= timeout <= 30 * 86400:
             problems.append(f"Step {i}: timeout_seconds must be a whole number from 1 to 2592000.")
-        if step["role"] not in roles:
+        if not isinstance(step["role"], str):
+            problems.append(f'Step {i}: "role" is the name of one review role, e.g. "ops-leads".')
+        elif step["role"] not in roles:
             problems.append(
                 f"Step {i}: {step['role']!r} is not a review role (review roles: {known})."
             )
