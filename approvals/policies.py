@@ -25,7 +25,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -503,7 +503,10 @@ def latest_version(policy: Policy) -> PolicyVersion | None:
 
 
 def _new_version(policy: Policy, by) -> PolicyVersion | None:
-    """A new version if the policy differs from its latest one (None: nothing changed)."""
+    """A new version if the policy differs from its latest one (None: nothing changed).
+    The policy row is locked first, so two saves of the same policy at once number their
+    versions one after the other (on PostgreSQL; SQLite has one writer at a time)."""
+    list(Policy.objects.select_for_update().filter(pk=policy.pk).values_list("pk"))
     values = policy_values(policy)
     last = latest_version(policy)
     if last is not None and last.snapshot == values:
@@ -523,13 +526,15 @@ def policy_record(
     """After a policy was created (`before` None) or changed (the admin's form or
     `policy_save`): its new version (a draft: it routes nothing until published) and the
     audit event with every changed field's old and new value."""
-    version = _new_version(policy, by)
-    after = audit.snapshot(policy, audited_fields())
-    data: dict[str, Any] = {"version": version.number if version else None}
-    if before is None:
-        audit.record(actor, verb or AuditVerb.POLICY_CREATED, policy, {"values": after, **data})
-    elif diff := audit.changes(before, after):
-        audit.record(actor, AuditVerb.POLICY_UPDATED, policy, {"changes": diff, **data})
+    with audit.atomic():
+        version = _new_version(policy, by)
+        after = audit.snapshot(policy, audited_fields())
+        data: dict[str, Any] = {"version": version.number if version else None}
+        if before is None:
+            verb = verb or AuditVerb.POLICY_CREATED
+            audit.record(actor, verb, policy, {"values": after, **data})
+        elif diff := audit.changes(before, after):
+            audit.record(actor, AuditVerb.POLICY_UPDATED, policy, {"changes": diff, **data})
     return version
 
 
@@ -713,12 +718,8 @@ def standing_rule_propose(
         raise InvalidInput(f"A standing rule lasts 1 to {limit} days.", "days")
     tool = (cp.action or {}).get("tool") or cp.kind
     base = f"Always allow {tool} for {cp.agent.slug}"[:80]
-    name, n = base, 1
-    while Policy.objects.filter(name=name).exists():
-        n += 1
-        name = f"{base} ({n})"
     rule = Policy(
-        name=name,
+        name=base,
         description=f"Proposed by {user.get_username()} from “{cp.title}”.",
         priority=settings.HITL_STANDING_RULE_PRIORITY,
         condition=condition,
@@ -734,11 +735,32 @@ def standing_rule_propose(
         field_name, messages = next(iter(exc.message_dict.items()))
         raise InvalidInput(" ".join(messages), field_name) from None
     with audit.atomic():
-        rule.save()
+        _save_with_free_name(rule, base)
         policy_record(
             rule, None, actor=audit.Actor.for_user(user), by=user, verb=AuditVerb.POLICY_PROPOSED
         )
     return rule
+
+
+def _save_with_free_name(rule: Policy, base: str) -> None:
+    """Insert `rule` as `base`, or `base (2)`, `base (3)`, ...: the first name that is free.
+    Two reviewers proposing at once may both see a name free; the unique index decides and
+    the loser takes the next name (each try in a savepoint, so the transaction goes on)."""
+    taken = set(Policy.objects.filter(name__startswith=base).values_list("name", flat=True))
+    n = 1
+    while True:
+        rule.name = base if n == 1 else f"{base} ({n})"
+        n += 1
+        if rule.name in taken:
+            continue
+        try:
+            with transaction.atomic():
+                rule.save(force_insert=True)
+            return
+        except IntegrityError:
+            if not Policy.objects.filter(name=rule.name).exists():
+                raise  # another constraint: not ours to retry
+            rule.pk = None
 
 
 def standing_rule_condition(cp: Checkpoint) -> str:

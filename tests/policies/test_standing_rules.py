@@ -238,3 +238,25 @@ def test_replay_of_a_rule_counts_only_what_it_may_approve(
     result = replay(policies.latest_version(rule), days=1)
     # It matches both past requests, but would approve only the one ops could approve.
     assert (result.matched, result.would_approve) == (2, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_reviewers_proposing_at_once_get_two_rules(agent, reviewer, reviewer2, request_cp):
+    """Both see the same name free; the unique index decides and the other takes the next.
+    A free race, then each side holding its transaction open while the other proposes."""
+    from tests.test_races import race
+
+    condition = policies_condition(request_cp(action=PATHS))
+
+    def proposal(user):
+        cp = request_cp(action=PATHS)
+        return lambda: policies.standing_rule_propose(cp, user, condition=condition, days=3)
+
+    for hold in (None, 0, 1):
+        results = race(proposal(reviewer), proposal(reviewer2), hold=hold)
+        assert [r[0] for r in results] == ["ok", "ok"], results
+    base = "Always allow delete_files for bot"
+    assert sorted(Policy.objects.values_list("name", flat=True)) == sorted(
+        [base] + [f"{base} ({n})" for n in range(2, 7)]
+    )
+    assert len(events("policy.proposed")) == 6

@@ -285,6 +285,31 @@ def test_a_reviewer_without_the_permission_cannot_publish_from_the_admin(client,
     assert policy.live_version is None
 
 
+@pytest.mark.django_db(transaction=True)
+def test_two_saves_of_one_policy_at_once_make_two_versions(admin_user):
+    """Each save locks the policy row before numbering its version: a free race, then each
+    side holding its transaction open while the other saves."""
+    from tests.test_races import race
+
+    policy = Policy(name="p", stages=[{"role": "ops", "approvals": 1}])
+    policy_save(policy, actor=Actor.for_user(admin_user), by=admin_user)
+
+    def save(timeout: int):
+        def call():
+            mine = Policy.objects.get(pk=policy.pk)
+            return edit(mine, admin_user, timeout_seconds=timeout, description=str(timeout))
+
+        return call
+
+    for n, hold in enumerate((None, 0, 1)):
+        results = race(save(100 + n), save(200 + n), hold=hold)
+        assert [r[0] for r in results] == ["ok", "ok"], results
+    numbers = sorted(policy.versions.values_list("number", flat=True))
+    assert numbers == list(range(1, len(numbers) + 1))
+    assert len(numbers) == 7  # the first, and one per save
+    assert len(events("policy.updated", policy)) == 6
+
+
 ADMIN_FORM = {
     "name": "bad",
     "priority": "100",
