@@ -8,8 +8,9 @@ a publication takes effect everywhere at the next request, a draft never routes.
 
 Order: an auto-reject policy that matches always decides (deny wins over allow, whatever
 the priorities); otherwise the first matching live policy by priority (then id) does; no
-match: the default role and timeout. Shadow policies never decide: every one that matches
-is recorded (`ShadowMatch`) with what it would have done.
+match: the default role and timeout. A standing rule is passed over unless the request is
+within its role's authority (`within_authority`). Shadow policies never decide: every one
+that matches is recorded (`ShadowMatch`) with what it would have done.
 """
 
 from __future__ import annotations
