@@ -36,7 +36,7 @@ from approvals import audit
 from approvals.artifacts import ArtifactInput, artifact_text
 from approvals.audit import Actor, AuditVerb
 from approvals.models import Artifact, Checkpoint, Decision, Drill, Risk
-from approvals.signals import checkpoint_resolved
+from approvals.signals import checkpoint_resolved, drill_finished
 from approvals.transitions import checkpoint_cancel
 from core.exceptions import Conflict, InvalidInput
 
@@ -287,8 +287,9 @@ def _outcome(cp: Checkpoint) -> str:
 
 @receiver(checkpoint_resolved, dispatch_uid="agents.drills.finish_on_resolved")
 def finish_on_resolved(sender, checkpoint: Checkpoint, **kwargs) -> None:
-    """Inside the resolving transaction: record the drill's result and close its run (no
-    resume, no webhook: `agents.handlers` skips drills)."""
+    """Inside the resolving transaction: record the drill's result, announce it
+    (`drill_finished`: the managers are told) and close its run (no resume, no webhook:
+    `agents.handlers` skips drills)."""
     if not checkpoint.drill_id:
         return
     now = timezone.now()
@@ -313,6 +314,12 @@ def finish_on_resolved(sender, checkpoint: Checkpoint, **kwargs) -> None:
             "status": checkpoint.status,
             "votes": [list(v) for v in voters],
         },
+    )
+    drill_finished.send(
+        sender=Drill,
+        drill=Drill.objects.get(pk=checkpoint.drill_id),
+        checkpoint=checkpoint,
+        votes=[list(v) for v in voters],
     )
     run = Run.objects.filter(pk=checkpoint.run_id, status=Run.Status.WAITING).first()
     if run is not None and not run.checkpoints.filter(status=Checkpoint.Status.PENDING).exists():

@@ -23,11 +23,11 @@ from django.db.models import F
 from django.utils import timezone
 
 from agents.models import Agent, Run
-from agents.signals import agent_halted, agent_resumed
 from approvals import audit
 from approvals.audit import Actor, AuditVerb
 from approvals.models import Checkpoint
 from approvals.services import checkpoints_mark_resumed
+from approvals.signals import agent_halted, agent_resumed
 from approvals.transitions import checkpoint_cancel
 from core.exceptions import Conflict, Halted, InvalidInput, NotAllowed
 from core.queue import enqueue
@@ -376,7 +376,8 @@ def agent_halt_all(user, *, reason: str) -> list[Agent]:
 
 def agent_resume(agent_id, user, *, note: str = "") -> Agent:
     """Lift a halt: the agent may call the API and start runs again (its cancelled runs stay
-    cancelled). Conflict if it is not halted."""
+    cancelled), audited, and `agent_resumed` sent (the owner's notification). Conflict if it
+    is not halted."""
     check_may_halt(user)
     with audit.atomic():
         agent = Agent.objects.select_related("halted_by").get(pk=agent_id)
@@ -395,6 +396,14 @@ def agent_resume(agent_id, user, *, note: str = "") -> Agent:
                 "note": note,
             },
         )
+        halted_at, halt_reason = agent.halted_at, agent.halt_reason
         agent.refresh_from_db()
-        agent_resumed.send(sender=Agent, agent=agent, by=user)
+        agent_resumed.send(
+            sender=Agent,
+            agent=agent,
+            by=user,
+            halted_at=halted_at,
+            halt_reason=halt_reason,
+            note=note,
+        )
     return agent

@@ -8,8 +8,9 @@ a publication takes effect everywhere at the next request, a draft never routes.
 
 Order: an auto-reject policy that matches always decides (deny wins over allow, whatever
 the priorities); otherwise the first matching live policy by priority (then id) does; no
-match: the default role and timeout. Shadow policies never decide: every one that matches
-is recorded (`ShadowMatch`) with what it would have done.
+match: the default role and timeout. A standing rule is passed over unless the request is
+within its role's authority (`within_authority`). Shadow policies never decide: every one
+that matches is recorded (`ShadowMatch`) with what it would have done.
 """
 
 from __future__ import annotations
@@ -25,14 +26,21 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from approvals import audit
-from approvals.conditions import Condition, ConditionError, Facts, compile_condition
+from approvals.conditions import (
+    Condition,
+    ConditionError,
+    Facts,
+    compile_condition,
+    suggest_condition,
+)
 from approvals.models import (
     AUTOMATIC_OUTCOMES,
+    RISK_ORDER,
     AuditVerb,
     Checkpoint,
     ExpiryAction,
@@ -108,8 +116,12 @@ def validate_policy(policy: Policy) -> None:
                 errors.setdefault("stages", []).append(
                     f"Stage {i}: approvals must be a whole number from 1 to 20."
                 )
-            if stage.get("role") not in roles:
-                role = stage.get("role")
+            role = stage.get("role")
+            if not isinstance(role, str):
+                errors.setdefault("stages", []).append(
+                    f'Stage {i}: "role" is the name of one review role, e.g. "ops".'
+                )
+            elif role not in roles:
                 errors.setdefault("stages", []).append(
                     f"Stage {i}: {role!r} is not a review role (review roles: {known})."
                 )
@@ -173,7 +185,9 @@ def _ladder_errors(ladder, roles: set[str], known: str) -> dict[str, list[str]]:
         timeout = step["timeout_seconds"]
         if type(timeout) is not int or not 1 <= timeout <= 30 * 86400:
             problems.append(f"Step {i}: timeout_seconds must be a whole number from 1 to 2592000.")
-        if step["role"] not in roles:
+        if not isinstance(step["role"], str):
+            problems.append(f'Step {i}: "role" is the name of one review role, e.g. "ops-leads".')
+        elif step["role"] not in roles:
             problems.append(
                 f"Step {i}: {step['role']!r} is not a review role (review roles: {known})."
             )
@@ -276,19 +290,63 @@ class RoutingTable:
         self.size = len(entries)
 
     def decide(self, *, agent, tool, kind, risk, facts, now) -> tuple[Entry | None, list[Entry]]:
-        """The entry that decides (deny first, then by priority) and the shadow entries that
-        match."""
+        """The entry that decides (deny first, then by priority; a standing rule only within
+        its role's authority, `within_authority`) and the shadow entries that match."""
         args = {"agent": agent, "tool": tool, "kind": kind, "risk": risk, "facts": facts}
+        hint = facts.values.get("role_hint") or ""
         winner = next(
             (e for e in self.rejects.candidates(tool, agent) if e.matches(**args, now=now)), None
         )
+        base: Entry | None = None
         if winner is None:
-            winner = next(
-                (e for e in self.others.candidates(tool, agent) if e.matches(**args, now=now)),
-                None,
-            )
+            standing, base = self._standing_then_base(tool, agent, args, now)
+            winner = next((e for e in standing if within_authority(e, base, hint)), base)
         shadows = [e for e in self.shadows.candidates(tool, agent) if e.matches(**args, now=now)]
+        if any(e.policy.standing_role for e in shadows):
+            # What a shadow standing rule would have done: the same test, against the route
+            # the request really gets without standing rules (a rejection: never).
+            if winner is not None and winner.outcome == PolicyOutcome.AUTO_REJECT:
+                shadows = [e for e in shadows if not e.policy.standing_role]
+            else:
+                shadows = [
+                    e
+                    for e in shadows
+                    if not e.policy.standing_role or within_authority(e, base, hint)
+                ]
         return winner, shadows
+
+    def matching(self, *, agent, tool, kind, risk, facts, now) -> Entry | None:
+        """The first entry whose match fields and condition hold, whatever its authority
+        (replay: can this version change what happens to the request at all?)."""
+        args = {"agent": agent, "tool": tool, "kind": kind, "risk": risk, "facts": facts}
+        for index in (self.rejects, self.others, self.shadows):
+            for e in index.candidates(tool, agent):
+                if e.matches(**args, now=now):
+                    return e
+        return None
+
+    def _standing_then_base(self, tool, agent, args, now) -> tuple[list[Entry], Entry | None]:
+        """The standing rules that match before the first other matching entry (in priority
+        order), and that entry (None: the default route)."""
+        standing = []
+        for e in self.others.candidates(tool, agent):
+            if e.matches(**args, now=now):
+                if not e.policy.standing_role:
+                    return standing, e
+                standing.append(e)
+        return standing, None
+
+
+def within_authority(rule: Entry, base: Entry | None, role_hint: str = "") -> bool:
+    """A standing rule may approve only what one reviewer of its role could have approved
+    alone: the route the request gets without any standing rule (`base`, with the agent's
+    role hint as routing would add it) is exactly one stage of the rule's role with one
+    approval. Two reviewers of `ops` cannot approve, by a rule, what policy sends to `dba`
+    or to two approvers."""
+    route = add_role_hint(route_for(base), role_hint)
+    return route.outcome == PolicyOutcome.ROUTE and route.stages == [
+        {"role": rule.policy.standing_role, "approvals": 1}
+    ]
 
 
 _table: RoutingTable | None = None
@@ -369,16 +427,22 @@ def route(
     entry, shadows = table.decide(
         agent=agent_slug, tool=tool or "", kind=kind, risk=risk, facts=facts, now=now
     )
-    result = route_for(entry)
+    result = add_role_hint(route_for(entry), role_hint)
     result.shadow = [(e.version, e.outcome) for e in shadows]
-    if result.automatic:
+    return result
+
+
+def add_role_hint(result: Route, role_hint: str) -> Route:
+    """A hint can only add review, never replace what policy requires: if the deciding
+    policy (or, with none, HITL_HONOUR_ROLE_HINTS) honours hints, the hinted role is an extra
+    stage. Automatic outcomes ignore hints."""
+    if result.automatic or not role_hint:
         return result
-    # A hint can only add review, never replace what policy requires.
     policy = result.policy
     honour = policy.honour_role_hints if policy is not None else settings.HITL_HONOUR_ROLE_HINTS
-    if role_hint and not honour:
+    if not honour:
         result.notes.append(f"role hint {role_hint!r} ignored: the policy does not honour hints")
-    elif role_hint and role_hint not in result.roles:
+    elif role_hint not in result.roles:
         result.stages.append({"role": role_hint, "approvals": 1})
         result.notes.append(f"role hint {role_hint!r} added as an extra stage")
     return result
@@ -440,7 +504,10 @@ def latest_version(policy: Policy) -> PolicyVersion | None:
 
 
 def _new_version(policy: Policy, by) -> PolicyVersion | None:
-    """A new version if the policy differs from its latest one (None: nothing changed)."""
+    """A new version if the policy differs from its latest one (None: nothing changed).
+    The policy row is locked first, so two saves of the same policy at once number their
+    versions one after the other (on PostgreSQL; SQLite has one writer at a time)."""
+    list(Policy.objects.select_for_update().filter(pk=policy.pk).values_list("pk"))
     values = policy_values(policy)
     last = latest_version(policy)
     if last is not None and last.snapshot == values:
@@ -460,13 +527,15 @@ def policy_record(
     """After a policy was created (`before` None) or changed (the admin's form or
     `policy_save`): its new version (a draft: it routes nothing until published) and the
     audit event with every changed field's old and new value."""
-    version = _new_version(policy, by)
-    after = audit.snapshot(policy, audited_fields())
-    data: dict[str, Any] = {"version": version.number if version else None}
-    if before is None:
-        audit.record(actor, verb or AuditVerb.POLICY_CREATED, policy, {"values": after, **data})
-    elif diff := audit.changes(before, after):
-        audit.record(actor, AuditVerb.POLICY_UPDATED, policy, {"changes": diff, **data})
+    with audit.atomic():
+        version = _new_version(policy, by)
+        after = audit.snapshot(policy, audited_fields())
+        data: dict[str, Any] = {"version": version.number if version else None}
+        if before is None:
+            verb = verb or AuditVerb.POLICY_CREATED
+            audit.record(actor, verb, policy, {"values": after, **data})
+        elif diff := audit.changes(before, after):
+            audit.record(actor, AuditVerb.POLICY_UPDATED, policy, {"changes": diff, **data})
     return version
 
 
@@ -650,12 +719,8 @@ def standing_rule_propose(
         raise InvalidInput(f"A standing rule lasts 1 to {limit} days.", "days")
     tool = (cp.action or {}).get("tool") or cp.kind
     base = f"Always allow {tool} for {cp.agent.slug}"[:80]
-    name, n = base, 1
-    while Policy.objects.filter(name=name).exists():
-        n += 1
-        name = f"{base} ({n})"
     rule = Policy(
-        name=name,
+        name=base,
         description=f"Proposed by {user.get_username()} from “{cp.title}”.",
         priority=settings.HITL_STANDING_RULE_PRIORITY,
         condition=condition,
@@ -671,11 +736,39 @@ def standing_rule_propose(
         field_name, messages = next(iter(exc.message_dict.items()))
         raise InvalidInput(" ".join(messages), field_name) from None
     with audit.atomic():
-        rule.save()
+        _save_with_free_name(rule, base)
         policy_record(
             rule, None, actor=audit.Actor.for_user(user), by=user, verb=AuditVerb.POLICY_PROPOSED
         )
     return rule
+
+
+def _save_with_free_name(rule: Policy, base: str) -> None:
+    """Insert `rule` as `base`, or `base (2)`, `base (3)`, ...: the first name that is free.
+    Two reviewers proposing at once may both see a name free; the unique index decides and
+    the loser takes the next name (each try in a savepoint, so the transaction goes on)."""
+    taken = set(Policy.objects.filter(name__startswith=base).values_list("name", flat=True))
+    n = 1
+    while True:
+        rule.name = base if n == 1 else f"{base} ({n})"
+        n += 1
+        if rule.name in taken:
+            continue
+        try:
+            with transaction.atomic():
+                rule.save(force_insert=True)
+            return
+        except IntegrityError:
+            if not Policy.objects.filter(name=rule.name).exists():
+                raise  # another constraint: not ours to retry
+            rule.pk = None
+
+
+def standing_rule_condition(cp: Checkpoint) -> str:
+    """What a standing rule proposed from `cp` starts from: requests like this one
+    (`suggest_condition`) of at most its risk. The reviewer narrows it before proposing."""
+    like = suggest_condition(agent_slug=cp.agent.slug, action=cp.action)
+    return f"{like} && risk_level <= {RISK_ORDER.get(cp.risk, 1)}"
 
 
 def shadow_record(cp: Checkpoint, shadow: list[tuple[PolicyVersion, str]]) -> None:

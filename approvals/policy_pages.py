@@ -19,7 +19,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from approvals import policies, replay
-from approvals.conditions import suggest_condition
 from approvals.models import Checkpoint, Policy, PolicyVersion
 from approvals.rules import can_decide, four_eyes_excluded, user_review_roles
 from core.exceptions import Conflict, InvalidInput, NotAllowed
@@ -94,11 +93,18 @@ def _policy(policy_id) -> Policy:
     return get_object_or_404(Policy.objects.select_related("live_version"), pk=policy_id)
 
 
+def _version(policy: Policy, number: str) -> PolicyVersion:
+    """The version `number` (as typed in a form or a URL) of `policy`, or 404."""
+    if not number.isascii() or not number.isdigit():
+        raise Http404("No such version of this policy")
+    return get_object_or_404(PolicyVersion, policy=policy, number=int(number))
+
+
 def publish(model_admin: ModelAdmin, request: HttpRequest, policy_id: int) -> HttpResponse:
     policy = _policy(policy_id)
     version = None
     if request.POST.get("version"):
-        version = get_object_or_404(PolicyVersion, policy=policy, number=request.POST["version"])
+        version = _version(policy, request.POST["version"])
     note = request.POST.get("note", "")[:2000]
     return _act(
         request,
@@ -145,11 +151,7 @@ def replay_page(model_admin: ModelAdmin, request: HttpRequest, policy_id: int) -
     policy = _policy(policy_id)
     _may_read(request, model_admin, policy)
     number = request.GET.get("version")
-    version = (
-        get_object_or_404(PolicyVersion, policy=policy, number=number)
-        if number
-        else policies.latest_version(policy)
-    )
+    version = _version(policy, number) if number else policies.latest_version(policy)
     if version is None:
         raise Http404("This policy has no version yet")
     try:
@@ -267,7 +269,7 @@ def may_propose(user, cp: Checkpoint) -> bool:
 
 
 def proposal_form(cp: Checkpoint, data=None) -> StandingRuleForm:
-    initial = {"condition": suggest_condition(agent_slug=cp.agent.slug, action=cp.action)}
+    initial = {"condition": policies.standing_rule_condition(cp)}
     return StandingRuleForm(data=data, initial=initial)
 
 

@@ -158,8 +158,7 @@ def replay(
             title=title, role_hint=hint, artifacts=artifacts.get(pk, []), now=created,
         )  # fmt: skip
         args = {"agent": agent, "tool": tool, "kind": kind, "risk": risk, "facts": facts}
-        own, _ = mine.decide(**args, now=created)
-        if own is None:
+        if mine.matching(**args, now=created) is None:
             continue  # the draft cannot change what happens to a request it does not match
         result.matched += 1
         winner, _ = with_draft.decide(**args, now=created)

@@ -1,6 +1,8 @@
 """Announcing an event: record it once (a Notice), and owe each recipient and channel one
 Delivery (or a digest entry), inside the transaction of the change. A constant number of
-queries for any number of checkpoints, so the batched expiry sweep can announce hundreds."""
+queries for any number of checkpoints, so the batched expiry sweep can announce hundreds.
+Events about no checkpoint (an agent halted or resumed) are emailed to named people
+(`tell`)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from approvals.rules import four_eyes_excluded_ids
 from notifications import recipients
 from notifications.models import (
     ChannelKind,
+    Delivery,
     DigestEntry,
     Notice,
     Preference,
@@ -152,3 +155,36 @@ def _owe(pairs: list[tuple[Spec, Notice]]) -> None:
                 )  # fmt: skip
     OUTBOX.owe_many(deliveries, reason=pairs[0][0].event)
     DigestEntry.objects.bulk_create(entries)
+
+
+def tell(event: str, key: str, people: list[int], data: dict[str, Any]) -> list[Delivery]:
+    """An event about no checkpoint (an agent halted or resumed): one email delivery per
+    person, carrying the facts (`data`) it is written from. `key` names the occurrence, so
+    the same occurrence tells nobody twice. People away or with email off are left out, as
+    for every event; a digest does not hold it (digests bundle requests), it is sent now."""
+    now = timezone.now()
+    users = recipients.present(
+        get_user_model().objects.filter(pk__in=[pk for pk in people if pk], is_active=True), now
+    ).only("id", "email", "username")
+    prefs = recipients.preferences([u.pk for u in users])
+    targets = {
+        f"{key}:user:{u.pk}": u
+        for u in users
+        if u.email and (u.pk not in prefs or prefs[u.pk].email)
+    }
+    if not targets:
+        return []
+    done = set(
+        Delivery.objects.filter(
+            notice__isnull=True, channel=ChannelKind.EMAIL, target__in=list(targets)
+        ).values_list("target", flat=True)
+    )
+    rows = [
+        new_delivery(
+            None, ChannelKind.EMAIL, target, event=event, recipient_id=user.pk,
+            address=user.email, data=data,
+        )
+        for target, user in targets.items()
+        if target not in done
+    ]  # fmt: skip
+    return OUTBOX.owe_many(rows, reason=event)

@@ -9,10 +9,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from approvals.models import Checkpoint
+from approvals.models import Checkpoint, Drill
 from approvals.representations import review_url
 from approvals.rules import may_decide_from_chat
 from core.canonical import action_sha256
@@ -44,6 +46,25 @@ class Message:
     # Chat may offer approve/reject: pending, an approval or review, and not high risk.
     decidable: bool = False
     action_sha256: str = ""
+    link_label: str = "Open the review page"
+    link_note: str = "Opening the link decides nothing: you decide on the page."
+
+    @property
+    def subject(self) -> str:
+        return f"[HITL] {self.headline}"
+
+
+@dataclass
+class AgentMessage:
+    """An event about an agent, not a checkpoint (halted, resumed): told to its owner by
+    email, written from the facts recorded with the delivery."""
+
+    event: str
+    headline: str
+    intro: str
+    url: str
+    facts: list[tuple[str, str]] = field(default_factory=list)
+    link_label: str = "Open the agent's page"
 
     @property
     def subject(self) -> str:
@@ -109,7 +130,24 @@ def _headline(event: str, cp: Checkpoint, data: dict) -> tuple[str, str]:
         who = f" by {data['decided_by']}" if data.get("decided_by") else ""
         reason = f" — {_one_line(data['reason'])}" if data.get("reason") else ""
         return f"{word}{who}: {cp.title}", f"{agent}'s request was {word.lower()}{who}{reason}."
+    if event == Event.DRILL_FINISHED:
+        outcome = data.get("outcome", "")
+        label = Drill.Outcome(outcome).label if outcome in Drill.Outcome.values else outcome
+        votes = data.get("votes") or []
+        who = ", ".join(f"{v[0]} ({v[1]})" for v in votes if v and v[0]) or "nobody"
+        return (
+            f"Drill {label.lower()}: {data.get('name') or cp.title}",
+            f"The drill planted as “{cp.title}” ({agent}, {role} role) ended: {label.lower()}. "
+            f"Decided by {who}.",
+        )
     return cp.title, ""
+
+
+def _drill_facts(data: dict) -> list[tuple[str, str]]:
+    facts = [("Drill", str(data.get("name", "")))]
+    if data.get("defect"):
+        facts.append(("Planted defect", _one_line(data["defect"])))
+    return facts
 
 
 def build(delivery: Delivery) -> Message:
@@ -132,12 +170,17 @@ def for_notice(cp: Checkpoint, event: str, data: dict[str, Any]) -> Message:
     if cp.requester_id:
         facts.append(("On behalf of", cp.requester.get_username()))
     pending = cp.status == Checkpoint.Status.PENDING
+    url, link = review_url(cp.pk), {}
+    if event == Event.DRILL_FINISHED:  # for managers: the drill's page, with its result
+        url = settings.SITE_URL + reverse("admin:oversight_drill", args=[data.get("drill")])
+        link = {"link_label": "Open the drill", "link_note": ""}
+        facts = _drill_facts(data) + facts
     return Message(
         event=event,
         headline=headline,
         intro=intro,
         checkpoint=cp,
-        url=review_url(cp.pk),
+        url=url,
         facts=facts,
         summary=_one_line(cp.summary),
         arguments=_arguments(action),
@@ -149,6 +192,54 @@ def for_notice(cp: Checkpoint, event: str, data: dict[str, Any]) -> Message:
             and may_decide_from_chat(cp)
         ),
         action_sha256=action_sha256(cp.final_action or cp.action),
+        **link,
+    )
+
+
+def _when(value: str | None) -> str:
+    at = parse_datetime(value) if value else None
+    return f"{at:%Y-%m-%d %H:%M} UTC" if at else ""
+
+
+def for_agent(delivery: Delivery) -> AgentMessage:
+    """The message of an agent event (halted, resumed), from the delivery's facts alone."""
+    data = delivery.data or {}
+    name = f"{data.get('agent_name') or data.get('agent')} ({data.get('agent')})"
+    url = settings.SITE_URL + reverse("admin:agents_agent_change", args=[data.get("agent_id")])
+    by = data.get("by") or "an operator"
+    if delivery.event == Event.AGENT_HALTED:
+        runs, checkpoints = data.get("cancelled_runs", 0), data.get("cancelled_checkpoints", 0)
+        return AgentMessage(
+            event=delivery.event,
+            headline=f"Agent halted: {name}",
+            intro=(
+                f"{by} halted your agent: {_one_line(data.get('reason', ''))}. Its API calls "
+                f"are refused (423) until a manager resumes it; {runs} unfinished run(s) and "
+                f"{checkpoints} pending request(s) were cancelled."
+            ),
+            url=url,
+            facts=[
+                ("Agent", name),
+                ("Halted by", by),
+                ("When", _when(data.get("halted_at"))),
+                ("Reason", _one_line(data.get("reason", ""), 500)),
+            ],
+        )
+    note = f" — {_one_line(data['note'])}" if data.get("note") else ""
+    return AgentMessage(
+        event=delivery.event,
+        headline=f"Agent resumed: {name}",
+        intro=(
+            f"{by} resumed your agent{note}. It may call the API and start runs again; the "
+            "runs cancelled by the halt stay cancelled."
+        ),
+        url=url,
+        facts=[
+            ("Agent", name),
+            ("Resumed by", by),
+            ("Halted since", _when(data.get("halted_at"))),
+            ("Halt reason", _one_line(data.get("halt_reason", ""), 500)),
+        ],
     )
 
 

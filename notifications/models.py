@@ -28,6 +28,9 @@ class Event(models.TextChoices):
     SLA_REMINDER = "checkpoint.sla_reminder", "Reminder before the SLA target"
     SLA_BREACHED = "checkpoint.sla_breached", "SLA target passed (managers)"
     RESOLVED = "checkpoint.resolved", "Resolved (requester and agent owner)"
+    DRILL_FINISHED = "drill.finished", "Drill result (managers)"
+    AGENT_HALTED = "agent.halted", "Agent halted (its owner)"
+    AGENT_RESUMED = "agent.resumed", "Agent resumed (its owner)"
     DIGEST = "digest", "Hourly digest"
     CHAT_REPLY = "chat.reply", "Reply to a chat action"
 

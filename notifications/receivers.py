@@ -7,6 +7,9 @@ the sends happen after commit, on the task cluster.
     routed (escal.)  → the ladder step's role
     sla_breached     → the managers
     resolved         → the person the run was started for and the agent's owner
+    drill_finished   → the managers (a drill's result: caught, missed, ...)
+    agent_halted     → the agent's owner, by email (who halted it and why)
+    agent_resumed    → the agent's owner, by email
 (reminders before the deadline and the SLA target come from `notifications.sweeps`)."""
 
 from __future__ import annotations
@@ -15,15 +18,19 @@ from django.conf import settings
 from django.db.models import prefetch_related_objects
 from django.dispatch import receiver
 
-from approvals.models import Checkpoint
+from approvals.models import Checkpoint, Drill
+from approvals.representations import iso
 from approvals.signals import (
+    agent_halted,
+    agent_resumed,
     checkpoint_requested,
     checkpoint_resolved,
     checkpoint_routed,
     checkpoint_sla_breached,
     checkpoints_resolved,
+    drill_finished,
 )
-from notifications.events import Spec, announce, announce_many, facts
+from notifications.events import Spec, announce, announce_many, facts, tell
 from notifications.models import Event
 
 
@@ -83,3 +90,65 @@ def on_resolved(sender, checkpoint: Checkpoint, batch: bool = False, **kwargs) -
 def on_resolved_batch(sender, checkpoints: list[Checkpoint], **kwargs) -> None:
     prefetch_related_objects(checkpoints, "agent")
     announce_many([_resolved(cp) for cp in checkpoints])
+
+
+@receiver(drill_finished, dispatch_uid="notifications.drill_finished")
+def on_drill_finished(sender, drill: Drill, checkpoint: Checkpoint, votes=(), **kwargs) -> None:
+    if drill.outcome == Drill.Outcome.WITHDRAWN:
+        return  # a manager called it off: there is no result to tell
+    announce(
+        Spec(
+            checkpoint,
+            Event.DRILL_FINISHED,
+            role=settings.HITL_MANAGERS_GROUP,
+            data=facts(
+                checkpoint,
+                drill=drill.pk,
+                name=drill.name,
+                outcome=drill.outcome,
+                defect=drill.defect,
+                votes=[list(v) for v in votes],
+            ),
+        )
+    )
+
+
+def _agent_facts(agent) -> dict:
+    return {"agent_id": agent.pk, "agent": agent.slug, "agent_name": agent.name}
+
+
+@receiver(agent_halted, dispatch_uid="notifications.agent_halted")
+def on_agent_halted(
+    sender, agent, by, reason: str, cancelled_runs=(), cancelled_checkpoints: int = 0, **kwargs
+) -> None:
+    tell(
+        Event.AGENT_HALTED,
+        f"agent:{agent.pk}:halted:{iso(agent.halted_at)}",
+        [agent.owner_id],
+        {
+            **_agent_facts(agent),
+            "by": by.get_username(),
+            "reason": reason,
+            "halted_at": iso(agent.halted_at),
+            "cancelled_runs": len(cancelled_runs),
+            "cancelled_checkpoints": cancelled_checkpoints,
+        },
+    )
+
+
+@receiver(agent_resumed, dispatch_uid="notifications.agent_resumed")
+def on_agent_resumed(
+    sender, agent, by, halted_at=None, halt_reason: str = "", note: str = "", **kwargs
+) -> None:
+    tell(
+        Event.AGENT_RESUMED,
+        f"agent:{agent.pk}:resumed:{iso(halted_at)}",
+        [agent.owner_id],
+        {
+            **_agent_facts(agent),
+            "by": by.get_username(),
+            "note": note,
+            "halted_at": iso(halted_at),
+            "halt_reason": halt_reason,
+        },
+    )

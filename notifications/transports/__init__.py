@@ -33,7 +33,7 @@ def validate_channel(channel: RoleChannel) -> None:
     errors: dict[str, list[str]] = {}
     if channel.role != settings.HITL_MANAGERS_GROUP and not is_review_role(channel.role):
         errors["role"] = [f"{channel.role!r} is not a review role or the managers group."]
-    if not isinstance(channel.events, list) or not set(channel.events) <= set(Event.values):
+    if not isinstance(channel.events, list) or not set(channel.events) <= set(_announced()):
         errors["events"] = [f"A list of events among: {', '.join(_announced())}."]
     if not isinstance(channel.config, dict):
         errors["config"] = ["An object, e.g. {}."]
@@ -46,8 +46,13 @@ def validate_channel(channel: RoleChannel) -> None:
         raise ValidationError(errors)
 
 
+# Told to an agent's owner by email, never through a role's channels.
+AGENT_EVENTS = (Event.AGENT_HALTED, Event.AGENT_RESUMED)
+
+
 def _announced() -> list[str]:
-    return [e for e in Event.values if e not in (Event.DIGEST, Event.CHAT_REPLY)]
+    """The events a role channel can pick."""
+    return [e for e in Event.values if e not in (Event.DIGEST, Event.CHAT_REPLY, *AGENT_EVENTS)]
 
 
 def send(delivery: Delivery) -> tuple[int | None, str]:
@@ -56,4 +61,6 @@ def send(delivery: Delivery) -> tuple[int | None, str]:
         return email.send_digest(delivery)
     if delivery.event == Event.CHAT_REPLY:
         return slack.send_reply(delivery)
+    if delivery.event in AGENT_EVENTS:
+        return email.send_agent(delivery)
     return transport.send(delivery, messages.build(delivery))

@@ -64,6 +64,18 @@ def send(delivery: Delivery, message: Message) -> tuple[int | None, str]:
     )
 
 
+def send_agent(delivery: Delivery) -> tuple[int | None, str]:
+    """An agent halted or resumed, to its owner."""
+    message = messages.for_agent(delivery)
+    context = {"m": message, "settings_url": settings_url()}
+    return _send(
+        delivery,
+        message.subject,
+        render_to_string("notifications/agent.txt", context),
+        render_to_string("notifications/agent.html", context),
+    )
+
+
 def send_digest(delivery: Delivery) -> tuple[int | None, str]:
     items = messages.digest(delivery)
     headline = f"{len(items)} notification{'s' if len(items) != 1 else ''} from the last hour"

@@ -57,7 +57,7 @@ def _buttons(message: Message, channel: RoleChannel | None) -> list[dict]:
     open_page = {
         "type": "button",
         "action_id": OPEN,
-        "text": {"type": "plain_text", "text": "Open review page"},
+        "text": {"type": "plain_text", "text": message.link_label},
         "url": message.url,
     }
     if not (message.decidable and interactive(channel)):

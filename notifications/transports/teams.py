@@ -42,7 +42,7 @@ def card(message: Message) -> dict:
         "type": "AdaptiveCard",
         "version": "1.4",
         "body": body,
-        "actions": [{"type": "Action.OpenUrl", "title": "Open review page", "url": message.url}],
+        "actions": [{"type": "Action.OpenUrl", "title": message.link_label, "url": message.url}],
     }
 
 

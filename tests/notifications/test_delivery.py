@@ -8,6 +8,7 @@ import datetime as dt
 import json
 
 import pytest
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -189,9 +190,13 @@ def test_it_refuses_a_channel_it_could_not_deliver_to(db, ops_team):
         ({"kind": "email", "config": {"to": ["nobody"]}}, "config"),
         ({"kind": "email", "role": "nobody-role"}, "role"),
         ({"kind": "email", "events": ["checkpoint.exploded"]}, "events"),
+        # told to the agent's owner by email, never through a role's channel
+        ({"kind": "email", "events": ["agent.halted"]}, "events"),
         ({"kind": "webhook", "url": "https://pager.example.com/x", "secret": ""}, "secret"),
     ]:
         row = RoleChannel(**{"role": "ops", **fields})
         with pytest.raises(ValidationError) as exc:
             row.clean()
         assert field in exc.value.message_dict, (fields, exc.value.message_dict)
+    # The managers' channel may pick drill results.
+    RoleChannel(role=settings.HITL_MANAGERS_GROUP, kind="email", events=["drill.finished"]).clean()

@@ -1,6 +1,7 @@
 """What is announced, to whom: the next stage's role, each escalation step's role, reminders
-before the deadline and the SLA target, SLA breaches to managers, the outcome to the requester
-and the agent's owner; people out of office and four-eyes exclusions are left out; digests."""
+before the deadline and the SLA target, SLA breaches and drill results to managers, the
+outcome to the requester and the agent's owner, a halt and a resume to the agent's owner;
+people out of office and four-eyes exclusions are left out; digests."""
 
 from __future__ import annotations
 
@@ -192,3 +193,84 @@ def test_email_off_and_the_hourly_digest(
     assert body.index("First") < body.index("Second")
     digest = Delivery.objects.get(event="digest")
     assert digest.status == "delivered" and digest.entries.count() == 2
+
+
+def test_it_tells_the_owner_when_their_agent_is_halted_and_resumed(
+    inline, make_checkpoint, ops_team, smtp, agent, manager
+):
+    from agents.transitions import agent_halt, agent_resume
+
+    olga = UserFactory(username="olga")
+    agent.owner = olga
+    agent.save()
+    make_checkpoint()
+    inline(agent_halt, agent.pk, manager, reason="leaking secrets in logs")
+
+    [halted] = [m for m in smtp.to("olga@example.com") if "Agent halted" in m.subject]
+    assert halted.subject == "[HITL] Agent halted: Bot (bot)"
+    assert halted.message["X-HITL-Event"] == "agent.halted"
+    body = halted.body()
+    assert "max halted your agent: leaking secrets in logs." in body
+    assert "1 unfinished run(s) and 1 pending request(s) were cancelled" in body
+    assert f"/admin/agents/agent/{agent.pk}/change/" in body
+    assert "leaking secrets in logs" in halted.body("html")
+    # Only the owner hears of it: not the reviewers, not the managers.
+    assert recipients(smtp, "Agent halted") == ["olga@example.com"]
+    delivery = Delivery.objects.get(event="agent.halted")
+    assert (delivery.status, delivery.recipient, delivery.notice) == ("delivered", olga, None)
+
+    inline(agent_resume, agent.pk, manager, note="keys rotated")
+    [resumed] = [m for m in smtp.to("olga@example.com") if "Agent resumed" in m.subject]
+    assert "max resumed your agent — keys rotated." in resumed.body()
+    assert "leaking secrets in logs" in resumed.body()  # the halt it lifts
+
+    # Each halt is its own occurrence; an owner who turned email off is not written to.
+    inline(agent_halt, agent.pk, manager, reason="again")
+    assert len(recipients(smtp, "Agent halted")) == 2
+    inline(agent_resume, agent.pk, manager)
+    services.preferences_save(olga, email=False, email_mode="immediate", away_until=None)
+    inline(agent_halt, agent.pk, manager, reason="third time")
+    assert len(recipients(smtp, "Agent halted")) == 2
+    assert Delivery.objects.filter(event="agent.halted").count() == 2
+
+
+def test_it_tells_managers_the_result_of_a_drill_and_nobody_else(
+    inline, ops_team, smtp, agent, manager
+):
+    from agents import drills
+    from approvals.models import Drill
+
+    agent.owner = UserFactory(username="olga")
+    agent.save()
+    request = {
+        "agent": "bot",
+        "kind": "approval",
+        "title": "Delete old logs",
+        "action": {"tool": "delete_files", "args": {"paths": ["/etc/passwd"]}},
+        "risk": "medium",
+    }
+    drill = inline(
+        drills.drill_schedule,
+        user=manager,
+        name="passwd",
+        defect="deletes /etc/passwd",
+        request=request,
+    )
+    cp = drill.checkpoints.get()
+    # Reviewers are asked as for any request: nothing tells them it is a drill.
+    assert recipients(smtp, "Approval needed") == ["raj@example.com", "rita@example.com"]
+    assert not [m for m in smtp.mails if "rill" in m.subject + m.body()]
+
+    inline(checkpoint_decide, cp.pk, ops_team["raj"], "approve")
+    drill.refresh_from_db()
+    assert drill.outcome == Drill.Outcome.MISSED
+    [mail] = [m for m in smtp.mails if m.subject.startswith("[HITL] Drill")]
+    assert mail.recipients == ["max@example.com"]
+    assert mail.subject == "[HITL] Drill missed (approved): passwd"
+    body = mail.body()
+    assert "Decided by raj (approve)." in body and "Planted defect: deletes /etc/passwd" in body
+    assert f"Open the drill: {settings.SITE_URL}/admin/oversight/drills/{drill.pk}/" in body
+    assert Notice.objects.get(event="drill.finished").role == settings.HITL_MANAGERS_GROUP
+    # The reviewers, the requester and the agent's owner never hear of the drill.
+    assert not smtp.to("olga@example.com")
+    assert not [m for m in smtp.to("raj@example.com") if "rill" in m.subject + m.body()]

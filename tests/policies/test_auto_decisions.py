@@ -273,3 +273,39 @@ def _perm(codename):
     from django.contrib.auth.models import Permission
 
     return Permission.objects.filter(codename=codename)
+
+
+def test_an_auto_rejection_reaches_the_agent_by_webhook_and_long_poll(
+    api, run_id, deny_drop, agent, hook, django_capture_on_commit_callbacks
+):
+    body = {
+        "run": run_id,
+        "title": "Drop",
+        "action": {"tool": "sql", "args": {"sql": "DROP TABLE x"}},
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        created = api.post("checkpoints/", body, key="k-drop").json()
+    assert created["status"] == "rejected"
+
+    # The webhook: signed, the rejection and the reason the agent can act on.
+    [request] = hook.requests
+    verify_webhook(agent.webhook_secret, request.headers, request.body)
+    payload = json.loads(request.body)
+    assert payload["event"] == "checkpoint.decided"
+    assert payload["checkpoint"]["id"] == created["id"]
+    assert payload["checkpoint"]["status"] == "rejected"
+    decision = payload["decision"]
+    assert (decision["outcome"], decision["automatic"], decision["decided_by"]) == (
+        "reject",
+        True,
+        None,
+    )
+    assert decision["comment"] == "DROP TABLE only in the migration window"
+    assert decision["decided_by_policy"] == {"name": "no DROP TABLE", "version": 1}
+    assert WebhookDelivery.objects.get().status == "delivered"
+
+    # The long-poll answers at once with the same decision.
+    waited = api.get(f"checkpoints/{created['id']}/wait", timeout=30).json()
+    assert waited["status"] == "rejected"
+    assert waited["decision"]["comment"] == "DROP TABLE only in the migration window"
+    assert waited["decision"]["outcome"] == "reject" and waited["decision"]["automatic"] is True

@@ -166,3 +166,37 @@ def test_a_reviewer_cannot_press_the_switch(client, reviewer, agent):
     assert response.status_code == 403
     agent.refresh_from_db()
     assert agent.halted_at is None
+
+
+def test_the_halt_all_button_is_a_superusers_and_stops_every_agent(
+    client, manager, agent, request_cp
+):
+    other = AgentFactory(slug="two")
+    pending = request_cp()
+    client.force_login(manager)
+    assert 'id="halt-all"' not in client.get("/admin/").content.decode()
+    assert client.post("/admin/agents/agent/halt-all/", {"reason": "breach"}).status_code == 403
+    assert Agent.objects.filter(halted_at__isnull=False).count() == 0
+
+    root = UserFactory(username="root", is_superuser=True)
+    client.force_login(root)
+    assert 'id="halt-all"' in client.get("/admin/").content.decode()
+    # No reason: nothing is halted, the page says why.
+    response = client.post("/admin/agents/agent/halt-all/", {"reason": " "}, follow=True)
+    assert "Say why the agent is halted" in response.content.decode()
+    assert Agent.objects.filter(halted_at__isnull=False).count() == 0
+
+    response = client.post("/admin/agents/agent/halt-all/", {"reason": "credential breach"})
+    assert response.status_code == 302 and response["Location"] == "/admin/"
+    for a in (agent, other):
+        a.refresh_from_db()
+        assert (a.halted_by, a.halt_reason) == (root, "credential breach")
+        (halted,) = events("agent.halted", a)
+        assert halted.actor_label == "root"
+    pending.refresh_from_db()
+    assert pending.status == "cancelled"
+    home = client.get("/admin/").content.decode()
+    assert 'id="halted-agents"' in home and "Halted 2 agent(s)." in home
+    # Pressed again: nothing left to halt, nothing audited twice.
+    client.post("/admin/agents/agent/halt-all/", {"reason": "again"})
+    assert len(events("agent.halted")) == 2

@@ -57,7 +57,7 @@ def test_shadow_records_without_deciding_and_shows_agreement(
     assert f"/admin/approvals/checkpoint/{disagree.pk}/review/" in page
     assert 'id="agreement">50 %' in page
     review = admin_client.get(f"/admin/approvals/checkpoint/{agree.pk}/review/").content.decode()
-    assert "shadow deletes v1" in review and "would have approve automatically" in review
+    assert "shadow deletes v1" in review and "would have approved it automatically" in review
 
 
 @pytest.fixture

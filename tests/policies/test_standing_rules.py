@@ -44,6 +44,8 @@ def test_the_review_page_prefills_the_condition_from_the_request(client, reviewe
     page = client.get(f"/admin/approvals/checkpoint/{cp.pk}/review/").content.decode()
     assert 'id="propose-rule"' in page
     assert "size(args.paths) &lt;= 2" in page and "startsWith(&quot;/var/log/&quot;)" in page
+    # No riskier than the request it comes from (medium: risk_level 1).
+    assert "risk_level &lt;= 1" in page
 
 
 def test_a_proposed_rule_is_a_draft_that_approves_nothing(client, reviewer, request_cp):
@@ -165,3 +167,96 @@ def test_the_requester_cannot_propose_a_rule_for_their_own_request(client, agent
     response = propose(client, owner, request_cp(action=PATHS))
     assert response.status_code == 403
     assert not Policy.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "stricter, ask",
+    [
+        # policy sends critical deletes to two DBAs
+        (
+            {"match_tool": "delete_files", "min_risk": "critical",
+             "stages": [{"role": "dba", "approvals": 2}]},
+            {"risk": "critical"},
+        ),
+        # policy wants two ops reviewers for high risk
+        (
+            {"match_tool": "delete_files", "min_risk": "high",
+             "stages": [{"role": "ops", "approvals": 2}]},
+            {"risk": "high"},
+        ),
+        # the agent asks a DBA to look too: a second stage
+        ({}, {"role_hint": "dba"}),
+    ],
+    ids=["dba-x2", "ops-x2", "role-hint"],
+)  # fmt: skip
+def test_a_rule_approves_only_what_one_reviewer_of_its_role_could_have(
+    client, reviewer, reviewer2, dba, publish, request_cp, stricter, ask
+):
+    UserFactory(username="dan", roles=["dba"])
+    if stricter:
+        publish(name="stricter", **stricter)
+    cp = request_cp(action=PATHS)  # medium risk, no policy: one ops reviewer
+    assert (cp.current_role, cp.approvals_needed) == ("ops", 1)
+    # Proposed without the pre-filled risk bound: the authority test alone must hold.
+    assert "risk_level" not in policies_condition(cp)
+    propose(client, reviewer, cp)
+    rule = Policy.objects.get(standing_role="ops")
+    policies.policy_publish(rule, user=reviewer2)
+
+    wider = request_cp(action=PATHS, **ask)
+    assert wider.status == "pending"
+    assert not wider.decisions.exists()
+    expected = {
+        "dba-x2": [{"role": "dba", "approvals": 2}],
+        "ops-x2": [{"role": "ops", "approvals": 2}],
+        "role-hint": [{"role": "ops", "approvals": 1}, {"role": "dba", "approvals": 1}],
+    }
+    assert wider.stages in expected.values()
+    if stricter:
+        assert wider.policy_version.policy.name == "stricter"
+    # What one ops reviewer could have approved alone, it still approves.
+    same = request_cp(action=PATHS)
+    assert same.status == "approved"
+    assert same.decisions.get().policy_version == rule.live_version
+
+
+def test_replay_of_a_rule_counts_only_what_it_may_approve(
+    client, reviewer, reviewer2, dba, publish, request_cp
+):
+    from approvals.replay import replay
+
+    publish(
+        name="critical to dba",
+        match_tool="delete_files",
+        min_risk="critical",
+        stages=[{"role": "dba", "approvals": 1}],
+    )
+    cp = request_cp(action=PATHS)
+    request_cp(action=PATHS, risk="critical")
+    propose(client, reviewer, cp)
+    rule = Policy.objects.get(standing_role="ops")
+    result = replay(policies.latest_version(rule), days=1)
+    # It matches both past requests, but would approve only the one ops could approve.
+    assert (result.matched, result.would_approve) == (2, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_reviewers_proposing_at_once_get_two_rules(agent, reviewer, reviewer2, request_cp):
+    """Both see the same name free; the unique index decides and the other takes the next.
+    A free race, then each side holding its transaction open while the other proposes."""
+    from tests.test_races import race
+
+    condition = policies_condition(request_cp(action=PATHS))
+
+    def proposal(user):
+        cp = request_cp(action=PATHS)
+        return lambda: policies.standing_rule_propose(cp, user, condition=condition, days=3)
+
+    for hold in (None, 0, 1):
+        results = race(proposal(reviewer), proposal(reviewer2), hold=hold)
+        assert [r[0] for r in results] == ["ok", "ok"], results
+    base = "Always allow delete_files for bot"
+    assert sorted(Policy.objects.values_list("name", flat=True)) == sorted(
+        [base] + [f"{base} ({n})" for n in range(2, 7)]
+    )
+    assert len(events("policy.proposed")) == 6

@@ -283,3 +283,89 @@ def test_a_reviewer_without_the_permission_cannot_publish_from_the_admin(client,
     assert response.status_code == 302
     policy.refresh_from_db()
     assert policy.live_version is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_saves_of_one_policy_at_once_make_two_versions(admin_user):
+    """Each save locks the policy row before numbering its version: a free race, then each
+    side holding its transaction open while the other saves."""
+    from tests.test_races import race
+
+    policy = Policy(name="p", stages=[{"role": "ops", "approvals": 1}])
+    policy_save(policy, actor=Actor.for_user(admin_user), by=admin_user)
+
+    def save(timeout: int):
+        def call():
+            mine = Policy.objects.get(pk=policy.pk)
+            return edit(mine, admin_user, timeout_seconds=timeout, description=str(timeout))
+
+        return call
+
+    for n, hold in enumerate((None, 0, 1)):
+        results = race(save(100 + n), save(200 + n), hold=hold)
+        assert [r[0] for r in results] == ["ok", "ok"], results
+    numbers = sorted(policy.versions.values_list("number", flat=True))
+    assert numbers == list(range(1, len(numbers) + 1))
+    assert len(numbers) == 7  # the first, and one per save
+    assert len(events("policy.updated", policy)) == 6
+
+
+ADMIN_FORM = {
+    "name": "bad",
+    "priority": "100",
+    "active": "on",
+    "outcome": "route",
+    "stages": '[{"role": "ops", "approvals": 1}]',
+    "expiry_action": "reject",
+    "escalation_timeout_seconds": "1800",
+    "escalation_ladder": "[]",
+}
+ROLE_IS_A_NAME = '"role" is the name of one review role'
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"stages": '[{"role": ["ops"], "approvals": 1}]'}, "stages"),
+        ({"stages": '[{"role": {"name": "ops"}}]'}, "stages"),
+        (
+            {
+                "expiry_action": "escalate",
+                "escalation_ladder": '[{"role": {"a": 1}, "timeout_seconds": 60}]',
+            },
+            "escalation_ladder",
+        ),
+        (
+            {
+                "expiry_action": "escalate",
+                "escalation_ladder": '[{"role": ["dba"], "timeout_seconds": 60}]',
+            },
+            "escalation_ladder",
+        ),
+    ],
+    ids=["stage-role-list", "stage-role-object", "ladder-role-object", "ladder-role-list"],
+)
+def test_a_role_that_is_not_a_name_is_a_field_error_in_the_admin(admin_client, fields, field):
+    response = admin_client.post("/admin/approvals/policy/add/", {**ADMIN_FORM, **fields})
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert ROLE_IS_A_NAME in " ".join(errors[field])
+    assert not Policy.objects.exists() and not PolicyVersion.objects.exists()
+
+
+@pytest.mark.parametrize("number", ["abc", "1.5", "-1", "", "٣", "99999999999999999999"])
+def test_a_version_that_is_not_a_number_is_not_found(admin_client, publish, number):
+    policy = publish(name="p")
+    edit(policy, policy.published_by, timeout_seconds=60)  # a draft v2 to publish
+    response = admin_client.post(
+        f"/admin/approvals/policy/{policy.pk}/publish/", {"version": number}
+    )
+    replayed = admin_client.get(f"/admin/approvals/policy/{policy.pk}/replay/", {"version": number})
+    policy.refresh_from_db()
+    if number == "":  # no version given: the latest (the draft) is meant
+        assert response.status_code == 302 and replayed.status_code == 200
+        assert policy.live_version.number == 2
+        return
+    assert (response.status_code, replayed.status_code) == (404, 404)
+    assert policy.live_version.number == 1
+    assert len(events("policy.published", policy)) == 1
