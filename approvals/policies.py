@@ -49,7 +49,7 @@ from approvals.models import (
     PolicyOutcome,
     PolicyVersion,
 )
-from approvals.rules import is_review_role, review_role_names
+from approvals.rules import is_review_role, review_role_names, step_up_risk
 from core.canonical import normalize
 from core.exceptions import Conflict, InvalidInput, NotAllowed
 from core.roles import is_manager
@@ -300,7 +300,7 @@ class RoutingTable:
         base: Entry | None = None
         if winner is None:
             standing, base = self._standing_then_base(tool, agent, args, now)
-            winner = next((e for e in standing if within_authority(e, base, hint)), base)
+            winner = next((e for e in standing if within_authority(e, base, hint, risk)), base)
         shadows = [e for e in self.shadows.candidates(tool, agent) if e.matches(**args, now=now)]
         if any(e.policy.standing_role for e in shadows):
             # What a shadow standing rule would have done: the same test, against the route
@@ -311,7 +311,7 @@ class RoutingTable:
                 shadows = [
                     e
                     for e in shadows
-                    if not e.policy.standing_role or within_authority(e, base, hint)
+                    if not e.policy.standing_role or within_authority(e, base, hint, risk)
                 ]
         return winner, shadows
 
@@ -337,12 +337,15 @@ class RoutingTable:
         return standing, None
 
 
-def within_authority(rule: Entry, base: Entry | None, role_hint: str = "") -> bool:
+def within_authority(rule: Entry, base: Entry | None, role_hint: str = "", risk: str = "") -> bool:
     """A standing rule may approve only what one reviewer of its role could have approved
     alone: the route the request gets without any standing rule (`base`, with the agent's
     role hint as routing would add it) is exactly one stage of the rule's role with one
     approval. Two reviewers of `ops` cannot approve, by a rule, what policy sends to `dba`
-    or to two approvers."""
+    or to two approvers. Nor a request that needs a step-up (HITL_STEP_UP_RISK and above):
+    a person would need a fresh second factor to approve it."""
+    if risk and step_up_risk(risk):
+        return False
     route = add_role_hint(route_for(base), role_hint)
     return route.outcome == PolicyOutcome.ROUTE and route.stages == [
         {"role": rule.policy.standing_role, "approvals": 1}

@@ -155,8 +155,13 @@ class StepUpRequired(NotAllowed):
 def step_up_applies(cp: Checkpoint) -> bool:
     """Is `cp` risky enough that deciding it needs a recent MFA confirmation
     (HITL_STEP_UP_RISK and above)?"""
+    return step_up_risk(cp.risk)
+
+
+def step_up_risk(risk: str) -> bool:
+    """Is `risk` at or above HITL_STEP_UP_RISK?"""
     threshold = settings.HITL_STEP_UP_RISK
-    return bool(threshold) and RISK_ORDER[cp.risk] >= RISK_ORDER[threshold]
+    return bool(threshold) and RISK_ORDER[risk] >= RISK_ORDER[threshold]
 
 
 def may_decide_from_chat(cp: Checkpoint) -> bool:

@@ -190,8 +190,9 @@ def test_the_requester_cannot_propose_a_rule_for_their_own_request(client, agent
     ids=["dba-x2", "ops-x2", "role-hint"],
 )  # fmt: skip
 def test_a_rule_approves_only_what_one_reviewer_of_its_role_could_have(
-    client, reviewer, reviewer2, dba, publish, request_cp, stricter, ask
+    client, reviewer, reviewer2, dba, publish, request_cp, stricter, ask, settings
 ):
+    settings.HITL_STEP_UP_RISK = ""  # the route alone decides here (step-up: the next test)
     UserFactory(username="dan", roles=["dba"])
     if stricter:
         publish(name="stricter", **stricter)
@@ -218,6 +219,22 @@ def test_a_rule_approves_only_what_one_reviewer_of_its_role_could_have(
     same = request_cp(action=PATHS)
     assert same.status == "approved"
     assert same.decisions.get().policy_version == rule.live_version
+
+
+def test_a_rule_never_approves_what_needs_a_step_up(
+    client, reviewer, reviewer2, request_cp, settings
+):
+    """One ops reviewer could approve a high-risk request alone, but only with a fresh second
+    factor (HITL_STEP_UP_RISK=high): a rule, which has none, leaves it to a person."""
+    settings.HITL_STEP_UP_RISK = "high"
+    cp = request_cp(action=PATHS)
+    propose(client, reviewer, cp, condition='tool == "delete_files"')
+    rule = Policy.objects.get(standing_role="ops")
+    policies.policy_publish(rule, user=reviewer2)
+    risky = request_cp(action=PATHS, risk="high")
+    assert (risky.status, risky.stages) == ("pending", [{"role": "ops", "approvals": 1}])
+    assert not risky.decisions.exists()
+    assert request_cp(action=PATHS).status == "approved"  # medium: the rule approves it
 
 
 def test_replay_of_a_rule_counts_only_what_it_may_approve(
