@@ -175,7 +175,7 @@ def _checkpoint(pk: str) -> Checkpoint | None:
 def _block_actions(payload: dict) -> HttpResponse:
     action_id, cp_id, seen = _button(payload)
     if action_id not in (APPROVE, REJECT):
-        return HttpResponse(status=200)  # "Open review page" is a link: nothing to do
+        return HttpResponse(status=200)  # "Open the review page" is a link: nothing to do
     link = _linked(payload)
     if link is None:
         _reply(
