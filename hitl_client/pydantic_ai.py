@@ -4,16 +4,18 @@ imported only when results or history are built).
 
     result = agent.run_sync("free some disk space")  # output_type=[str, DeferredToolRequests]
     if isinstance(result.output, DeferredToolRequests):
-        cps = submit_deferred(client, result.output, result.all_messages())
+        cps = submit_deferred(client, result.output, result.all_messages(), agent=agent)
         # ... possibly another process, later:
         history, results = resume_results(client, cps)
         result = agent.run_sync(message_history=history, deferred_tool_results=results)
 
 - Each approval (`requires_approval=True` / `ApprovalRequired`) is an `approval` checkpoint
-  named `pydantic-ai:<tool_call_id>`, with the tool's JSON schema (pass `tool_schemas`) as its
-  `args_schema`. The decision becomes `True` (approve), `ToolApproved(override_args=...)`
-  (the reviewer's edit: pydantic-ai runs edited arguments natively) or `ToolDenied(message)`
-  (rejected, expired, cancelled: the reason goes to the model).
+  named `pydantic-ai:<tool_call_id>`, with the tool's parameters JSON schema as its
+  `args_schema` (read from `agent=`, or given by name in `tool_schemas`), so a reviewer's edit
+  the tool would refuse is refused at review time. The decision becomes `True` (approve),
+  `ToolApproved(override_args=...)` (the reviewer's edit: pydantic-ai runs edited arguments
+  natively) or `ToolDenied(message)` (rejected, expired, cancelled: the reason goes to the
+  model).
 - Each deferred call (`CallDeferred`, e.g. `kind="question"`) is a `question` checkpoint; the
   answer is the call's result (a rejection: `"[rejected] <reason>"`).
 - The message history is stored once per pause, as a `json` artifact of the first
@@ -54,19 +56,44 @@ def _question(part: Any, args: dict) -> str:
     return f"{part.tool_name}({json.dumps(args)})"
 
 
+def agent_tool_schemas(agent: Any) -> dict[str, dict]:
+    """The parameters JSON schema of each of `agent`'s function tools, by the name the model
+    calls it: tools registered on the agent (`@agent.tool`, `tools=[...]`) and the
+    `FunctionToolset`s it was given. Tools whose name the agent only knows at run time (an MCP
+    server's, a prefixed or renamed toolset's) are left out: their edits go unchecked at review
+    time, as do those of a name two toolsets share."""
+    from pydantic_ai.toolsets import FunctionToolset
+
+    schemas: dict[str, dict] = {}
+    shared: set[str] = set()
+    for toolset in agent.toolsets:
+        if not isinstance(toolset, FunctionToolset):
+            continue
+        for name, tool in toolset.tools.items():
+            if name in schemas:
+                shared.add(name)
+            schemas[name] = tool.tool_def.parameters_json_schema
+    return {name: schema for name, schema in schemas.items() if name not in shared}
+
+
 def submit_deferred(
     client: HitlClient,
     requests: Any,
     messages: list[Any],
     *,
+    agent: Any = None,
     run_external_id: str | None = None,
     title: str | None = None,
     tool_schemas: dict[str, dict] | None = None,
     risk: str = "medium",
 ) -> list[Checkpoint]:
     """One checkpoint per deferred approval and per deferred call; submitting the same
-    requests again returns the same checkpoints."""
+    requests again returns the same checkpoints. `agent`: the run's agent, whose tools'
+    parameter schemas check reviewers' edits; `tool_schemas` ({tool name: JSON schema}) adds
+    to or overrides them."""
     from pydantic_ai.messages import ModelMessagesTypeAdapter
+
+    schemas = {**(agent_tool_schemas(agent) if agent is not None else {}), **(tool_schemas or {})}
 
     history = ModelMessagesTypeAdapter.dump_json(messages).decode()
     parts = [("approval", p) for p in requests.approvals] + [("call", p) for p in requests.calls]
@@ -88,7 +115,7 @@ def submit_deferred(
                 "title": title or part.tool_name,
                 "tool": part.tool_name,
                 "args": args,
-                "args_schema": (tool_schemas or {}).get(part.tool_name),
+                "args_schema": schemas.get(part.tool_name),
             }
         else:
             question = _question(part, args)

@@ -4,7 +4,12 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from approvals.models import AuditEvent, Checkpoint, Decision
+from tests.receivers import HttpReceiver
 
 SCHEMA = {
     "type": "object",
@@ -168,6 +173,110 @@ def test_it_refuses_a_broken_args_schema(api, run_id):
     )
     assert bad.status_code == 400
     assert "args_schema" in bad.json()["errors"]["action"]
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    """An HTTP server the schemas point at: nothing may ever fetch from it."""
+    r = HttpReceiver()
+    yield r
+    r.stop()
+
+
+def _create(api, run_id, schema):
+    return api.post(
+        "checkpoints/",
+        {
+            "run": run_id,
+            "title": "t",
+            "action": {"tool": "t", "args": {"a": "x"}, "args_schema": schema},
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"properties": {"a": {"$ref": "REMOTE"}}},
+        {"properties": {"a": {"$dynamicRef": "REMOTE"}}},
+        {"$defs": {"b": {"$ref": "other.json#/x"}}},
+        {"properties": {"a": {"$ref": "#/$defs/missing"}}},
+        {"properties": {"a": {"$ref": "#no-such-anchor"}}},
+        {"$schema": ["not", "a", "string"]},
+    ],
+)
+def test_it_refuses_an_args_schema_that_is_not_self_contained(api, run_id, receiver, schema):
+    schema = json.loads(json.dumps(schema).replace("REMOTE", f"{receiver.base}/x.json"))
+    bad = _create(api, run_id, schema)
+    assert bad.status_code == 400
+    assert "args_schema" in bad.json()["errors"]["action"]
+    assert not Checkpoint.objects.exists()
+    assert receiver.requests == []
+
+
+def test_a_ref_inside_data_is_data(ask):
+    """`const`/`default` values are data, not subschemas: a `$ref` key in them is no
+    reference (the validator does not follow it either)."""
+    schema = {"properties": {"a": {"const": {"$ref": "http://127.0.0.1:9/x.json"}}}}
+    assert ask(action={"tool": "t", "args": {}, "args_schema": schema})["id"]
+
+
+LOCAL_REFS = {
+    "type": "object",
+    "$defs": {
+        "days": {"type": "integer", "minimum": 1},
+        "paths": {"type": "array", "items": {"$ref": "#path"}},
+        "path": {"$anchor": "path", "type": "string"},
+    },
+    "properties": {"days": {"$ref": "#/$defs/days"}, "paths": {"$ref": "#/$defs/paths"}},
+    "required": ["paths"],
+}
+
+
+def test_an_edit_is_checked_against_a_schema_with_local_refs(ask, reviewer_api):
+    cp = ask(action={"tool": "t", "args": {"paths": ["/a"]}, "args_schema": LOCAL_REFS})
+    bad = reviewer_api.post(
+        f"checkpoints/{cp['id']}/decision/",
+        {"outcome": "modify", "action": {"args": {"paths": [3], "days": "7"}}},
+    )
+    assert bad.status_code == 400
+    assert bad.json()["errors"]["action"]["args"] == {
+        "days": ["'7' is not of type 'integer'"],
+        "paths.0": ["3 is not of type 'string'"],
+    }
+    ok = reviewer_api.post(
+        f"checkpoints/{cp['id']}/decision/",
+        {"outcome": "modify", "action": {"args": {"paths": ["/b"], "days": 7}}},
+    )
+    assert ok.status_code == 200, ok.content
+    assert Decision.objects.get().edited_action["args"] == {"paths": ["/b"], "days": 7}
+
+
+def test_an_unusable_stored_schema_refuses_the_edit_and_fetches_nothing(
+    ask, reviewer_api, receiver
+):
+    """A schema that reached the database before the create-time check (remote refs) or that
+    loops for ever: the edit gets a 400 naming the schema, the portal fetches nothing, and the
+    call can still be approved or rejected as it is."""
+    cp = ask(action={"tool": "t", "args": {"a": "x"}})
+    for schema in (
+        {"properties": {"a": {"$ref": f"{receiver.base}/x.json"}}},
+        {"$defs": {"a": {"$ref": "#/$defs/a"}}, "properties": {"a": {"$ref": "#/$defs/a"}}},
+    ):
+        Checkpoint.objects.filter(pk=cp["id"]).update(
+            action={"tool": "t", "args": {"a": "x"}, "args_schema": schema}
+        )
+        bad = reviewer_api.post(
+            f"checkpoints/{cp['id']}/decision/",
+            {"outcome": "modify", "action": {"args": {"a": "y"}}},
+        )
+        assert bad.status_code == 400, bad.content
+        assert "argument schema cannot check this edit" in bad.json()["errors"]["action"][0]
+    assert receiver.requests == []
+    assert not Decision.objects.exists()
+    approved = reviewer_api.post(f"checkpoints/{cp['id']}/decision/", {"outcome": "approve"})
+    assert approved.status_code == 200
+    assert Checkpoint.objects.get(pk=cp["id"]).status == "approved"
 
 
 def test_it_keeps_a_known_source_and_refuses_an_unknown_one(ask, api, run_id):

@@ -11,13 +11,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from agents.models import Run
 from approvals.models import AuditEvent, Checkpoint
+from approvals.transitions import checkpoint_expire
+from hitl_client import HitlClient, hooks
 from tests.integrations.fake_anthropic import FakeAnthropic
 from tests.integrations.helpers import decide, run_in_thread, wait_for_checkpoint
+from tests.receivers import HttpReceiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -185,7 +189,61 @@ def test_errors_fail_closed(live_portal, agent_key):
 
     other, _ = hook(live_portal, agent_key, {**event(), "hook_event_name": "Stop"})
     assert other == {}
+
+    # A server that answers 200 with JSON that is not the portal's (a proxy, a wrong URL):
+    # reading it fails in ways no portal error does, and the hook still denies with exit 0.
+    stranger = HttpReceiver(reply={"ok": True})
+    try:
+        odd, _ = hook(SimpleNamespace(url=stranger.base), agent_key, event())
+    finally:
+        stranger.stop()
+    assert out(odd)["permissionDecision"] == "deny"
+    assert "KeyError" in out(odd)["permissionDecisionReason"]
+    assert stranger.requests  # it was asked, and answered
+
+    # A URL httpx cannot even parse.
+    broken_url, _ = hook(SimpleNamespace(url="http://[::1"), agent_key, event())
+    assert out(broken_url)["permissionDecision"] == "deny"
+    asked_anyway, _ = hook(SimpleNamespace(url="http://[::1"), agent_key, event(),
+                           "--on-error", "ask")  # fmt: skip
+    assert out(asked_anyway)["permissionDecision"] == "ask"
     assert not Checkpoint.objects.exists()
+
+
+class LostWhileWaiting(HitlClient):
+    """A portal client that creates the checkpoint, then fails reading the wait's answer."""
+
+    def wait(self, checkpoint_id, timeout=None):
+        raise KeyError("status")
+
+
+def test_a_failure_after_asking_denies_and_withdraws_the_request(live_portal, agent_key):
+    answer = hooks.handle(
+        event(),
+        lambda: LostWhileWaiting(live_portal.url, agent_key, timeout=10, retries=0),
+        timeout=30,
+        on_timeout="ask",
+        on_error="deny",
+    )
+    specific = out(answer)
+    assert specific["permissionDecision"] == "deny"
+    assert "KeyError" in specific["permissionDecisionReason"]
+    cp = Checkpoint.objects.get()
+    assert (cp.status, cp.resolution_reason) == ("cancelled", hooks.FAILED)
+
+    # The same tool use again: the hook answers as --on-error says, as it did then.
+    again, _ = hook(live_portal, agent_key, event(), "--on-error", "ask")
+    assert out(again)["permissionDecision"] == "ask" and Checkpoint.objects.count() == 1
+
+
+def test_an_expired_request_is_denied(live_portal, agent_key):
+    answer = run_in_thread(hook, live_portal, agent_key, event())
+    cp = wait_for_checkpoint()
+    Checkpoint.objects.filter(pk=cp.pk).update(deadline=cp.created_at)
+    assert checkpoint_expire(cp.pk) == "expired"
+    specific = out(answer.get()[0])
+    assert specific["permissionDecision"] == "deny"
+    assert specific["permissionDecisionReason"].startswith("Not approved in time: No decision")
 
 
 # --- the real Claude Code CLI -----------------------------------------------------------------

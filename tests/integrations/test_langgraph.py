@@ -132,6 +132,27 @@ def test_the_middleware_resumes_with_typed_edits_and_reasons(client, live_portal
     assert final.value["messages"][-1].content == "done"
 
 
+def test_a_withdrawn_request_is_a_rejection_and_its_tool_never_runs(client, live_portal, reviewer):
+    graph, cfg = agent(), config()
+    out = graph.invoke({"messages": [("user", "mail a@b.c, then clean up")]}, cfg, version="v2")
+    mail, delete = submit_interrupts(
+        client, out.interrupts, thread_id=cfg["configurable"]["thread_id"]
+    )
+    decide(live_portal, reviewer, Checkpoint.objects.get(pk=mail.id), "approve")
+    client.cancel(delete.id, reason="the ticket was closed")
+
+    final = graph.invoke(
+        resume_command(client, graph.get_state(cfg).interrupts, [mail, delete]), cfg, version="v2"
+    )
+    assert EXECUTED == [("send_email", "a@b.c", 3, True)]  # delete_file never ran
+    tool_messages = {
+        m.tool_call_id: m for m in final.value["messages"] if isinstance(m, ToolMessage)
+    }
+    assert tool_messages["c2"].status == "error"
+    assert "cancelled: the ticket was closed" in tool_messages["c2"].content
+    assert Checkpoint.objects.get(pk=delete.id).status == "cancelled"
+
+
 def test_per_call_mode_carries_the_argument_schema(client, live_portal, reviewer):
     graph, cfg = agent("per_call"), config()
     thread = cfg["configurable"]["thread_id"]

@@ -5,7 +5,6 @@ agent key as bearer), each with the initialize handshake and with auto-negotiati
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 from pathlib import Path
@@ -244,4 +243,42 @@ def test_another_agents_checkpoint_is_unknown(live_portal, agent_key, make_check
 
     result = asyncio.run(main())
     assert result.is_error and "No request" in result.content[0].text
-    assert os.environ.get("HITL_API_KEY") != agent_key  # nothing leaked into this process
+    assert mine.title not in result.content[0].text  # nothing about it is told
+    mine.refresh_from_db()
+    assert mine.status == "pending"
+
+
+def test_a_withdrawn_request_ends_the_wait_not_approved(live_portal, agent_key):
+    """The agent (or its run ending) withdraws a request while request_approval waits: the call
+    returns `cancelled`, not approved, with no args to run and the reason."""
+
+    def withdraw_later():
+        cp = wait_for_checkpoint()
+        httpx.post(
+            f"{live_portal.url}/api/v1/checkpoints/{cp.pk}/cancel/",
+            json={"reason": "the user closed the chat"},
+            headers={"Authorization": f"Bearer {agent_key}"},
+        ).raise_for_status()
+
+    async def main():
+        transport = streamable_http_client(
+            f"{live_portal.url}/mcp", http_client=http_client(live_portal, agent_key)
+        )
+        async with Client(transport) as client:
+            withdrawn = run_in_thread(withdraw_later)
+            result = await client.call_tool(
+                "request_approval",
+                {"title": "Wipe", "tool": "wipe", "args": {"disk": "sda"}, "wait_seconds": 30},
+            )
+            await asyncio.to_thread(withdrawn.get)
+            again = await client.call_tool(
+                "check_status", {"checkpoint_id": result.structured_content["checkpoint_id"]}
+            )
+            return result, again
+
+    result, again = asyncio.run(main())
+    for answer in (structured(result), structured(again)):
+        assert answer["status"] == "cancelled" and answer["outcome"] == "cancelled"
+        assert answer["approved"] is False and answer["args"] is None
+        assert answer["reason"] == "the user closed the chat"
+    assert Checkpoint.objects.get().status == "cancelled"

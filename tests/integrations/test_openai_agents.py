@@ -97,3 +97,36 @@ def test_approve_expiry_and_a_tampered_state(app, live_portal, reviewer):
     )
     refused = app("tamper-check", *paused["checkpoints"])
     assert "does not match its sha256" in refused["error"]
+
+
+def test_an_edit_never_runs_the_models_arguments_on_a_tool_that_cannot_take_it(
+    app, live_portal, reviewer
+):
+    """Only a FunctionTool wrapped by `wrap_tools` can run an edit: other tools' checkpoints
+    offer approve and reject only, and an edit that reaches one anyway (a checkpoint from an
+    older helper; an app that resumes without `wrap_tools`) rejects the call, saying why."""
+    paused = app("submit-mixed")
+    assert paused["executed"] == []
+    delete, reboot, patch = (Checkpoint.objects.get(pk=pk) for pk in paused["checkpoints"])
+    assert patch.external_id == "openai-agents:call_patch"
+    assert patch.action["args"] == {"operation": {"type": "delete_file", "path": "settings.py"}}
+    assert delete.allowed_outcomes == []  # the default: approve, modify, reject
+    assert set(reboot.allowed_outcomes) == set(patch.allowed_outcomes) == {"approve", "reject"}
+    refused = decide(live_portal, reviewer, reboot, "modify", expect=400, args={"host": "db2"})
+    assert refused["code"] == "outcome_not_allowed"
+
+    Checkpoint.objects.filter(pk=patch.pk).update(allowed_outcomes=[])  # as an older helper
+    other_file = {"operation": {"type": "delete_file", "path": "tmp.txt"}}
+    decide(live_portal, reviewer, patch, "modify", args=other_file)
+    decide(live_portal, reviewer, delete, "modify",
+           args={"paths": ["/tmp/b"], "older_than_days": 90, "dry_run": False})  # fmt: skip
+    decide(live_portal, reviewer, reboot, "approve")
+
+    resumed = app("resume-mixed", *paused["checkpoints"])  # delete_files is not wrapped now
+    assert resumed["executed"] == [["reboot", "db1"]]  # neither the edit nor the original ran
+    assert resumed["outputs"]["call_del"].startswith("Not run: a human reviewer approved")
+    assert (
+        "not wrapped with hitl_client.openai_agents.wrap_tools" in (resumed["outputs"]["call_del"])
+    )
+    assert "ApplyPatchTool takes no edited arguments" in resumed["outputs"]["call_patch"]
+    assert resumed["final"] == "done"

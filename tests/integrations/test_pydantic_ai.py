@@ -70,12 +70,13 @@ def client(live_portal, agent_key):
 
 
 def pause(client):
-    result = build_agent().run_sync("clean up")
+    agent = build_agent()
+    result = agent.run_sync("clean up")
     assert isinstance(result.output, DeferredToolRequests)
     cps = submit_deferred(
-        client, result.output, result.all_messages(), tool_schemas=SCHEMAS, run_external_id="c-1"
+        client, result.output, result.all_messages(), agent=agent, run_external_id="c-1"
     )
-    again = submit_deferred(client, result.output, result.all_messages(), tool_schemas=SCHEMAS)
+    again = submit_deferred(client, result.output, result.all_messages(), agent=agent)
     assert [c.id for c in again] == [c.id for c in cps]
     return cps
 
@@ -84,8 +85,18 @@ def test_edits_denials_and_answers_continue_the_run(client, live_portal, reviewe
     cps = pause(client)
     delete, rst, ask = (Checkpoint.objects.get(pk=c.id) for c in cps)
     assert (delete.kind, ask.kind, ask.title) == ("approval", "question", "Which region?")
-    assert delete.action["args_schema"]["properties"]["older_than_days"]["type"] == "integer"
+    # The schema read from the agent is the one its model was shown.
+    assert delete.action["args_schema"] == SCHEMAS["delete_files"]
     assert Artifact.objects.get(checkpoint=delete).name == "message_history.json"
+    refused = decide(
+        live_portal,
+        reviewer,
+        delete,
+        "modify",
+        expect=400,
+        args={"paths": "/tmp/a", "older_than_days": "90"},
+    )
+    assert set(refused["errors"]["action"]["args"]) == {"paths", "older_than_days"}
     decide(
         live_portal,
         reviewer,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from approvals.models import Decision
 from tests.portal.helpers import decide_url, review_url
+from tests.receivers import HttpReceiver
 
 SCHEMA = {
     "type": "object",
@@ -66,3 +67,25 @@ def test_an_edit_that_breaks_the_schema_is_a_field_error(client_for, reviewer, m
     assert "paths: &#x27;/tmp/a&#x27; is not of type &#x27;array&#x27;" in body
     assert "days: &#x27;7&#x27; is not of type &#x27;integer&#x27;" in body
     assert not Decision.objects.exists()
+
+
+def test_a_schema_that_points_outside_itself_is_never_fetched(
+    client_for, reviewer, make_checkpoint
+):
+    """The page's edit form goes through the same rule as the API: a stored schema with a
+    remote `$ref` refuses the edit with a form error; nothing is fetched."""
+    receiver = HttpReceiver()
+    try:
+        schema = {"properties": {"paths": {"$ref": f"{receiver.base}/paths.json"}}}
+        cp = make_checkpoint(
+            action={"tool": "delete_files", "args": {"paths": ["/tmp/a"]}, "args_schema": schema}
+        )
+        resp = client_for(reviewer).post(
+            decide_url(cp), {"outcome": "modify", "action_args": '{"paths": ["/tmp/b"]}'}
+        )
+        assert resp.status_code == 400
+        assert "argument schema cannot check this edit" in resp.content.decode()
+        assert receiver.requests == []
+        assert not Decision.objects.exists()
+    finally:
+        receiver.stop()
