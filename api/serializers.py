@@ -27,7 +27,8 @@ class ActionSerializer(serializers.Serializer):
     args_schema = serializers.DictField(
         required=False,
         help_text="JSON Schema of the arguments (draft 2020-12 unless it names its own "
-        "`$schema`): a reviewer's edit must fit it (400 with field errors otherwise).",
+        "`$schema`): a reviewer's edit must fit it (400 with field errors otherwise). "
+        "Self-contained: every `$ref` points inside it (`#...`); nothing is fetched.",
     )
 
     def validate_args_schema(self, value):
