@@ -177,7 +177,9 @@ def open_receipt(token: str, keys: dict[str, str]) -> dict:
         signature = unb64(sig_b64)
     except ValueError as exc:
         raise ValueError(f"not a receipt: {exc}") from None
-    key = keys.get(header.get("kid"))
+    if not isinstance(header, dict) or not isinstance(header.get("kid"), str):
+        raise ValueError("not a receipt: the header is not an object with a string kid")
+    key = keys.get(header["kid"])
     if key is None or not _verify_ed25519(key, signature, f"{header_b64}.{payload_b64}".encode()):
         raise ValueError("the receipt's signature does not verify")
     return claims
