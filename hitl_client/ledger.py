@@ -162,6 +162,27 @@ def head_problem(head: dict, keys: dict[str, str]) -> str:
     return ""
 
 
+HEAD_FIELDS = ("origin", "tree_size", "root_hash", "timestamp", "key_id", "signature")
+
+
+def parse_head(text: str) -> dict:
+    """A signed head from text: the head as JSON, or the last non-empty line of a witness
+    file (one head per line, appended) or of a saved witness email. ValueError if neither
+    is one."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    for candidate in (text, lines[-1] if lines else ""):
+        try:
+            head = json.loads(candidate)
+        except ValueError:
+            continue
+        if isinstance(head, dict):
+            missing = [name for name in HEAD_FIELDS if name not in head]
+            if missing:
+                raise ValueError(f"not a signed head: no {', '.join(missing)}")
+            return head
+    raise ValueError("not a head as JSON, nor a file whose last line is one")
+
+
 def open_receipt(token: str, keys: dict[str, str]) -> dict:
     """A receipt's claims, checked offline against the portal's public keys (ValueError if
     it is not one the portal signed). Expiry and single use are the portal's to say:
@@ -270,7 +291,7 @@ def verify_ledger(
     size = int(head["tree_size"])
     if previous:
         problem = head_problem(previous, keys)
-        old = int(previous["tree_size"])
+        old = 0 if problem else int(previous["tree_size"])
         if problem:
             report.fail(f"the earlier head: {problem}")
         elif old > size:
