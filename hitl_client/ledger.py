@@ -5,7 +5,7 @@ accepted (and the pinned public keys) in a local state file, and on every run ch
 the portal's new head is signed by a pinned key and consistent with that one (RFC 9162
 2.1.4.2: the old tree is a prefix of the new). Any truncation, rewrite or fork since the
 last run fails. `events` are checked for inclusion (hashing each event's entry text
-itself), and `full` re-hashes every entry of the log (managers): a changed event is caught
+itself) at the place their number says (event #n is leaf n - 1), and `full` re-hashes every entry of the log (managers): a changed event is caught
 even when its stored hash and the tree were recomputed, since the head cannot be re-signed
 without the key.
 """
@@ -325,6 +325,11 @@ def verify_ledger(
         except ApiError as exc:
             report.fail(f"event {event}: {exc}")
             continue
+        problem = _placement_problem(proof)
+        if problem:
+            report.events.append({"event": event, "seq": proof.get("seq"), "included": False})
+            report.fail(f"event {event}: {problem}")
+            continue
         leaf = leaf_of(proof["entry"])
         try:
             root = root_from_inclusion(
@@ -352,6 +357,31 @@ def verify_ledger(
     return report
 
 
+def _placement_problem(proof: dict) -> str:
+    """'' if the proof puts the event where its number says: event #seq is leaf seq - 1, and
+    the entry (whose hash the leaf is) carries that seq. Otherwise the portal shows the event
+    at one place and proves another."""
+    try:
+        seq, index = int(proof["seq"]), int(proof["leaf_index"])
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"malformed inclusion proof: {exc!r}"
+    if index != seq - 1:
+        return f"shown as #{seq} but proved at leaf index {index} (#{index + 1})"
+    entry_seq = _seq_of(proof.get("entry"))
+    if entry_seq != seq:
+        return f"shown as #{seq} but its entry says #{entry_seq}"
+    return ""
+
+
+def _seq_of(entry: Any) -> Any:
+    """The seq an entry (canonical JSON) carries; None if it is not one."""
+    try:
+        value = json.loads(entry)
+    except (TypeError, ValueError):
+        return None
+    return value.get("seq") if isinstance(value, dict) else None
+
+
 def report_keys(report: Report) -> dict[str, str]:
     return report.keys
 
@@ -367,6 +397,12 @@ def _check_entries(client: HitlClient, report: Report, head: dict, previous: dic
                 break
             if item["seq"] != tree.size + 1:
                 report.fail(f"event #{tree.size + 1} is missing from the log")
+                return
+            if _seq_of(item["entry"]) != item["seq"]:
+                report.fail(
+                    f"event #{item['seq']}'s entry says #{_seq_of(item['entry'])}: "
+                    "the log is out of order"
+                )
                 return
             leaf = leaf_of(item["entry"])
             if item["hash"] != leaf.hex():
