@@ -5,9 +5,9 @@ accepted (and the pinned public keys) in a local state file, and on every run ch
 the portal's new head is signed by a pinned key and consistent with that one (RFC 9162
 2.1.4.2: the old tree is a prefix of the new). Any truncation, rewrite or fork since the
 last run fails. `events` are checked for inclusion (hashing each event's entry text
-itself) at the place their number says (event #n is leaf n - 1), and `full` re-hashes every entry of the log (managers): a changed event is caught
-even when its stored hash and the tree were recomputed, since the head cannot be re-signed
-without the key.
+itself) at the place their number says (event #n is leaf n - 1), and `full` re-hashes every
+entry of the log (managers): a changed event is caught even when its stored hash and the
+tree were recomputed, since the head cannot be re-signed without the key.
 """
 
 from __future__ import annotations
