@@ -26,7 +26,7 @@ import django
 
 django.setup()
 
-from django.contrib.auth.models import Group, User  # noqa: E402
+from django.contrib.auth.models import Group, Permission, User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
@@ -36,7 +36,8 @@ from agents.models import Agent  # noqa: E402
 from agents.services import AGENT_KEYS  # noqa: E402
 from agents.transitions import run_start  # noqa: E402
 from approvals.audit import Actor  # noqa: E402
-from approvals.services import USER_TOKENS  # noqa: E402
+from approvals.rules import DECIDE_PERMISSION  # noqa: E402
+from approvals.services import user_token_create  # noqa: E402
 
 
 def main() -> None:
@@ -46,10 +47,16 @@ def main() -> None:
     run = run_start(agent=agent, task="t", actor=actor)
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {AGENT_KEYS.create(agent, actor)}")
-    user = User.objects.create_user(f"st-{uuid.uuid4().hex[:8]}")
-    user.groups.add(Group.objects.get_or_create(name="ops")[0])
+    # A reviewer as tests/factories.py makes one: a staff user with an email address (so a
+    # request notifies them) in a review role (a group with the decide permission), deciding
+    # with a token of the decide scope.
+    ops = Group.objects.get_or_create(name="ops")[0]
+    ops.permissions.add(Permission.objects.get(codename=DECIDE_PERMISSION))
+    name = f"st-{uuid.uuid4().hex[:8]}"
+    user = User.objects.create_user(name, email=f"{name}@example.com", is_staff=True)
+    user.groups.add(ops)
     person = APIClient()
-    person.credentials(HTTP_AUTHORIZATION=f"Bearer {USER_TOKENS.create(user)}")
+    person.credentials(HTTP_AUTHORIZATION=f"Bearer {user_token_create(user, scope='decide')}")
     body = {
         "run": str(run.pk),
         "title": "Delete batch",

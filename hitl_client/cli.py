@@ -23,6 +23,7 @@ from typing import Any
 from hitl_client._version import __version__
 from hitl_client.client import HitlClient
 from hitl_client.errors import ApiError, HitlError, WaitTimeout
+from hitl_client.ledger import parse_head
 from hitl_client.models import Checkpoint
 from hitl_client.review import Reviewer, use_colour
 
@@ -60,8 +61,8 @@ def _confidence(text: str) -> float:
     return value
 
 
-def _client(opts) -> HitlClient:
-    return HitlClient(opts.url, opts.key, user_agent=f"hitl-cli/{__version__}")
+def _client(opts, *, anonymous: bool = False) -> HitlClient:
+    return HitlClient(opts.url, opts.key, user_agent=f"hitl-cli/{__version__}", anonymous=anonymous)
 
 
 def _finish(cp: Checkpoint) -> int:
@@ -207,9 +208,19 @@ def cmd_hook_claude_code(opts) -> int:
 EXIT_UNVERIFIED = 7
 
 
+def _trusted_head(path: str) -> dict:
+    try:
+        return parse_head(Path(path).read_text())
+    except OSError as exc:
+        raise HitlError(f"--trusted-head {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # UnicodeDecodeError too
+        raise HitlError(f"--trusted-head {path}: {exc}") from None
+
+
 def cmd_verify(opts) -> int:
-    client = _client(opts)
-    trusted = json.loads(Path(opts.trusted_head).read_text()) if opts.trusted_head else None
+    trusted = _trusted_head(opts.trusted_head) if opts.trusted_head else None
+    # The head, the keys and consistency proofs are public: a witness needs no account.
+    client = _client(opts, anonymous=not (opts.full or opts.event))
     report = client.verify_ledger(
         opts.state,
         events=opts.event or [],
@@ -348,7 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--public-key", action="append", help="trust only this base64 key (default: pinned)"
     )
-    p.add_argument("--trusted-head", help="a head published before (JSON file), e.g. a witness's")
+    p.add_argument(
+        "--trusted-head",
+        help="a head published before: a JSON file, or a witness file (its last line)",
+    )
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("redeem", help="spend an approval's receipt right before acting")

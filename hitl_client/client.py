@@ -55,20 +55,26 @@ class HitlClient:
         retries: int = 4,
         user_agent: str | None = None,
         transport: httpx.BaseTransport | None = None,
+        anonymous: bool = False,
     ):
+        """`anonymous=True` allows no key: then no Authorization header is sent, and only the
+        public endpoints answer (the ledger's head, keys and consistency proofs: what a
+        witness, `hitl verify` without --event or --full, needs)."""
         base_url = base_url or os.environ.get("HITL_URL", "http://127.0.0.1:8000")
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key or os.environ.get("HITL_API_KEY") or os.environ.get("HITL_TOKEN")
-        if not self.api_key:
-            raise HitlError("no API key: pass api_key= or set HITL_API_KEY")
+        if not self.api_key and not anonymous:
+            raise HitlError("no API key: pass api_key= (hitl: --key) or set HITL_API_KEY")
         self.timeout = timeout
         self.retries = retries
         self.run: Run | None = None
         self._headers = {
-            "Authorization": f"Bearer {self.api_key}",
             "User-Agent": user_agent or f"hitl-client/{__version__}",
             "Accept": "application/json",
         }
+        if self.api_key:
+            # A made-up bearer is refused (401) even where no credentials are needed.
+            self._headers["Authorization"] = f"Bearer {self.api_key}"
         self._http = httpx.Client(
             base_url=self.base_url + "/api/v1/",
             headers=self._headers,

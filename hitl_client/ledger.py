@@ -5,9 +5,9 @@ accepted (and the pinned public keys) in a local state file, and on every run ch
 the portal's new head is signed by a pinned key and consistent with that one (RFC 9162
 2.1.4.2: the old tree is a prefix of the new). Any truncation, rewrite or fork since the
 last run fails. `events` are checked for inclusion (hashing each event's entry text
-itself), and `full` re-hashes every entry of the log (managers): a changed event is caught
-even when its stored hash and the tree were recomputed, since the head cannot be re-signed
-without the key.
+itself) at the place their number says (event #n is leaf n - 1), and `full` re-hashes every
+entry of the log (managers): a changed event is caught even when its stored hash and the
+tree were recomputed, since the head cannot be re-signed without the key.
 """
 
 from __future__ import annotations
@@ -162,6 +162,27 @@ def head_problem(head: dict, keys: dict[str, str]) -> str:
     return ""
 
 
+HEAD_FIELDS = ("origin", "tree_size", "root_hash", "timestamp", "key_id", "signature")
+
+
+def parse_head(text: str) -> dict:
+    """A signed head from text: the head as JSON, or the last non-empty line of a witness
+    file (one head per line, appended) or of a saved witness email. ValueError if neither
+    is one."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    for candidate in (text, lines[-1] if lines else ""):
+        try:
+            head = json.loads(candidate)
+        except ValueError:
+            continue
+        if isinstance(head, dict):
+            missing = [name for name in HEAD_FIELDS if name not in head]
+            if missing:
+                raise ValueError(f"not a signed head: no {', '.join(missing)}")
+            return head
+    raise ValueError("not a head as JSON, nor a file whose last line is one")
+
+
 def open_receipt(token: str, keys: dict[str, str]) -> dict:
     """A receipt's claims, checked offline against the portal's public keys (ValueError if
     it is not one the portal signed). Expiry and single use are the portal's to say:
@@ -177,7 +198,9 @@ def open_receipt(token: str, keys: dict[str, str]) -> dict:
         signature = unb64(sig_b64)
     except ValueError as exc:
         raise ValueError(f"not a receipt: {exc}") from None
-    key = keys.get(header.get("kid"))
+    if not isinstance(header, dict) or not isinstance(header.get("kid"), str):
+        raise ValueError("not a receipt: the header is not an object with a string kid")
+    key = keys.get(header["kid"])
     if key is None or not _verify_ed25519(key, signature, f"{header_b64}.{payload_b64}".encode()):
         raise ValueError("the receipt's signature does not verify")
     return claims
@@ -268,7 +291,7 @@ def verify_ledger(
     size = int(head["tree_size"])
     if previous:
         problem = head_problem(previous, keys)
-        old = int(previous["tree_size"])
+        old = 0 if problem else int(previous["tree_size"])
         if problem:
             report.fail(f"the earlier head: {problem}")
         elif old > size:
@@ -302,6 +325,11 @@ def verify_ledger(
         except ApiError as exc:
             report.fail(f"event {event}: {exc}")
             continue
+        problem = _placement_problem(proof)
+        if problem:
+            report.events.append({"event": event, "seq": proof.get("seq"), "included": False})
+            report.fail(f"event {event}: {problem}")
+            continue
         leaf = leaf_of(proof["entry"])
         try:
             root = root_from_inclusion(
@@ -329,6 +357,31 @@ def verify_ledger(
     return report
 
 
+def _placement_problem(proof: dict) -> str:
+    """'' if the proof puts the event where its number says: event #seq is leaf seq - 1, and
+    the entry (whose hash the leaf is) carries that seq. Otherwise the portal shows the event
+    at one place and proves another."""
+    try:
+        seq, index = int(proof["seq"]), int(proof["leaf_index"])
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"malformed inclusion proof: {exc!r}"
+    if index != seq - 1:
+        return f"shown as #{seq} but proved at leaf index {index} (#{index + 1})"
+    entry_seq = _seq_of(proof.get("entry"))
+    if entry_seq != seq:
+        return f"shown as #{seq} but its entry says #{entry_seq}"
+    return ""
+
+
+def _seq_of(entry: Any) -> Any:
+    """The seq an entry (canonical JSON) carries; None if it is not one."""
+    try:
+        value = json.loads(entry)
+    except (TypeError, ValueError):
+        return None
+    return value.get("seq") if isinstance(value, dict) else None
+
+
 def report_keys(report: Report) -> dict[str, str]:
     return report.keys
 
@@ -344,6 +397,12 @@ def _check_entries(client: HitlClient, report: Report, head: dict, previous: dic
                 break
             if item["seq"] != tree.size + 1:
                 report.fail(f"event #{tree.size + 1} is missing from the log")
+                return
+            if _seq_of(item["entry"]) != item["seq"]:
+                report.fail(
+                    f"event #{item['seq']}'s entry says #{_seq_of(item['entry'])}: "
+                    "the log is out of order"
+                )
                 return
             leaf = leaf_of(item["entry"])
             if item["hash"] != leaf.hex():

@@ -56,9 +56,12 @@ def open_token(token: str, public_keys: dict[str, Any]) -> dict[str, Any]:
         raise InvalidReceipt("not a receipt (undecodable JSON)") from None
     if not isinstance(header, dict) or header.get("alg") != "EdDSA" or header.get("typ") != TYPE:
         raise InvalidReceipt("not a HITL receipt (alg/typ)")
-    key = public_keys.get(header.get("kid"))
+    kid = header.get("kid")
+    if not isinstance(kid, str):  # a list or an object would not even be a dict key
+        raise InvalidReceipt("not a receipt (kid is not a string)")
+    key = public_keys.get(kid)
     if key is None:
-        raise InvalidReceipt(f"signed with an unknown key {header.get('kid')!r}")
+        raise InvalidReceipt(f"signed with an unknown key {kid!r}")
     if not verify(key, _unb64(signature_b64), f"{header_b64}.{payload_b64}".encode()):
         raise InvalidReceipt("the signature does not verify (tampered or forged)")
     if not isinstance(claims, dict):

@@ -13,7 +13,9 @@ database (and of its heads) is caught by comparing with them (`hitl verify --tru
 
 Witnesses always get the latest head: one that missed some heads lost nothing, since a
 consistency proof links any two. A failure is recorded on its `WitnessState` and retried at
-the next interval. The sequencer calls `publish_due()` after its batches.
+the next interval. The sequencer calls `publish_due()` after its batches, and the minute
+sweep after sequencing what is pending (so heads reach the witnesses with no sequencer
+running).
 """
 
 from __future__ import annotations
@@ -98,7 +100,11 @@ def publish_due(now: dt.datetime | None = None) -> int:
         last = state.last_attempt_at
         if last and (now - last).total_seconds() < _interval(url):
             continue
-        WitnessState.objects.filter(pk=state.pk).update(last_attempt_at=now)
+        # Claim the attempt (compare and set): the sequencer and the minute sweep both
+        # publish, and a witness should not get the same head twice from both.
+        unclaimed = {"last_attempt_at": last} if last else {"last_attempt_at__isnull": True}
+        if not WitnessState.objects.filter(pk=state.pk, **unclaimed).update(last_attempt_at=now):
+            continue  # another publisher got there first
         try:
             _push(url, heads.as_json(head))
         except Exception as exc:

@@ -97,6 +97,36 @@ def test_it_refuses_tampered_arguments_and_a_tampered_receipt(ask, api, reviewer
     assert not AuditEvent.objects.filter(verb="receipt.redeemed").exists()
 
 
+def _b64json(value) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"alg": "EdDSA", "typ": "hitl-receipt+jws", "kid": ["a", "b"]},
+        {"alg": "EdDSA", "typ": "hitl-receipt+jws", "kid": {"x": 1}},
+        {"alg": "EdDSA", "typ": "hitl-receipt+jws", "kid": 7},
+        ["EdDSA", "hitl-receipt+jws"],
+        "EdDSA",
+    ],
+    ids=["kid-list", "kid-object", "kid-number", "header-list", "header-string"],
+)
+def test_it_refuses_a_receipt_whose_header_is_malformed_with_400(ask, api, reviewer, header):
+    token = approved(ask, api, reviewer)["decision"]["receipt"]
+    _header, payload, signature = token.split(".")
+    forged = f"{_b64json(header)}.{payload}.{signature}"
+    for path in ("receipts/verify/", "receipts/redeem/"):
+        response = api.post(path, {"receipt": forged, "action": ACTION})
+        assert response.status_code == 400, (path, response.content)
+        assert response["Content-Type"].startswith("application/problem+json")
+        assert "receipt" in response.json()["errors"]
+    assert Receipt.objects.get().redeemed_at is None
+    assert not AuditEvent.objects.filter(verb="receipt.redeemed").exists()
+    with pytest.raises(ValueError, match="not a receipt"):
+        open_receipt(forged, keys())  # the client's offline check says so too
+
+
 def test_it_binds_the_edited_action_not_the_proposal(ask, api, reviewer):
     edited = {"paths": ["/var/log/b.log"]}
     cp = approved(ask, api, reviewer, outcome="modify", action={"args": edited})

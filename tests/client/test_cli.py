@@ -22,7 +22,11 @@ HITL = [sys.executable, "-m", "hitl_client.cli"]
 
 
 def hitl(portal, key, *args, check=None):
-    env = {**os.environ, "HITL_URL": portal.url, "HITL_API_KEY": key}
+    """`key` None: an outsider, with no HITL_API_KEY (nor HITL_TOKEN) in the environment."""
+    env = {k: v for k, v in os.environ.items() if k not in ("HITL_API_KEY", "HITL_TOKEN")}
+    env["HITL_URL"] = portal.url
+    if key is not None:
+        env["HITL_API_KEY"] = key
     proc = subprocess.run(
         [*HITL, *args],
         capture_output=True,
@@ -155,3 +159,72 @@ def test_hitl_verify_keeps_a_witness_state_and_catches_a_truncated_log(
         or "shrank" in problems[0]
     )
     assert json.loads(state.read_text())["head"] == report["head"]  # the good head is kept
+
+
+def _approve_one(portal, agent_key, reviewer) -> None:
+    from core.ledger import sequencer
+
+    cp = json.loads(
+        hitl(portal, agent_key, "request", "--title", "t", "--tool", "x", check=0).stdout
+    )
+    checkpoint_decide(cp["id"], reviewer, "approve")
+    sequencer.sequence_pending()
+
+
+def test_hitl_verify_needs_no_credentials_for_the_public_checks(
+    live_portal, agent_key, reviewer, tmp_path
+):
+    """An outsider acting as a witness: no key at all. The head, the keys and the
+    consistency proofs are public, so both the first run and the next (which proves the new
+    head extends the one kept) pass; what needs an account says so."""
+    _approve_one(live_portal, agent_key, reviewer)
+    state = tmp_path / "witness.json"
+    first = json.loads(hitl(live_portal, None, "verify", "--state", str(state), check=0).stdout)
+    assert first["ok"] and "first run" in first["notes"][0]
+    assert json.loads(state.read_text())["head"] == first["head"]
+
+    _approve_one(live_portal, agent_key, reviewer)
+    second = json.loads(hitl(live_portal, None, "verify", "--state", str(state), check=0).stdout)
+    assert second["ok"] and second["previous"] == first["head"]
+    assert second["head"]["tree_size"] > first["head"]["tree_size"]  # a consistency proof
+    assert json.loads(state.read_text())["head"] == second["head"]
+
+    event = AuditEvent.objects.filter(verb="checkpoint.approved").first().pk
+    refused = hitl(live_portal, None, "verify", "--state", str(state), "--event", str(event))
+    assert refused.returncode == 1 and "no API key" in json.loads(refused.stderr)["error"]
+
+
+def test_hitl_verify_starts_from_the_last_head_of_a_witness_file(
+    live_portal, agent_key, reviewer, tmp_path
+):
+    """A file witness appends one head per line: --trusted-head takes the last one; a file
+    that holds no head is an error (exit 1, said on stderr), not a traceback."""
+    from core.ledger import heads
+    from core.models import TreeHead
+
+    _approve_one(live_portal, agent_key, reviewer)
+    older = heads.as_json(TreeHead.objects.order_by("tree_size").first())
+    _approve_one(live_portal, agent_key, reviewer)
+    newer = heads.as_json(TreeHead.objects.order_by("-tree_size").first())
+    assert older["tree_size"] < newer["tree_size"]
+    witness = tmp_path / "heads.jsonl"
+    witness.write_text(
+        "".join(json.dumps(head, separators=(",", ":")) + "\n" for head in (older, newer)) + "\n"
+    )
+    out = hitl(
+        live_portal, None, "verify", "--state", str(tmp_path / "s.json"),
+        "--trusted-head", str(witness), check=0,
+    )  # fmt: skip
+    assert json.loads(out.stdout)["previous"] == newer
+
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_text('{"tree_size": 3, "root\nnot json at all\n')
+    for path in (garbage, tmp_path / "missing.jsonl"):
+        bad = hitl(
+            live_portal, None, "verify", "--state", str(tmp_path / "s2.json"),
+            "--trusted-head", str(path), check=1,
+        )  # fmt: skip
+        error = json.loads(bad.stderr)["error"]
+        assert error.startswith(f"--trusted-head {path}: "), error
+        assert "Traceback" not in bad.stderr
+    assert not (tmp_path / "s2.json").exists()

@@ -4,9 +4,11 @@ Decisions are made by this test process, as a reviewer would from the web page."
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 
+import httpx
 import pytest
 
 from agents.models import Run, RunEvent
@@ -198,3 +200,45 @@ def test_two_replicas_acting_on_one_approval_exactly_one_redeems(live_portal, ag
     assert refused.value.status == 409 and refused.value.code == "receipt_redeemed"
     assert refused.value.winner == done["redeemed_by"] == "agent:bot"
     assert Receipt.objects.get().redeemed_at is not None
+
+
+class OtherReplicaRedeemsFirst(httpx.HTTPTransport):
+    """Another copy of the agent, acting on the same approval, spends the receipt just
+    before this one tries to."""
+
+    def __init__(self, other: HitlClient):
+        super().__init__()
+        self.other = other
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/receipts/redeem/"):
+            body = json.loads(request.read())
+            self.other.redeem(body["receipt"], action=body["action"])
+        return super().handle_request(request)
+
+
+def test_the_decorator_does_not_run_the_tool_when_the_receipt_was_redeemed(
+    live_portal, agent_key, reviewer
+):
+    from approvals.models import AuditEvent
+    from core.models import Receipt
+
+    calls = []
+    with (
+        HitlClient(live_portal.url, agent_key) as other,
+        HitlClient(live_portal.url, agent_key, transport=OtherReplicaRedeemsFirst(other)) as client,
+    ):
+        client.start_run("restart")
+
+        @client.require_approval(title="Restart {service}")
+        def restart(service: str):
+            calls.append(service)
+
+        thread = decide_when_asked(reviewer, "approve")
+        with pytest.raises(ConflictError) as refused:
+            restart("db")
+        thread.join()
+    assert calls == []  # the 409 stopped it: the other replica acts, this one must not
+    assert refused.value.status == 409 and refused.value.code == "receipt_redeemed"
+    assert Receipt.objects.get().redeemed_at is not None
+    assert AuditEvent.objects.filter(verb="receipt.redeemed").count() == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -19,6 +20,8 @@ from approvals.transitions import checkpoint_claim, checkpoint_decide
 from core.ledger import heads, merkle, sequencer
 from core.ledger.keys import generate_seed
 from core.models import LedgerNode, TreeHead
+from hitl_client import HitlClient
+from tests.ledger.conftest import DjangoTransport
 
 pytestmark = pytest.mark.django_db
 
@@ -200,6 +203,37 @@ def test_it_detects_tampering(tamper, published, settings):
         call(witness)
     assert failure.value.returncode == 2
     assert "BROKEN" in str(failure.value)
+
+
+class Relocating(DjangoTransport):
+    """A portal that lies about where an event is in the log: its inclusion proofs say
+    the event is one place further than the leaf they prove."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if not request.url.path.endswith("/ledger/proof/inclusion"):
+            return response
+        body = json.loads(response.content)
+        body["seq"] += 1
+        return httpx.Response(response.status_code, json=body)
+
+
+def test_it_catches_a_portal_that_shows_an_event_at_another_place(published):
+    auditor, state, _witness, _head = published
+    event = AuditEvent.objects.filter(verb="checkpoint.approved").order_by("seq").first()
+    honest = auditor.verify_ledger(state, events=[event.pk])
+    assert honest.ok and honest.events == [{"event": event.pk, "seq": event.seq, "included": True}]
+    saved = state.read_text()
+
+    liar = HitlClient("http://testserver", auditor.api_key, transport=Relocating(), retries=0)
+    report = liar.verify_ledger(state, events=[event.pk])
+    assert not report.ok
+    assert report.problems == [
+        f"event {event.pk}: shown as #{event.seq + 1} but proved at leaf index "
+        f"{event.seq - 1} (#{event.seq})"
+    ]
+    assert report.events == [{"event": event.pk, "seq": event.seq + 1, "included": False}]
+    assert state.read_text() == saved  # a failed run keeps the last good state
 
 
 def call(trusted) -> str:

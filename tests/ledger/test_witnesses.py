@@ -56,3 +56,45 @@ def test_it_pushes_the_latest_head_to_every_witness(make_checkpoint, settings, t
         assert WitnessState.objects.get(url=receiver.url).last_tree_size == head["tree_size"]
     finally:
         receiver.stop()
+
+
+def test_the_minute_sweep_pushes_heads_to_the_witnesses_when_no_sequencer_runs(
+    make_checkpoint, settings, tmp_path
+):
+    from hitlportal.sweeps import run_all
+
+    path = tmp_path / "heads.jsonl"
+    settings.HITL_LEDGER_WITNESSES = [f"file://{path}"]
+    make_checkpoint()
+    assert not TreeHead.objects.exists()  # nothing sequenced yet: no sequencer runs
+
+    result = run_all()["ledger"]
+    head = TreeHead.objects.order_by("-tree_size").get(tree_size=result["sequenced"])
+    assert result == {"sequenced": head.tree_size, "witnessed": 1}
+    assert [json.loads(line) for line in path.read_text().splitlines()] == [heads.as_json(head)]
+    assert WitnessState.objects.get().last_tree_size == head.tree_size
+    assert run_all()["ledger"] == {"sequenced": 0, "witnessed": 0}  # nothing new
+
+
+def test_a_witness_due_to_two_publishers_gets_the_head_once(
+    make_checkpoint, settings, tmp_path, monkeypatch
+):
+    """The sequencer and the sweep both publish: the one that claims the attempt first
+    pushes, the other sees its claim and moves on."""
+    path = tmp_path / "heads.jsonl"
+    url = f"file://{path}"
+    settings.HITL_LEDGER_WITNESSES = [url]
+    make_checkpoint()
+    sequencer.sequence_pending()
+    long_ago = timezone.now() - dt.timedelta(days=1)
+    WitnessState.objects.create(url=url, last_attempt_at=long_ago)
+    real_interval = witnesses._interval
+
+    def other_publisher_claims_meanwhile(url: str) -> int:
+        # Between this publisher's read of the state and its claim, the other one claims.
+        WitnessState.objects.filter(url=url).update(last_attempt_at=timezone.now())
+        return real_interval(url)
+
+    monkeypatch.setattr(witnesses, "_interval", other_publisher_claims_meanwhile)
+    assert witnesses.publish_due() == 0
+    assert not path.exists()

@@ -84,16 +84,16 @@ def test_an_auto_approval_reaches_the_agent_through_every_channel(
         "version": 1,
     }
 
-    # The 201 may be answered before the decision's audit event is logged: it names the
-    # event; its place in the ledger and the receipt come once the sequencer logged it.
+    # In sync mode (tests) the request sequences the approval itself, so the 201 already
+    # has its place in the ledger and its receipt (as deployed, they may come later: see
+    # the next test).
     event = decision["ledger"]["event"]
-    assert event and decision["receipt"] in (None, decision["receipt"])
+    assert decision["ledger"]["seq"] == AuditEvent.objects.get(pk=event).seq is not None
 
-    # GET and the long-poll say the same, at once, with the receipt to redeem.
+    # GET and the long-poll say the same, with the same receipt to redeem.
     got = api.get(f"checkpoints/{created['id']}/").json()["decision"]
-    assert got["receipt"] and got["ledger"]["event"] == event
-    assert got["ledger"]["seq"] == AuditEvent.objects.get(pk=event).seq is not None
-    assert got == {**decision, "ledger": got["ledger"], "receipt": got["receipt"]}
+    assert got["receipt"] and got["receipt"] == decision["receipt"]
+    assert got == decision
     waited = api.get(f"checkpoints/{created['id']}/wait", timeout=30).json()
     assert waited["decision"] == got
     claims = api.post("receipts/verify/", {"receipt": got["receipt"]}).json()["claims"]
@@ -118,6 +118,35 @@ def test_an_auto_approval_reaches_the_agent_through_every_channel(
     )
     cp = Checkpoint.objects.get(pk=created["id"])
     assert cp.resolved_by is None and cp.final_action == body["action"]
+
+
+def test_an_auto_approval_answered_before_the_sequencer_logs_it_has_its_receipt_after(
+    api, run_id, allow_logs, settings
+):
+    """As deployed: the sequencer runs elsewhere. The 201 names the approval's audit event,
+    with no place in the ledger yet and so no receipt (a receipt carries the approval's
+    seq); once the sequencer logged it, GET has both, the receipt binding the policy."""
+    from core.ledger import sequencer
+    from hitl_client.ledger import action_sha256
+
+    settings.HITL_LEDGER_SYNC = False
+    action = {"tool": "delete_files", "args": {"paths": ["/var/log/a.log"]}}
+    created = api.post("checkpoints/", {"run": run_id, "title": "t", "action": action}).json()
+    decision = created["decision"]
+    assert created["status"] == "approved" and decision["automatic"] is True
+    event = AuditEvent.objects.get(pk=decision["ledger"]["event"])
+    assert (event.verb, event.seq) == ("checkpoint.approved", None)
+    assert (decision["ledger"]["seq"], decision["receipt"]) == (None, None)
+
+    sequencer.sequence_pending()
+    event.refresh_from_db()
+    got = api.get(f"checkpoints/{created['id']}/").json()["decision"]
+    assert got["ledger"]["seq"] == event.seq is not None
+    claims = api.post("receipts/verify/", {"receipt": got["receipt"]}).json()["claims"]
+    assert claims["checkpoint"] == created["id"] and claims["seq"] == event.seq
+    assert claims["deciders"] == ["policy janitor may clean logs v1"]
+    assert claims["policy"] == {"id": allow_logs.pk, "name": allow_logs.name, "version": 1}
+    assert claims["action_sha256"] == action_sha256(action["tool"], action["args"])
 
 
 def test_the_audit_names_the_policy_as_actor_and_the_condition_that_matched(request_cp, allow_logs):

@@ -1,0 +1,52 @@
+"""The SQL statements of one create-checkpoint and one decision through the API, capped at
+what `bench/statements.py` prints on each database (docs/benchmarks.md): a change that adds
+round trips to the two hot paths fails here and has to update the figures on purpose."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from approvals.models import Checkpoint
+
+# Committed as in the benchmark, so the on-commit follow-ups (the notice's enqueue on the ORM
+# broker) count too.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# bench/statements.py: create-checkpoint, decision (approve).
+CAPS = {"sqlite": (20, 24), "postgresql": (20, 26)}
+
+BODY = {
+    "title": "Delete batch",
+    "risk": "high",
+    "action": {"tool": "delete_files", "args": {"paths": ["/tmp/1.log"]}},
+    "context": {"reasoning": ["disk is full"]},
+}
+
+
+def _sql(ctx: CaptureQueriesContext) -> str:
+    return "\n".join(q["sql"][:120] for q in ctx.captured_queries)
+
+
+def test_it_creates_and_decides_within_the_benchmarked_statements(
+    api, run_id, reviewer_api, broker, settings
+):
+    # As deployed (and benchmarked): the sequencer and the task workers run elsewhere.
+    settings.HITL_LEDGER_SYNC = False
+    create_cap, decision_cap = CAPS[connection.vendor]
+    for _ in range(3):  # as the benchmark: warm (the run waits, the policy cache is filled)
+        with CaptureQueriesContext(connection) as create:
+            response = api.post("checkpoints/", {"run": run_id, **BODY}, key=str(uuid.uuid4()))
+        assert response.status_code == 201, response.content
+    cp = response.json()["id"]
+    with CaptureQueriesContext(connection) as decide:
+        response = reviewer_api.post(
+            f"checkpoints/{cp}/decision/", {"outcome": "approve"}, key=str(uuid.uuid4())
+        )
+    assert response.status_code == 200, response.content
+    assert Checkpoint.objects.get(pk=cp).status == Checkpoint.Status.APPROVED
+    assert len(create.captured_queries) <= create_cap, _sql(create)
+    assert len(decide.captured_queries) <= decision_cap, _sql(decide)
