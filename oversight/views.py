@@ -141,7 +141,7 @@ def reviewers(request: HttpRequest) -> HttpResponse:
         return TemplateResponse(
             request,
             "admin/oversight/reviewers.html",
-            _ctx(request, "Reviewers", form=form),
+            _ctx(request, "Reviewers", form=form, max_days=ReviewerForm.max_days),
             status=400,
         )
     d = form.cleaned_data
@@ -155,6 +155,7 @@ def reviewers(request: HttpRequest) -> HttpResponse:
             request,
             "Reviewers",
             form=form,
+            max_days=ReviewerForm.max_days,
             report=report,
             flagged=[r for r in report.rows if r.flag],
         ),

@@ -114,6 +114,77 @@ def test_bad_filters_are_a_400_with_field_errors(people, client_for):
     assert response.status_code == 404
 
 
+FAR_OFF = [
+    {"period": "custom", "start": "9999-12-30", "end": "9999-12-31"},  # no day after it
+    {"period": "custom", "start": "0001-01-01", "end": "0001-01-02"},
+    {"period": "custom", "start": "1999-12-31", "end": "2000-01-01"},
+    {"end": "9999-12-31"},
+]
+
+
+@pytest.mark.parametrize("params", FAR_OFF)
+def test_far_off_dates_are_a_400_with_field_errors_on_every_page_and_export(
+    people, client_for, params
+):
+    c = client_for(people["max"])
+    with at(0):
+        for name in ("oversight_dashboard", "oversight_reviewers", "oversight_audit"):
+            response = c.get(reverse(f"admin:{name}"), params)
+            assert response.status_code == 400, name
+            assert "Pick a day between 2000 and 2027" in response.content.decode(), name
+        for name, args in [
+            ("oversight_export_audit", ["csv"]),
+            ("oversight_export_checkpoints", ["csv"]),
+            ("oversight_export_decisions", ["jsonl"]),
+            ("oversight_export_edits", []),
+            ("oversight_export_evidence", []),
+        ]:
+            response = c.get(reverse(f"admin:{name}", args=args), params)
+            assert response.status_code == 400, name
+            errors = response.json()["errors"]
+            assert set(errors) <= {"start", "end"} and errors, name
+    assert not AuditEvent.objects.filter(verb="export.created").exists()
+
+
+def test_the_first_and_last_possible_days_are_fine(people, client_for):
+    c = client_for(people["max"])
+    with at(0):
+        response = c.get(
+            reverse("admin:oversight_audit"), {"start": "2000-01-01", "end": "2027-12-31"}
+        )
+        assert response.status_code == 200
+        response = c.get(
+            reverse("admin:oversight_dashboard"),
+            {"period": "custom", "start": "2026-01-01", "end": "2027-12-31"},
+        )
+        assert response.status_code == 200
+
+
+def test_the_reviewers_page_takes_at_most_90_days(people, client_for):
+    c = client_for(people["max"])
+    with at(0):
+        response = c.get(
+            reverse("admin:oversight_reviewers"),
+            {"period": "custom", "start": "2026-08-05", "end": "2026-11-02"},
+        )
+        assert response.status_code == 200  # 90 days, both ends included
+        assert "At most 90 days at once" in response.content.decode()  # the page says so
+        response = c.get(
+            reverse("admin:oversight_reviewers"),
+            {"period": "custom", "start": "2026-08-04", "end": "2026-11-02"},
+        )
+        assert response.status_code == 400
+        assert "At most 90 days at once on this page" in response.content.decode()
+        response = c.get(reverse("admin:oversight_reviewers"), {"period": "90"})
+        assert response.status_code == 200
+        # the dashboard still takes two years
+        response = c.get(
+            reverse("admin:oversight_dashboard"),
+            {"period": "custom", "start": "2025-01-01", "end": "2026-11-02"},
+        )
+        assert response.status_code == 200
+
+
 def test_the_reviewers_page_lists_each_reviewer(known, people, client_for):
     with at(400):
         response = client_for(people["max"]).get(
