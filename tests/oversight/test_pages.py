@@ -9,6 +9,7 @@ import re
 import pytest
 from django.urls import reverse
 
+from agents.services import run_event_add
 from approvals import metrics
 from approvals.models import AuditEvent, Checkpoint
 from core.ledger.sequencer import sequence_pending
@@ -67,6 +68,56 @@ def test_managers_and_superusers_see_the_pages(known, people, client_for):
             if method == "get":
                 response = c.get(url)
                 assert response.status_code == 200, url
+
+
+def test_a_manager_without_model_permissions_opens_every_page_the_oversight_pages_link_to(
+    known, people, client_for
+):
+    """The production guide puts managers in `managers` and grants that group nothing (no
+    seed_demo view permissions): runs, agents, policies and review pages must open anyway,
+    read-only."""
+    manager = people["max"]
+    assert not manager.get_all_permissions()
+    c = client_for(manager)
+    cp = known["decided"][0]
+    with at(400):
+        metrics.refresh_rollups()
+        pages = [
+            reverse("admin:oversight_dashboard"),
+            reverse("admin:oversight_reviewers"),
+            reverse("admin:oversight_drills"),
+            reverse("admin:oversight_audit"),
+            reverse("admin:oversight_timeline", args=[cp.pk]),
+        ]
+        links = set()
+        for page in pages:
+            html = c.get(page, {"period": "custom", "start": "2026-11-02", "end": "2026-11-02"})
+            assert html.status_code == 200, page
+            links |= set(re.findall(r'href="(/admin/[^"#]*)"', html.content.decode()))
+        expected = {
+            reverse("admin:agents_run_changelist"),
+            reverse("admin:agents_run_change", args=[cp.run_id]),
+            reverse("admin:agents_agent_change", args=[cp.agent_id]),
+            reverse("admin:approvals_policy_change", args=[cp.policy_id]),
+            reverse("admin:approvals_checkpoint_review", args=[cp.pk]),
+        }
+        assert expected <= {link.split("?")[0] for link in links}
+        for link in sorted(links):
+            assert c.get(link.replace("&amp;", "&")).status_code == 200, link
+        run_page = c.get(reverse("admin:agents_run_change", args=[cp.run_id])).content.decode()
+        assert cp.agent.slug in run_page and 'name="_save"' not in run_page  # read-only
+        assert c.post(reverse("admin:agents_run_change", args=[cp.run_id]), {}).status_code == 403
+        policy_url = reverse("admin:approvals_policy_change", args=[cp.policy_id])
+        assert 'name="_save"' not in c.get(policy_url).content.decode()
+        assert c.post(policy_url, {"name": "renamed"}).status_code == 403
+    assert not AuditEvent.objects.filter(verb="policy.updated").exists()
+    # the run page's inlines (its timeline, its executed steps) show too
+    waiting = known["pending"].run
+    run_event_add(waiting, kind="observation", message="looked at the logs first")
+    page = c.get(reverse("admin:agents_run_change", args=[waiting.pk])).content.decode()
+    assert "looked at the logs first" in page
+    # reviewers' view of runs is still their role's (tests/portal/test_admin_access.py)
+    assert client_for(people["rita"]).get(reverse("admin:agents_run_changelist")).status_code == 403
 
 
 def test_the_home_page_and_nav_link_to_oversight_for_managers_only(known, people, client_for):
