@@ -141,7 +141,7 @@ def reviewers(request: HttpRequest) -> HttpResponse:
         return TemplateResponse(
             request,
             "admin/oversight/reviewers.html",
-            _ctx(request, "Reviewers", form=form, max_days=ReviewerForm.max_days),
+            _ctx(request, "Reviewers", form=form),
             status=400,
         )
     d = form.cleaned_data
@@ -155,7 +155,6 @@ def reviewers(request: HttpRequest) -> HttpResponse:
             request,
             "Reviewers",
             form=form,
-            max_days=ReviewerForm.max_days,
             report=report,
             flagged=[r for r in report.rows if r.flag],
         ),
