@@ -10,9 +10,8 @@ looking again at least every HITL_DEADLINE_POLL seconds (a new request may have 
 one), and then does what the sweep does, in the sweep's order: marks the due SLA breaches
 (`approvals.sweeps.mark_sla_breaches`), then expires what is overdue
 (`approvals.sweeps.expire_overdue`): the same transitions, audit events and signals, so
-managers, waiters and webhooks learn of it at once. The
-per-minute sweep stays as the safety net (a leader that died is replaced when its lease runs
-out, HITL_DEADLINE_LEASE seconds)."""
+managers, waiters and webhooks learn of it at once. The per-minute sweep stays as the safety
+net (a leader that died is replaced when its lease runs out, HITL_DEADLINE_LEASE seconds)."""
 
 from __future__ import annotations
 
