@@ -19,12 +19,18 @@ from agents.services import AGENT_FIELDS, AGENT_KEYS, agent_record, agent_webhoo
 from agents.transitions import run_cancel
 from approvals import audit
 from approvals.audit import Actor, AuditVerb
-from core.admin import AuditedSaveMixin, ManagersOnlyMixin, OutboxAdminMixin, ReadOnlyInline
+from core.admin import (
+    AuditedSaveMixin,
+    ManagersMayViewMixin,
+    ManagersOnlyMixin,
+    OutboxAdminMixin,
+    ReadOnlyInline,
+)
 from core.exceptions import Conflict
 from core.roles import is_manager
 
 
-class AgentKeyInline(ReadOnlyInline):
+class AgentKeyInline(ManagersMayViewMixin, ReadOnlyInline):
     """Keys are minted with `createagent` (shown once), never typed in; revocation goes
     through agent_key_revoke (audited), never a typed-in date that could be cleared again."""
 
@@ -33,7 +39,7 @@ class AgentKeyInline(ReadOnlyInline):
 
 
 @admin.register(Agent)
-class AgentAdmin(AuditedSaveMixin, admin.ModelAdmin):
+class AgentAdmin(ManagersMayViewMixin, AuditedSaveMixin, admin.ModelAdmin):
     """Every change (owner: four-eyes; callback URL: where signed decisions go; active;
     config) is audited with its old and new value. The webhook secret is never shown here:
     rotating it shows the new one once."""
@@ -134,7 +140,7 @@ class AgentAdmin(AuditedSaveMixin, admin.ModelAdmin):
         ]
 
 
-class RunStepInline(ReadOnlyInline):
+class RunStepInline(ManagersMayViewMixin, ReadOnlyInline):
     model = RunStep
     fields = [
         "key",
@@ -149,14 +155,14 @@ class RunStepInline(ReadOnlyInline):
     verbose_name = "executed step"
 
 
-class RunEventInline(ReadOnlyInline):
+class RunEventInline(ManagersMayViewMixin, ReadOnlyInline):
     model = RunEvent
     fields = ["at", "kind", "message"]
     verbose_name = "timeline entry"
 
 
 @admin.register(Run)
-class RunAdmin(admin.ModelAdmin):
+class RunAdmin(ManagersMayViewMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "agent",

@@ -16,7 +16,13 @@ from approvals.models import Artifact, AuditEvent, Checkpoint, Decision, Policy,
 from approvals.review import changelist as cl
 from approvals.review import export, queries, views
 from approvals.services import USER_TOKENS
-from core.admin import AuditedSaveMixin, ManagersOnlyMixin, ReadOnlyAdminMixin, ReadOnlyInline
+from core.admin import (
+    AuditedSaveMixin,
+    ManagersMayViewMixin,
+    ManagersOnlyMixin,
+    ReadOnlyAdminMixin,
+    ReadOnlyInline,
+)
 from core.roles import user_roles
 
 
@@ -36,7 +42,7 @@ class StandingFilter(admin.SimpleListFilter):
 
 
 @admin.register(Policy)
-class PolicyAdmin(AuditedSaveMixin, admin.ModelAdmin):
+class PolicyAdmin(ManagersMayViewMixin, AuditedSaveMixin, admin.ModelAdmin):
     """A policy's page edits its working copy: every save (the form and the list's editable
     columns) is validated by Policy.clean, becomes a new draft version and is audited with
     its diff. The versions panel publishes, rolls back and revokes (`approvals.policies`);

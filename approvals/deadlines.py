@@ -1,15 +1,17 @@
-"""The deadline timer: expiry and escalation within a second or two of the deadline, instead
-of up to a minute late with the per-minute sweep alone.
+"""The deadline timer: expiry and escalation within a second or two of the deadline, and SLA
+breaches marked (and announced) within a second or two of the SLA due time, instead of up to
+a minute late with the per-minute sweep alone.
 
 Every task cluster runs it, in a thread of the `qcluster` process itself (`hitlportal.apps`
 starts it; workers are recycled every few hundred tasks, the cluster's own process lives as
 long as the cluster); a lease (`core.leases`) elects one leader among all clusters, on every
-machine. The leader sleeps until the earliest pending deadline, looking again at
-least every HITL_DEADLINE_POLL seconds (a new request may have an earlier one), and then
-calls the same batch expiry as the sweep (`approvals.sweeps.expire_overdue`): the same
-transitions, audit events and signals, so waiters and webhooks learn of it at once. The
-per-minute sweep stays as the safety net (a leader that died is replaced when its lease runs
-out, HITL_DEADLINE_LEASE seconds)."""
+machine. The leader sleeps until the earliest pending deadline or unmarked SLA due time,
+looking again at least every HITL_DEADLINE_POLL seconds (a new request may have an earlier
+one), and then does what the sweep does, in the sweep's order: marks the due SLA breaches
+(`approvals.sweeps.mark_sla_breaches`), then expires what is overdue
+(`approvals.sweeps.expire_overdue`): the same transitions, audit events and signals, so
+managers, waiters and webhooks learn of it at once. The per-minute sweep stays as the safety
+net (a leader that died is replaced when its lease runs out, HITL_DEADLINE_LEASE seconds)."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from approvals.models import Checkpoint
-from approvals.sweeps import expire_overdue
+from approvals.sweeps import expire_overdue, mark_sla_breaches
 from core import leases
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,21 @@ def next_deadline():
         Checkpoint.objects.filter(status=Checkpoint.Status.PENDING)
         .order_by("deadline")
         .values_list("deadline", flat=True)
+        .first()
+    )
+
+
+def next_sla_due():
+    """The earliest SLA due time of a pending checkpoint not yet marked breached (the SLA
+    watch's partial index), or None."""
+    return (
+        Checkpoint.objects.filter(
+            status=Checkpoint.Status.PENDING,
+            sla_breached_at__isnull=True,
+            sla_due_at__isnull=False,
+        )
+        .order_by("sla_due_at")
+        .values_list("sla_due_at", flat=True)
         .first()
     )
 
@@ -62,16 +79,22 @@ class DeadlineTimer:
         return False
 
     def tick(self) -> float:
-        """One round: expire what is due (if leading); returns how long to sleep."""
+        """One round: mark the due SLA breaches and expire what is due (if leading); returns
+        how long to sleep."""
         if not self._leading():
             return self.lease / 2
         now = timezone.now()
-        due = next_deadline()
-        if due is not None and due <= now:
-            counts = expire_overdue(now)
+        deadline, sla = next_deadline(), next_sla_due()
+        if (sla is not None and sla <= now) or (deadline is not None and deadline <= now):
+            handled = 0
+            if sla is not None and sla <= now:
+                handled += mark_sla_breaches(now)["breached"]
+            if deadline is not None and deadline <= now:
+                handled += sum(expire_overdue(now).values())
             # nothing handled: the due rows are locked by a decision or a sweep under way;
             # look again shortly rather than spin on them
-            return 0.0 if any(counts.values()) else min(self.poll, 0.05)
+            return 0.0 if handled else min(self.poll, 0.05)
+        due = min((t for t in (deadline, sla) if t is not None), default=None)
         wait = self.poll if due is None else min(self.poll, (due - now).total_seconds())
         return max(wait, 0.005)
 

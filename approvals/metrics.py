@@ -84,7 +84,8 @@ def _duration(end: str) -> ExpressionWrapper:
 
 def sla_breached(now: dt.datetime) -> Case:
     """True when the checkpoint was (or still is) pending past its SLA due time; None when it
-    has no SLA target. The same condition as `transitions.checkpoint_sla_breach`."""
+    has no SLA target. The transitions mark the same ones (`sla_breached_at`, what Prometheus
+    counts): the timer and the sweep when it falls due, a later resolution if they had not."""
     return Case(
         When(sla_due_at__isnull=True, then=Value(None)),
         When(Q(resolved_at__isnull=True, sla_due_at__lte=now), then=Value(True)),

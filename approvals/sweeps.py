@@ -1,6 +1,7 @@
 """The expiry sweep: every overdue pending checkpoint is expired (auto-rejected with a logged
 reason) or escalated once to its policy's escalation role with a new deadline. The SLA watch:
-every pending checkpoint past its SLA target is marked breached (once, with its event).
+every pending checkpoint past its SLA target is marked breached (once, with its event). The
+deadline timer (`approvals.deadlines`) runs both at the due times; the sweep is the net.
 
 Batches go through `checkpoint_expire_batch` (one transaction, one UPDATE, one bulk audit
 append per batch); a batch that meets a surprise falls back to `checkpoint_expire` row by
@@ -68,8 +69,8 @@ def expire_overdue(now: dt.datetime | None = None, batch: int = 500) -> dict[str
 
 def mark_sla_breaches(now: dt.datetime | None = None, batch: int = 500) -> dict[str, int]:
     """Mark every pending checkpoint past its SLA due time as breached, in batches; a batch
-    that meets a surprise falls back to one at a time. A scheduler that wakes at the next due
-    time can call `checkpoint_sla_breach` (or this) directly: marking is idempotent."""
+    that meets a surprise falls back to one at a time. The deadline timer calls this when it
+    wakes at an SLA due time, the sweep every minute: marking is idempotent."""
     now = now or timezone.now()
     marked = 0
     for _round in range(10_000):

@@ -15,7 +15,10 @@ A caller that lost a race gets `Conflict` naming the winner.
 
 Beside the status, one mark: a pending checkpoint that passes its SLA target undecided is
 marked breached once (`checkpoint_sla_breach`, `checkpoint_sla_breach_batch`): an audit event
-and the `checkpoint_sla_breached` signal, at that moment. Its status does not change.
+and the `checkpoint_sla_breached` signal, at that moment. Its status does not change. A vote,
+expiry or cancellation that comes after the SLA due time but before the mark (the timer or
+the sweep had not got there yet) marks it first, in its own transaction (`_sla_mark_if_late`):
+every checkpoint the metrics count as breached is marked, exactly once.
 """
 
 from __future__ import annotations
@@ -417,6 +420,7 @@ def checkpoint_decide(
             cp, outcome, comment, action, answer, edited_artifacts
         )
         comment = rules.decision_comment(cp, outcome, comment, answer)
+        _sla_mark_if_late(cp, now)
         decision = _record_vote(cp, user, outcome, comment, answer, edited, channel, now)
         actor = Actor.for_user(user)
         audit.record(
@@ -642,6 +646,7 @@ def _resolve(
     answer: str = "",
     final_action: dict | None = None,
 ) -> DecideResult:
+    _sla_mark_if_late(cp, now)
     fields: dict[str, Any] = {
         "status": status,
         "resolved_at": now,
@@ -694,6 +699,7 @@ def checkpoint_expire(checkpoint_id, *, now: dt.datetime | None = None) -> str:
         if cp.deadline > now:
             raise Conflict("The deadline has not passed", status=cp.status)
         actor = Actor.system("expiry-sweep")
+        _sla_mark_if_late(cp, now)
         if _escalates(cp):
             audit.record(*_escalate(cp, now, actor))
             checkpoint_routed.send(sender=Checkpoint, checkpoint=cp, reason="escalated")
@@ -800,6 +806,8 @@ def checkpoint_expire_batch(*, now: dt.datetime | None = None, limit: int = 500)
         rows = list(qs[:limit])
         if not rows:
             return counts
+        # e.g. an SLA target equal to the deadline: marked breached before it expires
+        _sla_mark([cp for cp in rows if _sla_late(cp, now)], now, batch=True)
         escalate = [cp for cp in rows if _escalates(cp)]
         escalate_ids = {cp.pk for cp in escalate}
         expire = [cp for cp in rows if cp.pk not in escalate_ids]
@@ -854,7 +862,7 @@ def checkpoint_expire_batch(*, now: dt.datetime | None = None, limit: int = 500)
     return counts
 
 
-# --- SLA breach (the sweep; later a scheduler that wakes at the next due time) ------------------
+# --- SLA breach (the deadline timer, the sweep, and any resolution that comes after it) ------
 
 
 def _sla_overdue(now: dt.datetime):
@@ -878,22 +886,49 @@ def _sla_event(cp: Checkpoint, now: dt.datetime) -> tuple:
     )
 
 
+def _sla_mark(rows: list[Checkpoint], now: dt.datetime, *, batch: bool = False) -> int:
+    """Mark these pending, unmarked checkpoints (locked by the caller's transaction) breached:
+    one conditional UPDATE, their audit events, a signal each. Every marking goes through
+    here: the sweep's batch, the timer, one by one, and a resolution that comes late."""
+    if not rows:
+        return 0
+    updated = (
+        _sla_overdue(now)
+        .filter(pk__in=[cp.pk for cp in rows])
+        .update(sla_breached_at=now, updated_at=now, version=F("version") + 1)
+    )
+    if updated != len(rows):
+        raise Conflict(f"SLA marking raced: {updated} of {len(rows)} updated")
+    for cp in rows:
+        cp.sla_breached_at, cp.version = now, cp.version + 1
+    audit.record_many([_sla_event(cp, now) for cp in rows])
+    for cp in rows:
+        checkpoint_sla_breached.send(sender=Checkpoint, checkpoint=cp, batch=batch)
+    return len(rows)
+
+
+def _sla_late(cp: Checkpoint, now: dt.datetime) -> bool:
+    """Resolved now, `cp` would count as breached (`metrics.sla_breached`: resolved after its
+    due time) but is not marked yet."""
+    return cp.sla_due_at is not None and cp.sla_breached_at is None and now > cp.sla_due_at
+
+
+def _sla_mark_if_late(cp: Checkpoint, now: dt.datetime) -> None:
+    """Inside a transition that holds the pending row: if its SLA passed unmarked (decided
+    between the due time and the next timer tick or sweep, or expired at a deadline equal to
+    its SLA), mark it now, before the status changes, so the breach is neither lost nor
+    marked twice."""
+    if cp.status == Status.PENDING and _sla_late(cp, now):
+        _sla_mark([cp], now)
+
+
 def checkpoint_sla_breach(checkpoint_id, *, now: dt.datetime | None = None) -> bool:
     """Mark one pending checkpoint whose SLA due time has passed as breached (once). Returns
     False when there is nothing to mark (decided in time, already marked, not due yet)."""
     now = now or timezone.now()
     with audit.atomic():
-        updated = (
-            _sla_overdue(now)
-            .filter(pk=checkpoint_id)
-            .update(sla_breached_at=now, updated_at=now, version=F("version") + 1)
-        )
-        if not updated:
-            return False
-        cp = Checkpoint.objects.get(pk=checkpoint_id)
-        audit.record(*_sla_event(cp, now))
-        checkpoint_sla_breached.send(sender=Checkpoint, checkpoint=cp)
-    return True
+        rows = list(_sla_overdue(now).select_for_update(of=("self",)).filter(pk=checkpoint_id))
+        return bool(_sla_mark(rows, now))
 
 
 def checkpoint_sla_breach_batch(*, now: dt.datetime | None = None, limit: int = 500) -> int:
@@ -907,19 +942,4 @@ def checkpoint_sla_breach_batch(*, now: dt.datetime | None = None, limit: int = 
         qs = _sla_overdue(now).order_by("sla_due_at")
         if connection.vendor == "postgresql":
             qs = qs.select_for_update(skip_locked=True, of=("self",))
-        rows = list(qs[:limit])
-        if not rows:
-            return 0
-        updated = (
-            _sla_overdue(now)
-            .filter(pk__in=[cp.pk for cp in rows])
-            .update(sla_breached_at=now, updated_at=now, version=F("version") + 1)
-        )
-        if updated != len(rows):
-            raise Conflict(f"SLA batch raced: {updated} of {len(rows)} updated")
-        for cp in rows:
-            cp.sla_breached_at, cp.version = now, cp.version + 1
-        audit.record_many([_sla_event(cp, now) for cp in rows])
-        for cp in rows:
-            checkpoint_sla_breached.send(sender=Checkpoint, checkpoint=cp, batch=True)
-    return len(rows)
+        return _sla_mark(list(qs[:limit]), now, batch=True)

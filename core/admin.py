@@ -23,6 +23,20 @@ class ManagersOnlyMixin:
         return is_manager(request.user) and super().has_change_permission(request, obj)
 
 
+class ManagersMayViewMixin:
+    """For admin pages open to others too that the oversight pages link to (runs, agents,
+    policies): managers read everything, so they may open them (list and page, read-only)
+    whatever model permissions their group holds (the production guide grants it none).
+    Anything beyond reading still takes its own permission; what a page lists is still its
+    queryset's business."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return is_manager(request.user) or super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return is_manager(request.user) or super().has_view_permission(request, obj)
+
+
 class ReadOnlyAdminMixin:
     """Rows written only by services and transitions: the admin lists and shows them, never
     adds, edits or deletes them (actions that go through a service may still be offered)."""

@@ -25,6 +25,26 @@ PERIODS = [
     ("custom", "From … to …"),
 ]
 MAX_DAYS = 731
+# The reviewers page reads every decision of its period (medians need them all): a bound on
+# the period is a bound on its memory.
+REVIEWER_MAX_DAYS = 90
+FIRST_YEAR = 2000  # nothing the portal measures is older; a date far off is a typo
+
+
+def _sane_day(value: dt.date) -> None:
+    """A date the pages can filter by: from FIRST_YEAR to the end of next year. Beyond that
+    there is nothing to see, and the day after 9999-12-31 does not exist (a 500, not a 400)."""
+    last = timezone.now().astimezone(dt.UTC).year + 1
+    if not FIRST_YEAR <= value.year <= last:
+        raise ValidationError(f"Pick a day between {FIRST_YEAR} and {last}.")
+
+
+def _day_field() -> forms.DateField:
+    return forms.DateField(
+        required=False,
+        validators=[_sane_day],
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
 
 
 def _clean_text(value: str) -> str:
@@ -35,11 +55,15 @@ def _clean_text(value: str) -> str:
 
 class PeriodForm(forms.Form):
     period = forms.ChoiceField(choices=PERIODS, required=False, initial="7")
-    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    start = _day_field()
+    end = _day_field()
+    max_days = MAX_DAYS
+    max_days_why = ""
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        if self.has_error("start") or self.has_error("end"):
+            return data
         today = timezone.now().astimezone(dt.UTC).date()
         period = data.get("period") or "7"
         if period == "custom":
@@ -52,8 +76,8 @@ class PeriodForm(forms.Form):
             start = today - dt.timedelta(days=int(period) - 1)
         if start > end:
             self.add_error("end", "The period ends before it starts.")
-        elif (end - start).days >= MAX_DAYS:
-            self.add_error("start", f"At most {MAX_DAYS} days at once.")
+        elif (end - start).days >= self.max_days:
+            self.add_error("start", f"At most {self.max_days} days at once{self.max_days_why}.")
         data["start"], data["end"], data["period"] = start, end, period
         return data
 
@@ -98,6 +122,8 @@ class DashboardForm(PeriodForm):
 
 class ReviewerForm(PeriodForm):
     role = forms.ChoiceField(required=False)
+    max_days = REVIEWER_MAX_DAYS
+    max_days_why = " on this page (it reads every decision of the period)"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -114,8 +140,8 @@ class AuditFilterForm(forms.Form):
     role = forms.ChoiceField(required=False)
     verb = forms.ChoiceField(choices=[("", "any"), *AuditVerb.choices], required=False)
     target = forms.CharField(required=False, help_text="An id (checkpoint, run, user, ...).")
-    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    start = _day_field()
+    end = _day_field()
     before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
 
     def __init__(self, *args, **kwargs):

@@ -4,16 +4,20 @@ network (closed when neither is set), multi-process safe."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import time_machine
+from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from approvals.transitions import checkpoint_decide
 from hitlportal.sweeps import run_all
+from tests.factories import PolicyFactory
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,6 +101,37 @@ def test_it_exposes_queue_decisions_sla_requests_sweeps_and_time_to_decision(
     assert got[ttd] >= 1
     assert got[("hitl_sweep_runs_total", (("result", "ok"), ("sweep", "expiry")))] >= 1
     assert ("hitl_sweep_duration_seconds_count", (("sweep", "rollups"),)) in got
+
+
+def test_sla_breaches_count_as_they_are_marked(client, settings, make_checkpoint, reviewer):
+    """`hitl_sla_breaches` counts marked breaches: the sweep's, and a decision's that came
+    after the SLA due time before any sweep did (the dashboard counts both)."""
+    settings.HITL_METRICS_ALLOW = ["127.0.0.1/32"]
+    settings.HITL_METRICS_TOKEN = ""
+    PolicyFactory(name="deletes: ops within a minute", match_tool="delete_*", sla_seconds=60)
+    t0 = timezone.now()
+
+    def figures(after: float) -> tuple[float, float]:
+        with time_machine.travel(t0 + dt.timedelta(seconds=after), tick=False):
+            got = samples(client.get("/metrics").content.decode())
+        return got[("hitl_sla_breaches_total", ())], got[("hitl_sla_breaching", ())]
+
+    with time_machine.travel(t0, tick=False):
+        in_time, late, waiting = (make_checkpoint(title=t) for t in ("in time", "late", "waits"))
+    assert waiting.sla_due_at == t0 + dt.timedelta(seconds=60)
+    with time_machine.travel(t0 + dt.timedelta(seconds=30), tick=False):
+        checkpoint_decide(in_time.pk, reviewer, "approve")
+    assert figures(30) == (0, 0)
+    assert figures(61) == (0, 2)  # past due, not marked yet
+    with time_machine.travel(t0 + dt.timedelta(seconds=61), tick=False):
+        checkpoint_decide(late.pk, reviewer, "reject", comment="too late anyway")
+    assert figures(61) == (1, 1)
+    with time_machine.travel(t0 + dt.timedelta(seconds=62), tick=False):
+        run_all()
+    assert figures(62) == (2, 1)
+    with time_machine.travel(t0 + dt.timedelta(seconds=63), tick=False):
+        run_all()
+    assert figures(63) == (2, 1)  # each breach counted once
 
 
 @pytest.mark.slow

@@ -7,11 +7,16 @@ import json
 import re
 
 import pytest
+from django.contrib import admin
 from django.urls import reverse
+from django.urls.converters import IntConverter, StringConverter, UUIDConverter
 
+from agents import drills
+from agents.services import run_event_add
 from approvals import metrics
 from approvals.models import AuditEvent, Checkpoint
 from core.ledger.sequencer import sequence_pending
+from oversight import urls as oversight_urls_module
 from tests.factories import UserFactory
 from tests.oversight.conftest import at
 
@@ -37,20 +42,47 @@ def oversight_urls(cp) -> list[tuple[str, str]]:
     ]
 
 
-def test_reviewers_get_404_on_every_oversight_url(known, people, client_for):
+@pytest.fixture
+def drill(known, people):
+    source = known["decided"][0]
+    with at(500):
+        return drills.drill_schedule(
+            user=people["max"], name="passwd", defect="deletes /etc/passwd",
+            request=drills.request_from(source), source=source,
+        )  # fmt: skip
+
+
+def every_oversight_url(cp, drill) -> dict[str, str]:
+    """Every URL `oversight.urls` mounts, by name, built from its patterns: one added there
+    is checked here without being listed."""
+    values = {IntConverter: drill.pk, UUIDConverter: cp.pk, StringConverter: "csv"}
+    urls = {}
+    for pattern in oversight_urls_module.urlpatterns(admin.site):
+        kwargs = {name: values[type(c)] for name, c in pattern.pattern.converters.items()}
+        urls[pattern.name] = reverse(f"admin:{pattern.name}", kwargs=kwargs)
+    return urls
+
+
+def test_reviewers_get_404_on_every_oversight_url(known, people, client_for, drill):
     cp = known["decided"][0]
+    urls = every_oversight_url(cp, drill)
+    assert {"oversight_drill", "oversight_drill_withdraw", "oversight_export_edits"} <= set(urls)
     reviewer = client_for(people["rita"])
     seen_before = AuditEvent.objects.count()
-    for method, url in oversight_urls(cp):
-        response = getattr(reviewer, method)(url)
-        assert response.status_code == 404, (method, url)
+    for name, url in urls.items():
+        for method in ("get", "post"):
+            response = getattr(reviewer, method)(url)
+            assert response.status_code == 404, (method, name, url)
     assert AuditEvent.objects.count() == seen_before  # no export, no verification recorded
+    drill.refresh_from_db()
+    assert drill.outcome == ""  # not withdrawn
 
 
-def test_anonymous_people_are_sent_to_log_in(known, client):
-    for method, url in oversight_urls(known["decided"][0]):
-        response = getattr(client, method)(url)
-        assert response.status_code == 302 and "/login" in response["Location"], url
+def test_anonymous_people_are_sent_to_log_in(known, client, drill):
+    for name, url in every_oversight_url(known["decided"][0], drill).items():
+        for method in ("get", "post"):
+            response = getattr(client, method)(url)
+            assert response.status_code == 302 and "/login" in response["Location"], name
 
 
 def test_staff_without_a_role_and_agents_get_nothing(known, client_for, client):
@@ -67,6 +99,56 @@ def test_managers_and_superusers_see_the_pages(known, people, client_for):
             if method == "get":
                 response = c.get(url)
                 assert response.status_code == 200, url
+
+
+def test_a_manager_without_model_permissions_opens_every_page_the_oversight_pages_link_to(
+    known, people, client_for
+):
+    """The production guide puts managers in `managers` and grants that group nothing (no
+    seed_demo view permissions): runs, agents, policies and review pages must open anyway,
+    read-only."""
+    manager = people["max"]
+    assert not manager.get_all_permissions()
+    c = client_for(manager)
+    cp = known["decided"][0]
+    with at(400):
+        metrics.refresh_rollups()
+        pages = [
+            reverse("admin:oversight_dashboard"),
+            reverse("admin:oversight_reviewers"),
+            reverse("admin:oversight_drills"),
+            reverse("admin:oversight_audit"),
+            reverse("admin:oversight_timeline", args=[cp.pk]),
+        ]
+        links = set()
+        for page in pages:
+            html = c.get(page, {"period": "custom", "start": "2026-11-02", "end": "2026-11-02"})
+            assert html.status_code == 200, page
+            links |= set(re.findall(r'href="(/admin/[^"#]*)"', html.content.decode()))
+        expected = {
+            reverse("admin:agents_run_changelist"),
+            reverse("admin:agents_run_change", args=[cp.run_id]),
+            reverse("admin:agents_agent_change", args=[cp.agent_id]),
+            reverse("admin:approvals_policy_change", args=[cp.policy_id]),
+            reverse("admin:approvals_checkpoint_review", args=[cp.pk]),
+        }
+        assert expected <= {link.split("?")[0] for link in links}
+        for link in sorted(links):
+            assert c.get(link.replace("&amp;", "&")).status_code == 200, link
+        run_page = c.get(reverse("admin:agents_run_change", args=[cp.run_id])).content.decode()
+        assert cp.agent.slug in run_page and 'name="_save"' not in run_page  # read-only
+        assert c.post(reverse("admin:agents_run_change", args=[cp.run_id]), {}).status_code == 403
+        policy_url = reverse("admin:approvals_policy_change", args=[cp.policy_id])
+        assert 'name="_save"' not in c.get(policy_url).content.decode()
+        assert c.post(policy_url, {"name": "renamed"}).status_code == 403
+    assert not AuditEvent.objects.filter(verb="policy.updated").exists()
+    # the run page's inlines (its timeline, its executed steps) show too
+    waiting = known["pending"].run
+    run_event_add(waiting, kind="observation", message="looked at the logs first")
+    page = c.get(reverse("admin:agents_run_change", args=[waiting.pk])).content.decode()
+    assert "looked at the logs first" in page
+    # reviewers' view of runs is still their role's (tests/portal/test_admin_access.py)
+    assert client_for(people["rita"]).get(reverse("admin:agents_run_changelist")).status_code == 403
 
 
 def test_the_home_page_and_nav_link_to_oversight_for_managers_only(known, people, client_for):
@@ -90,6 +172,10 @@ def test_the_dashboard_shows_figures_tables_and_chart_data(known, people, client
     assert stat["pending"] == "1" and stat["overdue"] == "1"
     assert stat["ttd-p50"] == "40 s"
     assert "bot · delete_files" in page and "sql: a DBA within two minutes" in page
+    # time to resume p50 / p90 / p99 by type (the agent read each decision 5 s after it)
+    deletes = re.search(r"<td>bot · delete_files</td>(.*?)</tr>", page, re.S).group(1)
+    cells = re.findall(r'<td class="num"[^>]*>([^<]*)</td>', deletes)
+    assert cells[5:8] == ["35 s", "81 s", "103 s"] and "resume p99" in page
     outcomes = json.loads(
         re.search(
             r'<script id="chart-outcomes" type="application/json">(.*?)</script>', page
@@ -112,6 +198,77 @@ def test_bad_filters_are_a_400_with_field_errors(people, client_for):
     assert response.status_code == 400
     response = c.get(reverse("admin:oversight_export_checkpoints", args=["xml"]))
     assert response.status_code == 404
+
+
+FAR_OFF = [
+    {"period": "custom", "start": "9999-12-30", "end": "9999-12-31"},  # no day after it
+    {"period": "custom", "start": "0001-01-01", "end": "0001-01-02"},
+    {"period": "custom", "start": "1999-12-31", "end": "2000-01-01"},
+    {"end": "9999-12-31"},
+]
+
+
+@pytest.mark.parametrize("params", FAR_OFF)
+def test_far_off_dates_are_a_400_with_field_errors_on_every_page_and_export(
+    people, client_for, params
+):
+    c = client_for(people["max"])
+    with at(0):
+        for name in ("oversight_dashboard", "oversight_reviewers", "oversight_audit"):
+            response = c.get(reverse(f"admin:{name}"), params)
+            assert response.status_code == 400, name
+            assert "Pick a day between 2000 and 2027" in response.content.decode(), name
+        for name, args in [
+            ("oversight_export_audit", ["csv"]),
+            ("oversight_export_checkpoints", ["csv"]),
+            ("oversight_export_decisions", ["jsonl"]),
+            ("oversight_export_edits", []),
+            ("oversight_export_evidence", []),
+        ]:
+            response = c.get(reverse(f"admin:{name}", args=args), params)
+            assert response.status_code == 400, name
+            errors = response.json()["errors"]
+            assert set(errors) <= {"start", "end"} and errors, name
+    assert not AuditEvent.objects.filter(verb="export.created").exists()
+
+
+def test_the_first_and_last_possible_days_are_fine(people, client_for):
+    c = client_for(people["max"])
+    with at(0):
+        response = c.get(
+            reverse("admin:oversight_audit"), {"start": "2000-01-01", "end": "2027-12-31"}
+        )
+        assert response.status_code == 200
+        response = c.get(
+            reverse("admin:oversight_dashboard"),
+            {"period": "custom", "start": "2026-01-01", "end": "2027-12-31"},
+        )
+        assert response.status_code == 200
+
+
+def test_the_reviewers_page_takes_at_most_90_days(people, client_for):
+    c = client_for(people["max"])
+    with at(0):
+        response = c.get(
+            reverse("admin:oversight_reviewers"),
+            {"period": "custom", "start": "2026-08-05", "end": "2026-11-02"},
+        )
+        assert response.status_code == 200  # 90 days, both ends included
+        assert "At most 90 days at once" in response.content.decode()  # the page says so
+        response = c.get(
+            reverse("admin:oversight_reviewers"),
+            {"period": "custom", "start": "2026-08-04", "end": "2026-11-02"},
+        )
+        assert response.status_code == 400
+        assert "At most 90 days at once on this page" in response.content.decode()
+        response = c.get(reverse("admin:oversight_reviewers"), {"period": "90"})
+        assert response.status_code == 200
+        # the dashboard still takes two years
+        response = c.get(
+            reverse("admin:oversight_dashboard"),
+            {"period": "custom", "start": "2025-01-01", "end": "2026-11-02"},
+        )
+        assert response.status_code == 200
 
 
 def test_the_reviewers_page_lists_each_reviewer(known, people, client_for):
