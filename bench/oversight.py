@@ -9,7 +9,8 @@ page (unfiltered and filtered), the throughput and memory of a streamed export o
 event, how long the rollups take to build and to refresh, and a full chain verification.
 
 The database is created (or reused when it already holds the rows); it is NOT the dev or test
-database. Rows are bulk-inserted (a valid hash chain included): this measures reading them.
+database. Rows are bulk-inserted, the audit events then sequenced into the ledger (a valid Merkle
+log with signed heads): this measures reading them.
 Targets: dashboard <= 300 ms, explorer first page <= 100 ms, export >= 20,000 events/s with
 flat memory.
 """

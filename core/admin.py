@@ -10,14 +10,16 @@ from core.roles import is_manager
 
 class ManagersOnlyMixin:
     """For admin pages that show data across every role (the whole audit log, webhook
-    payloads, dead letters): managers and superusers only; reviewers see the parts that
-    concern their checkpoints on the review page."""
+    payloads, dead letters, the ledger): managers and superusers only, and every manager may
+    read them whatever model permissions their group holds (the production guide grants it
+    none); changing anything still takes its permission. Reviewers see the parts that concern
+    their checkpoints on the review page."""
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return is_manager(request.user) and super().has_module_permission(request)
+        return is_manager(request.user)
 
     def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
-        return is_manager(request.user) and super().has_view_permission(request, obj)
+        return is_manager(request.user)
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return is_manager(request.user) and super().has_change_permission(request, obj)

@@ -151,6 +151,29 @@ def test_a_manager_without_model_permissions_opens_every_page_the_oversight_page
     assert client_for(people["rita"]).get(reverse("admin:agents_run_changelist")).status_code == 403
 
 
+def test_a_manager_without_model_permissions_reads_the_managers_admin_lists(
+    known, people, client_for
+):
+    """The audit events, the ledger, dead letters and the outboxes: managers read them (the
+    README sends them there) with no model permission; reviewers never; nobody edits."""
+    manager = people["max"]
+    assert not manager.get_all_permissions()
+    lists = [
+        "admin:approvals_auditevent_changelist",
+        "admin:core_treehead_changelist",
+        "admin:core_receipt_changelist",
+        "admin:agents_deadletter_changelist",
+        "admin:agents_webhookdelivery_changelist",
+        "admin:notifications_delivery_changelist",
+    ]
+    for name in lists:
+        assert client_for(manager).get(reverse(name)).status_code == 200, name
+        assert client_for(people["rita"]).get(reverse(name)).status_code == 403, name
+    event = AuditEvent.objects.first()
+    page = client_for(manager).get(reverse("admin:approvals_auditevent_change", args=[event.pk]))
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
+
+
 def test_the_home_page_and_nav_link_to_oversight_for_managers_only(known, people, client_for):
     page = client_for(people["max"]).get(reverse("admin:index")).content.decode()
     assert reverse("admin:oversight_dashboard") in page
