@@ -5,6 +5,9 @@ task (Redis) and the reconcile sweep re-enqueues from the rows' state.
 `batched()` collects the enqueues made inside it (typically on-commit follow-ups of a sweep
 that resolves hundreds of checkpoints) and sends them together at the end: with the ORM
 broker in one database transaction instead of one connection and commit each.
+
+`enqueue_on_commit(func, ids)` gathers, per transaction, the ids that several writers of one
+transaction owe the same task, and enqueues that task once at commit with all of them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from django.db import transaction
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.conf import Conf
@@ -35,6 +39,37 @@ def enqueue(func: str, *args, reason: str = "", **kwargs) -> str | None:
         # The rows remember the follow-up is owed; the reconcile sweep will enqueue it again.
         log.exception("enqueue of %s%r failed (%s); reconcile will retry", func, args, reason)
         return None
+
+
+class _Gathered:
+    """The on-commit callback of `enqueue_on_commit`: one task, with every id its transaction
+    added."""
+
+    def __init__(self, func: str, reason: str):
+        self.func, self.reason, self.ids = func, reason, []
+        self.sent = False
+
+    def __call__(self) -> None:
+        self.sent = True
+        enqueue(self.func, self.ids, reason=self.reason)
+
+
+def enqueue_on_commit(func: str, ids: list, *, reason: str = "") -> None:
+    """Inside a transaction: `func(ids)` enqueued once at commit, however many times this is
+    called for `func` in the transaction (each call adds its ids to the one task). Django drops
+    the callback with the savepoint it was registered in; a later call then registers a new
+    one. Ids added in a savepoint that was rolled back may still reach the task: tasks take
+    ids of rows that may be gone. (In a test's transaction, a call joins a task still pending
+    from an earlier call whose callbacks the test did not run.)"""
+    connection = transaction.get_connection()
+    for _sids, callback, _robust in connection.run_on_commit:
+        # not one already run: tests run callbacks without ending the transaction
+        if isinstance(callback, _Gathered) and callback.func == func and not callback.sent:
+            callback.ids.extend(ids)
+            return
+    gathered = _Gathered(func, reason)
+    gathered.ids.extend(ids)
+    transaction.on_commit(gathered)
 
 
 @contextmanager
