@@ -149,9 +149,12 @@ class ChatLink(models.Model):
 
 
 class Notice(models.Model):
-    """One event that people were told of (a request waiting for a role, a reminder, an
+    """One event that people are told of (a request waiting for a role, a reminder, an
     escalation step, ...): recorded once per (checkpoint, event, occurrence), so a signal sent
-    twice or a sweep that runs on two clusters tells nobody twice."""
+    twice or a sweep that runs on two clusters tells nobody twice. It is written in the
+    transaction of the change and carries what the fan-out needs (who: `role`, `people`; the
+    facts: `data`); the fan-out (recipients, their deliveries) runs after commit, once, and
+    sets `fanned_out_at` (see `notifications.events`)."""
 
     checkpoint = models.ForeignKey(
         "approvals.Checkpoint", on_delete=models.CASCADE, related_name="notices"
@@ -161,14 +164,28 @@ class Notice(models.Model):
         max_length=64, blank=True, help_text="Which one: a stage, a ladder step, a deadline."
     )
     role = models.CharField(max_length=150, blank=True)
+    people = models.JSONField(
+        default=list, blank=True, help_text="Ids of the people told by email, beside the role."
+    )
     data = models.JSONField(default=dict, blank=True, help_text="The facts at the time.")
     created_at = models.DateTimeField(default=timezone.now)
+    fanned_out_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its deliveries were written (empty: not yet)."
+    )
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(
                 fields=["checkpoint", "event", "occurrence"], name="notice_once"
+            ),
+        ]
+        indexes = [
+            # The sweep's "fan-out task lost?" query reads only the few not yet fanned out.
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(fanned_out_at__isnull=True),
+                name="notice_fan_out_due",
             ),
         ]
 
