@@ -67,7 +67,7 @@ class DeliveryAdmin(ManagersOnlyMixin, OutboxAdminMixin, admin.ModelAdmin):
 
 @admin.register(Notice)
 class NoticeAdmin(ManagersOnlyMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["created_at", "event", "checkpoint", "role", "occurrence"]
+    list_display = ["created_at", "event", "checkpoint", "role", "occurrence", "fanned_out_at"]
     list_filter = ["event"]
     list_select_related = ["checkpoint"]
     search_fields = ["=checkpoint__id", "role"]

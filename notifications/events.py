@@ -1,8 +1,15 @@
-"""Announcing an event: record it once (a Notice), and owe each recipient and channel one
-Delivery (or a digest entry), inside the transaction of the change. A constant number of
-queries for any number of checkpoints, so the batched expiry sweep can announce hundreds.
-Events about no checkpoint (an agent halted or resumed) are emailed to named people
-(`tell`)."""
+"""Announcing an event, in two steps:
+
+1. `announce_many`, inside the transaction of the change: record each event once (a Notice,
+   carrying who is to be told and the facts) in one statement, and enqueue at commit one
+   `notifications.tasks.fan_out` task with the transaction's new notices.
+2. `fan_out`, the task (and the sweep, for notices whose task was lost): claim the notices
+   not yet fanned out, and owe each recipient and channel one Delivery (or a digest entry);
+   their sends are enqueued when that commits.
+Both take a constant number of queries for any number of checkpoints, so the batched expiry
+sweep can announce hundreds. Events about no checkpoint (an agent halted or resumed) are
+emailed to named people in the transaction (`tell`): rare, and there is no notice to carry
+them."""
 
 from __future__ import annotations
 
@@ -10,12 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db import connections, transaction
 from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
 from approvals.models import Checkpoint
 from approvals.representations import iso
 from approvals.rules import four_eyes_excluded_ids
+from core.queue import enqueue_on_commit
 from notifications import recipients
 from notifications.models import (
     ChannelKind,
@@ -25,6 +34,8 @@ from notifications.models import (
     Preference,
 )
 from notifications.outbox import OUTBOX, new_delivery
+
+FAN_OUT_TASK = "notifications.tasks.fan_out"
 
 
 @dataclass
@@ -62,35 +73,101 @@ def announce(spec: Spec) -> Notice | None:
 
 
 def announce_many(specs: list[Spec]) -> list[Notice]:
-    """Record each event once and owe its deliveries; returns the notices created (events
-    already announced are skipped: a repeated signal tells nobody twice)."""
+    """Inside the transaction of the change: record each event once, and fan the new ones out
+    after commit; returns the notices created (events already announced are skipped: a
+    repeated signal tells nobody twice)."""
     # Nobody to tell (e.g. an expired request that no person asked for): nothing to record.
     specs = list({s.key: s for s in specs if s.role or s.people}.values())
     if not specs:
         return []
-    existing = set(
-        Notice.objects.filter(
-            checkpoint_id__in={s.checkpoint.pk for s in specs},
-            event__in={s.event for s in specs},
-        ).values_list("checkpoint_id", "event", "occurrence")
-    )
-    specs = [s for s in specs if s.key not in existing]
-    if not specs:
-        return []
-    notices = Notice.objects.bulk_create(
-        [
-            Notice(
-                checkpoint=s.checkpoint,
-                event=s.event,
-                occurrence=s.occurrence,
-                role=s.role,
-                data=s.data,
-            )
-            for s in specs
-        ]
-    )
-    _owe(list(zip(specs, notices, strict=True)))
+    notices = _record(specs)
+    if notices:
+        enqueue_on_commit(FAN_OUT_TASK, [n.pk for n in notices], reason=notices[0].event)
     return notices
+
+
+def _record(specs: list[Spec]) -> list[Notice]:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING: the notices in one statement, which skips
+    the events already recorded (the unique (checkpoint, event, occurrence), also against a
+    concurrent transaction: PostgreSQL waits for it) and says which rows are new, on SQLite
+    (3.35+) and PostgreSQL alike. `bulk_create(ignore_conflicts=True)` cannot say which rows
+    were inserted; a SELECT before the INSERT would cost a statement and still race."""
+    now = timezone.now()
+    rows = {
+        s.key: Notice(
+            checkpoint=s.checkpoint,
+            event=s.event,
+            occurrence=s.occurrence,
+            role=s.role,
+            people=s.people,
+            data=s.data,
+            created_at=now,
+        )
+        for s in specs
+    }
+    connection = connections[Notice.objects.db]
+    fields = [f for f in Notice._meta.concrete_fields if not f.primary_key]
+    qn = connection.ops.quote_name
+    checkpoint_id = Notice._meta.get_field("checkpoint").target_field
+    pending = list(rows.values())
+    batch = connection.ops.bulk_batch_size(fields, pending)
+    created = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(pending), batch):
+            chunk = pending[start : start + batch]
+            placeholders = ", ".join("(" + ", ".join(["%s"] * len(fields)) + ")" for _ in chunk)
+            cursor.execute(
+                f"INSERT INTO {qn(Notice._meta.db_table)} "
+                f"({', '.join(qn(f.column) for f in fields)}) VALUES {placeholders} "
+                "ON CONFLICT (checkpoint_id, event, occurrence) DO NOTHING "
+                "RETURNING id, checkpoint_id, event, occurrence",
+                [
+                    f.get_db_prep_save(getattr(row, f.attname), connection)
+                    for row in chunk
+                    for f in fields
+                ],
+            )
+            for pk, cp, event, occurrence in cursor.fetchall():
+                row = rows[(checkpoint_id.to_python(cp), event, occurrence)]
+                row.pk = pk
+                row._state.adding = False
+                created.append(row)
+    return created
+
+
+def fan_out(notice_ids: list) -> int:
+    """The fan-out of notices (the task, and the sweep's recovery): in one transaction, claim
+    those not fanned out yet and owe their deliveries. The claim is a compare-and-set on
+    `fanned_out_at`, taken under the rows' lock (FOR UPDATE on PostgreSQL; SQLite's IMMEDIATE
+    transactions hold the write lock from BEGIN), so two workers, a redelivered task or the
+    sweep fan a notice out once: the second finds it claimed. Returns how many were claimed."""
+    with transaction.atomic():
+        notices = list(
+            Notice.objects.select_for_update(of=("self",))
+            .filter(pk__in=notice_ids, fanned_out_at__isnull=True)
+            .select_related("checkpoint")
+            .order_by("pk")
+        )
+        if not notices:
+            return 0
+        claimed = Notice.objects.filter(
+            pk__in=[n.pk for n in notices], fanned_out_at__isnull=True
+        ).update(fanned_out_at=timezone.now())
+        if claimed != len(notices):  # cannot happen under the lock; never fan out twice
+            raise RuntimeError(f"claimed {claimed} of {len(notices)} locked notices")
+        _owe([(_spec(n), n) for n in notices])
+    return len(notices)
+
+
+def _spec(notice: Notice) -> Spec:
+    return Spec(
+        notice.checkpoint,
+        notice.event,
+        notice.occurrence,
+        notice.role,
+        people=list(notice.people),
+        data=notice.data,
+    )
 
 
 def _owe(pairs: list[tuple[Spec, Notice]]) -> None:

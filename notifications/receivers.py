@@ -1,6 +1,9 @@
 """Receivers of approvals' signals: what is announced, and to whom. They run inside the
-transaction of the change and only write rows (a Notice and its Deliveries: the outbox);
-the sends happen after commit, on the task cluster.
+transaction of the change and only record the event (a Notice: who is to be told and the
+facts); after commit one task per transaction fans the notices out on the task cluster
+(recipients, channels, preferences → Deliveries: the outbox) and the sends follow
+(`notifications.events`). A fan-out whose task was lost is done by the sweep. A halt or a
+resume is about no checkpoint: its emails are owed in the transaction (`tell`).
 
     requested        → the current stage's role
     routed (stage)   → the next stage's role

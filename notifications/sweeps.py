@@ -1,5 +1,7 @@
 """The notifications' part of the per-minute sweep (`hitlportal.sweeps.run_all`):
 
+- fan-outs: notices still not fanned out HITL_RECONCILE_GRACE after they were recorded (their
+  task was lost: a broker that dropped it, a worker killed mid-way) are fanned out here;
 - reminders: pending requests whose deadline, or SLA target, is within the lead time
   (HITL_REMIND_BEFORE_DEADLINE / HITL_REMIND_BEFORE_SLA) are announced to their current role,
   once per deadline (an escalation's new deadline gets its own reminder);
@@ -7,7 +9,7 @@
   HITL_DIGEST_MINUTES old;
 - deliveries: retries that came due, and sends whose task a worker or the broker lost.
 Every step works from the rows and is safe on any number of clusters at once (Notice and
-Delivery are unique per event and target)."""
+Delivery are unique per event and target, a notice is claimed once for its fan-out)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from approvals.models import Checkpoint
-from notifications.events import Spec, announce_many, facts
+from notifications.events import Spec, announce_many, facts, fan_out
 from notifications.models import ChannelKind, DigestEntry, Event, Notice
 from notifications.outbox import OUTBOX, new_delivery
 
@@ -34,6 +36,19 @@ def _reminded(ids, event: str) -> set[tuple]:
             "checkpoint_id", "occurrence"
         )
     )
+
+
+def lost_fan_outs(now: dt.datetime) -> int:
+    """Notices whose fan-out task has not run within the reconcile grace: fanned out here (the
+    task, if it still comes, finds them claimed). The partial index on notices not fanned out
+    keeps this a read of the few in flight."""
+    grace = now - dt.timedelta(seconds=settings.HITL_RECONCILE_GRACE)
+    lost = list(
+        Notice.objects.filter(fanned_out_at__isnull=True, created_at__lte=grace)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:BATCH]
+    )
+    return fan_out(lost) if lost else 0
 
 
 def deadline_reminders(now: dt.datetime) -> int:
@@ -129,6 +144,7 @@ def digests(now: dt.datetime) -> int:
 def run(now: dt.datetime | None = None) -> dict[str, int]:
     now = now or timezone.now()
     counts = {
+        "fanned_out": lost_fan_outs(now),
         "reminders": deadline_reminders(now),
         "sla_reminders": sla_reminders(now),
         "digests": digests(now),
