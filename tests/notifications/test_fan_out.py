@@ -1,0 +1,192 @@
+"""The fan-out after commit: the transaction of the change records the Notice only; one task
+per transaction, enqueued at commit, finds the recipients and writes the deliveries; the
+sweep fans out a notice whose task was lost; a notice is fanned out once, however many
+tasks, sweeps and workers get to it at the same time."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from django.utils.module_loading import import_string
+from rest_framework.test import APIClient
+
+from agents.services import AGENT_KEYS
+from agents.transitions import run_start
+from approvals.audit import Actor
+from notifications import sweeps
+from notifications.events import FAN_OUT_TASK
+from notifications.models import Delivery, Notice
+from notifications.outbox import OUTBOX
+from notifications.tasks import fan_out
+
+ASK = {
+    "title": "Delete old logs",
+    "risk": "medium",
+    "action": {"tool": "delete_files", "args": {"paths": ["/var/log/a.log"]}},
+}
+
+
+def run_queued(broker, func: str) -> list:
+    """What a cluster would do with the tasks of `func` waiting on the ORM broker."""
+    return [import_string(func)(*args) for args in broker.calls(func)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_create_records_the_notice_and_the_task_fans_it_out_after_commit(
+    agent, ops_team, smtp, broker
+):
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {AGENT_KEYS.create(agent, Actor.system('t'))}")
+    run = run_start(agent=agent, task="t", actor=Actor.for_agent(agent))
+    with CaptureQueriesContext(connection) as create:
+        response = api.post(
+            "/api/v1/checkpoints/",
+            json.dumps({"run": str(run.pk), **ASK}),
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
+        )
+    assert response.status_code == 201, response.content
+
+    # The request's transaction wrote the notice, and read or wrote nothing else of
+    # notifications: no channels, people, preferences or deliveries.
+    touched = [q["sql"] for q in create.captured_queries if "notifications_" in q["sql"]]
+    assert len(touched) == 1 and touched[0].startswith('INSERT INTO "notifications_notice"')
+    notice = Notice.objects.get()
+    assert (str(notice.checkpoint_id), notice.event, notice.role) == (
+        response.json()["id"],
+        "checkpoint.requested",
+        "ops",
+    )
+    assert notice.fanned_out_at is None and not Delivery.objects.exists()
+    # One fan-out task, enqueued at commit, with the notice.
+    assert broker.calls(FAN_OUT_TASK) == [([notice.pk],)]
+    assert broker.calls(OUTBOX.task) == []
+
+    # The cluster runs it: the deliveries, their sends enqueued when it commits.
+    assert run_queued(broker, FAN_OUT_TASK) == ["fanned out 1 of 1 notice(s)"]
+    notice.refresh_from_db()
+    assert notice.fanned_out_at is not None
+    owed = Delivery.objects.filter(notice=notice)
+    assert sorted(owed.values_list("address", "status")) == [
+        ("raj@example.com", "pending"),
+        ("rita@example.com", "pending"),
+    ]
+    assert sorted(broker.calls(OUTBOX.task)) == sorted((str(d.pk),) for d in owed)
+    assert run_queued(broker, OUTBOX.task) == ["delivered", "delivered"]
+    mails = smtp.wait_for(2)
+    assert sorted(a for m in mails for a in m.recipients) == [
+        "raj@example.com",
+        "rita@example.com",
+    ]
+    assert {m.subject for m in mails} == {"[HITL] Approval needed: Delete old logs"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_task_fans_out_every_notice_of_a_transaction(make_checkpoint, ops_team, broker):
+    with transaction.atomic():
+        make_checkpoint(title="First")
+        make_checkpoint(title="Second")
+    ids = sorted(Notice.objects.values_list("pk", flat=True))
+    [(task_ids,)] = broker.calls(FAN_OUT_TASK)
+    assert sorted(task_ids) == ids and len(ids) == 2
+    # A transaction that rolls back enqueues nothing.
+    with pytest.raises(RuntimeError), transaction.atomic():
+        make_checkpoint(title="Third")
+        raise RuntimeError("the request fails")
+    assert len(broker.calls(FAN_OUT_TASK)) == 1 and Notice.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_the_sweep_fans_out_a_notice_whose_task_was_lost_once(
+    make_checkpoint, ops_team, smtp, settings, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as lost:  # never run: the task is lost
+        make_checkpoint()
+    notice = Notice.objects.get()
+    assert notice.fanned_out_at is None and not Delivery.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweeps.run()["fanned_out"] == 0  # within the grace: its task may be coming
+    assert not Delivery.objects.exists()
+
+    Notice.objects.update(
+        created_at=timezone.now() - dt.timedelta(seconds=settings.HITL_RECONCILE_GRACE + 1)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweeps.run()["fanned_out"] == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweeps.run()["fanned_out"] == 0  # the next minute, or another cluster
+    notice.refresh_from_db()
+    assert notice.fanned_out_at is not None
+    assert len(smtp.wait_for(2)) == 2
+
+    # The lost task turns up after all (a redelivery, a slow broker): nothing doubles.
+    assert fan_out([notice.pk]) == "fanned out 0 of 1 notice(s)"
+    with django_capture_on_commit_callbacks(execute=True):
+        for callback in lost:
+            callback()
+    assert Delivery.objects.filter(notice=notice).count() == 2
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"delivered"}
+    assert sorted(a for m in smtp.mails for a in m.recipients) == [
+        "raj@example.com",
+        "rita@example.com",
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_fan_outs_of_one_notice_at_once_owe_one_set_of_deliveries(
+    make_checkpoint, ops_team, broker
+):
+    """Two workers (a redelivered task, the sweep) at the same instant: a free race, then each
+    side holding its transaction open (the notice's lock) while the other starts."""
+    from notifications.events import fan_out as claim_and_owe
+    from tests.test_races import race
+
+    for hold in (None, 0, 1, None, 0, 1):
+        cp = make_checkpoint()  # committed; its task waits on the broker, unrun
+        notice = Notice.objects.get(checkpoint=cp)
+        results = race(
+            lambda pk=notice.pk: claim_and_owe([pk]),
+            lambda pk=notice.pk: claim_and_owe([pk]),
+            hold=hold,
+        )
+        assert sorted(results) == [("ok", 0), ("ok", 1)], results
+        owed = Delivery.objects.filter(notice=notice)
+        assert sorted(owed.values_list("address", flat=True)) == [
+            "raj@example.com",
+            "rita@example.com",
+        ]
+        # each send enqueued once, by the fan-out that won
+        sends = [args for args in broker.calls(OUTBOX.task) if args[0] in {str(d.pk) for d in owed}]
+        assert sorted(sends) == sorted((str(d.pk),) for d in owed)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upgrade_counts_the_notices_it_finds_as_fanned_out(make_checkpoint, ops_team):
+    """Notices written before the fan-out moved after commit had their deliveries written with
+    them: the migration marks them fanned out, so the sweep sends nothing twice."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = ("notifications", "0002_agent_and_drill_events")
+    cp = make_checkpoint()
+    Notice.objects.all().delete()
+    executor = MigrationExecutor(connection)
+    latest = executor.loader.graph.leaf_nodes()
+    executor.migrate([before])
+    try:
+        old = MigrationExecutor(connection).loader.project_state(before).apps
+        at = timezone.now() - dt.timedelta(hours=1)
+        old.get_model("notifications", "Notice").objects.create(
+            checkpoint_id=cp.pk, event="checkpoint.requested", role="ops", created_at=at
+        )
+    finally:
+        MigrationExecutor(connection).migrate(latest)
+    notice = Notice.objects.get()
+    assert (notice.fanned_out_at, notice.people) == (at, [])
+    assert sweeps.run()["fanned_out"] == 0
+    assert not Delivery.objects.exists()
