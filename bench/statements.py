@@ -1,6 +1,7 @@
 """The SQL statements of one create-checkpoint and one decision through the API (the Django
 test client, in process, SQLite under a temporary directory; PostgreSQL with DATABASE_URL):
-what the lean paths cost in round trips.
+what the lean paths cost in round trips. Also the create's notification fan-out, which runs
+after its commit as a task on the cluster (here called directly).
 
     .venv/bin/python bench/statements.py [-v]
 """
@@ -38,6 +39,8 @@ from agents.transitions import run_start  # noqa: E402
 from approvals.audit import Actor  # noqa: E402
 from approvals.rules import DECIDE_PERMISSION  # noqa: E402
 from approvals.services import user_token_create  # noqa: E402
+from notifications.models import Notice  # noqa: E402
+from notifications.tasks import fan_out  # noqa: E402
 
 
 def main() -> None:
@@ -73,6 +76,11 @@ def main() -> None:
                 HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
             )
         assert response.status_code == 201, response.content
+    notices = list(
+        Notice.objects.filter(checkpoint_id=response.json()["id"]).values_list("pk", flat=True)
+    )
+    with CaptureQueriesContext(connection) as fanning:  # what the cluster does after the commit
+        assert fan_out(notices) == "fanned out 1 of 1 notice(s)"
     with CaptureQueriesContext(connection) as decide:
         response = person.post(
             f"/api/v1/checkpoints/{response.json()['id']}/decision/",
@@ -81,7 +89,11 @@ def main() -> None:
             HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
         )
     assert response.status_code == 200, response.content
-    for name, ctx in (("create-checkpoint", create), ("decision", decide)):
+    for name, ctx in (
+        ("create-checkpoint", create),
+        ("its fan-out (task)", fanning),
+        ("decision", decide),
+    ):
         print(f"{name}: {len(ctx.captured_queries)} statements ({connection.vendor})")
         if "-v" in sys.argv:
             for q in ctx.captured_queries:
