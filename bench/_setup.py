@@ -5,6 +5,7 @@ on a queue of its own."""
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import signal
 import statistics
@@ -36,6 +37,9 @@ def configure(name: str, args: argparse.Namespace) -> dict:
         "SECRET_KEY": "bench-" + "k" * 60,
         # Production mode needs an encryption key; a throwaway one for the bench database.
         "HITL_ENCRYPTION_KEY": os.environ.get("HITL_ENCRYPTION_KEY") or _fernet_key(),
+        # and the ledger's signing key (a throwaway Ed25519 seed)
+        "HITL_LEDGER_SIGNING_KEY": os.environ.get("HITL_LEDGER_SIGNING_KEY")
+        or base64.b64encode(os.urandom(32)).decode(),
         "ALLOWED_HOSTS": "localhost",
         "HITL_VAR_DIR": str(var),
         "HITL_Q_NAME": f"hitl-bench-{name}-{os.getpid()}",
