@@ -20,7 +20,7 @@ from agents.services import AGENT_KEYS
 from agents.transitions import run_start
 from approvals.audit import Actor
 from notifications import sweeps
-from notifications.events import FAN_OUT_TASK
+from notifications.events import FAN_OUT_TASK, Spec, announce_many
 from notifications.models import Delivery, Notice
 from notifications.outbox import OUTBOX
 from notifications.tasks import fan_out
@@ -100,6 +100,29 @@ def test_one_task_fans_out_every_notice_of_a_transaction(make_checkpoint, ops_te
         make_checkpoint(title="Third")
         raise RuntimeError("the request fails")
     assert len(broker.calls(FAN_OUT_TASK)) == 1 and Notice.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_it_records_each_event_once_and_returns_the_new_ones(make_checkpoint):
+    """One INSERT ... ON CONFLICT DO NOTHING RETURNING per batch of rows (SQLite takes 124 of
+    these a statement): what was recorded before is skipped, each new row gets its own id."""
+    cp = make_checkpoint()
+
+    def specs(n: int) -> list[Spec]:
+        return [Spec(cp, "checkpoint.reminder", str(i), "ops", data={"i": i}) for i in range(n)]
+
+    first = announce_many(specs(130))
+    assert len(first) == 130
+    again = announce_many(specs(140))  # a sweep that runs twice, with ten more
+    assert sorted(int(n.occurrence) for n in again) == list(range(130, 140))
+    recorded = {
+        occurrence: (pk, data)
+        for pk, occurrence, data in Notice.objects.filter(event="checkpoint.reminder").values_list(
+            "pk", "occurrence", "data"
+        )
+    }
+    assert len(recorded) == 140
+    assert {n.occurrence: (n.pk, n.data) for n in first + again} == recorded
 
 
 @pytest.mark.django_db
