@@ -48,7 +48,21 @@ def lost_fan_outs(now: dt.datetime) -> int:
         .order_by("created_at")
         .values_list("pk", flat=True)[:BATCH]
     )
-    return fan_out(lost) if lost else 0
+    if not lost:
+        return 0
+    try:
+        return fan_out(lost)
+    except Exception:
+        # One notice that cannot be fanned out must hold back neither the others nor the rest
+        # of the sweep: one at a time, each failure logged (the next sweep tries it again).
+        log.exception("fan-out of %d lost notices failed; trying them one at a time", len(lost))
+    done = 0
+    for pk in lost:
+        try:
+            done += fan_out([pk])
+        except Exception:
+            log.exception("notice %s: fan-out failed", pk)
+    return done
 
 
 def deadline_reminders(now: dt.datetime) -> int:

@@ -161,6 +161,35 @@ def test_the_sweep_fans_out_a_notice_whose_task_was_lost_once(
     ]
 
 
+@pytest.mark.django_db
+def test_a_notice_that_cannot_be_fanned_out_holds_back_no_other(
+    make_checkpoint, ops_team, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from notifications import events
+
+    with django_capture_on_commit_callbacks():  # both tasks lost
+        bad, good = make_checkpoint(title="Bad"), make_checkpoint(title="Good")
+    Notice.objects.update(
+        created_at=timezone.now() - dt.timedelta(seconds=settings.HITL_RECONCILE_GRACE + 1)
+    )
+    owe = events._owe
+
+    def failing(pairs):
+        if any(n.checkpoint_id == bad.pk for _s, n in pairs):
+            raise ValueError("a bug")
+        owe(pairs)
+
+    monkeypatch.setattr(events, "_owe", failing)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweeps.run()["fanned_out"] == 1
+    assert Delivery.objects.filter(notice__checkpoint=good).count() == 2
+    assert Notice.objects.get(checkpoint=bad).fanned_out_at is None  # tried again next time
+    monkeypatch.setattr(events, "_owe", owe)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweeps.run()["fanned_out"] == 1
+    assert Delivery.objects.filter(notice__checkpoint=bad).count() == 2
+
+
 @pytest.mark.django_db(transaction=True)
 def test_two_fan_outs_of_one_notice_at_once_owe_one_set_of_deliveries(
     make_checkpoint, ops_team, broker
