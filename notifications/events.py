@@ -1,7 +1,7 @@
 """Announcing an event, in two steps:
 
 1. `announce_many`, inside the transaction of the change: record each event once (a Notice,
-   carrying who is to be told and the facts) in one statement, and enqueue at commit one
+   carrying who is to be told and the facts), one INSERT for a batch, and enqueue at commit one
    `notifications.tasks.fan_out` task with the transaction's new notices.
 2. `fan_out`, the task (and the sweep, for notices whose task was lost): claim the notices
    not yet fanned out, and owe each recipient and channel one Delivery (or a digest entry);
