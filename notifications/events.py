@@ -18,7 +18,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connections, transaction
-from django.db.models import prefetch_related_objects
+from django.db.models import Exists, OuterRef, prefetch_related_objects
 from django.utils import timezone
 
 from approvals.models import Checkpoint
@@ -145,6 +145,10 @@ def fan_out(notice_ids: list) -> int:
         notices = list(
             Notice.objects.select_for_update(of=("self",))
             .filter(pk__in=notice_ids, fanned_out_at__isnull=True)
+            .annotate(
+                owed=Exists(Delivery.objects.filter(notice=OuterRef("pk")))
+                | Exists(DigestEntry.objects.filter(notice=OuterRef("pk")))
+            )
             .select_related("checkpoint")
             .order_by("pk")
         )
@@ -155,7 +159,11 @@ def fan_out(notice_ids: list) -> int:
         ).update(fanned_out_at=timezone.now())
         if claimed != len(notices):  # cannot happen under the lock; never fan out twice
             raise RuntimeError(f"claimed {claimed} of {len(notices)} locked notices")
-        _owe([(_spec(n), n) for n in notices])
+        # A process still on the code before the fan-out (a rolling upgrade) wrote its
+        # notices' deliveries with them: those are claimed, not owed again.
+        pairs = [(_spec(n), n) for n in notices if not n.owed]
+        if pairs:
+            _owe(pairs)
     return len(notices)
 
 

@@ -165,7 +165,10 @@ class Notice(models.Model):
     )
     role = models.CharField(max_length=150, blank=True)
     people = models.JSONField(
-        default=list, blank=True, help_text="Ids of the people told by email, beside the role."
+        default=list,
+        db_default=[],  # rows written by a process still on the code before this field
+        blank=True,
+        help_text="Ids of the people told by email, beside the role.",
     )
     data = models.JSONField(default=dict, blank=True, help_text="The facts at the time.")
     created_at = models.DateTimeField(default=timezone.now)

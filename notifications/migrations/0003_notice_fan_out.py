@@ -27,7 +27,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='notice',
             name='people',
-            field=models.JSONField(blank=True, default=list, help_text='Ids of the people told by email, beside the role.'),
+            field=models.JSONField(blank=True, db_default=[], default=list, help_text='Ids of the people told by email, beside the role.'),
         ),
         migrations.RunPython(mark_existing_fanned_out, migrations.RunPython.noop),
         migrations.AddIndex(

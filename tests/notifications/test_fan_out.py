@@ -242,3 +242,34 @@ def test_an_upgrade_counts_the_notices_it_finds_as_fanned_out(make_checkpoint, o
     assert (notice.fanned_out_at, notice.people) == (at, [])
     assert sweeps.run()["fanned_out"] == 0
     assert not Delivery.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_notice_written_by_a_process_on_the_old_code_is_not_owed_twice(
+    make_checkpoint, ops_team, settings
+):
+    """A rolling upgrade: a process still on the code before the fan-out inserts its notice
+    without `people` (the column's database default fills it) and writes its deliveries in
+    the same transaction, leaving `fanned_out_at` empty. The sweep claims it, owes nothing."""
+    cp = make_checkpoint()
+    Notice.objects.all().delete()
+    Delivery.objects.all().delete()
+    at = timezone.now() - dt.timedelta(seconds=settings.HITL_RECONCILE_GRACE + 5)
+    table = Notice._meta.db_table
+    with connection.cursor() as cursor:  # the old code's INSERT: no people, no fanned_out_at
+        cursor.execute(
+            f"INSERT INTO {table} (checkpoint_id, event, occurrence, role, data, created_at) "
+            "VALUES (%s, %s, '', 'ops', %s, %s)",
+            [cp.pk.hex if connection.vendor == "sqlite" else cp.pk, "checkpoint.requested",
+             "{}", at],
+        )  # fmt: skip
+    notice = Notice.objects.get()
+    assert notice.people == [] and notice.fanned_out_at is None
+    old = Delivery.objects.create(
+        notice=notice, event=notice.event, channel="email", target="user:1",
+        next_attempt_at=at, give_up_at=at + dt.timedelta(hours=1),
+    )  # fmt: skip
+    assert sweeps.run()["fanned_out"] == 1  # claimed
+    notice.refresh_from_db()
+    assert notice.fanned_out_at is not None
+    assert list(Delivery.objects.all()) == [old]  # and nothing owed again
