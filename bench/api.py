@@ -48,6 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
+from cryptography.fernet import Fernet
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -100,6 +102,8 @@ def base_env() -> dict:
         "HITL_API_THROTTLE_USER": "1000000/m",
         "HITL_LEDGER_SIGNING_KEY": "bench-"
         and __import__("base64").b64encode(os.urandom(32)).decode(),
+        # production mode encrypts secrets at rest: a throwaway key for the bench databases
+        "HITL_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         "DJANGO_SETTINGS_MODULE": "hitlportal.settings",
         "PYTHONPATH": "",
     }
