@@ -268,20 +268,36 @@ class _Index:
 
 
 class RoutingTable:
-    def __init__(self, stamp: Any, versions: list[PolicyVersion]):
+    def __init__(
+        self,
+        stamp: Any,
+        versions: list[PolicyVersion],
+        compiled: dict[str, Condition | None] | None = None,
+    ):
+        """`compiled`: the conditions an earlier table compiled, by source (a published
+        version never changes): a publication compiles only what is new, not every live
+        policy again. The table keeps those its versions use (`self.compiled`)."""
         self.stamp = stamp
+        self.compiled: dict[str, Condition | None] = {}
+        earlier = compiled or {}
         entries = []
         for order, version in enumerate(
             sorted(versions, key=lambda v: (v.get("priority", 100), v.policy_id))
         ):
             policy = version.as_policy()
             condition, broken = None, False
-            if (policy.condition or "").strip():
-                try:
-                    condition = compile_condition(policy.condition)
-                except ConditionError as exc:
-                    log.error("published %s does not compile: %s", version.label, exc)
-                    broken = True
+            source = (policy.condition or "").strip()
+            if source:
+                if source in self.compiled or source in earlier:
+                    condition = self.compiled.get(source, earlier.get(source))
+                else:
+                    try:
+                        condition = compile_condition(source)
+                    except ConditionError as exc:
+                        log.error("published %s does not compile: %s", version.label, exc)
+                        condition = None
+                self.compiled[source] = condition
+                broken = condition is None  # no longer compiles: matches nothing
             entries.append(Entry(order, version, policy, condition, broken))
         deciding = [e for e in entries if not e.policy.shadow]
         self.rejects = _Index(e for e in deciding if e.outcome == PolicyOutcome.AUTO_REJECT)
@@ -393,7 +409,7 @@ def routing_table() -> RoutingTable:
     with _table_lock:
         if _table is not None and _table.stamp == stamp:
             return _table
-        table = RoutingTable(stamp, live_versions())
+        table = RoutingTable(stamp, live_versions(), _table.compiled if _table else None)
         _table = table
     return table
 

@@ -28,7 +28,7 @@ from approvals.models import (
     ShadowMatch,
 )
 from approvals.policies import GLOB_CHARACTERS as GLOBS
-from approvals.policies import Entry, RoutingTable, live_versions, route_for
+from approvals.policies import Entry, RoutingTable, live_versions, route_for, routing_table
 
 S = Checkpoint.Status
 
@@ -114,11 +114,12 @@ def replay(
         pk=version.pk, policy_id=version.policy_id, number=version.number,
         snapshot={**version.snapshot, "shadow": False}, created_at=version.created_at,
     )  # fmt: skip
+    compiled = routing_table().compiled  # the live conditions, compiled once per process
     with_draft = RoutingTable(
-        "replay", [*others, version] if version.get("active", True) else others
+        "replay", [*others, version] if version.get("active", True) else others, compiled
     )
-    without = RoutingTable("replay", live)
-    mine = RoutingTable("replay", [version])
+    without = RoutingTable("replay", live, compiled)
+    mine = RoutingTable("replay", [version], with_draft.compiled)
     result = ReplayResult(version=version, days=days, since=since)
 
     history = Checkpoint.objects.filter(created_at__gte=since, created_at__lte=now)

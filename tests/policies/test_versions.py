@@ -204,6 +204,58 @@ def test_the_routing_table_follows_publications_and_ignores_rolled_back_ones(pub
     assert routed_role() == "dba"
 
 
+def test_a_publication_compiles_only_the_new_condition_not_every_live_one(
+    publish, monkeypatch
+):
+    compiled = []
+    real = policies.compile_condition
+
+    def counting(source):
+        compiled.append(source)
+        return real(source)
+
+    monkeypatch.setattr(policies, "compile_condition", counting)
+    for n in range(3):
+        publish(name=f"p{n}", match_tool=f"t{n}", condition=f"args.n > {n}")
+    policies.routing_table()
+    compiled.clear()
+    publish(name="p3", match_tool="t3", condition="args.n > 3")
+    table = policies.routing_table()
+    # validated at save and at publication, compiled for routing: never the three live ones,
+    # which came from the earlier table
+    assert set(compiled) == {"args.n > 3"}
+    assert set(table.compiled) == {f"args.n > {n}" for n in range(4)}
+    facts = request_facts(
+        agent_slug="bot", action={"tool": "t1", "args": {"n": 5}}, kind="approval",
+        risk="low", now=timezone.now(),
+    )  # fmt: skip
+    route = policies.route(agent_slug="bot", tool="t1", kind="approval", risk="low", facts=facts)
+    assert route.policy.name == "p1"  # a reused condition still decides
+
+
+def test_a_live_condition_that_no_longer_compiles_matches_nothing(publish, caplog):
+    policy = publish(
+        name="b", match_tool="t", condition="args.n > 1", stages=[{"role": "dba", "approvals": 1}]
+    )
+    facts = request_facts(
+        agent_slug="bot", action={"tool": "t", "args": {"n": 5}}, kind="approval",
+        risk="low", now=timezone.now(),
+    )  # fmt: skip
+
+    def role() -> str:
+        route = policies.route(agent_slug="bot", tool="t", kind="approval", risk="low", facts=facts)
+        return route.stages[0]["role"]
+
+    assert role() == "dba"
+    version = policy.live_version
+    PolicyVersion.objects.filter(pk=version.pk).update(
+        snapshot={**version.snapshot, "condition": "args.n >"}  # e.g. after a CEL upgrade
+    )
+    policies.table_changed()
+    assert role() == "ops"  # the default route: the broken policy matches nothing
+    assert "does not compile" in caplog.text
+
+
 def test_a_compile_error_is_a_field_error_at_save_in_the_admin(admin_client, reviewer):
     response = admin_client.post(
         "/admin/approvals/policy/add/",
