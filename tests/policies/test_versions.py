@@ -204,9 +204,7 @@ def test_the_routing_table_follows_publications_and_ignores_rolled_back_ones(pub
     assert routed_role() == "dba"
 
 
-def test_a_publication_compiles_only_the_new_condition_not_every_live_one(
-    publish, monkeypatch
-):
+def test_a_publication_compiles_only_the_new_condition_not_every_live_one(publish, monkeypatch):
     compiled = []
     real = policies.compile_condition
 
