@@ -1,11 +1,11 @@
-"""The ASGI server's part: long-poll. `GET /api/v1/checkpoints/<uuid>/wait` with a bearer
-token is answered here, in the event loop, before Django's request machinery (which would
-give every in-flight request its own thread).
+"""The ASGI server's part: long-poll, and the one limit on request bodies.
 
-Everything else belongs to the WSGI server (production routes by path, see the README). With
-`HITL_WSGI_UPSTREAM` set (what `runportal` does: one port for everything in development and
-in the live-server tests) this app forwards every other request to that WSGI server over
-HTTP; without it, to Django's ASGI handler in this process.
+`GET /api/v1/checkpoints/<uuid>/wait` with a bearer token is answered here, in the event loop,
+before Django's request machinery (which would give every in-flight request its own thread).
+Everything else goes to the app inside: Django's ASGI handler (and /mcp, mounted around this
+in hitlportal/asgi.py). There is no proxy in this process: `make run` serves every path from
+this one app, and production routes by path in a real reverse proxy (docs/production.md), so
+no state is ever shared between two clients' requests here.
 
 Authentication, throttling and the checkpoint read are the same functions the Django view
 uses, run on the small waiter thread pool; waking is the per-process hub (waiters.py)."""
@@ -23,7 +23,7 @@ from django.http.request import split_domain_port, validate_host
 from rest_framework import exceptions
 
 from api import waiters
-from api.errors import PROBLEM_CONTENT_TYPE, problem, problem_for
+from api.errors import MACHINE_PATHS, PROBLEM_CONTENT_TYPE, problem, problem_for
 from api.middleware import RETRY_AFTER, is_outage
 from api.wait import check_throttle, load_state, parse_timeout, principal_for_token
 
@@ -42,23 +42,9 @@ def _header(scope, name: bytes) -> str:
     return ""
 
 
-# Connection-level headers are not forwarded (RFC 9110 7.6.1).
-_HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-}
-
-
 class LongPollApp:
-    def __init__(self, django_app, upstream: str = ""):
+    def __init__(self, django_app):
         self.django_app = django_app
-        self.upstream = upstream.rstrip("/")
-        self._http = None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -67,61 +53,7 @@ class LongPollApp:
             match = WAIT_PATH.match(scope["path"])
             if match and _header(scope, b"authorization"):
                 return await self._wait(scope, receive, send, match["pk"].lower())
-        if scope["type"] == "http" and self.upstream:
-            return await self._forward(scope, receive, send)
         return await self.django_app(scope, receive, send)
-
-    async def _forward(self, scope, receive, send):
-        """Pass the request to the WSGI server and stream its answer back (bodies streamed
-        both ways: uploads and downloads of any size)."""
-        import httpx
-
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=None, follow_redirects=False)
-
-        async def body():
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-                yield message.get("body", b"")
-                if not message.get("more_body"):
-                    return
-
-        headers = [
-            (k.decode("latin-1"), v.decode("latin-1"))
-            for k, v in scope["headers"]
-            if k.decode("latin-1").lower() not in _HOP_BY_HOP
-        ]
-        client = scope.get("client")
-        if client:
-            headers.append(("x-forwarded-for", client[0]))
-        query = scope.get("query_string", b"").decode("latin-1")
-        url = self.upstream + scope.get("raw_path", scope["path"].encode()).decode("latin-1")
-        url += f"?{query}" if query else ""
-        request = self._http.build_request(scope["method"], url, headers=headers, content=body())
-        try:
-            response = await self._http.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            log.warning("upstream %s: %s", self.upstream, exc)
-            return await _respond(send, 502, problem(502, "The API server is down.", "bad_gateway"))
-        try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": response.status_code,
-                    "headers": [
-                        (k.encode("latin-1"), v.encode("latin-1"))
-                        for k, v in response.headers.multi_items()
-                        if k.lower() not in _HOP_BY_HOP
-                    ],
-                }
-            )
-            async for chunk in response.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
-        finally:
-            await response.aclose()
 
     async def _lifespan(self, receive, send):
         while True:
@@ -131,8 +63,6 @@ class LongPollApp:
             elif message["type"] == "lifespan.shutdown":
                 try:
                     await waiters.get_hub().stop()
-                    if self._http is not None:
-                        await self._http.aclose()
                 finally:
                     await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -202,6 +132,127 @@ async def _respond(send, status: int, body: dict, extra_headers=()) -> None:
                 (b"content-length", str(len(payload)).encode()),
                 (b"cache-control", b"no-store"),
                 *extra_headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class RequestLimits:
+    """ASGI: request heads over `HITL_MAX_HEADER_BYTES` are refused with 431; a request body
+    over its limit is refused with 413 before the app reads it, and a streamed (chunked) one
+    as soon as it passes the limit. Limits: multipart uploads
+    `HITL_API_MAX_UPLOAD_BYTES` (plus room for the multipart framing), other bodies on the
+    machine paths `HITL_API_MAX_BODY_BYTES`, pages' forms `DATA_UPLOAD_MAX_MEMORY_SIZE`.
+
+    A refused body is read and dropped first (up to `_DRAIN_BYTES` / `_DRAIN_SECONDS`, like
+    nginx's lingering close): closing a socket with unread data makes the kernel send a
+    reset, and the client would see a broken connection instead of the 413. A client that
+    sent `Expect: 100-continue` is answered at once and never sends the body."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        head = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+        head += sum(len(k) + len(v) + 4 for k, v in scope["headers"])
+        if head > settings.HITL_MAX_HEADER_BYTES:
+            detail = (
+                f"Request headers are over the limit of {settings.HITL_MAX_HEADER_BYTES} bytes."
+            )
+            return await _refuse(scope, None, send, 431, detail)
+        limit = body_limit(scope)
+        declared = _header(scope, b"content-length")
+        if declared:
+            if not declared.isdigit():
+                return await _refuse(scope, receive, send, 400, "Invalid Content-Length.")
+            if int(declared) > limit:
+                drain = _header(scope, b"expect").lower() != "100-continue"
+                return await _too_large(scope, receive, send, limit, drain)
+        seen = 0
+        over = False
+        started = False
+
+        async def limited_receive():
+            nonlocal seen, over
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    over = True  # the app sees the client leave; we answer for it
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def watched_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, watched_send)
+        except Exception:
+            if not over:
+                raise
+        if over and not started:
+            await _too_large(scope, receive, send, limit, drain=True)
+
+
+# Room for the multipart framing around an upload of the largest allowed size.
+_MULTIPART_OVERHEAD = 64 * 1024
+_DRAIN_BYTES = 64 * 1024 * 1024
+_DRAIN_SECONDS = 10.0
+
+
+def body_limit(scope) -> int:
+    if _header(scope, b"content-type").lower().startswith("multipart/form-data"):
+        return settings.HITL_API_MAX_UPLOAD_BYTES + _MULTIPART_OVERHEAD
+    if scope["path"].startswith(MACHINE_PATHS):
+        return settings.HITL_API_MAX_BODY_BYTES
+    return settings.DATA_UPLOAD_MAX_MEMORY_SIZE or settings.HITL_API_MAX_BODY_BYTES
+
+
+async def _too_large(scope, receive, send, limit: int, drain: bool) -> None:
+    if drain:
+        await _drain(receive)
+    detail = f"Request body is over the limit of {limit} bytes."
+    await _refuse(scope, None, send, 413, detail)
+
+
+async def _drain(receive) -> None:
+    async def read() -> None:
+        dropped = 0
+        while dropped < _DRAIN_BYTES:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            dropped += len(message.get("body", b""))
+            if not message.get("more_body"):
+                return
+
+    try:
+        await asyncio.wait_for(read(), _DRAIN_SECONDS)
+    except TimeoutError:
+        pass
+
+
+async def _refuse(scope, receive, send, status: int, detail: str) -> None:
+    """A problem on the machine paths, a short text elsewhere; the connection is closed
+    after it (the rest of the request, if any, is not read)."""
+    close = [(b"connection", b"close")]
+    if scope["path"].startswith(MACHINE_PATHS):
+        code = {413: "payload_too_large", 431: "headers_too_large"}.get(status, "bad_request")
+        return await _respond(send, status, problem(status, detail, code), close)
+    payload = detail.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(payload)).encode()),
+                *close,
             ],
         }
     )

@@ -38,6 +38,7 @@ from prometheus_client.registry import Collector
 from agents.models import Agent, WebhookDelivery
 from approvals.models import Checkpoint, Decision
 from approvals.signals import checkpoint_resolved
+from core.clientip import client_ip
 from core.metrics import HTTP_DURATION, HTTP_REQUESTS, TIME_TO_DECISION
 
 DECIDED = (Checkpoint.Status.APPROVED, Checkpoint.Status.REJECTED, Checkpoint.Status.ANSWERED)
@@ -146,7 +147,7 @@ class _ProcessMetrics(Collector):
 
 def _allowed_network(request: HttpRequest) -> bool:
     try:
-        client = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+        client = ipaddress.ip_address(client_ip(request.META))
     except ValueError:
         return False
     for network in settings.HITL_METRICS_ALLOW:

@@ -13,6 +13,7 @@ from django.core.cache import caches
 from rest_framework.throttling import BaseThrottle
 
 from api.authentication import is_agent
+from core.clientip import client_ip
 
 
 def _parse_rate(rate: str | None) -> tuple[int, int] | None:
@@ -54,7 +55,7 @@ class CredentialRateThrottle(BaseThrottle):
     def allow_request(self, request, view) -> bool:
         user = request.user
         if not user or not user.is_authenticated:
-            ident = f"anon:{self.get_ident(request)}"
+            ident = f"anon:{client_ip(request.META)}"
             rate = settings.HITL_API_THROTTLE_ANON
         else:
             ident, rate = identity(user)

@@ -7,9 +7,11 @@ from allauth.account.adapter import DefaultAccountAdapter
 from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.mfa.models import Authenticator
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
 from core import crypto
+from core.clientip import client_ip
 
 
 def record_enrolment_as_mfa(sender, request, user, authenticator, **kwargs) -> None:
@@ -35,6 +37,14 @@ class AccountAdapter(DefaultAccountAdapter):
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         # Reviewers are created by an administrator, who also gives them their roles.
         return False
+
+    def get_client_ip(self, request: HttpRequest) -> str:
+        # Rate limits count per client (core.clientip: the peer, or behind a trusted proxy
+        # the address it saw), not per proxy: one client's failures lock out only itself.
+        ip = client_ip(request.META)
+        if not ip:
+            raise PermissionDenied("Unable to determine the client's IP address")
+        return ip
 
 
 class MFAAdapter(DefaultMFAAdapter):

@@ -312,7 +312,17 @@ ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_PREVENT_ENUMERATION = True
 ACCOUNT_REAUTHENTICATION_TIMEOUT = 300
-# Rate limits (cache-backed): failed logins per IP and per account, MFA code attempts.
+# Reverse proxies whose X-Forwarded-For is believed (addresses or CIDR blocks; empty: the
+# peer address is the client). Login rate limits, the anonymous API rate limit and the
+# /metrics allow-list use the client address this gives (core.clientip).
+from core.clientip import parse_networks  # noqa: E402
+
+try:
+    HITL_TRUSTED_PROXIES = parse_networks(env_list("HITL_TRUSTED_PROXIES", []))
+except ValueError as _exc:
+    raise ImproperlyConfigured(f"HITL_TRUSTED_PROXIES: {_exc}") from None
+# Rate limits (cache-backed): failed logins per IP and per account, MFA code attempts. The IP
+# is the client's (HITL_TRUSTED_PROXIES), so one client cannot lock out everyone else.
 ACCOUNT_RATE_LIMITS = {
     "login": env_str("HITL_LOGIN_RATE_IP", "30/m/ip"),
     "login_failed": env_str("HITL_LOGIN_FAILED_RATE", "10/m/ip,5/300s/key"),
@@ -469,6 +479,9 @@ SPECTACULAR_SETTINGS = {
 HITL_API_MAX_BODY_BYTES = env_int("HITL_API_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024)
 HITL_API_MAX_UPLOAD_BYTES = env_int("HITL_API_MAX_UPLOAD_BYTES", 50 * 1024 * 1024, minimum=1024)
 HITL_API_MAX_JSON_DEPTH = env_int("HITL_API_MAX_JSON_DEPTH", 32, minimum=4)
+# The request line and headers together (431 above it), checked by the ASGI app; the reverse
+# proxy in front of the WSGI server enforces its own (docs/nginx/).
+HITL_MAX_HEADER_BYTES = env_int("HITL_MAX_HEADER_BYTES", 32 * 1024, minimum=4096)
 # Rate limits ("N/s|m|h|d"; empty: none), per agent key / per user / per anonymous client.
 HITL_API_THROTTLE_AGENT = env_str("HITL_API_THROTTLE_AGENT", "3000/m")
 HITL_API_THROTTLE_USER = env_str("HITL_API_THROTTLE_USER", "1200/m")

@@ -2,10 +2,12 @@
 tests (`tests/api/live.py`), the benchmarks (`bench/api.py`) and, for its command lines,
 `runportal`. No Django here: the caller sets the processes' environment.
 
-The portal as deployed is two servers: the WSGI server (granian, `hitlportal.wsgi`) for
-everything, and the ASGI server (uvicorn, `hitlportal.asgi`) for long-poll. `start_portal`
-starts both with the ASGI one in front (it forwards everything but long-poll to the WSGI
-one: `HITL_WSGI_UPSTREAM`), as `make run` does."""
+Two topologies, each as users run it:
+- `start_portal`: what `make run` serves, one ASGI server (uvicorn, `hitlportal.asgi`) for
+  every path, with no proxy of ours in front;
+- `start_production` (tests/production.py): nginx with the configuration in docs/nginx/,
+  routing by path to the WSGI server (granian, `hitlportal.wsgi`: pages and the API) and the
+  ASGI server (long-poll and /mcp)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from hitlportal.servers import granian_command, gunicorn_command, uvicorn_command
+from hitlportal.servers import granian_command, gunicorn_command, portal_command, uvicorn_command
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,29 +39,20 @@ def start_wsgi(
 
 @dataclass
 class Portal:
-    """The two servers; `port` is the front (ASGI, forwarding to `wsgi_port`)."""
+    """`make run`'s web server on `port`."""
 
     port: int
-    wsgi_port: int
-    wsgi: subprocess.Popen
-    asgi: subprocess.Popen
+    proc: subprocess.Popen
 
     def stop(self) -> None:
-        stop(self.asgi)
-        stop(self.wsgi)
+        stop(self.proc)
 
 
-def start_portal(port: int, wsgi_port: int, env: dict[str, str], workers: int = 1) -> Portal:
-    wsgi = start_wsgi(wsgi_port, env, workers)
-    try:
-        wait_healthy(wsgi, wsgi_port)
-        front = {**env, "HITL_WSGI_UPSTREAM": f"http://127.0.0.1:{wsgi_port}"}
-        asgi = start_uvicorn(port, front)
-        wait_healthy(asgi, port)
-    except BaseException:
-        stop(wsgi)
-        raise
-    return Portal(port, wsgi_port, wsgi, asgi)
+def start_portal(port: int, env: dict[str, str], workers: int = 1) -> Portal:
+    cmd = portal_command("127.0.0.1", port, workers, "--log-level", "warning")
+    proc = subprocess.Popen(cmd, cwd=env.get("HITL_CODE_DIR", ROOT), env=env)
+    wait_healthy(proc, port)
+    return Portal(port, proc)
 
 
 def wait_healthy(proc: subprocess.Popen, port: int, timeout: float = 30) -> None:

@@ -1,7 +1,6 @@
-"""A real portal for tests that are about real HTTP, as `make run` serves it: the WSGI
-server (granian, hitlportal.wsgi) behind the ASGI server (uvicorn, hitlportal.asgi: long-poll
-in its event loop, everything else forwarded), on 127.0.0.1 (ports the OS picks), on the
-test database."""
+"""A real portal for tests that are about real HTTP, as `make run` serves it: one ASGI server
+(uvicorn, hitlportal.asgi: every path, long-poll in its event loop), on 127.0.0.1 (a port
+the OS picks), on the test database."""
 
 from __future__ import annotations
 
@@ -52,19 +51,18 @@ class LivePortal:
 
     @property
     def proc(self) -> subprocess.Popen | None:
-        """The front process (ASGI: where waiters are parked)."""
-        return self.servers.asgi if self.servers else None
+        """The web server process (where waiters are parked)."""
+        return self.servers.proc if self.servers else None
 
     def start(self) -> LivePortal:
         for _attempt in range(3):
-            wsgi_port = free_port(skip=self.port)
             try:
-                self.servers = servers.start_portal(self.port, wsgi_port, self.env)
+                self.servers = servers.start_portal(self.port, self.env)
                 return self
             except RuntimeError as exc:
                 if "exited" not in str(exc):  # it ran but never answered: a real failure
                     raise
-            # A server exited at once (a port was taken between choosing and binding): others.
+            # The server exited at once (the port was taken between choosing and binding): another.
             self.port = free_port()
             self.url = f"http://127.0.0.1:{self.port}"
             self.env["HITL_SITE_URL"] = self.url

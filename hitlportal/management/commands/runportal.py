@@ -1,14 +1,16 @@
-"""Start the whole portal: migrate, demo data, then as child processes the WSGI server
-(granian: the API and the pages), the ASGI server (uvicorn: long-poll, and the front door on
---port that forwards everything else to the WSGI server), the ledger's sequencer and a
-django-q2 cluster; stop them all cleanly on SIGINT/SIGTERM or when any one dies."""
+"""Start the whole portal: migrate, demo data, then as child processes the web server
+(uvicorn serving `hitlportal.asgi` on --port: the pages, the API, long-poll and /mcp from one
+app, no proxy in between), the ledger's sequencer and a django-q2 cluster; stop them all
+cleanly on SIGINT/SIGTERM or when any one dies.
+
+Production runs the same app behind a real reverse proxy that sends the pages and the API to
+the WSGI server instead (docs/production.md)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,23 +20,20 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from hitlportal.servers import granian_command, uvicorn_command
+from hitlportal.servers import portal_command
 
 
 class Command(BaseCommand):
     help = (
-        "Run the portal: WSGI server (granian) + long-poll server (uvicorn, the front door) + "
-        "ledger sequencer + django-q2 cluster, with demo data."
+        "Run the portal: the web server (uvicorn: pages, API, long-poll, MCP) + ledger "
+        "sequencer + django-q2 cluster, with demo data."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--no-demo", action="store_true", help="skip the demo data")
-        parser.add_argument("--workers", type=int, default=1, help="WSGI worker processes")
-        parser.add_argument(
-            "--wsgi-port", type=int, default=0, help="the WSGI server's own port (default: free)"
-        )
+        parser.add_argument("--workers", type=int, default=1, help="web server processes")
         parser.add_argument("--no-cluster", action="store_true", help="web servers only")
 
     def handle(self, *args, **opts):
@@ -57,10 +56,7 @@ class Command(BaseCommand):
             shutil.rmtree(metrics_dir, ignore_errors=True)
             metrics_dir.mkdir(parents=True)
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-        wsgi_port = opts["wsgi_port"] or _free_port()
-        wsgi = granian_command("127.0.0.1", wsgi_port, opts["workers"])
-        front = [*uvicorn_command(opts["host"], opts["port"]), "--timeout-graceful-shutdown", "5"]
-        front_env = {**os.environ, "HITL_WSGI_UPSTREAM": f"http://127.0.0.1:{wsgi_port}"}
+        web = portal_command(opts["host"], opts["port"], opts["workers"])
         children: list[tuple[str, subprocess.Popen]] = []
         stopping = False
 
@@ -71,8 +67,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         base = settings.BASE_DIR
-        children.append(("wsgi", subprocess.Popen(wsgi, cwd=base)))
-        children.append(("asgi", subprocess.Popen(front, cwd=base, env=front_env)))
+        children.append(("web", subprocess.Popen(web, cwd=base)))
         children.append(
             ("sequencer", subprocess.Popen([sys.executable, manage, "sequencer"], cwd=base))
         )
@@ -106,9 +101,3 @@ class Command(BaseCommand):
         self.stdout.write("stopped")
         if code:
             sys.exit(code)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
