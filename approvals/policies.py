@@ -35,6 +35,7 @@ from approvals.conditions import (
     Condition,
     ConditionError,
     Facts,
+    check_condition,
     compile_condition,
     suggest_condition,
 )
@@ -144,7 +145,7 @@ def validate_policy(policy: Policy) -> None:
         ]
     if (policy.condition or "").strip():
         try:
-            compile_condition(policy.condition)
+            check_condition(policy.condition)
         except ConditionError as exc:
             errors["condition"] = [str(exc)]
     if policy.outcome == PolicyOutcome.AUTO_REJECT and not (policy.reason or "").strip():
@@ -296,6 +297,13 @@ class RoutingTable:
                     except ConditionError as exc:
                         log.error("published %s does not compile: %s", version.label, exc)
                         condition = None
+                    if condition is not None and not condition.admitted:
+                        log.error(
+                            "published %s is over the condition limits (evaluated only on "
+                            "requests within them): %s",
+                            version.label,
+                            condition.cost.problem,
+                        )
                 self.compiled[source] = condition
                 broken = condition is None  # no longer compiles: matches nothing
             entries.append(Entry(order, version, policy, condition, broken))
@@ -448,6 +456,7 @@ def route(
     )
     result = add_role_hint(route_for(entry), role_hint)
     result.shadow = [(e.version, e.outcome) for e in shadows]
+    result.notes.extend(facts.skipped)
     return result
 
 
