@@ -4,7 +4,7 @@
 limit inside the runtime is cel-cpp's default comprehension budget (10,000 iterations per
 evaluation in total, `ITERATION_BUDGET`; a test pins it). Strings and lists can still grow
 without bound: `s.replace("a", s)` squares its input, `l.map(x, x)` copies its accumulator
-at every step (quadratic), `matches` runs RE2, whose NFA costs input × program size. So we
+at every step (quadratic), `matches` runs RE2, whose NFA costs input times program size. So we
 bound a condition from its AST (`Expression.serialize()` is a `cel.expr.CheckedExpr`, read
 here with protobuf), the way cel-go's cost estimator does, and refuse what cannot be bounded
 (a function we have no formula for, a non-literal regex or format string, an accumulator that
@@ -639,7 +639,7 @@ class _Walk:
         return Node(_const(self.facts.get(name, SCALAR)), _const(W_NODE), _const(0))
 
     def _args_path(self, expr) -> str | None:
-        """"a:<field>" when `expr` is args.<field> (or args["field"]) or below it."""
+        """ "a:<field>" when `expr` is args.<field> (or args["field"]) or below it."""
         kind = expr.WhichOneof("expr_kind")
         if kind == "select_expr":
             operand = expr.select_expr.operand

@@ -617,6 +617,26 @@ def may_manage(user, policy: Policy) -> bool:
     return False
 
 
+def may_replay(user, policy: Policy) -> bool:
+    """Replay a version of this policy against history (it reads every recent request and
+    runs the conditions on them): the policy's managers, who may publish it (`may_manage`)
+    or edit it (the change permission), not everyone who may view it."""
+    if may_manage(user, policy):
+        return True
+    return bool(
+        user
+        and user.is_authenticated
+        and user.is_active
+        and user.is_staff
+        and user.has_perm("approvals.change_policy")
+    )
+
+
+def check_may_replay(user, policy: Policy) -> None:
+    if not may_replay(user, policy):
+        raise NotAllowed(f"{user.get_username()} may not replay {policy.name!r}")
+
+
 def check_may_publish(user, policy: Policy, version: PolicyVersion) -> None:
     if not may_manage(user, policy):
         raise NotAllowed(f"{user.get_username()} may not publish {policy.name!r}")
