@@ -60,8 +60,9 @@ def candidates(body: int) -> dict[str, dict]:
             "args": lambda k: {"s": ab(min(k, filler))},
         },
         "replace": {
-            "condition": lambda k: f'size(args.s) <= {k} && '
-            'args.s.replace("a", "aaaaaaaa").size() > 0',
+            "condition": lambda k: (
+                f'size(args.s) <= {k} && args.s.replace("a", "aaaaaaaa").size() > 0'
+            ),
             "args": lambda k: {"s": "a" * min(k, filler)},
         },
         "map": {
@@ -69,9 +70,10 @@ def candidates(body: int) -> dict[str, dict]:
             "args": lambda k: {"l": list(range(min(k, filler // 8)))},
         },
         "nested": {
-            "condition": lambda k: f"size(args.l) <= {k} && "
-            "args.l.exists(x, args.l.exists(y, x == y + 100000000))",
-            # 99 × 99 iterations: the most the runtime runs before its budget stops it
+            "condition": lambda k: (
+                f"size(args.l) <= {k} && args.l.exists(x, args.l.exists(y, x == y + 100000000))"
+            ),
+            # 99 x 99 iterations: the most the runtime runs before its budget stops it
             "args": lambda k: {"l": list(range(min(k, 99)))},
         },
         "contains": {
@@ -87,9 +89,11 @@ def candidates(body: int) -> dict[str, dict]:
         },
         "suggested": {
             # what the review page suggests for a standing rule, on 2 MiB of paths
-            "condition": lambda k: 'agent == "bot" && tool == "delete_files" && '
-            "args.days <= 7 && size(args.paths) <= 20 && "
-            'args.paths.all(p, p.startsWith("/var/log/") && !p.contains(".."))',
+            "condition": lambda k: (
+                'agent == "bot" && tool == "delete_files" && '
+                "args.days <= 7 && size(args.paths) <= 20 && "
+                'args.paths.all(p, p.startsWith("/var/log/") && !p.contains(".."))'
+            ),
             "args": lambda k: {"days": 1, "paths": ["/var/log/" + "a" * 100_000] * 20},
             "max": 1,
         },
