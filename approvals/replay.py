@@ -249,7 +249,8 @@ def replay_request(
     """Replay `version` against the last `days` days, in the background: NotAllowed unless
     `user` manages the policy (`policies.may_replay`). Audited; the task is enqueued at
     commit. A replay of the same version and window still queued or running is returned
-    instead of a second one."""
+    instead of a second one (enqueued again if it has waited longer than the broker's lease:
+    a broker may lose a task, and the task runs a replay once)."""
     check_may_replay(user, policy)
     days = max(1, min(days or settings.HITL_REPLAY_DAYS, 3650))
     with audit.atomic():
@@ -257,6 +258,12 @@ def replay_request(
             version=version, days=days, status__in=(Replay.Status.QUEUED, Replay.Status.RUNNING)
         ).first()
         if pending is not None:
+            lease = dt.timedelta(seconds=settings.Q_CLUSTER["retry"])
+            if (
+                pending.status == Replay.Status.QUEUED
+                and pending.created_at < timezone.now() - lease
+            ):
+                transaction.on_commit(lambda: enqueue(REPLAY_TASK, str(pending.pk), reason="lost"))
             return pending
         run = Replay.objects.create(policy=policy, version=version, days=days, requested_by=user)
         audit.record(
