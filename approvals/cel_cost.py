@@ -489,7 +489,8 @@ _SCALAR_OVERLOADS = re.compile(
     r"(add|subtract|multiply|divide|modulo|negate)_(int64|uint64|double|duration|timestamp)"
     r"(_duration|_timestamp)?|(less|greater|less_equals|greater_equals)_"
     r"(int64|uint64|double|bool|timestamp|duration)(_int64|_uint64|_double)?"
-    r"|timestamp_to_\w+|duration_to_\w+|(int64|uint64|double)_to_(int64|uint64|double)"
+    r"|timestamp_to_\w+|duration_to_\w+"
+    r"|(int64|uint64|double)_to_(int64|uint64|double|timestamp|duration)"
     r"|(timestamp|duration|bool)_to_(int64|bool)|(list|map|bytes)_size|size_(list|map|bytes)"
     r"|type|to_dyn|bool_to_bool|logical_not"
 )
