@@ -600,6 +600,48 @@ class ShadowMatch(models.Model):
         return f"{self.version} would {self.would} {self.checkpoint_id}"
 
 
+class Replay(models.Model):
+    """One replay of a policy version against the checkpoints of its last `days` days, run
+    in the background by `approvals.tasks.replay_run` (replay can read 200,000 checkpoints):
+    its state, how far it got and, when done, what it found (`approvals.replay.result_data`).
+    The window ends at `created_at`, so running it again gives the same figures."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="replays")
+    version = models.ForeignKey(PolicyVersion, on_delete=models.CASCADE, related_name="replays")
+    days = models.PositiveIntegerField()
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveIntegerField(default=0, help_text="Checkpoints replayed so far.")
+    total = models.PositiveIntegerField(default=0, help_text="Checkpoints to replay.")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["policy", "-created_at"], name="replay_by_policy")]
+
+    def __str__(self) -> str:
+        return f"replay of {self.version} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
+
+
 class UserToken(ApiTokenBase):
     """A person's API token (for the CLI and scripts). Stored as prefix + hash; shown once.
 
@@ -695,6 +737,7 @@ class AuditVerb(models.TextChoices):
     POLICY_ROLLED_BACK = "policy.rolled_back", "Policy rolled back to an earlier version"
     POLICY_REVOKED = "policy.revoked", "Policy revoked (routes nothing)"
     POLICY_PROPOSED = "policy.proposed", "Standing rule proposed"
+    POLICY_REPLAYED = "policy.replayed", "Policy version replayed against history"
     DECISION_AUTOMATIC = "decision.automatic", "Decision made by a policy"
     AGENT_HALTED = "agent.halted", "Agent halted (kill switch)"
     AGENT_RESUMED = "agent.resumed", "Agent resumed after a halt"

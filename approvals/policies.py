@@ -35,6 +35,7 @@ from approvals.conditions import (
     Condition,
     ConditionError,
     Facts,
+    check_condition,
     compile_condition,
     suggest_condition,
 )
@@ -144,7 +145,7 @@ def validate_policy(policy: Policy) -> None:
         ]
     if (policy.condition or "").strip():
         try:
-            compile_condition(policy.condition)
+            check_condition(policy.condition)
         except ConditionError as exc:
             errors["condition"] = [str(exc)]
     if policy.outcome == PolicyOutcome.AUTO_REJECT and not (policy.reason or "").strip():
@@ -296,6 +297,13 @@ class RoutingTable:
                     except ConditionError as exc:
                         log.error("published %s does not compile: %s", version.label, exc)
                         condition = None
+                    if condition is not None and not condition.admitted:
+                        log.error(
+                            "published %s is over the condition limits (evaluated only on "
+                            "requests within them): %s",
+                            version.label,
+                            condition.cost.problem,
+                        )
                 self.compiled[source] = condition
                 broken = condition is None  # no longer compiles: matches nothing
             entries.append(Entry(order, version, policy, condition, broken))
@@ -448,6 +456,7 @@ def route(
     )
     result = add_role_hint(route_for(entry), role_hint)
     result.shadow = [(e.version, e.outcome) for e in shadows]
+    result.notes.extend(facts.skipped)
     return result
 
 
@@ -606,6 +615,26 @@ def may_manage(user, policy: Policy) -> bool:
 
         return is_manager(user) or policy.standing_role in user_review_roles(user)
     return False
+
+
+def may_replay(user, policy: Policy) -> bool:
+    """Replay a version of this policy against history (it reads every recent request and
+    runs the conditions on them): the policy's managers, who may publish it (`may_manage`)
+    or edit it (the change permission), not everyone who may view it."""
+    if may_manage(user, policy):
+        return True
+    return bool(
+        user
+        and user.is_authenticated
+        and user.is_active
+        and user.is_staff
+        and user.has_perm("approvals.change_policy")
+    )
+
+
+def check_may_replay(user, policy: Policy) -> None:
+    if not may_replay(user, policy):
+        raise NotAllowed(f"{user.get_username()} may not replay {policy.name!r}")
 
 
 def check_may_publish(user, policy: Policy, version: PolicyVersion) -> None:

@@ -16,10 +16,11 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import dateparse, timezone
 
 from approvals import policies, replay
-from approvals.models import Checkpoint, Policy, PolicyVersion
+from approvals.conditions import ConditionError, compile_condition
+from approvals.models import Checkpoint, Policy, PolicyVersion, Replay
 from approvals.rules import can_decide, four_eyes_excluded, user_review_roles
 from core.exceptions import Conflict, InvalidInput, NotAllowed
 from core.roles import is_manager
@@ -69,7 +70,22 @@ def version_context(request: HttpRequest, policy: Policy) -> dict:
         "hits": hits(policy),
         "shadow_count": policy.versions.aggregate(n=Count("shadow"))["n"],
         "replay_days": settings.HITL_REPLAY_DAYS,
+        "may_replay": policies.may_replay(user, policy),
+        "condition_problem": _condition_problem(live or latest),
     }
+
+
+def _condition_problem(version: PolicyVersion | None) -> str | None:
+    """Why a version's condition is over the cost limits (it was stored before the check):
+    shown on the policy's page, which then says how it is treated."""
+    source = ((version.get("condition") if version else "") or "").strip()
+    if not source:
+        return None
+    try:
+        condition = compile_condition(source)
+    except ConditionError:
+        return None  # the form shows that one
+    return condition.cost.problem
 
 
 def _redirect_back(request: HttpRequest, policy: Policy) -> HttpResponseRedirect:
@@ -146,29 +162,76 @@ def _may_read(request: HttpRequest, model_admin: ModelAdmin, policy: Policy) -> 
         raise PermissionDenied
 
 
-def replay_page(model_admin: ModelAdmin, request: HttpRequest, policy_id: int) -> HttpResponse:
-    """Replay a version (default: the latest, i.e. the draft) against the last N days."""
-    policy = _policy(policy_id)
-    _may_read(request, model_admin, policy)
-    number = request.GET.get("version")
-    version = _version(policy, number) if number else policies.latest_version(policy)
-    if version is None:
-        raise Http404("This policy has no version yet")
+def _days(raw: str | None) -> int:
     try:
-        days = int(request.GET.get("days") or settings.HITL_REPLAY_DAYS)
+        days = int(raw or settings.HITL_REPLAY_DAYS)
     except ValueError:
         days = settings.HITL_REPLAY_DAYS
-    days = max(1, min(days, 3650))
+    return max(1, min(days, 3650))
+
+
+def replay_page(model_admin: ModelAdmin, request: HttpRequest, policy_id: int) -> HttpResponse:
+    """Replay a version (default: the latest, i.e. the draft) against the last N days: GET
+    shows the form and this policy's recent replays, POST starts one in the background and
+    goes to its page. The policy's managers only (`policies.may_replay`)."""
+    policy = _policy(policy_id)
+    if not policies.may_replay(request.user, policy):
+        raise PermissionDenied
+    raw = request.POST.get("version") if request.method == "POST" else request.GET.get("version")
+    version = _version(policy, raw) if raw else policies.latest_version(policy)
+    if version is None:
+        raise Http404("This policy has no version yet")
+    source = request.POST if request.method == "POST" else request.GET
+    days = _days(source.get("days"))
+    if request.method == "POST":
+        try:
+            run = replay.replay_request(policy, version, user=request.user, days=days)
+        except NotAllowed as exc:
+            raise PermissionDenied(str(exc)) from None
+        return HttpResponseRedirect(
+            reverse("admin:approvals_policy_replay_run", args=[policy.pk, run.pk])
+        )
+    return _replay_response(model_admin, request, policy, version, days, None)
+
+
+def replay_run_page(
+    model_admin: ModelAdmin, request: HttpRequest, policy_id: int, replay_id
+) -> HttpResponse:
+    """One replay: its progress while it runs (the page refreshes itself), its result once
+    done."""
+    policy = _policy(policy_id)
+    if not policies.may_replay(request.user, policy):
+        raise PermissionDenied
+    run = get_object_or_404(
+        Replay.objects.select_related("version", "requested_by"), pk=replay_id, policy=policy
+    )
+    return _replay_response(model_admin, request, policy, run.version, run.days, run)
+
+
+def _replay_response(model_admin, request, policy, version, days, run) -> HttpResponse:
     ctx = {
         **model_admin.admin_site.each_context(request),
         "opts": Policy._meta,
         "title": f"Replay of {version.label}",
         "policy": policy,
         "version": version,
-        "result": replay.replay(version, days=days),
+        "days": days,
+        "run": run,
+        "result": _result_context(run.result) if run is not None and run.result else None,
+        "recent": policy.replays.select_related("version", "requested_by")[:10],
         "policy_url": policy_url(policy),
     }
     return TemplateResponse(request, "admin/approvals/policy/replay.html", ctx)
+
+
+def _result_context(data: dict) -> dict:
+    """A stored result, with its times as datetimes for the template."""
+    parse = dateparse.parse_datetime
+    out = {**data, "since": parse(data["since"])}
+    out["verdict_counts"] = sorted(data.get("verdicts", {}).items())
+    for key in ("unsafe", "blocked"):
+        out[key] = [{**e, "created_at": parse(e["created_at"])} for e in data.get(key, [])]
+    return out
 
 
 def shadow_page(model_admin: ModelAdmin, request: HttpRequest, policy_id: int) -> HttpResponse:

@@ -4,7 +4,11 @@ compare a shadow policy's would-be decisions with what people decided.
 Replay compiles the live policies with the draft in place of its policy's live version (a
 routing table of its own, never the process's cache) and routes every checkpoint of the
 last N days twice, with and without the draft, from the rows alone (one query for the
-checkpoints, one for their artifacts' sizes and kinds). Nothing is written.
+checkpoints, one for their artifacts' sizes and kinds). Nothing about routing is written.
+
+It runs in the background: `replay_request` (the policy's managers only, audited) records a
+`Replay` row and enqueues `approvals.tasks.replay_run`, which replays and writes its
+progress and result on the row; the page shows them.
 """
 
 from __future__ import annotations
@@ -12,23 +16,38 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from approvals import audit
 from approvals.conditions import request_facts
 from approvals.models import (
     Artifact,
+    AuditVerb,
     Checkpoint,
     Policy,
     PolicyOutcome,
     PolicyVersion,
+    Replay,
     ShadowMatch,
 )
 from approvals.policies import GLOB_CHARACTERS as GLOBS
-from approvals.policies import Entry, RoutingTable, live_versions, route_for, routing_table
+from approvals.policies import (
+    Entry,
+    RoutingTable,
+    check_may_replay,
+    live_versions,
+    route_for,
+    routing_table,
+)
+from core.queue import enqueue
+
+REPLAY_TASK = "approvals.tasks.replay_run"
 
 S = Checkpoint.Status
 
@@ -72,6 +91,8 @@ class ReplayResult:
     blocked: list[Example] = field(default_factory=list)
     blocked_count: int = 0
     truncated: bool = False
+    # Conditions over the evaluation budget on a request (not evaluated: no match).
+    skipped: int = 0
     seconds: float = 0.0
 
     @property
@@ -80,6 +101,7 @@ class ReplayResult:
 
 
 EXAMPLES = 50
+PROGRESS_EVERY = 500
 
 
 def _key(entry: Entry | None) -> tuple:
@@ -98,10 +120,12 @@ def replay(
     days: int | None = None,
     now: dt.datetime | None = None,
     limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ReplayResult:
     """What `version` would have done to the checkpoints of the last `days` days (newest
     first, at most `limit`): how many it matches, would approve or reject automatically or
-    route differently than the live policies do, and what people actually did with those."""
+    route differently than the live policies do, and what people actually did with those.
+    `progress(done, total)` is called as it goes (every PROGRESS_EVERY checkpoints)."""
     started = time.perf_counter()
     now = now or timezone.now()
     days = days or settings.HITL_REPLAY_DAYS
@@ -151,7 +175,11 @@ def replay(
                 {"name": name, "kind": kind, "size": size, "content_type": content_type}
             )
     affected = []
-    for pk, agent, action, kind, risk, confidence, title, hint, created, status in rows:
+    for i, (pk, agent, action, kind, risk, confidence, title, hint, created, status) in enumerate(
+        rows
+    ):
+        if progress is not None and i % PROGRESS_EVERY == 0:
+            progress(i, len(rows))
         action = action or {}
         tool = str(action.get("tool") or "")
         facts = request_facts(
@@ -159,7 +187,9 @@ def replay(
             title=title, role_hint=hint, artifacts=artifacts.get(pk, []), now=created,
         )  # fmt: skip
         args = {"agent": agent, "tool": tool, "kind": kind, "risk": risk, "facts": facts}
-        if mine.matching(**args, now=created) is None:
+        matching = mine.matching(**args, now=created)
+        result.skipped += bool(facts.skipped)
+        if matching is None:
             continue  # the draft cannot change what happens to a request it does not match
         result.matched += 1
         winner, _ = with_draft.decide(**args, now=created)
@@ -200,6 +230,50 @@ def replay(
                 examples.append(Example(str(pk), title, agent, verdict, created))
     result.seconds = time.perf_counter() - started
     return result
+
+
+def result_data(result: ReplayResult) -> dict:
+    """A result as the `Replay` row stores it (JSON)."""
+    data = asdict(result)
+    data.pop("version")
+    data["since"] = result.since.isoformat()
+    data["verdicts"] = dict(result.verdicts)
+    for key in ("unsafe", "blocked"):
+        data[key] = [{**e, "created_at": e["created_at"].isoformat()} for e in data[key]]
+    return data
+
+
+def replay_request(
+    policy: Policy, version: PolicyVersion, *, user, days: int | None = None
+) -> Replay:
+    """Replay `version` against the last `days` days, in the background: NotAllowed unless
+    `user` manages the policy (`policies.may_replay`). Audited; the task is enqueued at
+    commit. A replay of the same version and window still queued or running is returned
+    instead of a second one (enqueued again if it has waited longer than the broker's lease:
+    a broker may lose a task, and the task runs a replay once)."""
+    check_may_replay(user, policy)
+    days = max(1, min(days or settings.HITL_REPLAY_DAYS, 3650))
+    with audit.atomic():
+        pending = Replay.objects.filter(
+            version=version, days=days, status__in=(Replay.Status.QUEUED, Replay.Status.RUNNING)
+        ).first()
+        if pending is not None:
+            lease = dt.timedelta(seconds=settings.Q_CLUSTER["retry"])
+            if (
+                pending.status == Replay.Status.QUEUED
+                and pending.created_at < timezone.now() - lease
+            ):
+                transaction.on_commit(lambda: enqueue(REPLAY_TASK, str(pending.pk), reason="lost"))
+            return pending
+        run = Replay.objects.create(policy=policy, version=version, days=days, requested_by=user)
+        audit.record(
+            audit.Actor.for_user(user),
+            AuditVerb.POLICY_REPLAYED,
+            policy,
+            {"version": version.number, "days": days, "replay": str(run.pk)},
+        )
+        transaction.on_commit(lambda: enqueue(REPLAY_TASK, str(run.pk), reason="replay"))
+    return run
 
 
 # --- shadow mode: agreement with people -----------------------------------------------------------

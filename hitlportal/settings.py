@@ -597,6 +597,14 @@ HITL_STANDING_RULE_PRIORITY = env_int("HITL_STANDING_RULE_PRIORITY", 0)
 HITL_REPLAY_DAYS = env_int("HITL_REPLAY_DAYS", 30, minimum=1)
 HITL_REPLAY_LIMIT = env_int("HITL_REPLAY_LIMIT", 200_000, minimum=1)
 HITL_POLICY_FOUR_EYES = env_bool("HITL_POLICY_FOUR_EYES", False)
+# What one condition may cost on the largest request the API admits (approvals.cel_cost):
+# time in units of about a nanosecond on the reference machine, memory in bytes allocated.
+# Saving a condition over either is refused; one stored before is skipped on the requests
+# where it would exceed them (docs/benchmarks.md, "Condition cost").
+HITL_CONDITION_MAX_COST = env_int("HITL_CONDITION_MAX_COST", 100_000_000, minimum=1_000_000)
+HITL_CONDITION_MAX_MEMORY = env_int(
+    "HITL_CONDITION_MAX_MEMORY", 64 * 1024 * 1024, minimum=1024 * 1024
+)
 # The reviewer portal: a queue item is "due soon" inside this window; the queue page polls
 # for changes this often; artifacts bigger than this are shown truncated (with a download).
 HITL_DUE_SOON_SECONDS = env_int("HITL_DUE_SOON_SECONDS", 600, minimum=1)
