@@ -5,17 +5,22 @@ When the portal has a Slack app (HITL_SLACK_SIGNING_SECRET), low- and medium-ris
 carry Approve and Reject buttons (handled by `integrations.slack`); Reject opens a modal
 asking for the reason, which needs the app's bot token (HITL_SLACK_BOT_TOKEN; without it
 Reject opens the review page). High and critical risk never decide from chat: their buttons
-open the review page. Sent with the official SDK (`slack_sdk.webhook`)."""
+open the review page. Posted as JSON through `core.webhooks.post_json` (public addresses only,
+the reply read bounded), like every channel.
+
+Everything an agent wrote is shown as text, never as Slack markup: escaped (&, <, >) in mrkdwn,
+so `<!channel>`, `<@U0ADMIN>` or `<https://evil.example|Approve here>` mention and link nobody,
+and arguments sit in a code block they cannot close."""
 
 from __future__ import annotations
 
 import json
-from urllib.parse import urlparse
 
 from django.conf import settings
-from slack_sdk.webhook import WebhookClient
 
 from approvals.rules import allowed_outcomes
+from core.net import url_problem
+from core.webhooks import post_json
 from notifications.messages import Message
 from notifications.models import Delivery, RoleChannel
 
@@ -24,9 +29,8 @@ APPROVE, REJECT, OPEN = "hitl_approve", "hitl_reject", "hitl_open"
 
 def validate(channel: RoleChannel) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
-    url = urlparse(channel.url or "")
-    if url.scheme not in ("https", "http") or not url.netloc:
-        errors["url"] = ["The channel's incoming webhook URL (https://hooks.slack.com/...)."]
+    if problem := url_problem(channel.url, "The channel's incoming webhook URL (https://hooks.slack.com/...)."):
+        errors["url"] = [problem]
     extra = set(channel.config) - {"interactive"}
     if extra or not isinstance(channel.config.get("interactive", True), bool):
         errors["config"] = ['Slack takes {"interactive": true|false} only.']
@@ -134,10 +138,8 @@ def payload(message: Message, channel: RoleChannel | None = None) -> dict:
 
 
 def _post(url: str, body: dict) -> tuple[int | None, str]:
-    client = WebhookClient(url, timeout=settings.HITL_NOTIFY_TIMEOUT)
-    response = client.send_dict(body)
-    code = response.status_code
-    return code, "" if 200 <= code < 300 else f"HTTP {code}: {str(response.body)[:500]}"
+    raw = json.dumps(body, separators=(",", ":")).encode()
+    return post_json(url, raw, headers={}, timeout=settings.HITL_NOTIFY_TIMEOUT)
 
 
 def send(delivery: Delivery, message: Message) -> tuple[int | None, str]:

@@ -5,10 +5,10 @@ a legacy connector URL). Teams cards never decide: the button opens the review p
 from __future__ import annotations
 
 import json
-from urllib.parse import urlparse
 
 from django.conf import settings
 
+from core.net import url_problem
 from core.webhooks import post_json
 from notifications.messages import Message
 from notifications.models import Delivery, RoleChannel
@@ -16,9 +16,8 @@ from notifications.models import Delivery, RoleChannel
 
 def validate(channel: RoleChannel) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
-    url = urlparse(channel.url or "")
-    if url.scheme not in ("https", "http") or not url.netloc:
-        errors["url"] = ["The channel's incoming webhook URL."]
+    if problem := url_problem(channel.url, "The channel's incoming webhook URL."):
+        errors["url"] = [problem]
     if channel.config:
         errors["config"] = ["Teams takes no config: leave it {}."]
     return errors
