@@ -25,6 +25,8 @@ from urllib.parse import SplitResult, urlsplit
 
 import httpx
 
+from core.text import one_line
+
 SCHEMES = ("http", "https")
 REPLY_BYTES = 4096  # read at most this much of a receiver's answer
 REPLY_CHARS = 500  # and keep at most this much of it, as text
@@ -156,9 +158,7 @@ class Reply:
 def _reply_text(raw: bytes) -> str:
     """A receiver's answer as data: decoded leniently, control characters dropped, one
     bounded line."""
-    text = raw.decode("utf-8", errors="replace")
-    text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
-    return text if len(text) <= REPLY_CHARS else text[: REPLY_CHARS - 1] + "…"
+    return one_line(raw.decode("utf-8", errors="replace"), REPLY_CHARS)
 
 
 def post(url: str, content: bytes, *, headers: dict[str, str], timeout: float) -> Reply:
