@@ -128,7 +128,7 @@ class RoleChannelAdmin(AuditedSaveMixin, admin.ModelAdmin):
             replaced=getattr(obj, "_replaced_secrets", []),
         )
         # Say what the role gets now: a channel added beside email does not replace it.
-        self.message_user(request, f"{obj.role} is told by: " + "; ".join(told_by(obj.role)))
+        self.message_user(request, f"Role {obj.role} is told by: " + "; ".join(told_by(obj.role)))
 
     def response_add(self, request, obj, post_url_continue=None):
         # A webhook's generated secret: the receiver needs it, and this is the only time it
