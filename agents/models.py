@@ -6,10 +6,12 @@ import secrets
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
 from core.crypto import EncryptedTextField
+from core.net import UnsafeURL, check_url
 from core.outbox import OutboxItem
 from core.tokens import ApiTokenBase
 
@@ -65,6 +67,15 @@ class Agent(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+    def clean(self) -> None:
+        # Where signed decisions are POSTed: a public address only (`core.net`), as every
+        # URL the portal sends to; checked again at each send.
+        if self.callback_url:
+            try:
+                check_url(self.callback_url)
+            except UnsafeURL as exc:
+                raise ValidationError({"callback_url": str(exc)}) from None
 
     @property
     def halted(self) -> bool:

@@ -48,6 +48,8 @@ def configure(name: str, args: argparse.Namespace) -> dict:
         "HITL_Q_WORKERS": "2",
         "HITL_Q_SAVE_LIMIT": "-1" if getattr(args, "unlimited_save", False) else "500",
         "HITL_SANDBOX_ROOTS": str(var),
+        # The benches' receivers (Slack, webhooks) run on 127.0.0.1.
+        "HITL_ALLOW_PRIVATE_URLS": "1",
         "LOG_LEVEL": "WARNING",
     }
     if args.database_url:

@@ -506,6 +506,7 @@ HITL_WEBHOOK_RETRY_HOURS = env_int("HITL_WEBHOOK_RETRY_HOURS", 25, minimum=1)
 # The Ed25519 key that signs tree heads and receipts: required in production, generated into
 # var/ for development (like SECRET_KEY). Its handling is in core/ledger/keys.py.
 from core.ledger.keys import LedgerKeyError, load_signing_key, parse_public_key  # noqa: E402
+from core.net import UnsafeURL, check_url  # noqa: E402
 
 try:
     HITL_LEDGER_SIGNING_KEY = load_signing_key(env_str("HITL_LEDGER_SIGNING_KEY"), VAR_DIR, DEBUG)
@@ -526,6 +527,10 @@ HITL_LEDGER_POLL_INTERVAL = env_float("HITL_LEDGER_POLL_INTERVAL", 0.05)
 HITL_LEDGER_WAIT = env_float("HITL_LEDGER_WAIT", 5.0)
 # Sync mode (tests, HITL_Q_SYNC=1): every transaction sequences its own events on commit.
 HITL_LEDGER_SYNC = Q_CLUSTER["sync"]
+# Outgoing requests to addresses people or agents chose (role channels, witnesses, agent
+# callbacks) reach public addresses only (core.net); tests and local development, whose
+# receivers run on 127.0.0.1, allow the others.
+HITL_ALLOW_PRIVATE_URLS = env_bool("HITL_ALLOW_PRIVATE_URLS", False)
 # Witnesses: where signed heads are pushed, so a copy exists outside the database.
 HITL_LEDGER_WITNESSES = env_list("HITL_LEDGER_WITNESSES", [], sep=" ")
 HITL_LEDGER_WITNESS_SECRET = env_str("HITL_LEDGER_WITNESS_SECRET", "")
@@ -538,6 +543,11 @@ for _witness in HITL_LEDGER_WITNESSES:
         raise ImproperlyConfigured(
             f"HITL_LEDGER_WITNESSES: {_witness!r} is not a file://, http(s):// or mailto: URL"
         )
+    if urlparse(_witness).scheme in ("http", "https"):
+        try:  # its form and a numeric host now; what its name resolves to at each push
+            check_url(_witness, allow_private=HITL_ALLOW_PRIVATE_URLS, resolve=False)
+        except UnsafeURL as exc:
+            raise ImproperlyConfigured(f"HITL_LEDGER_WITNESSES: {_witness!r}: {exc}") from None
 # Receipts: how long an approval's receipt may be redeemed.
 HITL_RECEIPT_TTL = env_int("HITL_RECEIPT_TTL", 3600, minimum=10)
 # --- Notifications: email, Slack, Teams, webhooks (notifications/, integrations/slack/) ---------

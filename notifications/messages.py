@@ -18,6 +18,7 @@ from approvals.models import Checkpoint, Drill
 from approvals.representations import review_url
 from approvals.rules import may_decide_from_chat
 from core.canonical import action_sha256
+from core.text import one_line
 from notifications.models import Delivery, Event
 
 ARGS_PREVIEW_CHARS = 600
@@ -83,8 +84,7 @@ def humanize(seconds: float) -> str:
 
 
 def _one_line(text: str, limit: int = SUMMARY_CHARS) -> str:
-    line = " ".join((text or "").split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    return one_line(text, limit)
 
 
 def _arguments(action: dict) -> str:

@@ -29,21 +29,42 @@ def role_people(role: str, cp: Checkpoint | None = None, now=None):
     return present(qs, now)
 
 
-# The channel every role has until it is given channels of its own.
+# The email every role has until it is given an email channel of its own.
 DEFAULT_CHANNEL = RoleChannel(kind=ChannelKind.EMAIL, name="(default: email its members)")
 
 
 def channels_for(roles: set[str]) -> dict[str, list[RoleChannel]]:
-    """Each role's active channels; a role with no channel rows at all is emailed."""
+    """Each role's active channels. Email is a channel like the others, and every role has
+    it by default: a role is emailed (its members, for every event) unless it has an email
+    channel row of its own, which then says to whom and for which events, or, inactive, that
+    it gets no email. A Slack, Teams or webhook channel adds to the email, never replaces it
+    (adding a pager for escalations must not silently stop a role's mail)."""
     found: dict[str, list[RoleChannel]] = {role: [] for role in roles}
-    configured = set()
+    own_email = set()
     for channel in RoleChannel.objects.filter(role__in=roles):
-        configured.add(channel.role)
+        if channel.kind == ChannelKind.EMAIL:
+            own_email.add(channel.role)
         if channel.active:
             found[channel.role].append(channel)
-    for role in roles - configured:
-        found[role] = [DEFAULT_CHANNEL]
+    for role in roles - own_email:
+        found[role].insert(0, DEFAULT_CHANNEL)
     return found
+
+
+def told_by(role: str) -> list[str]:
+    """How `role` is told, in words (the role channels admin shows it)."""
+    out = []
+    for channel in channels_for({role})[role]:
+        name = f" {channel.name}" if channel.name and channel.pk else ""
+        if channel.pk is None:
+            what = "email to its members (the default: no email channel of its own)"
+        elif channel.kind == ChannelKind.EMAIL:
+            what = "email to " + (", ".join(channel.config.get("to") or []) or "its members")
+        else:
+            what = channel.get_kind_display().split(" (")[0] + name
+        events = ", ".join(channel.events) if channel.events else "every event"
+        out.append(f"{what} — {events}")
+    return out or ["nothing: its only email channel is inactive, and it has no other"]
 
 
 def preferences(user_ids) -> dict[int, Preference]:

@@ -6,6 +6,7 @@ on who decides or who is told are audited."""
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import urlsplit
 
 from django.utils import timezone
 
@@ -13,7 +14,7 @@ from approvals import audit, transitions
 from approvals.audit import Actor, AuditVerb
 from approvals.models import Checkpoint
 from core.exceptions import Conflict
-from notifications.models import ChatLink, Preference, RoleChannel
+from notifications.models import ChatLink, Preference, RoleChannel, new_signing_secret
 
 
 def preference_for(user) -> Preference:
@@ -113,16 +114,49 @@ def chat_unlink(link: ChatLink, actor: Actor) -> None:
 
 
 CHANNEL_FIELDS = ["role", "kind", "name", "config", "events", "active"]
+# Write-only: a Slack / Teams incoming webhook URL posts to the channel; the secret signs.
+CHANNEL_SECRETS = ["url", "secret"]
 
 
-def channel_record(channel: RoleChannel, before: dict | None, *, actor: Actor) -> None:
-    """Audit a role channel created or changed (its URL and secret are never written to the
-    trail, only that they changed)."""
-    audit.record_saved(
-        actor,
-        channel,
-        before,
-        CHANNEL_FIELDS,
-        created=AuditVerb.NOTIFICATION_CHANNEL_CREATED,
-        updated=AuditVerb.NOTIFICATION_CHANNEL_UPDATED,
-    )
+def masked_url(url: str) -> str:
+    """What may be shown of a channel's URL: its scheme and host (the path of an incoming
+    webhook URL is its secret)."""
+    parts = urlsplit(url or "")
+    return f"{parts.scheme}://{parts.hostname}/…" if parts.scheme and parts.hostname else ""
+
+
+def masked_secret(secret: str) -> str:
+    return f"{secret[:6]}…{secret[-4:]}" if len(secret or "") >= 24 else ("set" if secret else "")
+
+
+def channel_record(
+    channel: RoleChannel, before: dict | None, *, actor: Actor, replaced: list[str] = ()
+) -> None:
+    """Audit a role channel created or changed. Its URL and secret are never written to the
+    trail: only that they were set or replaced (`replaced`), and the URL's host."""
+    after = audit.snapshot(channel, CHANNEL_FIELDS)
+    host = {"url": masked_url(channel.url)} if channel.url else {}
+    if before is None:
+        values = {**after, **host, "secret": "set" if channel.secret else ""}
+        audit.record(actor, AuditVerb.NOTIFICATION_CHANNEL_CREATED, channel, {"values": values})
+        return
+    diff = audit.changes(before, after)
+    if diff or replaced:
+        data: dict = {"changes": diff}
+        if replaced:
+            data["replaced"] = sorted(replaced)
+            data.update(host if "url" in replaced else {})
+        audit.record(actor, AuditVerb.NOTIFICATION_CHANNEL_UPDATED, channel, data)
+
+
+def channel_secret_rotate(channel: RoleChannel, *, actor: Actor) -> str:
+    """A new signing secret for a webhook channel (the old one stops verifying at once);
+    returned to be shown once."""
+    with audit.atomic():
+        channel.secret = new_signing_secret()
+        RoleChannel.objects.filter(pk=channel.pk).update(secret=channel.secret)
+        audit.record(
+            actor, AuditVerb.NOTIFICATION_CHANNEL_UPDATED, channel, {"changes": {},
+            "replaced": ["secret"]}
+        )  # fmt: skip
+    return channel.secret

@@ -35,6 +35,13 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
+def private_urls(settings):
+    """Let the portal send to receivers on 127.0.0.1 (tests' own servers): production sends
+    only to public addresses (`core.net`)."""
+    settings.HITL_ALLOW_PRIVATE_URLS = True
+
+
+@pytest.fixture
 def is_postgres() -> bool:
     return connection.vendor == "postgresql"
 
@@ -145,6 +152,8 @@ def clusters(cluster_env, tmp_path, settings):
     started: list[Cluster] = []
 
     def start() -> Cluster:
+        # The clusters may send where this process may (`private_urls`: receivers here).
+        env["HITL_ALLOW_PRIVATE_URLS"] = "1" if settings.HITL_ALLOW_PRIVATE_URLS else "0"
         cluster = Cluster(env, tmp_path / f"qcluster-{len(started)}.log").start()
         started.append(cluster)
         ping = async_task("math.floor", 1.5)  # ready once it has run a task

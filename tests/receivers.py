@@ -109,12 +109,13 @@ class Request:
 class HttpReceiver:
     """An HTTP server on 127.0.0.1 (a free port) that keeps every request (GET or POST). It
     answers the queued status codes in order (then 200) with the JSON body `replies` has for
-    the path (without its query), else `reply` (e.g. Slack's {"ok": true}), else "ok"."""
+    the path (without its query), else `reply` (e.g. Slack's {"ok": true}; bytes are sent as
+    they are), else "ok"."""
 
     def __init__(
         self,
         statuses: list[int] | None = None,
-        reply: dict | None = None,
+        reply: dict | bytes | None = None,
         replies: dict[str, dict] | None = None,
     ):
         self.statuses = list(statuses or [])
@@ -129,9 +130,11 @@ class HttpReceiver:
                 receiver.requests.append(Request(self.path, dict(self.headers), body))
                 code = receiver.statuses.pop(0) if receiver.statuses else 200
                 reply = receiver.replies.get(self.path.split("?", 1)[0], receiver.reply)
-                out = json.dumps(reply).encode() if reply else b"ok"
+                raw = isinstance(reply, bytes)
+                out = reply if raw else json.dumps(reply).encode() if reply else b"ok"
                 self.send_response(code)
-                self.send_header("Content-Type", "application/json" if reply else "text/plain")
+                json_reply = reply and not raw
+                self.send_header("Content-Type", "application/json" if json_reply else "text/plain")
                 self.send_header("Content-Length", str(len(out)))
                 self.end_headers()
                 self.wfile.write(out)

@@ -95,7 +95,7 @@ def test_createsuperuser_is_audited(monkeypatch):
 
 
 @pytest.mark.django_db
-def test_createagent_prints_the_key_last_and_stores_only_a_hash():
+def test_createagent_prints_the_key_last_and_stores_only_a_hash(private_urls):
     out = run(
         "createagent",
         "deploy-bot",

@@ -57,7 +57,9 @@ def test_the_next_deadline_comes_from_pending_checkpoints_only(make_checkpoint, 
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_real_cluster_expires_on_the_deadline_without_the_sweep(clusters, make_checkpoint, agent):
+def test_a_real_cluster_expires_on_the_deadline_without_the_sweep(
+    private_urls, clusters, make_checkpoint, agent
+):
     """No sweep schedule: only the timer can expire these. The agent's webhook and the
     audit trail learn of each expiry at once (the figures are in docs/benchmarks.md)."""
     Schedule.objects.all().delete()

@@ -8,7 +8,8 @@ database (and of its heads) is caught by comparing with them (`hitl verify --tru
     file:///mnt/audit/hitl-heads.jsonl   one JSON head per line, appended (another volume)
     https://witness.example.com/hitl      POST of the head as JSON; with
                                           HITL_LEDGER_WITNESS_SECRET also X-HITL-Signature
-                                          (the webhooks' scheme); any 2xx is an acknowledgement
+                                          (the webhooks' scheme); any 2xx is an acknowledgement;
+                                          public addresses only (`core.net`)
     mailto:auditors@example.com           an email with the head (Django's email settings)
 
 Witnesses always get the latest head: one that missed some heads lost nothing, since a
@@ -21,21 +22,18 @@ running).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import json
 import logging
-import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-import httpx
 from django.conf import settings
 from django.core.mail import send_mail
 from django.utils import timezone
 
 from core.ledger import heads
 from core.models import TreeHead, WitnessState
+from core.webhooks import post_json
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +55,16 @@ def _push(url: str, head: dict) -> None:
             fh.flush()
         return
     if parsed.scheme in ("http", "https"):
-        headers = {"Content-Type": "application/json", "X-HITL-Event": "ledger.head"}
-        if settings.HITL_LEDGER_WITNESS_SECRET:
-            t = int(time.time())
-            mac = hmac.new(
-                settings.HITL_LEDGER_WITNESS_SECRET.encode(),
-                f"{t}.{body}".encode(),
-                hashlib.sha256,
-            ).hexdigest()
-            headers["X-HITL-Signature"] = f"t={t},v1={mac}"
-        response = httpx.post(url, content=body, headers=headers, timeout=10)
-        if not 200 <= response.status_code < 300:
-            raise RuntimeError(f"HTTP {response.status_code}")
+        # Signed like every webhook (`core.webhooks`), sent to a checked public address.
+        _code, error = post_json(
+            url,
+            body.encode(),
+            headers={"X-HITL-Event": "ledger.head"},
+            timeout=10,
+            secret=settings.HITL_LEDGER_WITNESS_SECRET,
+        )
+        if error:
+            raise RuntimeError(error)
         return
     if parsed.scheme == "mailto":
         send_mail(

@@ -32,7 +32,7 @@ from core.exceptions import Conflict, InvalidInput, NotAllowed
 from notifications import services
 from notifications.models import ChannelKind, ChatLink, Event
 from notifications.outbox import OUTBOX, new_delivery
-from notifications.transports.slack import APPROVE, REJECT
+from notifications.transports.slack import APPROVE, REJECT, escape, literal_block, plain
 
 log = logging.getLogger(__name__)
 LINK_SALT = "hitl.slack.link"
@@ -103,16 +103,20 @@ def _reply(payload: dict, text: str, *, replace: bool = False, blocks: list | No
 
 
 def _outcome_blocks(cp: Checkpoint, who: str, outcome: str, comment: str = "") -> list[dict]:
-    text = f"*{OUTCOME_WORDS.get(outcome, outcome).capitalize()}* by {who} in Slack: {cp.title}"
+    """What the message becomes once decided: names and the title as text (`escape`), the
+    reason literal."""
+    word = OUTCOME_WORDS.get(outcome, outcome).capitalize()
+    text = f"*{word}* by {escape(who)} in Slack: {escape(' '.join(cp.title.split()))}"
+    out = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
     if comment:
-        text += f"\n> {comment[:500]}"
-    return [
-        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+        out.append(literal_block(comment[:500], quote=True))
+    out.append(
         {
             "type": "context",
             "elements": [{"type": "mrkdwn", "text": f"<{review_url(cp.pk)}|Open the review page>"}],
-        },
-    ]
+        }
+    )
+    return out
 
 
 def _metadata(payload: dict) -> dict:
@@ -246,10 +250,7 @@ def _open_reject_modal(payload: dict, link: ChatLink, cp: Checkpoint, seen: str)
             {"c": str(cp.pk), "v": seen, "response_url": payload.get("response_url", "")}
         ),
         "blocks": [
-            {
-                "type": "section",
-                "text": {"type": "mrkdwn", "text": f"*{cp.title[:200]}*"},
-            },
+            {"type": "section", "text": plain(cp.title[:200])},
             {
                 "type": "input",
                 "block_id": "reason",

@@ -11,9 +11,12 @@ from django.core.validators import validate_email
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from core.text import one_line
 from notifications import messages
 from notifications.messages import Message
 from notifications.models import Delivery, RoleChannel
+
+SUBJECT_CHARS = 250
 
 
 def validate(channel: RoleChannel) -> dict[str, list[str]]:
@@ -39,7 +42,9 @@ def settings_url() -> str:
 def _send(delivery: Delivery, subject: str, text: str, html: str) -> tuple[int | None, str]:
     domain = settings.SITE_URL.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
     mail = EmailMultiAlternatives(
-        subject=subject.replace("\n", " ")[:250],
+        # Built from an agent's title: one line, whatever it holds (a CR or LF in a header is
+        # BadHeaderError, on every retry), and bounded.
+        subject=one_line(subject, SUBJECT_CHARS),
         body=text,
         to=[delivery.address],
         headers={

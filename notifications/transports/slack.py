@@ -5,17 +5,22 @@ When the portal has a Slack app (HITL_SLACK_SIGNING_SECRET), low- and medium-ris
 carry Approve and Reject buttons (handled by `integrations.slack`); Reject opens a modal
 asking for the reason, which needs the app's bot token (HITL_SLACK_BOT_TOKEN; without it
 Reject opens the review page). High and critical risk never decide from chat: their buttons
-open the review page. Sent with the official SDK (`slack_sdk.webhook`)."""
+open the review page. Posted as JSON through `core.webhooks.post_json` (public addresses only,
+the reply read bounded), like every channel.
+
+Everything an agent wrote is shown as text, never as Slack markup: escaped (&, <, >) in mrkdwn,
+so `<!channel>`, `<@U0ADMIN>` or `<https://evil.example|Approve here>` mention and link nobody,
+and arguments sit in a code block they cannot close."""
 
 from __future__ import annotations
 
 import json
-from urllib.parse import urlparse
 
 from django.conf import settings
-from slack_sdk.webhook import WebhookClient
 
 from approvals.rules import allowed_outcomes
+from core.net import url_problem
+from core.webhooks import post_json
 from notifications.messages import Message
 from notifications.models import Delivery, RoleChannel
 
@@ -24,9 +29,10 @@ APPROVE, REJECT, OPEN = "hitl_approve", "hitl_reject", "hitl_open"
 
 def validate(channel: RoleChannel) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
-    url = urlparse(channel.url or "")
-    if url.scheme not in ("https", "http") or not url.netloc:
-        errors["url"] = ["The channel's incoming webhook URL (https://hooks.slack.com/...)."]
+    if problem := url_problem(
+        channel.url, "The channel's incoming webhook URL (https://hooks.slack.com/...)."
+    ):
+        errors["url"] = [problem]
     extra = set(channel.config) - {"interactive"}
     if extra or not isinstance(channel.config.get("interactive", True), bool):
         errors["config"] = ['Slack takes {"interactive": true|false} only.']
@@ -46,11 +52,28 @@ def button_value(message: Message) -> str:
 
 
 def _text(text: str) -> dict:
+    """mrkdwn of ours (labels, dates); anything written by someone else in it is `escape`d."""
     return {"type": "mrkdwn", "text": text}
 
 
-def _escape(text: str) -> str:
+def plain(text: str) -> dict:
+    """Text shown as it is: Slack parses no markup, mention or link in plain_text."""
+    return {"type": "plain_text", "text": text or " ", "emoji": False}
+
+
+def escape(text: str) -> str:
+    """Slack's own escaping for mrkdwn and a message's top-level `text`: `<!channel>`,
+    `<@U…>` and `<url|label>` become text."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def literal_block(text: str, *, preformatted: bool = False, quote: bool = False) -> dict:
+    """A rich_text block of one text element: literal (its markup is not parsed), and a
+    preformatted one is a code block that its text cannot close."""
+    kind = "rich_text_preformatted" if preformatted else "rich_text_quote" if quote else None
+    element = {"type": "text", "text": text}
+    inner = {"type": kind or "rich_text_section", "elements": [element]}
+    return {"type": "rich_text", "elements": [inner]}
 
 
 def _buttons(message: Message, channel: RoleChannel | None) -> list[dict]:
@@ -72,7 +95,7 @@ def _buttons(message: Message, channel: RoleChannel | None) -> list[dict]:
         "value": value,
         "confirm": {
             "title": {"type": "plain_text", "text": "Approve?"},
-            "text": _text(f"Approve *{_escape(message.checkpoint.title[:200])}* as shown?"),
+            "text": plain(f"Approve “{message.checkpoint.title[:200]}” as shown?"),
             "confirm": {"type": "plain_text", "text": "Approve"},
             "deny": {"type": "plain_text", "text": "Cancel"},
         },
@@ -97,30 +120,21 @@ def _buttons(message: Message, channel: RoleChannel | None) -> list[dict]:
 
 def blocks(message: Message, channel: RoleChannel | None = None) -> list[dict]:
     cp = message.checkpoint
-    fields = [_text(f"*{label}*\n{_escape(value)}") for label, value in message.facts]
+    fields = [plain(f"{label}\n{value}") for label, value in message.facts if label != "Deadline"]
     if message.deadline:
         ts = int(message.deadline.timestamp())
         fallback = f"{message.deadline:%Y-%m-%d %H:%M} UTC"
-        fields = [f for f in fields if not f["text"].startswith("*Deadline*")]
         fields.append(_text(f"*Deadline*\n<!date^{ts}^{{date_short_pretty}} {{time}}|{fallback}>"))
     out: list[dict] = [
-        {"type": "header", "text": {"type": "plain_text", "text": message.headline[:150]}},
-        {"type": "section", "text": _text(_escape(message.intro))},
+        {"type": "header", "text": plain(message.headline[:150])},
+        {"type": "section", "text": plain(message.intro[:3000])},
         {"type": "section", "fields": fields[:10]},
     ]
     if message.summary:
-        out.append({"type": "section", "text": _text(f"> {_escape(message.summary)}")})
+        out.append(literal_block(message.summary, quote=True))
     if message.arguments:
-        out.append({"type": "section", "text": _text(f"```{message.arguments[:2900]}```")})
-    if (
-        message.checkpoint.status == "pending"
-        and not message.decidable
-        and cp.risk
-        in (
-            "high",
-            "critical",
-        )
-    ):
+        out.append(literal_block(message.arguments[:2900], preformatted=True))
+    if cp.status == "pending" and not message.decidable and cp.risk in ("high", "critical"):
         note = f"{cp.get_risk_display()} risk: decide on the review page."
         out.append({"type": "context", "elements": [_text(note)]})
     out.append(
@@ -130,14 +144,14 @@ def blocks(message: Message, channel: RoleChannel | None = None) -> list[dict]:
 
 
 def payload(message: Message, channel: RoleChannel | None = None) -> dict:
-    return {"text": f"{message.headline} — {message.url}", "blocks": blocks(message, channel)}
+    # The top-level text is what push notifications and previews show: escaped, one line.
+    text = f"{' '.join(message.headline.split())} — {message.url}"
+    return {"text": escape(text), "blocks": blocks(message, channel)}
 
 
 def _post(url: str, body: dict) -> tuple[int | None, str]:
-    client = WebhookClient(url, timeout=settings.HITL_NOTIFY_TIMEOUT)
-    response = client.send_dict(body)
-    code = response.status_code
-    return code, "" if 200 <= code < 300 else f"HTTP {code}: {str(response.body)[:500]}"
+    raw = json.dumps(body, separators=(",", ":")).encode()
+    return post_json(url, raw, headers={}, timeout=settings.HITL_NOTIFY_TIMEOUT)
 
 
 def send(delivery: Delivery, message: Message) -> tuple[int | None, str]:
@@ -148,7 +162,9 @@ def send_reply(delivery: Delivery) -> tuple[int | None, str]:
     """A reply to someone's click (`integrations.slack`): posted to the interaction's
     response_url (replace the message with its outcome, or say privately why not)."""
     data = delivery.data
-    body = {"text": data["text"], "replace_original": bool(data.get("replace_original"))}
+    # The text says what happened in words of ours and names (a title, a username) of others:
+    # never markup (the blocks, if any, are built to the same rule).
+    body = {"text": escape(data["text"]), "replace_original": bool(data.get("replace_original"))}
     if data.get("blocks"):
         body["blocks"] = data["blocks"]
     if not body["replace_original"]:

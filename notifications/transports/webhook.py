@@ -5,11 +5,11 @@ JSON, signed like agent webhooks (`X-HITL-Signature`, verify with
 from __future__ import annotations
 
 import json
-from urllib.parse import urlparse
 
 from django.conf import settings
 
 from approvals.representations import checkpoint_data
+from core.net import url_problem
 from core.webhooks import post_json
 from notifications.messages import Message
 from notifications.models import Delivery, RoleChannel
@@ -19,9 +19,8 @@ USER_AGENT = "hitl-portal-notifications/1"
 
 def validate(channel: RoleChannel) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
-    url = urlparse(channel.url or "")
-    if url.scheme not in ("https", "http") or not url.netloc:
-        errors["url"] = ["The receiver's URL (https://...)."]
+    if problem := url_problem(channel.url, "The receiver's URL (https://...)."):
+        errors["url"] = [problem]
     if not channel.secret:
         errors["secret"] = ["A signing secret: the receiver verifies each POST with it."]
     if channel.config:

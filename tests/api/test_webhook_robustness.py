@@ -17,7 +17,7 @@ from approvals.models import AuditEvent
 from approvals.transitions import checkpoint_decide
 from tests.receivers import HttpReceiver as Receiver
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("private_urls")]
 
 
 @pytest.fixture
@@ -36,14 +36,14 @@ def _due_now():
 def test_it_backs_off_then_gives_up_on_a_url_httpx_cannot_parse(
     ask, reviewer, agent, django_capture_on_commit_callbacks
 ):
-    agent.callback_url = "http://[::1"  # httpx.InvalidURL, not an httpx.HTTPError
+    agent.callback_url = "http://[::1"  # refused before any connection: not an httpx.HTTPError
     agent.save()
     cp = ask()
     with django_capture_on_commit_callbacks(execute=True):
         checkpoint_decide(cp["id"], reviewer, "approve")
     delivery = WebhookDelivery.objects.get()
     assert (delivery.status, delivery.attempts) == ("pending", 1)
-    assert delivery.last_error.startswith("InvalidURL")
+    assert delivery.last_error.startswith("UnsafeURL: Not a valid URL")
     assert delivery.locked_until is None and delivery.enqueued_at is None
     assert delivery.next_attempt_at > timezone.now()  # backed off, not re-sent at once
 
@@ -54,7 +54,7 @@ def test_it_backs_off_then_gives_up_on_a_url_httpx_cannot_parse(
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("failed", 2)
     event = AuditEvent.objects.get(verb="webhook.failed")
-    assert event.data["last_error"].startswith("InvalidURL")
+    assert event.data["last_error"].startswith("UnsafeURL: Not a valid URL")
 
 
 def test_a_late_attempt_does_not_overwrite_a_delivery_made_since(ask, reviewer, receiver):

@@ -16,7 +16,7 @@ from approvals.transitions import checkpoint_decide
 from hitl_client import WebhookVerificationError, verify_webhook
 from tests.receivers import HttpReceiver
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("private_urls")]
 
 
 @pytest.fixture

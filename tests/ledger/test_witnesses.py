@@ -18,7 +18,7 @@ from core.ledger.verify import public_keys
 from core.models import TreeHead, WitnessState
 from tests.receivers import HttpReceiver
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("private_urls")]
 
 
 def test_it_pushes_the_latest_head_to_every_witness(make_checkpoint, settings, tmp_path):

@@ -20,8 +20,9 @@ def smtp(settings):
 
 
 @pytest.fixture
-def http():
-    """A real HTTP server on 127.0.0.1 standing in for Slack, Teams and webhook receivers."""
+def http(private_urls):
+    """A real HTTP server on 127.0.0.1 standing in for Slack, Teams and webhook receivers
+    (which the portal may reach: `private_urls`)."""
     server = HttpReceiver()
     yield server
     server.stop()

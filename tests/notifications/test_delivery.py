@@ -76,7 +76,8 @@ def test_it_emails_the_role_and_posts_to_its_team_channels(
     assert card["type"] == "AdaptiveCard"
     assert card["actions"][0]["type"] == "Action.OpenUrl"
     assert card["actions"][0]["url"].endswith(f"/{cp.pk}/review/")
-    assert {"title": "Tool", "value": "delete_files"} in card["body"][2]["facts"]
+    tool = {"type": "TextRun", "text": "delete_files"}
+    assert any(tool in fact["inlines"] for fact in card["body"][2]["items"])
 
     pager = http.at("/pager")[0]
     assert verify_webhook(hook.secret, pager.headers, pager.body)
@@ -90,15 +91,23 @@ def test_it_emails_the_role_and_posts_to_its_team_channels(
     assert not Delivery.objects.exclude(status="delivered").exists()
 
 
-def test_a_role_without_channels_is_emailed_and_one_without_email_is_not(
+def test_a_role_is_emailed_unless_its_own_email_channel_says_otherwise(
     inline, make_checkpoint, ops_team, smtp, http, channel
 ):
     inline(make_checkpoint)
     assert len(smtp.wait_for(2)) == 2
-    channel("slack", url=http.url)  # ops now has a channel of its own, and no email
+    # A pager for escalations beside it: the role's email goes on (issue 18 §6).
+    channel("webhook", url=http.base + "/pager", events=["checkpoint.escalated"])
     inline(make_checkpoint)
-    http.wait_for(1)
-    assert len(smtp.mails) == 2 and len(http.requests) == 1
+    assert len(smtp.wait_for(4)) == 4 and http.requests == []
+    channel("slack", url=http.url)  # a Slack channel too: email and Slack
+    inline(make_checkpoint)
+    assert len(smtp.wait_for(6)) == 6 and len(http.wait_for(1)) == 1
+    # Its own email channel, inactive: no more email, only its other channels.
+    channel("email", active=False)
+    inline(make_checkpoint)
+    assert len(http.wait_for(2)) == 2
+    assert len(smtp.mails) == 6 and [r.path for r in http.requests] == ["/hook", "/hook"]
 
 
 def test_it_tells_each_recipient_once_when_the_signal_is_sent_again(
@@ -133,6 +142,7 @@ def test_it_retries_with_backoff_gives_up_and_resends_from_the_admin(
     django_user_model,
     django_capture_on_commit_callbacks,
 ):
+    channel("email", active=False)  # Slack only
     channel("slack", url=http.url)
     http.statuses = [500, 503]
     inline(make_checkpoint)

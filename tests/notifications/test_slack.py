@@ -32,7 +32,7 @@ def slack_user(name: str) -> dict:
 
 
 @pytest.fixture
-def slack(settings):
+def slack(settings, private_urls):
     """Slack's side, on 127.0.0.1: its Web API (views.open) and the response_url."""
     server = HttpReceiver(reply={"ok": True}, replies={"/api/users.info": slack_user("raj")})
     settings.HITL_SLACK_SIGNING_SECRET = SECRET

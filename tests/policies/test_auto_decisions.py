@@ -52,7 +52,7 @@ def deny_drop(publish):
 
 
 @pytest.fixture
-def hook(agent):
+def hook(agent, private_urls):
     r = HttpReceiver()
     agent.callback_url = r.url
     agent.save()

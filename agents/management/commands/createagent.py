@@ -9,6 +9,7 @@ from agents.models import Agent
 from agents.services import AGENT_KEYS, agent_record
 from approvals import audit
 from approvals.audit import Actor
+from core.net import UnsafeURL, check_url
 
 
 class Command(BaseCommand):
@@ -40,6 +41,10 @@ class Command(BaseCommand):
                 ) from None
             if len(callback_url) > max_length:
                 raise CommandError(f"--callback-url is longer than {max_length} characters")
+            try:
+                check_url(callback_url)
+            except UnsafeURL as exc:
+                raise CommandError(f"--callback-url {callback_url!r}: {exc}") from None
         if opts["hosted"]:
             try:
                 import_string(opts["hosted"])
