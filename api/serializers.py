@@ -9,7 +9,7 @@ from rest_framework import serializers
 
 from agents.models import Run, RunEvent
 from agents.services import ARTIFACT_REF, Ask
-from approvals import rules
+from approvals import rules, schemas
 from approvals.artifacts import is_valid_content_type
 from approvals.models import Artifact, Checkpoint, Decision, Risk
 from approvals.representations import INLINE_IN_RESPONSE_LIMIT
@@ -33,7 +33,7 @@ class ActionSerializer(serializers.Serializer):
 
     def validate_args_schema(self, value):
         try:
-            return rules.check_args_schema(value)
+            return schemas.check_args_schema(value)
         except InvalidInput as exc:
             raise serializers.ValidationError(str(exc)) from None
 
