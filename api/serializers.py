@@ -28,7 +28,9 @@ class ActionSerializer(serializers.Serializer):
         required=False,
         help_text="JSON Schema of the arguments (draft 2020-12 unless it names its own "
         "`$schema`): a reviewer's edit must fit it (400 with field errors otherwise). "
-        "Self-contained: every `$ref` points inside it (`#...`); nothing is fetched.",
+        "Self-contained: every `$ref` points inside it (`#...`); nothing is fetched. Its "
+        "regexes run on RE2 (no backreferences or lookaround); at most "
+        "HITL_ARGS_SCHEMA_MAX_BYTES (64 KiB), _MAX_DEPTH (20) and _MAX_PATTERNS (100).",
     )
 
     def validate_args_schema(self, value):

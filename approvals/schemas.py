@@ -291,10 +291,10 @@ def _frozen(value: Any) -> Any:
     """A hashable form of a JSON value: equal exactly when jsonschema's `equal` says so (1 and
     1.0 are equal, true and 1 are not, key order does not matter)."""
     if isinstance(value, dict):
-        _spend(len(value))
+        _spend(APPLY_COST + len(value))
         return ("object", frozenset((k, _frozen(v)) for k, v in value.items()))
     if isinstance(value, list):
-        _spend(len(value))
+        _spend(APPLY_COST + len(value))
         return ("array", tuple(_frozen(v) for v in value))
     if isinstance(value, bool):
         return ("boolean", value)
