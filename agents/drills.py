@@ -32,7 +32,7 @@ from django.utils import timezone
 from agents.models import Agent, Run, RunEvent
 from agents.services import Ask, ask
 from agents.transitions import run_complete, run_start
-from approvals import audit
+from approvals import audit, schemas
 from approvals.artifacts import ArtifactInput, artifact_text
 from approvals.audit import Actor, AuditVerb
 from approvals.models import Artifact, Checkpoint, Decision, Drill, Risk
@@ -103,6 +103,11 @@ def validate_request(request: dict[str, Any]) -> Agent:
         raise InvalidInput("The action is a JSON object {tool, args}.", "action")
     if request["kind"] == Checkpoint.Kind.APPROVAL and not action.get("tool"):
         raise InvalidInput("An approval needs an action with a tool.", "action")
+    if "args_schema" in action:
+        try:
+            schemas.check_args_schema(action["args_schema"])
+        except InvalidInput as exc:
+            raise InvalidInput(str(exc), "action") from None
     if request.get("risk", Risk.MEDIUM) not in Risk.values:
         raise InvalidInput("Unknown risk.", "risk")
     return agent

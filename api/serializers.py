@@ -9,7 +9,7 @@ from rest_framework import serializers
 
 from agents.models import Run, RunEvent
 from agents.services import ARTIFACT_REF, Ask
-from approvals import rules
+from approvals import rules, schemas
 from approvals.artifacts import is_valid_content_type
 from approvals.models import Artifact, Checkpoint, Decision, Risk
 from approvals.representations import INLINE_IN_RESPONSE_LIMIT
@@ -28,12 +28,14 @@ class ActionSerializer(serializers.Serializer):
         required=False,
         help_text="JSON Schema of the arguments (draft 2020-12 unless it names its own "
         "`$schema`): a reviewer's edit must fit it (400 with field errors otherwise). "
-        "Self-contained: every `$ref` points inside it (`#...`); nothing is fetched.",
+        "Self-contained: every `$ref` points inside it (`#...`); nothing is fetched. Its "
+        "regexes run on RE2 (no backreferences or lookaround); at most "
+        "HITL_ARGS_SCHEMA_MAX_BYTES (64 KiB), _MAX_DEPTH (20) and _MAX_PATTERNS (100).",
     )
 
     def validate_args_schema(self, value):
         try:
-            return rules.check_args_schema(value)
+            return schemas.check_args_schema(value)
         except InvalidInput as exc:
             raise serializers.ValidationError(str(exc)) from None
 

@@ -9,17 +9,13 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-import referencing
-import referencing.jsonschema
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
-from jsonschema import Draft202012Validator, SchemaError
-from jsonschema.validators import validator_for
-from referencing.exceptions import Unresolvable
 
 from approvals.models import RISK_ORDER, Checkpoint, Decision, Risk
+from approvals.schemas import args_errors
 from core.canonical import check_storable_json, check_storable_text
 from core.exceptions import InvalidInput, NotAllowed
 from core.roles import user_roles
@@ -40,7 +36,6 @@ POSSIBLE_OUTCOMES = {
     Checkpoint.Kind.QUESTION: {Outcome.ANSWER, Outcome.REJECT},
 }
 OUTCOME_ORDER = [Outcome.APPROVE, Outcome.MODIFY, Outcome.ANSWER, Outcome.REJECT]
-MAX_SCHEMA_ERRORS = 20
 
 
 # --- who: review roles --------------------------------------------------------------------------
@@ -309,97 +304,6 @@ def decision_comment(cp: Checkpoint, outcome: str, comment: str, answer: str) ->
         if option is not None:
             return reject_option_text(option).strip()
     return comment
-
-
-# --- argument schemas ------------------------------------------------------------------------
-
-
-REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
-
-
-def check_args_schema(schema: Any) -> dict:
-    """An agent's `action.args_schema`: a JSON Schema (its own `$schema`, else draft
-    2020-12). Raises InvalidInput naming what is wrong with it.
-
-    The schema comes from the agent, and the portal validates edits against it: so it must be
-    self-contained. A reference to anything outside it (`{"$ref": "http://..."}`) is refused
-    (resolving it would make the portal fetch a URL the agent chose), and every local one
-    (`#/$defs/...`, `#anchor`) must resolve."""
-    if not isinstance(schema, dict):
-        raise InvalidInput("args_schema must be a JSON Schema object.", "args_schema")
-    if not isinstance(schema.get("$schema", ""), str):
-        raise InvalidInput("args_schema: $schema must be a dialect URI.", "args_schema")
-    try:
-        validator_for(schema, default=Draft202012Validator).check_schema(schema)
-    except SchemaError as exc:
-        raise InvalidInput(f"Not a valid JSON Schema: {exc.message}", "args_schema") from None
-    root = _schema_resource(schema)
-    _check_refs(root, referencing.Registry().resolver_with_root(root))
-    return schema
-
-
-def _schema_resource(schema: dict) -> referencing.Resource:
-    specification = referencing.jsonschema.specification_with(
-        schema.get("$schema", ""), default=referencing.jsonschema.DRAFT202012
-    )
-    return specification.create_resource(schema)
-
-
-def _check_refs(resource: referencing.Resource, resolver: referencing.Resolver) -> None:
-    """Every reference in `resource`'s (sub)schemas is local and resolves. Walks the
-    subschemas the dialect defines, so a `$ref` key inside data (`const`, `default`, ...) is
-    data, as it is for the validator."""
-    contents = resource.contents
-    if isinstance(contents, dict):
-        for keyword in REF_KEYWORDS:
-            if keyword not in contents:
-                continue
-            ref = contents[keyword]
-            if not isinstance(ref, str) or not ref.startswith("#"):
-                raise InvalidInput(
-                    f"args_schema: {keyword} {ref!r} points outside the schema; only local "
-                    'references ("#/$defs/...") are allowed.',
-                    "args_schema",
-                )
-            try:
-                resolver.lookup(ref)
-            except Unresolvable:
-                raise InvalidInput(
-                    f"args_schema: {keyword} {ref!r} does not resolve within the schema.",
-                    "args_schema",
-                ) from None
-    for sub in resource.subresources():
-        _check_refs(sub, resolver.in_subresource(sub))
-
-
-def args_errors(schema: dict | None, args: Any) -> dict[str, list[str]]:
-    """Where `args` break `schema`: {"path.to.field": [messages]} (`non_field_errors` for the
-    object itself, e.g. a missing required property);
-    empty when they fit (or there is no schema).
-
-    The validator gets an empty registry: it never retrieves anything, whatever the schema
-    (one stored before `check_args_schema` refused remote references) points at. A schema
-    that cannot be used (an unresolvable or endlessly circular reference) raises InvalidInput,
-    never a server error."""
-    if not schema:
-        return {}
-    try:
-        validator = validator_for(schema, default=Draft202012Validator)(
-            schema, registry=referencing.Registry()
-        )
-        errors: dict[str, list[str]] = {}
-        for error in sorted(validator.iter_errors(args), key=lambda e: list(map(str, e.path))):
-            path = ".".join(str(p) for p in error.absolute_path) or "non_field_errors"
-            errors.setdefault(path, []).append(error.message)
-            if len(errors) >= MAX_SCHEMA_ERRORS:
-                break
-    except (Unresolvable, SchemaError, RecursionError) as exc:
-        raise InvalidInput(
-            f"The tool's argument schema cannot check this edit ({type(exc).__name__}); "
-            "approve or reject the call as it is.",
-            "action",
-        ) from None
-    return errors
 
 
 def validate_decision(

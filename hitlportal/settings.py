@@ -482,6 +482,12 @@ HITL_API_MAX_JSON_DEPTH = env_int("HITL_API_MAX_JSON_DEPTH", 32, minimum=4)
 # The request line and headers together (431 above it), checked by the ASGI app; the reverse
 # proxy in front of the WSGI server enforces its own (docs/nginx/).
 HITL_MAX_HEADER_BYTES = env_int("HITL_MAX_HEADER_BYTES", 32 * 1024, minimum=4096)
+# An agent's `action.args_schema` (approvals/schemas.py): refused at create (400) beyond these;
+# checking an edit against it may spend this much work (units of ~100 ns), else the edit is a 400.
+HITL_ARGS_SCHEMA_MAX_BYTES = env_int("HITL_ARGS_SCHEMA_MAX_BYTES", 64 * 1024, minimum=1024)
+HITL_ARGS_SCHEMA_MAX_DEPTH = env_int("HITL_ARGS_SCHEMA_MAX_DEPTH", 20, minimum=2)
+HITL_ARGS_SCHEMA_MAX_PATTERNS = env_int("HITL_ARGS_SCHEMA_MAX_PATTERNS", 100, minimum=0)
+HITL_ARGS_SCHEMA_CHECK_BUDGET = env_int("HITL_ARGS_SCHEMA_CHECK_BUDGET", 10_000_000, minimum=1000)
 # Rate limits ("N/s|m|h|d"; empty: none), per agent key / per user / per anonymous client.
 HITL_API_THROTTLE_AGENT = env_str("HITL_API_THROTTLE_AGENT", "3000/m")
 HITL_API_THROTTLE_USER = env_str("HITL_API_THROTTLE_USER", "1200/m")

@@ -295,3 +295,15 @@ def test_the_runs_list_marks_a_drill_for_managers_only(source, people, client_fo
     assert reverse("admin:oversight_drill", args=[drill.pk]) in manager_page
     reviewer_page = client_for(people["rita"]).get(url).content.decode()
     assert str(drill.run_id) in reviewer_page and "drill" not in reviewer_page.lower()
+
+
+def test_a_drill_whose_schema_re2_cannot_run_is_refused(source, people):
+    """A manager's drill request goes through the agents' schema check (approvals.schemas)."""
+    from core.exceptions import InvalidInput
+
+    schema = {"properties": {"paths": {"items": {"pattern": r"^(/\w+)\1$"}}}}
+    with pytest.raises(InvalidInput) as refused:
+        plant(source, people, action={"tool": "delete_files", "args": {}, "args_schema": schema})
+    assert refused.value.field == "action"
+    assert "/properties/paths/items/pattern" in str(refused.value)
+    assert not Drill.objects.exists()
