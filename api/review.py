@@ -16,7 +16,7 @@ from approvals import audit, selectors
 from approvals.credentials import credential_for
 from approvals.models import Decision
 from approvals.representations import checkpoint_data, queue_item_data
-from approvals.transitions import checkpoint_decide
+from approvals.transitions import checkpoint_decide, checkpoint_edit_check
 
 
 class QueueView(generics.ListAPIView):
@@ -59,12 +59,19 @@ class DecisionView(IdempotentMixin, generics.GenericAPIView):
     permission_classes = [IsPerson]
     serializer_class = DecisionInSerializer
 
-    def perform_post(self, request, pk):
+    def post(self, request, pk):
         data = DecisionInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        visible_checkpoint(request.user, pk)  # 404 for what they may not see
+        v = self._valid = data.validated_data
+        # An edit's schema check can take up to a second: before the request's transaction
+        # (on SQLite, the database's write lock) begins.
+        self._checked = checkpoint_edit_check(pk, v["outcome"], v["action"])
+        return super().post(request, pk)
+
+    def perform_post(self, request, pk):
         user = request.user
-        visible_checkpoint(user, pk)  # 404 for what they may not see
-        v = data.validated_data
+        v = self._valid
         result = checkpoint_decide(
             pk,
             user,
@@ -75,6 +82,7 @@ class DecisionView(IdempotentMixin, generics.GenericAPIView):
             channel=channel_for(request),
             seen_action_sha256=v["action_sha256"],
             credential=credential_for(request),
+            checked=self._checked,
         )
         audit.flush()  # the response names the decision's ledger event
         return Response(

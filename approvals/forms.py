@@ -14,6 +14,7 @@ from approvals import rules
 from approvals.artifacts import EDITABLE_KINDS, ArtifactEdit, artifact_text
 from approvals.edits import action_diff
 from approvals.models import Artifact, Checkpoint, Decision
+from approvals.transitions import checkpoint_edit_check
 from core.canonical import action_sha256, canonical_json
 from core.exceptions import InvalidInput
 
@@ -124,13 +125,20 @@ class DecisionForm(forms.Form):
                 return data
         if outcome == Outcome.REJECT:
             data["answer"] = (data.get("reject_option") or "").strip()
+        # The schema check of an edit, once: the transition takes this verdict.
+        check = data["edit_check"] = checkpoint_edit_check(
+            self.checkpoint.pk, outcome, data["edited_action"]
+        )
         try:
+            if check is not None and check.problem is not None:
+                raise check.problem
             rules.validate_decision(
                 self.checkpoint,
                 outcome,
                 comment=(data.get("comment") or "").strip(),
                 action=data["edited_action"],
                 answer=(data.get("answer") or "").strip(),
+                check_args=check is None,
             )
         except InvalidInput as exc:
             self.add_invalid(exc)

@@ -313,6 +313,7 @@ def validate_decision(
     comment: str = "",
     action: Any = None,
     answer: str = "",
+    check_args: bool = True,
 ) -> dict | None:
     """Raise InvalidInput (naming the field) unless this is a decision `cp` can take. Returns
     the edited action for `modify` (the current action with the reviewer's arguments), else
@@ -324,7 +325,8 @@ def validate_decision(
       it is the answer (one of the options, if there are any; `comment` may add free text);
       with reject it names one of the `reject_options`.
     - A rejection needs a reason: the comment, or a named reject option.
-    - An edit's arguments must fit the action's `args_schema`, if it has one."""
+    - An edit's arguments must fit the action's `args_schema`, if it has one
+      (`check_args_fit`; `check_args=False`: the caller already checked these arguments)."""
     if outcome not in Outcome.values:
         raise InvalidInput(f"Unknown outcome {outcome!r}", "outcome")
     for field, text in (("comment", comment), ("answer", answer)):
@@ -368,7 +370,17 @@ def validate_decision(
         raise InvalidInput(
             f"Edits may change the arguments, not the tool ({original_tool!r})", "action"
         )
-    errors = args_errors((cp.action or {}).get("args_schema"), action["args"])
+    if check_args:
+        check_args_fit(cp.action, action["args"])
+    return {**(cp.final_action or cp.action or {}), "tool": tool, "args": action["args"]}
+
+
+def check_args_fit(original_action: dict | None, args: Any) -> None:
+    """InvalidInput (field `action`, the errors per argument) unless `args` fit the original
+    action's `args_schema`. It depends on the original action only, which never changes, so
+    a caller may run it before it locks the checkpoint (it can take up to a second:
+    `HITL_ARGS_SCHEMA_CHECK_BUDGET`)."""
+    errors = args_errors((original_action or {}).get("args_schema"), args)
     if errors:
         first = next(iter(errors.items()))
         where = f"{first[0]}: " if first[0] != "non_field_errors" else ""
@@ -377,4 +389,3 @@ def validate_decision(
             "action",
             detail={"args": errors},
         )
-    return {**(cp.final_action or cp.action or {}), "tool": tool, "args": action["args"]}

@@ -559,6 +559,18 @@ def _max_keys(schema: Any) -> int:
     return 0
 
 
+# jsonschema's messages quote the offending value whole: a 1 MB string would come back as a
+# 1 MB error. Enough of it to recognise.
+MAX_MESSAGE_CHARS = 300
+
+
+def _bounded(message: str) -> str:
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    half = MAX_MESSAGE_CHARS // 2  # the value comes first, what is wrong with it last
+    return f"{message[:half]} …({len(message) - 2 * half} characters)… {message[-half:]}"
+
+
 def args_errors(schema: dict | None, args: Any) -> dict[str, list[str]]:
     """Where `args` break `schema`: {"path.to.field": [messages]} (`non_field_errors` for the
     object itself, e.g. a missing required property); empty when they fit (or there is no
@@ -576,7 +588,7 @@ def args_errors(schema: dict | None, args: Any) -> dict[str, list[str]]:
         errors: dict[str, list[str]] = {}
         for error in sorted(validator.iter_errors(args), key=lambda e: list(map(str, e.path))):
             path = ".".join(str(p) for p in error.absolute_path) or "non_field_errors"
-            errors.setdefault(path, []).append(error.message)
+            errors.setdefault(path, []).append(_bounded(error.message))
             if len(errors) >= MAX_SCHEMA_ERRORS:
                 break
     except TooCostly:
@@ -586,7 +598,8 @@ def args_errors(schema: dict | None, args: Any) -> dict[str, list[str]]:
             "reject the call as it is.",
             "action",
         ) from None
-    except (Unresolvable, SchemaError, RecursionError, UnusablePattern) as exc:
+    except (Unresolvable, SchemaError, RecursionError, UnusablePattern, AttributeError) as exc:
+        # (AttributeError: `referencing` on some draft-04 `dependencies` shapes.)
         raise InvalidInput(
             f"The tool's argument schema cannot check this edit ({type(exc).__name__}); "
             "approve or reject the call as it is.",

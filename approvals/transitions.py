@@ -383,6 +383,7 @@ def checkpoint_decide(
     edited_artifacts: list[ArtifactEdit] | None = None,
     seen_action_sha256: str = "",
     credential: rules.Credential | None = None,
+    checked: EditCheck | None = None,
 ) -> DecideResult:
     """Record one reviewer's vote; resolve or advance the checkpoint when its stage's quorum
     is reached (one rejection resolves it at once).
@@ -404,7 +405,13 @@ def checkpoint_decide(
     another pair of eyes.
 
     `credential`: how the reviewer authenticated (`approvals.credentials.credential_for`):
-    every HTTP edge passes its request's; None means code running inside the portal."""
+    every HTTP edge passes its request's; None means code running inside the portal.
+
+    `checked`: `checkpoint_edit_check` of these arguments, run by an edge before it opened its
+    own transaction (else it runs here, before the row is locked)."""
+    args = action.get("args") if isinstance(action, dict) else None
+    if checked is None or checked.args is not args:
+        checked = checkpoint_edit_check(checkpoint_id, outcome, action)
     with audit.atomic():
         # Row lock on PostgreSQL; on SQLite the IMMEDIATE transaction already holds the write
         # lock. The conditional update below re-checks either way.
@@ -416,8 +423,10 @@ def checkpoint_decide(
         now = timezone.now()
         _check_vote_allowed(cp, user, now, seen_action_sha256)
         rules.check_credential(credential or rules.Credential.internal(), cp, now)
+        if checked is not None and checked.problem is not None:
+            raise checked.problem
         edited, artifact_summary = _apply_edits(
-            cp, outcome, comment, action, answer, edited_artifacts
+            cp, outcome, comment, action, answer, edited_artifacts, checked is not None
         )
         comment = rules.decision_comment(cp, outcome, comment, answer)
         _sla_mark_if_late(cp, now)
@@ -448,6 +457,34 @@ def checkpoint_decide(
         if outcome == Outcome.ANSWER:
             return _resolve(cp, decision, Status.ANSWERED, actor, now, answer=answer)
         return _tally(cp, decision, edited, answer, actor, now)
+
+
+@dataclass(frozen=True)
+class EditCheck:
+    """An edit's arguments checked against the original action's `args_schema`: `problem` is
+    the refusal (InvalidInput, given after the state and permission checks), None if they
+    fit."""
+
+    args: Any
+    problem: InvalidInput | None
+
+
+def checkpoint_edit_check(checkpoint_id, outcome: str, action: Any) -> EditCheck | None:
+    """The schema check of a `modify` (None for anything else). It can take up to a second of
+    CPU (`HITL_ARGS_SCHEMA_CHECK_BUDGET`), so it runs before any lock is taken: it reads only
+    the original action, which never changes once the checkpoint exists."""
+    if not (
+        outcome == Outcome.MODIFY
+        and isinstance(action, dict)
+        and isinstance(action.get("args"), dict)
+    ):
+        return None
+    original = Checkpoint.objects.values_list("action", flat=True).get(pk=checkpoint_id)
+    try:
+        rules.check_args_fit(original, action["args"])
+    except InvalidInput as exc:
+        return EditCheck(action["args"], exc)
+    return EditCheck(action["args"], None)
 
 
 def _check_vote_allowed(cp: Checkpoint, user, now: dt.datetime, seen_action_sha256: str) -> None:
@@ -491,9 +528,11 @@ def _apply_edits(
     action: Any,
     answer: str,
     edited_artifacts: list[ArtifactEdit] | None,
+    args_checked: bool = False,
 ) -> tuple[dict | None, list[dict]]:
     """Validate the decision (`rules`), and store the reviewer's edited artifacts once it is
-    valid. Returns the edited action (None unless `modify`) and the artifacts' summary."""
+    valid. Returns the edited action (None unless `modify`) and the artifacts' summary.
+    `args_checked`: the caller already checked the edit's arguments against the schema."""
     prepared, summary = [], []
     if edited_artifacts:
         if outcome != Outcome.MODIFY:
@@ -502,7 +541,9 @@ def _apply_edits(
         if action is None:
             current = cp.final_action or cp.action or {}
             action = {"tool": current.get("tool"), "args": current.get("args") or {}}
-    edited = rules.validate_decision(cp, outcome, comment=comment, action=action, answer=answer)
+    edited = rules.validate_decision(
+        cp, outcome, comment=comment, action=action, answer=answer, check_args=not args_checked
+    )
     if summary and edited is not None:
         refs = {a["original"]: a["ref"] for a in summary}
         edited["args"] = edits.substitute_refs(edited["args"], refs)

@@ -151,6 +151,7 @@ def decide(model_admin: ModelAdmin, request: HttpRequest, object_id: str) -> Htt
             edited_artifacts=data.get("artifact_edits") or None,
             seen_action_sha256=data.get("seen_action", ""),
             credential=credential_for(request),
+            checked=data.get("edit_check"),
         )
     except Conflict as exc:
         return conflict_response(model_admin, request, cp, exc)

@@ -232,3 +232,38 @@ def test_a_draft_04_schema_with_property_dependencies_is_taken(ask, reviewer_api
     assert refused.json()["errors"]["action"]["args"] == {
         "non_field_errors": ["'b' is a required property"]
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_edit_is_checked_before_the_checkpoint_is_locked(ask, reviewer_api, monkeypatch):
+    """The check can take up to a second: not inside the transaction that holds the row (on
+    SQLite, the database) locked."""
+    from django.db import connection
+
+    from approvals import rules
+
+    seen = []
+    real = rules.args_errors
+
+    def spy(schema, args):
+        seen.append(connection.in_atomic_block)
+        return real(schema, args)
+
+    monkeypatch.setattr(rules, "args_errors", spy)
+    schema = {"properties": {"n": {"type": "integer"}}}
+    cp = ask(action={"tool": "t", "args": {"n": 1}, "args_schema": schema})
+    assert modify(reviewer_api, cp, {"n": "x"}).status_code == 400
+    assert modify(reviewer_api, cp, {"n": 2}).status_code == 200
+    assert seen == [False, False]
+    assert Decision.objects.get().edited_action["args"] == {"n": 2}
+
+
+def test_an_error_quotes_a_huge_value_in_bounded_words(ask, reviewer_api):
+    schema = {"properties": {"label": {"type": "string", "maxLength": 10}}}
+    cp = ask(action={"tool": "t", "args": {"label": "ok"}, "args_schema": schema})
+    response = modify(reviewer_api, cp, {"label": "x" * 1_000_000})
+    assert response.status_code == 400
+    (message,) = response.json()["errors"]["action"]["args"]["label"]
+    assert len(message) < 400 and message.endswith("is too long")
+    assert len(response.content) < 4000
+    assert not Decision.objects.exists()
