@@ -83,16 +83,28 @@ def _duration(end: str) -> ExpressionWrapper:
 
 
 def sla_breached(now: dt.datetime) -> Case:
-    """True when the checkpoint was (or still is) pending past its SLA due time; None when it
-    has no SLA target. The transitions mark the same ones (`sla_breached_at`, what Prometheus
-    counts): the timer and the sweep when it falls due, a later resolution if they had not."""
+    """The SLA result, defined once. True (breached) when the checkpoint was still pending at
+    its SLA due time: a fact from that moment on, whether it is still pending or was resolved
+    late. False (met) when it was resolved by then. None when there is no result: no SLA
+    target, or pending and not due yet. The transitions mark the same ones
+    (`sla_breached_at`, what Prometheus counts): the timer and the sweep when it falls due, a
+    later resolution if they had not.
+
+    Every SLA figure counts with this: breached = True, out of those with a result (True or
+    False), over the requests made in the period (like the exports)."""
     return Case(
         When(sla_due_at__isnull=True, then=Value(None)),
         When(Q(resolved_at__isnull=True, sla_due_at__lte=now), then=Value(True)),
+        When(resolved_at__isnull=True, then=Value(None)),
         When(resolved_at__gt=F("sla_due_at"), then=Value(True)),
         default=Value(False),
         output_field=BooleanField(null=True),
     )
+
+
+def breached(qs: QuerySet[Checkpoint], now: dt.datetime) -> QuerySet[Checkpoint]:
+    """The checkpoints of `qs` that breached their SLA (`sla_breached`)."""
+    return qs.annotate(sla_breached=sla_breached(now)).filter(sla_breached=True)
 
 
 def outcome() -> Case:
@@ -188,26 +200,33 @@ def rebuild_day(day: dt.date, now: dt.datetime | None = None) -> int:
             }  # fmt: skip
         return groups[key]
 
+    # SLA results belong to the day of the request, like the exports' rows: the day is
+    # rebuilt whenever one of its requests changes (breach marked, resolved).
     made = (
         real.filter(created_at__gte=start, created_at__lt=end)
+        .annotate(sla=sla_breached(now))
         .values(*DIMS)
-        .annotate(n=Count("id"), esc=Count("id", filter=Q(escalated=True)))
+        .annotate(
+            n=Count("id"),
+            esc=Count("id", filter=Q(escalated=True)),
+            sla_total=Count("id", filter=Q(sla__isnull=False)),
+            sla_breached=Count("id", filter=Q(sla=True)),
+        )
         .order_by()
     )
     for row in made:
         g = group(tuple(row[d] for d in DIMS))
         g["requests"] += row["n"]
         g["escalated"] += row["esc"]
+        g["sla_total"] += row["sla_total"]
+        g["sla_breached"] += row["sla_breached"]
     ended = with_times(real.filter(resolved_at__gte=start, resolved_at__lt=end), now).values_list(
-        *DIMS, "outcome", "time_to_decision", "time_to_resume", "sla_due_at", "sla_breached"
+        *DIMS, "outcome", "time_to_decision", "time_to_resume"
     )
-    for *key, out, ttd, ttr, due, breached in ended.iterator(chunk_size=2000):
+    for *key, out, ttd, ttr in ended.iterator(chunk_size=2000):
         g = group(tuple(key))
         g["resolved"] += 1
         g[out] += 1
-        if due is not None:
-            g["sla_total"] += 1
-            g["sla_breached"] += bool(breached)
         if ttd is not None:
             g["ttd_ms"].append(_ms(ttd))
         if ttr is not None:
@@ -402,7 +421,7 @@ class Dashboard:
     by_week: list[Group]
     days: list[dict]  # day, requests, resolved, depth (pending at the end of the day)
     pending: int
-    overdue: int  # pending past their SLA due time now
+    overdue: int  # breached and still pending now
     breaching: list[Checkpoint]
     escalations: list[Checkpoint]
     refreshed_at: dt.datetime | None
@@ -536,16 +555,17 @@ def dashboard(filters: Filters, now: dt.datetime | None = None, *, items: int = 
     # partial indexes instead of every row of the period (see review.queries).
     live = only_pending(Checkpoint.objects.filter(filters.checkpoint_q()))
     period = Q(created_at__gte=filters.start_at, created_at__lt=filters.end_at)
+    # Breached implies due by now, and due after the request: bounds for the SLA index.
     breaching = list(
-        with_times(
+        breached(
             Checkpoint.objects.filter(
                 filters.checkpoint_q(),
+                period,
                 sla_due_at__gte=filters.start_at,
-                sla_due_at__lt=min(filters.end_at, now),
+                sla_due_at__lte=now,
             ),
             now,
         )
-        .filter(sla_breached=True)
         .select_related("agent", "policy")
         .order_by("-sla_due_at")[:items]
     )
@@ -558,7 +578,7 @@ def dashboard(filters: Filters, now: dt.datetime | None = None, *, items: int = 
         filters=filters,
         **figures(filters),
         pending=live.filter(period).count(),
-        overdue=live.filter(period, sla_due_at__lte=now).count(),
+        overdue=breached(live.filter(period, sla_due_at__lte=now), now).count(),
         breaching=breaching,
         escalations=escalations,
         refreshed_at=refreshed,

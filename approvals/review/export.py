@@ -49,7 +49,7 @@ class _Echo:
 def _row(cp: Checkpoint) -> list:
     # `metrics.with_times` annotations: the definitions the oversight pages use too.
     took = metrics.seconds(cp.time_to_resolution)
-    breached = bool(cp.sla_breached)
+    breached = "" if cp.sla_breached is None else cp.sla_breached  # "": no SLA result yet
     return [
         cp.pk, cp.created_at.isoformat(), cp.agent.slug, cp.run_id, cp.kind, cp.title, cp.risk,
         cp.status, cp.current_role, cp.stage, cp.policy.name if cp.policy else "",

@@ -89,7 +89,7 @@ def page(chromium):
 @pytest.fixture
 def screenshot_dir(tmp_path) -> Path:
     """Screenshots go to a temporary directory unless HITL_SCREENSHOT_DIR names one (the
-    README's images are made with HITL_SCREENSHOT_DIR=docs)."""
+    README's images are made with HITL_SCREENSHOT_DIR=docs/screenshots)."""
     target = os.environ.get("HITL_SCREENSHOT_DIR")
     path = Path(target) if target else tmp_path
     path.mkdir(parents=True, exist_ok=True)

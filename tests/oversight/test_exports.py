@@ -138,6 +138,7 @@ def test_the_queue_csv_export_uses_the_same_definitions(known, people, client_fo
     assert rows["delete 4"]["seconds_to_resolution"] == "100.0"
     assert rows["delete pending"]["sla_breached"] == "True"
     assert rows["delete 0"]["sla_breached"] == "False"
+    assert rows["which region?"]["sla_breached"] == ""  # no SLA target: no result
 
 
 def test_cells_that_would_start_a_formula_are_escaped(policies, bot, people, client_for):
