@@ -199,6 +199,7 @@ def cmd_hook_claude_code(opts) -> int:
             opts.key,
             timeout=ERROR_BUDGET / 4,
             retries=2,
+            outage_timeout=ERROR_BUDGET / 4,
             user_agent=f"hitl-hook/{__version__}",
         )
 
