@@ -61,8 +61,12 @@ def _confidence(text: str) -> float:
     return value
 
 
-def _client(opts, *, anonymous: bool = False) -> HitlClient:
-    return HitlClient(opts.url, opts.key, user_agent=f"hitl-cli/{__version__}", anonymous=anonymous)
+def _client(opts, *, anonymous: bool = False, **options: Any) -> HitlClient:
+    if opts.outage_timeout is not None:
+        options["outage_timeout"] = opts.outage_timeout
+    return HitlClient(
+        opts.url, opts.key, user_agent=f"hitl-cli/{__version__}", anonymous=anonymous, **options
+    )
 
 
 def _finish(cp: Checkpoint) -> int:
@@ -178,14 +182,14 @@ def cmd_log(opts) -> int:
 
 def cmd_mcp(opts) -> int:
     try:
-        from hitl_client.mcp import serve_stdio
+        from hitl_client.mcp import OUTAGE_TIMEOUT, RETRIES, serve_stdio
     except ImportError:
         json.dump(
             {"error": "hitl mcp needs the MCP SDK: pip install 'hitl-portal[mcp]'"}, sys.stderr
         )
         sys.stderr.write("\n")
         return EXIT_ERROR
-    serve_stdio(_client(opts))
+    serve_stdio(_client(opts, retries=RETRIES, outage_timeout=OUTAGE_TIMEOUT))
     return EXIT_OK
 
 
@@ -199,7 +203,7 @@ def cmd_hook_claude_code(opts) -> int:
             opts.key,
             timeout=ERROR_BUDGET / 4,
             retries=2,
-            outage_timeout=ERROR_BUDGET / 4,
+            outage_timeout=ERROR_BUDGET / 4 if opts.outage_timeout is None else opts.outage_timeout,
             user_agent=f"hitl-hook/{__version__}",
         )
 
@@ -249,6 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--url", default=None, help="portal base URL (env HITL_URL)")
     parser.add_argument(
         "--key", default=None, help="agent API key or personal token (env HITL_API_KEY)"
+    )
+    parser.add_argument(
+        "--outage-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long a create keeps retrying while the portal or its database is down "
+        "(default 120; hitl mcp and hook 10; inf: until it answers)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
