@@ -5,12 +5,12 @@ stdout is the command's).
     export HITL_URL=https://hitl.example.com HITL_API_KEY=hitl_a…
     hitl exec --title "Drop table users_old" --risk high -- psql -c "DROP TABLE users_old"
 
-Exit codes (request --wait, wait, status; exec before it runs the command):
+Exit codes of request --wait, wait and status (and of exec when it ran nothing):
     0 approved as asked, or answered      8 approved with edits (run the approved action)
     3 rejected     4 expired     5 cancelled     6 still pending (timeout)
-    7 ledger verification failed (verify)        1 error     2 usage error
-    exec: the command's own exit code once it ran (126 cannot run it, 127 not found)
-Every other command exits 0 when it did what was asked.
+    1 error        2 usage error          7 ledger verification failed (verify)
+exec, once it ran the approved command: that command's exit code. Every other command exits 0
+when it did what was asked.
 """
 
 from __future__ import annotations

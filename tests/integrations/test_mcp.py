@@ -320,9 +320,9 @@ def test_stdio_tells_the_model_why_the_portal_failed_and_that_it_may_retry(agent
                     ),
                     await client.call_tool("request_approval", asking),
                 ]
-                nothing_new = await orm(lambda: list(Checkpoint.objects.values_list("title")))
             finally:
                 outage.up()
+            nothing_new = await orm(lambda: list(Checkpoint.objects.values_list("title")))
             asked = structured(await client.call_tool("request_approval", asking))
             waiting = asyncio.ensure_future(
                 client.call_tool("check_status", {"checkpoint_id": cp_id, "wait_seconds": 30})
