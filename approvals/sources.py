@@ -30,6 +30,11 @@ SOURCES: dict[str, Source] = {
         "blocks it and Claude reads the reason. If nobody decides before the hook gives up, "
         "the request is withdrawn and Claude Code asks at the terminal.",
     ),
+    "hitl-exec": Source(
+        "hitl exec (command line)",
+        "Approve runs exactly this argv on the agent's machine, without a shell; an edit runs "
+        "the edited argv instead of the one asked; a rejection runs nothing.",
+    ),
     "langgraph": Source(
         "LangGraph",
         "The graph resumes with the decision: an edit runs with the edited arguments (types "

@@ -4,7 +4,10 @@
   keywords (json, params, data, files, headers, timeout).
 - `_decide` is the one retry policy. It reads one attempt's outcome (a response, or the transport
   error it met) and returns the parsed body, returns `_Retry(delay)`, or raises. `send` and
-  `asend` are its two drivers: they only send and sleep.
+  `asend` are its two drivers: they only send and sleep. A call is retried `retries` times; one
+  that carries an Idempotency-Key (every POST: a create, a decision, a redemption) is retried
+  through an outage until the caller's deadline (`patience`), as `wait()` is: its key makes
+  every retry the same request, so a retry never acts twice.
 - An operation that makes several requests (start a run and then ask; long-poll in slices) is
   written once, as a generator that yields Calls and receives their results (a `Flow`).
   `twins(flow)` makes it into a blocking method that sends each Call with `self.request` and an
@@ -14,11 +17,13 @@
 from __future__ import annotations
 
 import inspect
+import math
 import uuid
 from asyncio import sleep as asleep
 from collections.abc import Callable, Coroutine, Generator, Iterator
 from dataclasses import dataclass, field
-from time import sleep
+from itertools import count
+from time import monotonic, sleep
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, get_args
 
 import httpx
@@ -59,13 +64,20 @@ def _error_for(response: httpx.Response) -> ApiError:
 
 
 def _retry_delay(attempt: int, response: httpx.Response | None) -> float:
-    """A 429's Retry-After (at most a minute), else exponential backoff from 0.5 s to 8 s."""
+    """A 429's Retry-After, or a 503's if it sends one (at most a minute), else exponential
+    backoff from 0.5 s to 8 s."""
+    backoff = min(0.5 * 2**attempt, 8.0)
     if response is not None and response.status_code == 429:
         try:
             return min(float(response.headers.get("Retry-After", "1")), 60.0)
         except ValueError:
             return 1.0
-    return min(0.5 * 2**attempt, 8.0)
+    if response is not None and response.status_code == 503 and "Retry-After" in response.headers:
+        try:
+            return min(float(response.headers["Retry-After"]), 60.0)
+        except ValueError:
+            return backoff
+    return backoff
 
 
 def outage(exc: HitlError) -> bool:
@@ -76,23 +88,29 @@ def outage(exc: HitlError) -> bool:
 
 
 def _decide(
-    call: Call, attempt: int, retries: int, outcome: httpx.Response | httpx.TransportError
+    call: Call,
+    attempt: int,
+    retries: int,
+    outcome: httpx.Response | httpx.TransportError,
+    left: float = -math.inf,
 ) -> Any:
     """What to do after `attempt` (0 for the first) of `call` got a response or met a transport
-    error: return the parsed body (None if empty); return `_Retry` while attempts are left, for
-    a transport error or a status in RETRY_STATUSES; or raise HitlError / ApiError."""
-    last = attempt == retries
-    if isinstance(outcome, httpx.TransportError):
-        if last:
-            raise HitlError(f"{call.method} {call.path}: {outcome}") from outcome
-        return _Retry(_retry_delay(attempt, None))
-    if outcome.status_code < 400:
+    error: return the parsed body (None if empty); return `_Retry` for a transport error or a
+    status in RETRY_STATUSES while attempts are left, or while `left` (seconds to the caller's
+    deadline; `math.inf`: none) is positive; or raise HitlError / ApiError. A sleep past the
+    last attempt ends at the deadline: one more attempt is made there."""
+    failed = isinstance(outcome, httpx.TransportError)
+    if not failed and outcome.status_code < 400:
         if call.options.get("raw"):
             return outcome.content
         return outcome.json() if outcome.content else None
-    if outcome.status_code not in RETRY_STATUSES or last:
+    spent = attempt >= retries
+    if (not failed and outcome.status_code not in RETRY_STATUSES) or (spent and left <= 0):
+        if failed:
+            raise HitlError(f"{call.method} {call.path}: {outcome}") from outcome
         raise _error_for(outcome)
-    return _Retry(_retry_delay(attempt, outcome))
+    delay = _retry_delay(attempt, None if failed else outcome)
+    return _Retry(min(delay, left) if spent else delay)
 
 
 def _request_args(call: Call) -> tuple[str, str, dict[str, Any]]:
@@ -108,30 +126,42 @@ def _request_args(call: Call) -> tuple[str, str, dict[str, Any]]:
     return call.method, call.path.lstrip("/"), options
 
 
-def send(http: httpx.Client, call: Call, retries: int) -> Any:
+def _deadline(options: dict[str, Any], patience: float | None) -> float:
+    """Until when (`monotonic()`) an outage is retried past the attempts: a call with an
+    Idempotency-Key for `patience` seconds (None: no end); any other call not at all."""
+    if "Idempotency-Key" not in (options.get("headers") or {}):
+        return -math.inf
+    return math.inf if patience is None else monotonic() + patience
+
+
+def send(http: httpx.Client, call: Call, retries: int, patience: float | None = 0.0) -> Any:
     """Send `call`, retrying as `_decide` says; blocks while it sleeps."""
     method, url, options = _request_args(call)
-    for attempt in range(retries + 1):
+    deadline = _deadline(options, patience)
+    for attempt in count():
         try:
             outcome = http.request(method, url, **options)
         except httpx.TransportError as exc:
             outcome = exc
-        verdict = _decide(call, attempt, retries, outcome)
+        verdict = _decide(call, attempt, retries, outcome, deadline - monotonic())
         if not isinstance(verdict, _Retry):
             return verdict
         sleep(verdict.delay)
     raise AssertionError("unreachable")
 
 
-async def asend(http: httpx.AsyncClient, call: Call, retries: int) -> Any:
+async def asend(
+    http: httpx.AsyncClient, call: Call, retries: int, patience: float | None = 0.0
+) -> Any:
     """`send` for asyncio."""
     method, url, options = _request_args(call)
-    for attempt in range(retries + 1):
+    deadline = _deadline(options, patience)
+    for attempt in count():
         try:
             outcome = await http.request(method, url, **options)
         except httpx.TransportError as exc:
             outcome = exc
-        verdict = _decide(call, attempt, retries, outcome)
+        verdict = _decide(call, attempt, retries, outcome, deadline - monotonic())
         if not isinstance(verdict, _Retry):
             return verdict
         await asleep(verdict.delay)

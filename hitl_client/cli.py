@@ -1,28 +1,32 @@
 """`hitl`: the portal from a shell, for scripts and coding agents. Prints JSON on stdout
-(except `hitl review`, an interactive walk through a reviewer's queue).
+(except `hitl review`, an interactive walk through a reviewer's queue, and `hitl exec`, whose
+stdout is the command's).
 
     export HITL_URL=https://hitl.example.com HITL_API_KEY=hitl_a…
-    hitl request --title "Drop table users_old" --tool sql \
-                 --args '{"sql": "DROP TABLE users_old"}' --risk high --wait \
-        && psql -c "DROP TABLE users_old"
+    hitl exec --title "Drop table users_old" --risk high -- psql -c "DROP TABLE users_old"
 
-Exit codes (request --wait, wait, status):
-    0 approved or answered     3 rejected     4 expired     5 cancelled
-    6 still pending (timeout)  7 ledger verification failed (verify)
-    1 error                    2 usage error
+Exit codes of request --wait, wait and status (and of exec when it ran nothing):
+    0 approved as asked, or answered      8 approved with edits (run the approved action)
+    3 rejected     4 expired     5 cancelled     6 still pending (timeout)
+    1 error        2 usage error          7 ledger verification failed (verify)
+exec, once it ran the approved command: that command's exit code. Every other command exits 0
+when it did what was asked.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from hitl_client import approved_command
 from hitl_client._version import __version__
+from hitl_client.approved_command import say, shown
 from hitl_client.client import HitlClient
-from hitl_client.errors import ApiError, HitlError, WaitTimeout
+from hitl_client.errors import ApiError, ConflictError, HitlError, WaitTimeout
 from hitl_client.ledger import parse_head
 from hitl_client.models import Checkpoint
 from hitl_client.review import Reviewer, use_colour
@@ -36,6 +40,8 @@ EXIT_FOR_STATUS = {
     "cancelled": 5,
     "pending": 6,
 }
+EXIT_EDITED = 8  # approved, but not as asked: running the original would undo the edit
+EXIT_INTERRUPTED = 130
 
 
 def _out(value: Any) -> None:
@@ -61,20 +67,40 @@ def _confidence(text: str) -> float:
     return value
 
 
-def _client(opts, *, anonymous: bool = False) -> HitlClient:
-    return HitlClient(opts.url, opts.key, user_agent=f"hitl-cli/{__version__}", anonymous=anonymous)
+def _client(opts, *, anonymous: bool = False, **options: Any) -> HitlClient:
+    if opts.outage_timeout is not None:
+        options["outage_timeout"] = opts.outage_timeout
+    return HitlClient(
+        opts.url, opts.key, user_agent=f"hitl-cli/{__version__}", anonymous=anonymous, **options
+    )
 
 
-def _finish(cp: Checkpoint) -> int:
-    _out(cp.data)
+def _exit_for(cp: Checkpoint) -> int:
+    if cp.approved and cp.edited:
+        return EXIT_EDITED
     return EXIT_FOR_STATUS.get(cp.status, EXIT_ERROR)
 
 
-def cmd_request(opts) -> int:
-    client = _client(opts)
+def _show(cp: Checkpoint, show: str = "checkpoint") -> None:
+    """Print the checkpoint, or (`show="action"`) the action as approved, edits included:
+    {tool, args}, null unless it is approved."""
+    if show == "action":
+        action = cp.approved_action if cp.approved else None
+        _out(None if action is None else {"tool": action.get("tool"), "args": action.get("args")})
+    else:
+        _out(cp.data)
+
+
+def _finish(cp: Checkpoint, show: str = "checkpoint") -> int:
+    _show(cp, show)
+    return _exit_for(cp)
+
+
+def _ask(client: HitlClient, opts, title: str, **fields: Any) -> Checkpoint:
+    """Ask with the options `request` and `exec` share (`fields`: request_approval's)."""
     # Without --run, a one-question run: the portal completes it when the checkpoint is
     # resolved (nothing else would ever finish it).
-    run = opts.run or client.start_run(opts.task or opts.title, complete_when_resolved=True).id
+    run = opts.run or client.start_run(opts.task or title, complete_when_resolved=True).id
     artifacts = []
     for path in opts.diff or []:
         artifacts.append(
@@ -87,40 +113,102 @@ def cmd_request(opts) -> int:
     for path in opts.artifact or []:
         uploaded = client.upload_artifact(path)
         artifacts.append({"name": Path(path).name, "kind": "file", "ref": uploaded["ref"]})
-    cp = client.request_approval(
-        opts.title,
-        kind=opts.kind,
-        tool=opts.tool,
-        args=opts.args if opts.args is not None else {},
-        summary=opts.summary,
+    fields.setdefault("summary", opts.summary)
+    return client.request_approval(
+        title,
         risk=opts.risk,
         reasoning=opts.reason or None,
         artifacts=artifacts or None,
         expires_in=opts.expires_in,
         role_hint=opts.role_hint,
-        options=opts.option or None,
         run=run,
         confidence=opts.confidence,
+        **fields,
+    )
+
+
+def cmd_request(opts) -> int:
+    client = _client(opts)
+    cp = _ask(
+        client,
+        opts,
+        opts.title,
+        kind=opts.kind,
+        tool=opts.tool,
+        args=opts.args if opts.args is not None else {},
+        options=opts.option or None,
     )
     if not opts.wait:
-        _out(cp.data)
+        _show(cp, opts.print)
         return EXIT_OK
-    return _wait(client, cp.id, opts.timeout)
+    return _wait(client, cp.id, opts.timeout, opts.print)
 
 
-def _wait(client: HitlClient, checkpoint_id: str, timeout: float | None) -> int:
+def _wait(client: HitlClient, checkpoint_id: str, timeout: float | None, show: str) -> int:
     try:
-        return _finish(client.wait(checkpoint_id, timeout=timeout))
+        return _finish(client.wait(checkpoint_id, timeout=timeout), show)
     except WaitTimeout as exc:
-        return _finish(exc.checkpoint)
+        return _finish(exc.checkpoint, show)
 
 
 def cmd_wait(opts) -> int:
-    return _wait(_client(opts), opts.checkpoint, opts.timeout)
+    return _wait(_client(opts), opts.checkpoint, opts.timeout, opts.print)
 
 
 def cmd_status(opts) -> int:
-    return _finish(_client(opts).get_checkpoint(opts.checkpoint))
+    return _finish(_client(opts).get_checkpoint(opts.checkpoint), opts.print)
+
+
+def cmd_exec(opts) -> int:
+    """Ask to run `opts.command`, wait, redeem the receipt, run exactly what was approved."""
+    argv: list[str] = opts.argv
+    client = _client(opts)
+    cp = _ask(
+        client,
+        opts,
+        opts.title or approved_command.title_for(argv),
+        tool=approved_command.TOOL,
+        args={"argv": argv},
+        args_schema=approved_command.ARGS_SCHEMA,
+        summary=opts.summary or f"$ {shown(argv)}",
+        context={"cwd": os.getcwd()},
+        source=approved_command.SOURCE,
+    )
+    if cp.pending:
+        say(f"waiting for a reviewer to approve: {shown(argv)}\n  {cp.review_url}")
+    try:
+        cp = client.wait(cp.id, timeout=opts.timeout)
+    except WaitTimeout:
+        return _withdraw(client, cp, "no decision within --timeout", EXIT_FOR_STATUS["pending"])
+    except KeyboardInterrupt:
+        return _withdraw(client, cp, "interrupted", EXIT_INTERRUPTED)
+    who = cp.decided_by or "the portal"
+    if not cp.approved:
+        reason = f": {cp.reason}" if cp.reason else ""
+        say(f"{cp.status} by {who}{reason}; nothing ran")
+        return EXIT_FOR_STATUS.get(cp.status, EXIT_ERROR)
+    approved = approved_command.approved_argv(cp)
+    # Spent right before acting, on exactly what runs: a second `hitl exec` of the same
+    # approval (or a replayed receipt) gets a 409 here and runs nothing.
+    client.redeem(cp.receipt, tool=approved_command.TOOL, args={"argv": approved})
+    if approved != argv:
+        say(
+            f"approved by {who} WITH EDITS: running the approved command, not the one asked"
+            f"\n  asked:    {shown(argv)}\n  approved: {shown(approved)}"
+        )
+    else:
+        say(f"approved by {who}; running: {shown(approved)}")
+    return approved_command.execute(approved)
+
+
+def _withdraw(client: HitlClient, cp: Checkpoint, why: str, code: int) -> int:
+    """Give up: withdraw the request, so nobody approves what will not run."""
+    try:
+        client.cancel(cp.id, reason=f"hitl exec: {why}; nothing ran")
+    except ConflictError:
+        pass  # decided at the same moment: it is not run either
+    say(f"{why}: the request is withdrawn and nothing ran")
+    return code
 
 
 def cmd_queue(opts) -> int:
@@ -147,7 +235,8 @@ def cmd_review(opts) -> int:
 
 
 def cmd_cancel(opts) -> int:
-    return _finish(_client(opts).cancel(opts.checkpoint, reason=opts.reason))
+    _out(_client(opts).cancel(opts.checkpoint, reason=opts.reason).data)
+    return EXIT_OK  # withdrawn, as asked (status and wait say "cancelled" with 5)
 
 
 def cmd_run_start(opts) -> int:
@@ -178,14 +267,14 @@ def cmd_log(opts) -> int:
 
 def cmd_mcp(opts) -> int:
     try:
-        from hitl_client.mcp import serve_stdio
+        from hitl_client.mcp import OUTAGE_TIMEOUT, RETRIES, serve_stdio
     except ImportError:
         json.dump(
             {"error": "hitl mcp needs the MCP SDK: pip install 'hitl-portal[mcp]'"}, sys.stderr
         )
         sys.stderr.write("\n")
         return EXIT_ERROR
-    serve_stdio(_client(opts))
+    serve_stdio(_client(opts, retries=RETRIES, outage_timeout=OUTAGE_TIMEOUT))
     return EXIT_OK
 
 
@@ -199,6 +288,7 @@ def cmd_hook_claude_code(opts) -> int:
             opts.key,
             timeout=ERROR_BUDGET / 4,
             retries=2,
+            outage_timeout=ERROR_BUDGET / 4 if opts.outage_timeout is None else opts.outage_timeout,
             user_agent=f"hitl-hook/{__version__}",
         )
 
@@ -237,31 +327,13 @@ def cmd_redeem(opts) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="hitl",
-        description="Ask humans for approval through a HITL Portal. JSON on stdout.",
-        epilog="Exit codes: 0 approved/answered, 3 rejected, 4 expired, 5 cancelled, "
-        "6 still pending, 7 ledger verification failed, 1 error, 2 usage.",
-    )
-    parser.add_argument("--version", action="version", version=f"hitl {__version__}")
-    parser.add_argument("--url", default=None, help="portal base URL (env HITL_URL)")
-    parser.add_argument(
-        "--key", default=None, help="agent API key or personal token (env HITL_API_KEY)"
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("request", help="ask for approval (or, --kind question, an answer)")
-    p.add_argument("--title", required=True)
-    p.add_argument("--tool", help="the tool/command to approve")
-    p.add_argument("--args", type=_json_arg, help="its arguments as a JSON object")
+def _asking_options(p: argparse.ArgumentParser) -> None:
+    """What `request` and `exec` both send with the request."""
     p.add_argument("--summary", default="")
     p.add_argument("--risk", default="medium", choices=["low", "medium", "high", "critical"])
-    p.add_argument("--kind", default="approval", choices=["approval", "question", "review"])
     p.add_argument("--reason", action="append", help="a reasoning step (repeatable)")
     p.add_argument("--diff", action="append", help="a diff file to show (repeatable)")
     p.add_argument("--artifact", action="append", help="a file to upload (repeatable)")
-    p.add_argument("--option", action="append", help="an answer choice (questions)")
     p.add_argument("--expires-in", type=int, default=None, help="seconds")
     p.add_argument("--role-hint", default="")
     p.add_argument(
@@ -269,17 +341,80 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--run", help="an existing run id (default: start a new run)")
     p.add_argument("--task", help="task text of the new run (default: the title)")
+
+
+def _print_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--print",
+        choices=["checkpoint", "action"],
+        default="checkpoint",
+        help="action: print only the action as approved, edits included ({tool, args}; "
+        "null unless approved)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hitl",
+        description="Ask humans for approval through a HITL Portal. JSON on stdout.",
+        epilog="Exit codes: 0 done (request --wait, wait, status: approved as asked, or "
+        "answered), 8 approved with edits, 3 rejected, 4 expired, 5 cancelled, 6 still "
+        "pending, 7 ledger verification failed, 1 error, 2 usage; exec: the command's own.",
+    )
+    parser.add_argument("--version", action="version", version=f"hitl {__version__}")
+    parser.add_argument("--url", default=None, help="portal base URL (env HITL_URL)")
+    parser.add_argument(
+        "--key", default=None, help="agent API key or personal token (env HITL_API_KEY)"
+    )
+    parser.add_argument(
+        "--outage-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long a create keeps retrying while the portal or its database is down "
+        "(default 120; hitl mcp and hook 10; inf: until it answers)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("request", help="ask for approval (or, --kind question, an answer)")
+    p.add_argument("--title", required=True)
+    p.add_argument("--tool", help="the tool/command to approve")
+    p.add_argument("--args", type=_json_arg, help="its arguments as a JSON object")
+    p.add_argument("--kind", default="approval", choices=["approval", "question", "review"])
+    p.add_argument("--option", action="append", help="an answer choice (questions)")
+    _asking_options(p)
     p.add_argument("--wait", action="store_true", help="wait for the decision")
     p.add_argument("--timeout", type=float, default=None, help="with --wait: seconds")
+    _print_option(p)
     p.set_defaults(func=cmd_request)
+
+    p = sub.add_parser(
+        "exec",
+        help="ask to run a command, and run it only as approved (the edited argv after a "
+        "modify); exits with its exit code",
+        description="Ask a reviewer to approve running COMMAND (as an argv, no shell), wait, "
+        "redeem the receipt, then run exactly the approved argv: the reviewer's edit after a "
+        "modify, shown on stderr. Exit: the command's own code once it ran; 3 rejected, "
+        "4 expired, 5 cancelled, 6 no decision within --timeout (withdrawn), 1 error: "
+        "then nothing ran.",
+    )
+    p.add_argument("--title", help="default: Run <the command>")
+    _asking_options(p)
+    p.add_argument(
+        "--timeout", type=float, default=None, help="seconds to wait (then withdraw, exit 6)"
+    )
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG...]")
+    p.set_defaults(func=cmd_exec)
 
     p = sub.add_parser("wait", help="wait for a checkpoint's decision")
     p.add_argument("checkpoint")
     p.add_argument("--timeout", type=float, default=None, help="seconds (default: until decided)")
+    _print_option(p)
     p.set_defaults(func=cmd_wait)
 
     p = sub.add_parser("status", help="show a checkpoint")
     p.add_argument("checkpoint")
+    _print_option(p)
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("cancel", help="withdraw a pending checkpoint")
@@ -382,7 +517,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    opts = build_parser().parse_args(argv)
+    parser = build_parser()
+    opts = parser.parse_args(argv)
+    if opts.command == "exec":
+        opts.argv = opts.argv[1:] if opts.argv[:1] == ["--"] else opts.argv
+        if not opts.argv:
+            parser.error("exec: the command to run goes after --")
     if getattr(opts, "hook_command", None):
         return opts.func(opts)  # a hook answers every failure itself, on stdout, exit 0
     try:

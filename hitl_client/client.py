@@ -10,7 +10,8 @@
     client.complete_run(result={"deleted": 3})
 
 Every POST carries an Idempotency-Key, so network failures and 5xx/429 answers are retried
-safely (the portal replays the first response instead of creating a second checkpoint).
+safely (the portal replays the first response instead of creating a second checkpoint): through
+an outage of the portal or its database, until `outage_timeout`.
 """
 
 from __future__ import annotations
@@ -53,11 +54,18 @@ class HitlClient:
         *,
         timeout: float = 30.0,
         retries: int = 4,
+        outage_timeout: float | None = 120.0,
         user_agent: str | None = None,
         transport: httpx.BaseTransport | None = None,
         anonymous: bool = False,
     ):
-        """`anonymous=True` allows no key: then no Authorization header is sent, and only the
+        """A request that meets a network error, 429 or 5xx is retried `retries` times (with
+        backoff: about 8 s). A POST (a create, a decision, a redemption: each carries an
+        Idempotency-Key, so a retry never acts twice) keeps retrying through an outage of the
+        portal or its database until `outage_timeout` seconds have passed (None: until it
+        answers), as `wait()` does until its own timeout; then the last error is raised.
+
+        `anonymous=True` allows no key: then no Authorization header is sent, and only the
         public endpoints answer (the ledger's head, keys and consistency proofs: what a
         witness, `hitl verify` without --event or --full, needs)."""
         base_url = base_url or os.environ.get("HITL_URL", "http://127.0.0.1:8000")
@@ -67,6 +75,7 @@ class HitlClient:
             raise HitlError("no API key: pass api_key= (hitl: --key) or set HITL_API_KEY")
         self.timeout = timeout
         self.retries = retries
+        self.outage_timeout = outage_timeout
         self.run: Run | None = None
         self._headers = {
             "User-Agent": user_agent or f"hitl-client/{__version__}",
@@ -107,13 +116,16 @@ class HitlClient:
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """One API call (`path` under /api/v1/, `kwargs` httpx's), retried on network errors,
-        429 and 5xx; returns the JSON body, raises ApiError (NotFound, ConflictError) or
-        HitlError. Every method of this client goes through here (or `arequest`)."""
-        return send(self._http, Call(method, path, kwargs), self.retries)
+        429 and 5xx (a POST until `outage_timeout`); returns the JSON body, raises ApiError
+        (NotFound, ConflictError) or HitlError. Every method of this client goes through here
+        (or `arequest`)."""
+        call = Call(method, path, kwargs)
+        return send(self._http, call, self.retries, self.outage_timeout)
 
     async def arequest(self, method: str, path: str, **kwargs: Any) -> Any:
         """`request`, awaited."""
-        return await asend(self._async_http(), Call(method, path, kwargs), self.retries)
+        call = Call(method, path, kwargs)
+        return await asend(self._async_http(), call, self.retries, self.outage_timeout)
 
     # --- runs -------------------------------------------------------------------------------
 

@@ -13,14 +13,19 @@ A tool waits for the decision inside the call for up to `wait_seconds` (default 
 55: hosts time tool calls out), sending progress notifications meanwhile when the request
 asked for them; if nobody decided yet it answers `pending` and the model calls
 `check_status` again. Results are structured (`structuredContent`, with an output schema)
-and text; an unknown checkpoint is a tool error the model can read (`isError`).
+and text. What goes wrong is a tool error the model can read (`isError`): an unknown
+checkpoint, a refused request, and the portal itself failing (unreachable, its database down,
+this server's key refused, ...), saying why, whether a retry can help, and that the action must
+not run meanwhile.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
 
@@ -28,6 +33,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
 # not import it).
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+
+from hitl_client.errors import ApiError, HitlError
 
 if TYPE_CHECKING:
     from hitl_client.client import HitlClient
@@ -59,6 +66,56 @@ class UnknownCheckpoint(Exception):
 class RequestRefused(Exception):
     """The portal refused the request (invalid input, rate limit, finished run): the message
     is for the model."""
+
+
+class PortalUnavailable(Exception):
+    """The portal did not do what was asked, for a reason that is not the request's: it is
+    unreachable, its database is down, it refused this server's key. `cause` says which, for
+    the model; `retryable`: whether calling again later can help."""
+
+    def __init__(self, cause: str, retryable: bool):
+        super().__init__(cause)
+        self.cause = cause
+        self.retryable = retryable
+
+
+# Refusals that are about this server (its key, its agent, its rate), not about the request.
+_NOT_THE_REQUESTS = {401, 403, 423, 429}
+# `hitl mcp`'s client gives up on an outage well within a host's tool-call timeout: the model
+# is told why and retries, instead of the host cancelling a silent call.
+RETRIES = 1
+OUTAGE_TIMEOUT = 10.0
+
+
+def portal_unavailable(exc: HitlError, url: str) -> PortalUnavailable:
+    """What the model is told when a portal call failed for a reason not its request's."""
+    status = getattr(exc, "status", None)
+    if not isinstance(exc, ApiError) or status is None:
+        reason = exc.__cause__ or exc
+        return PortalUnavailable(f"the approval portal at {url} is unreachable ({reason})", True)
+    said = f"{status} {exc.code}: {exc.detail}" if exc.code else f"{status}: {exc.detail}"
+    if status == 503 and exc.code == "database_unavailable":
+        return PortalUnavailable(f"the approval portal's database is unavailable ({said})", True)
+    if status == 401:
+        return PortalUnavailable(
+            f"the approval portal refused this MCP server's API key ({said}): it is missing, "
+            "wrong or revoked; the user must fix HITL_API_KEY in this server's configuration",
+            False,
+        )
+    if status == 423:
+        return PortalUnavailable(f"this agent is halted in the approval portal ({said})", False)
+    if status == 429:
+        return PortalUnavailable(f"the approval portal is rate-limiting this agent ({said})", True)
+    if status >= 500:
+        return PortalUnavailable(f"the approval portal failed ({said})", True)
+    return PortalUnavailable(f"the approval portal refused the call ({said})", False)
+
+
+def _then(failure: PortalUnavailable, retry: str) -> str:
+    """The end of an outage message: whether and how to retry."""
+    if failure.retryable:
+        return f"This is likely temporary: {retry} in a minute or so."
+    return "Retrying will not help until a person fixes this; tell the user."
 
 
 class Backend(Protocol):
@@ -138,17 +195,29 @@ def build_server(backend_for: Callable[[], Backend], **server_options: Any) -> M
         **server_options,
     )
 
-    async def submit(backend: Backend, body: dict, ctx) -> dict:
+    async def submit(backend: Backend, body: dict, ctx, tool: str) -> dict:
         try:
             return await backend.request_approval(body, _client_name(ctx))
         except RequestRefused as exc:
             raise ToolError(f"The portal refused the request: {exc}") from None
+        except PortalUnavailable as exc:
+            raise ToolError(
+                f"Nothing was asked, so nothing is approved: {exc.cause}. Do not go ahead "
+                "without an approval. "
+                + _then(exc, f"call {tool} again with the same arguments (it will not ask twice)")
+            ) from None
 
     async def finish(backend: Backend, cp: dict, wait_seconds: float | None, ctx) -> ToolResult:
         try:
             return result_for(await _wait(backend, cp, _wait_seconds(wait_seconds), ctx))
         except RequestRefused as exc:
             raise ToolError(str(exc)) from None
+        except PortalUnavailable as exc:
+            raise ToolError(
+                f"Your request is checkpoint {cp['id']}, not decided as far as this server "
+                f"knows: {exc.cause}. Do not go ahead without an approval, and do not ask "
+                "again. " + _then(exc, f"call check_status with checkpoint_id {cp['id']!r}")
+            ) from None
 
     @server.tool(title="Ask a human to approve an action")
     async def request_approval(
@@ -174,7 +243,8 @@ def build_server(backend_for: Callable[[], Backend], **server_options: Any) -> M
             "action": {"tool": tool, "args": args},
             "context": {"source": SOURCE, **({"reasoning": reasoning} if reasoning else {})},
         }
-        return await finish(backend, await submit(backend, body, ctx), wait_seconds, ctx)
+        cp = await submit(backend, body, ctx, "request_approval")
+        return await finish(backend, cp, wait_seconds, ctx)
 
     @server.tool(title="Ask a human a question")
     async def ask_human(
@@ -193,7 +263,8 @@ def build_server(backend_for: Callable[[], Backend], **server_options: Any) -> M
             "options": list(options or []),
             "context": {"source": SOURCE},
         }
-        return await finish(backend, await submit(backend, body, ctx), wait_seconds, ctx)
+        cp = await submit(backend, body, ctx, "ask_human")
+        return await finish(backend, cp, wait_seconds, ctx)
 
     @server.tool(title="Check on an earlier request")
     async def check_status(
@@ -209,6 +280,11 @@ def build_server(backend_for: Callable[[], Backend], **server_options: Any) -> M
                 f"No request {checkpoint_id!r} of yours: use the checkpoint_id that "
                 "request_approval or ask_human returned."
             ) from None
+        except PortalUnavailable as exc:
+            raise ToolError(
+                f"Could not check on {checkpoint_id!r}: {exc.cause}. Do not go ahead without "
+                "an approval. " + _then(exc, "call check_status again")
+            ) from None
         return await finish(backend, cp, wait_seconds, ctx)
 
     return server
@@ -219,46 +295,68 @@ def build_server(backend_for: Callable[[], Backend], **server_options: Any) -> M
 
 class ClientBackend:
     """The tools over the portal's REST API (`HitlClient`, async). One run per process: the
-    MCP session."""
+    MCP session. A failure that is not the request's becomes PortalUnavailable."""
 
     def __init__(self, client: HitlClient):
         self.client = client
         self.run_id: str | None = None
+        # Starting the session's run again after a lost answer replays it: one run.
+        self._run_key = f"mcp-session:{uuid.uuid4()}"
+        # The Idempotency-Key of each create whose answer an outage lost: the model asking
+        # again with the same arguments gets that checkpoint, not a second one.
+        self._unsettled: dict[str, str] = {}
+
+    def _failure(self, exc: HitlError) -> Exception:
+        about_the_request = isinstance(exc, ApiError) and 400 <= exc.status < 500
+        if about_the_request and exc.status not in _NOT_THE_REQUESTS:
+            return RequestRefused(f"{exc.detail} {exc.errors or ''}".strip())
+        return portal_unavailable(exc, self.client.base_url)
 
     async def request_approval(self, body: dict[str, Any], client_name: str) -> dict:
-        if self.run_id is None:
-            run = await self.client.astart_run(
-                f"MCP session ({client_name})", metadata={"source": SOURCE}
-            )
-            self.run_id = run.id
-        from hitl_client.errors import ApiError
-
         try:
-            return await self.client.arequest(
-                "POST", "checkpoints/", json={**body, "run": self.run_id}
-            )
-        except ApiError as exc:
-            if 400 <= exc.status < 500:
-                raise RequestRefused(f"{exc.detail} {exc.errors or ''}".strip()) from None
-            raise
+            if self.run_id is None:
+                run = await self.client.astart_run(
+                    f"MCP session ({client_name})",
+                    metadata={"source": SOURCE},
+                    idempotency_key=self._run_key,
+                )
+                self.run_id = run.id
+            request = {**body, "run": self.run_id}
+            fingerprint = json.dumps(request, sort_keys=True)
+            key = self._unsettled.get(fingerprint) or str(uuid.uuid4())
+            try:
+                cp = await self.client.arequest(
+                    "POST", "checkpoints/", json=request, headers={"Idempotency-Key": key}
+                )
+            except HitlError as exc:
+                if not isinstance(exc, ApiError) or exc.status >= 500:
+                    self._unsettled[fingerprint] = key  # it may have been made
+                raise
+            self._unsettled.pop(fingerprint, None)
+            return cp
+        except HitlError as exc:
+            raise self._failure(exc) from None
 
     async def get(self, checkpoint_id: str) -> dict:
-        from hitl_client.errors import ApiError
-
         try:
             return await self.client.arequest("GET", f"checkpoints/{checkpoint_id}/")
         except ApiError as exc:
             if exc.status in (400, 404):
                 raise UnknownCheckpoint(checkpoint_id) from None
-            raise
+            raise self._failure(exc) from None
+        except HitlError as exc:
+            raise self._failure(exc) from None
 
     async def wait(self, checkpoint_id: str, seconds: float) -> dict:
-        return await self.client.arequest(
-            "GET",
-            f"checkpoints/{checkpoint_id}/wait",
-            params={"timeout": f"{seconds:.1f}"},
-            timeout=seconds + 15,
-        )
+        try:
+            return await self.client.arequest(
+                "GET",
+                f"checkpoints/{checkpoint_id}/wait",
+                params={"timeout": f"{seconds:.1f}"},
+                timeout=seconds + 15,
+            )
+        except HitlError as exc:
+            raise self._failure(exc) from None
 
 
 def serve_stdio(client: HitlClient) -> None:

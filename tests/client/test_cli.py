@@ -18,26 +18,38 @@ from approvals.transitions import checkpoint_decide
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-HITL = [sys.executable, "-m", "hitl_client.cli"]
+ROOT = Path(__file__).resolve().parents[2]
+# The console script pip installed (its entry point, hitl_client.cli:main), importing this
+# checkout's code through PYTHONPATH.
+HITL = [str(Path(sys.executable).with_name("hitl"))]
 
 
-def hitl(portal, key, *args, check=None):
+def hitl_env(portal, key) -> dict[str, str]:
     """`key` None: an outsider, with no HITL_API_KEY (nor HITL_TOKEN) in the environment."""
     env = {k: v for k, v in os.environ.items() if k not in ("HITL_API_KEY", "HITL_TOKEN")}
     env["HITL_URL"] = portal.url
+    env["PYTHONPATH"] = str(ROOT)
     if key is not None:
         env["HITL_API_KEY"] = key
+    return env
+
+
+def hitl(portal, key, *args, check=None, cwd=ROOT):
     proc = subprocess.run(
-        [*HITL, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        cwd=Path(__file__).resolve().parents[2],
-    )
+        [*HITL, *args], capture_output=True, text=True, env=hitl_env(portal, key), timeout=60,
+        cwd=cwd, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
     if check is not None:
         assert proc.returncode == check, (proc.stdout, proc.stderr)
     return proc
+
+
+def start_hitl(portal, key, *args, cwd=ROOT) -> subprocess.Popen:
+    """`hitl` running in the background (it waits for a reviewer)."""
+    return subprocess.Popen(
+        [*HITL, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=hitl_env(portal, key), cwd=cwd,
+    )  # fmt: skip
 
 
 def test_it_requests_waits_and_exits_by_outcome(live_portal, agent_key, reviewer, tmp_path):
@@ -89,7 +101,7 @@ def test_a_reviewer_works_the_queue_from_the_cli(live_portal, agent_key, reviewe
     decided = hitl(live_portal, token, "decide", cp["id"], "modify", "--args", '{"n": 2}', check=0)
     assert json.loads(decided.stdout)["checkpoint"]["decision"]["action"]["args"] == {"n": 2}
     assert Checkpoint.objects.get(pk=cp["id"]).decisions.get().channel == "cli"
-    approved = hitl(live_portal, agent_key, "wait", cp["id"], check=0)
+    approved = hitl(live_portal, agent_key, "wait", cp["id"], check=8)  # approved with edits
     assert json.loads(approved.stdout)["status"] == "approved"
     again = hitl(live_portal, token, "decide", cp["id"], "approve", check=1)
     assert json.loads(again.stderr)["status"] == 409

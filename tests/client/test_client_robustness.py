@@ -1,12 +1,16 @@
-"""The client's edges, without a portal: `require_approval` treats the reviewer's edited
-arguments as authoritative, and `verify_webhook` refuses every malformed signature header
-with WebhookVerificationError."""
+"""The client's edges: `require_approval` treats the reviewer's edited arguments as
+authoritative, `verify_webhook` refuses every malformed signature header with
+WebhookVerificationError, and (against a live portal) a wait outlives a restart and a create
+outlives an outage of the database."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from typing import Any
 
+import httpx
 import pytest
 
 from hitl_client import HitlClient, WebhookVerificationError, verify_webhook
@@ -200,3 +204,85 @@ def test_wait_outlives_a_portal_restart_and_returns_the_decision(agent, reviewer
             restarted.wait_for_sessions_to_close()
     assert "error" not in outcome, outcome
     assert outcome["cp"].approved and outcome["cp"].approved_args == {"n": 1}
+
+
+class Answers(httpx.HTTPTransport):
+    """The real transport, recording each attempt: (method, path, Idempotency-Key, status or
+    the transport error's name)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[str, str, str | None, int | str]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        key = request.headers.get("Idempotency-Key")
+        try:
+            response = super().handle_request(request)
+        except httpx.TransportError as exc:
+            self.seen.append((request.method, request.url.path, key, type(exc).__name__))
+            raise
+        self.seen.append((request.method, request.url.path, key, response.status_code))
+        return response
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_creates_outlive_a_20_second_database_outage_and_make_one_row_each(agent_key, tmp_path):
+    """The database of a live portal goes away for ~20 s (the API answers 503) while an agent
+    asks for approval and starts a run (blocking and asyncio): both keep retrying with their
+    Idempotency-Key past their retries until the client's outage deadline, succeed once the
+    database is back, and each made exactly one row."""
+    from agents.models import Run as RunRow
+    from approvals.models import Checkpoint as CheckpointRow
+    from tests.api.live import LivePortal
+    from tests.outage import DatabaseOutage
+
+    outage = DatabaseOutage(tmp_path)
+    portal = LivePortal(DATABASE_URL=outage.url).start()
+    answers = Answers()
+    # One retry: every attempt past the second is the outage deadline's (default 120 s).
+    client = HitlClient(portal.url, agent_key, retries=1, transport=answers)
+    outcome: dict[str, Any] = {}
+
+    def ask(run):
+        try:
+            outcome["cp"] = client.request_approval("asked", tool="t", args={"n": 1}, run=run)
+        except Exception as exc:  # asserted below
+            outcome["ask"] = exc
+
+    def start():
+        try:
+            outcome["run"] = asyncio.run(client.astart_run("started"))
+        except Exception as exc:  # asserted below
+            outcome["start"] = exc
+
+    try:
+        run = client.start_run("before the outage")
+        outage.down()
+        probe = httpx.post(
+            f"{portal.url}/api/v1/runs/",
+            json={"task": "probe"},
+            headers={"Authorization": f"Bearer {agent_key}"},
+        )
+        assert probe.status_code == 503 and probe.json()["code"] == "database_unavailable"
+        threads = [threading.Thread(target=ask, args=(run,)), threading.Thread(target=start)]
+        for thread in threads:
+            thread.start()
+        time.sleep(20)
+        assert all(thread.is_alive() for thread in threads) and not outcome, outcome
+        outage.up()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        outage.up()
+        portal.stop()
+        portal.wait_for_sessions_to_close()
+    assert set(outcome) == {"cp", "run"}, outcome
+    assert CheckpointRow.objects.filter(title="asked").count() == 1
+    assert str(CheckpointRow.objects.get(title="asked").pk) == outcome["cp"].id
+    assert RunRow.objects.filter(task="started").count() == 1
+    assert RunRow.objects.filter(task="probe").count() == 0
+    asks = [(key, status) for method, path, key, status in answers.seen if "checkpoints" in path]
+    assert len({key for key, _ in asks}) == 1  # one key on every attempt
+    statuses = [status for _, status in asks]
+    assert statuses[-1] == 201 and statuses.count(503) > 2, statuses

@@ -26,18 +26,25 @@ from hitl_client.models import Run
 
 class Script:
     """Answers each request with the next step: a (status, json, headers) triple, or "drop" for
-    a connection error. Records the requests and the delays the driver slept."""
+    a connection error. Records the requests and the delays the driver slept, on a clock of its
+    own that only its sleeps advance."""
 
     def __init__(self, steps: list, monkeypatch: pytest.MonkeyPatch):
         self.steps = iter(steps)
         self.requests: list[httpx.Request] = []
         self.delays: list[float] = []
+        self.now = 1000.0
+
+        def sleep(delay: float) -> None:
+            self.delays.append(delay)
+            self.now += delay
 
         async def asleep(delay: float) -> None:
-            self.delays.append(delay)
+            sleep(delay)
 
-        monkeypatch.setattr(_transport, "sleep", self.delays.append)
+        monkeypatch.setattr(_transport, "sleep", sleep)
         monkeypatch.setattr(_transport, "asleep", asleep)
+        monkeypatch.setattr(_transport, "monotonic", lambda: self.now)
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -53,27 +60,29 @@ class Script:
 BASE_URL = "http://portal.invalid/api/v1/"
 
 
-def send_blocking(script: Script, call: Call, retries: int) -> Any:
+def send_blocking(script: Script, call: Call, retries: int, patience: float | None) -> Any:
     with httpx.Client(base_url=BASE_URL, transport=httpx.MockTransport(script)) as http:
-        return send(http, call, retries)
+        return send(http, call, retries, patience)
 
 
-def send_async(script: Script, call: Call, retries: int) -> Any:
+def send_async(script: Script, call: Call, retries: int, patience: float | None) -> Any:
     async def main():
         transport = httpx.MockTransport(script)
         async with httpx.AsyncClient(base_url=BASE_URL, transport=transport) as http:
-            return await asend(http, call, retries)
+            return await asend(http, call, retries, patience)
 
     return asyncio.run(main())
 
 
-def both_drivers(steps: list, call: Call, retries: int, monkeypatch) -> list[dict[str, Any]]:
+def both_drivers(
+    steps: list, call: Call, retries: int, monkeypatch, patience: float | None = 0.0
+) -> list[dict[str, Any]]:
     """What `send` and `asend` each did with `call` against the same script."""
     seen = []
     for driver in (send_blocking, send_async):
         script = Script(steps, monkeypatch)
         try:
-            outcome: Any = driver(script, call, retries)
+            outcome: Any = driver(script, call, retries, patience)
         except HitlError as exc:
             outcome = exc
         seen.append({"outcome": outcome, "requests": script.requests, "delays": script.delays})
@@ -151,6 +160,50 @@ def test_the_backoff_stops_growing_at_eight_seconds(monkeypatch):
     for seen in both_drivers(steps, Call("GET", "x/"), 6, monkeypatch):
         assert seen["outcome"] is None  # no content
         assert seen["delays"] == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
+
+
+def test_a_503s_retry_after_sets_the_delay(monkeypatch):
+    steps = [(503, {}, {"Retry-After": "5"}), (503, {}, {"Retry-After": "soon"}), (200, {}, {})]
+    for seen in both_drivers(steps, Call("GET", "x/"), 2, monkeypatch):
+        assert seen["outcome"] == {} and seen["delays"] == [5.0, 1.0]
+
+
+def test_a_post_retries_an_outage_past_its_retries_until_the_deadline(monkeypatch):
+    """A POST (it carries its Idempotency-Key) outlives an outage that spans many more attempts
+    than `retries`, with the same key on every one; a GET stops at `retries`."""
+    steps = ["drop"] * 3 + [(503, {}, {"Retry-After": "5"})] * 6 + [(201, {"id": "r-1"}, {})]
+    post = Call("POST", "runs/", {"json": {"task": "t"}})
+    for seen in both_drivers(steps, post, 1, monkeypatch, patience=120):
+        assert seen["outcome"] == {"id": "r-1"} and len(seen["requests"]) == 10
+        assert seen["delays"] == [0.5, 1.0, 2.0] + [5.0] * 6
+        assert len({r.headers["Idempotency-Key"] for r in seen["requests"]}) == 1
+    for seen in both_drivers(steps, Call("GET", "runs/"), 1, monkeypatch, patience=120):
+        assert type(seen["outcome"]) is HitlError and len(seen["requests"]) == 2
+
+
+def test_a_post_gives_up_at_its_deadline_after_one_last_attempt_there(monkeypatch):
+    steps = [(503, {"code": "database_unavailable"}, {})] * 20
+    for seen in both_drivers(steps, Call("POST", "x/"), 1, monkeypatch, patience=10):
+        error = seen["outcome"]
+        assert type(error) is ApiError and error.code == "database_unavailable"
+        # 0.5 + 1 + 2 + 4 = 7.5 s, then the sleep that would overshoot ends at the deadline
+        assert seen["delays"] == [0.5, 1.0, 2.0, 4.0, 2.5]
+        assert len(seen["requests"]) == 6
+    for seen in both_drivers(steps, Call("POST", "x/"), 3, monkeypatch, patience=0):
+        assert type(seen["outcome"]) is ApiError and len(seen["requests"]) == 4
+
+
+def test_a_post_without_a_deadline_waits_out_any_outage(monkeypatch):
+    steps = ["drop"] * 40 + [(200, {"ok": True}, {})]
+    for seen in both_drivers(steps, Call("POST", "x/"), 0, monkeypatch, patience=None):
+        assert seen["outcome"] == {"ok": True} and len(seen["requests"]) == 41
+        assert max(seen["delays"]) == 8.0
+
+
+def test_a_refusal_is_not_retried_even_before_the_deadline(monkeypatch):
+    steps = [(400, {"code": "invalid"}, {}), (201, {}, {})]
+    for seen in both_drivers(steps, Call("POST", "x/"), 4, monkeypatch, patience=120):
+        assert type(seen["outcome"]) is ApiError and len(seen["requests"]) == 1
 
 
 def test_only_a_post_gets_an_idempotency_key_and_the_caller_may_choose_it(monkeypatch):

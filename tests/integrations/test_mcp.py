@@ -282,3 +282,96 @@ def test_a_withdrawn_request_ends_the_wait_not_approved(live_portal, agent_key):
         assert answer["approved"] is False and answer["args"] is None
         assert answer["reason"] == "the user closed the chat"
     assert Checkpoint.objects.get().status == "cancelled"
+
+
+def outage_params(portal, key) -> StdioServerParameters:
+    # A short outage budget for creates, so that each failing call answers within seconds.
+    params = stdio_params(portal, key)
+    params.args = ["-m", "hitl_client.cli", "--outage-timeout", "1", "mcp"]
+    return params
+
+
+def tool_error(result) -> str:
+    assert result.is_error, result
+    (content,) = result.content
+    return content.text
+
+
+def test_stdio_tells_the_model_why_the_portal_failed_and_that_it_may_retry(agent_key, tmp_path):
+    """The portal's database goes down, then the portal itself: every tool answers an error
+    the model can read, naming the cause, saying the action must not run and how to retry;
+    a request retried once the database is back asks once."""
+    from tests.api.live import LivePortal
+    from tests.outage import DatabaseOutage
+
+    outage = DatabaseOutage(tmp_path)
+    portal = LivePortal(DATABASE_URL=outage.url).start()
+    asking = {"title": "Wipe", "tool": "wipe", "args": {"disk": "sda"}, "wait_seconds": 0}
+
+    async def main():
+        async with Client(outage_params(portal, agent_key)) as client:
+            first = await client.call_tool("request_approval", {**asking, "title": "First"})
+            cp_id = structured(first)["checkpoint_id"]
+            outage.down()
+            try:
+                database = [
+                    await client.call_tool(
+                        "check_status", {"checkpoint_id": cp_id, "wait_seconds": 0}
+                    ),
+                    await client.call_tool("request_approval", asking),
+                ]
+            finally:
+                outage.up()
+            nothing_new = await orm(lambda: list(Checkpoint.objects.values_list("title")))
+            asked = structured(await client.call_tool("request_approval", asking))
+            waiting = asyncio.ensure_future(
+                client.call_tool("check_status", {"checkpoint_id": cp_id, "wait_seconds": 30})
+            )
+            await asyncio.sleep(1)  # the long-poll is under way
+            await asyncio.to_thread(portal.stop)
+            down = [
+                await waiting,
+                await client.call_tool("check_status", {"checkpoint_id": cp_id}),
+                await client.call_tool("ask_human", {"question": "Which disk?"}),
+            ]
+            return cp_id, database, nothing_new, asked, down
+
+    try:
+        cp_id, database, nothing_new, asked, down = asyncio.run(main())
+    finally:
+        outage.up()
+        portal.stop()
+        portal.wait_for_sessions_to_close()
+
+    status, create = (tool_error(result) for result in database)
+    assert "database is unavailable (503 database_unavailable" in status
+    assert f"Could not check on {cp_id!r}" in status and "call check_status again" in status
+    assert "Nothing was asked" in create and "database is unavailable (503" in create
+    assert "call request_approval again with the same arguments" in create
+    assert nothing_new == [("First",)]
+    assert asked["status"] == "pending"  # asked again once the database was back: once
+    assert Checkpoint.objects.filter(title="Wipe").count() == 1
+
+    lost_wait, status, question = (tool_error(result) for result in down)
+    unreachable = f"the approval portal at {portal.url} is unreachable"
+    assert f"Your request is checkpoint {cp_id}" in lost_wait and unreachable in lost_wait
+    assert f"call check_status with checkpoint_id {cp_id!r}" in lost_wait
+    assert f"Could not check on {cp_id!r}" in status and unreachable in status
+    assert "Nothing was asked" in question and unreachable in question
+    for result in (*database, *down):
+        text = tool_error(result)
+        assert "Do not go ahead without an approval" in text and "likely temporary" in text
+    assert Checkpoint.objects.count() == 2
+
+
+def test_stdio_tells_the_model_a_refused_key_will_not_work_on_retry(live_portal):
+    async def main():
+        async with Client(outage_params(live_portal, "hitl_a_nope_nope")) as client:
+            return await client.call_tool("request_approval", {
+                "title": "Wipe", "tool": "wipe", "args": {"disk": "sda"}, "wait_seconds": 0
+            })  # fmt: skip
+
+    text = tool_error(asyncio.run(main()))
+    assert "refused this MCP server's API key (401" in text and "HITL_API_KEY" in text
+    assert "Retrying will not help" in text
+    assert not Checkpoint.objects.exists()
