@@ -108,6 +108,18 @@ def test_mcp_refuses_a_body_over_the_apis_limit_with_413(live_portal, agent_key)
     nothing_created()
 
 
+def test_mcp_answers_a_hostile_body_with_a_4xx(live_portal, agent_key):
+    headers = {**MCP_HEADERS, **auth(agent_key), "Content-Type": "application/json"}
+    for body in [b"[" * 500_000 + b"]" * 500_000, b"\xff\xfe", b'{"jsonrpc": "2.0", "id": NaN}']:
+        response = httpx.post(f"{live_portal.url}/mcp", content=body, headers=headers, timeout=60)
+        assert 400 <= response.status_code < 500, (
+            body[:20],
+            response.status_code,
+            response.text[:200],
+        )
+    nothing_created()
+
+
 def test_every_edge_refuses_40_levels_of_nesting(live_portal, agent_key):
     deep = nested(40)
     result = mcp_tool(live_portal, agent_key, "request_approval", approval(args=deep))
