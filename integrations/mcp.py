@@ -11,7 +11,6 @@ worker answers any request, no session affinity. Requests from one agent and one
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlparse
 
@@ -26,9 +25,7 @@ from rest_framework.exceptions import ValidationError as DRFValidationError
 from agents import services
 from agents.models import AgentKey
 from api.authentication import AgentPrincipal
-from api.errors import PROBLEM_CONTENT_TYPE, problem, problem_for
-from api.exceptions import PayloadTooLarge
-from api.parsers import check_body_size
+from api.errors import problem_for
 from api.serializers import CheckpointCreateSerializer
 from api.wait import check_throttle, load_state
 from api.waiters import run_db, wait_until_resolved
@@ -177,55 +174,5 @@ class McpMount:
         if scope["type"] == "http" and (
             path in (PATH, PATH + "/") or path.startswith(METADATA_PREFIX)
         ):
-            return await bounded(self.mcp_app, scope, receive, send)
+            return await self.mcp_app(scope, receive, send)
         return await self.inner(scope, receive, send)
-
-
-def _declared_length(scope) -> int | None:
-    for name, value in scope.get("headers") or []:
-        if name.lower() == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
-
-
-async def bounded(app, scope, receive, send):
-    """`app` with the REST API's body limit (`api.parsers.check_body_size`): a larger body is
-    a 413 problem before the MCP SDK reads it (the SDK buffers the whole body and has no limit
-    of its own). The body is read here, at most limit + 1 bytes, and handed on."""
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        check_body_size(_declared_length(scope))
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            check_body_size(size, declared=False)
-            if not message.get("more_body"):
-                break
-    except PayloadTooLarge as exc:
-        body = json.dumps(problem(413, str(exc.detail), "payload_too_large")).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-        return None
-    pending = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
-
-    async def replay():
-        return pending.pop() if pending else await receive()
-
-    return await app(scope, replay, send)
