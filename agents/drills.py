@@ -30,7 +30,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from agents.models import Agent, Run, RunEvent
-from agents.services import Ask, ask
+from agents.services import Ask, ask, check_ask
 from agents.transitions import run_complete, run_start
 from approvals import audit, schemas
 from approvals.artifacts import ArtifactInput, artifact_text
@@ -110,6 +110,17 @@ def validate_request(request: dict[str, Any]) -> Agent:
             raise InvalidInput(str(exc), "action") from None
     if request.get("risk", Risk.MEDIUM) not in Risk.values:
         raise InvalidInput("Unknown risk.", "risk")
+    # Within the limits of any agent's request, so that it is refused now, not at release.
+    check_ask(
+        Ask(
+            title=str(request["title"]),
+            kind=request["kind"],
+            summary=str(request.get("summary", "")),
+            action=action,
+            context=request.get("context") or {},
+            options=request.get("options") or [],
+        )
+    )
     return agent
 
 

@@ -5,10 +5,11 @@ the SDK's implicit runs and `seed_demo` all go through."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from agents.models import Agent, AgentKey, Run, RunEvent, new_webhook_secret
@@ -19,7 +20,9 @@ from approvals.audit import Actor, AuditVerb
 from approvals.models import Artifact, Checkpoint, Risk
 from approvals.services import TokenKind
 from approvals.transitions import checkpoint_auto_decide, checkpoint_request
+from core.canonical import canonical_json, check_storable_json
 from core.exceptions import Conflict, Halted, InvalidInput
+from core.text import check_single_line
 
 ARTIFACT_REF = re.compile(
     r"^artifact://([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
@@ -89,6 +92,55 @@ class Ask:
     reject_options: list[dict] = field(default_factory=list)
     confidence: float | None = None  # the agent's own confidence in the action, 0..1
     drill: Any = None  # a manager's Drill (`agents.drills`): asked like this, resumes nothing
+
+
+def _labels(a: Ask) -> Iterator[tuple[str, Any]]:
+    """(field, text) of every label of the request: shown on one line in every channel."""
+    yield "title", a.title
+    yield "action.tool", (a.action or {}).get("tool")
+    yield "role_hint", a.role_hint
+    yield "external_id", a.external_id
+    for i, option in enumerate(a.options or []):
+        if isinstance(option, dict):
+            yield f"options[{i}].value", option.get("value")
+            yield f"options[{i}].label", option.get("label")
+        else:
+            yield f"options[{i}]", option
+    for i, option in enumerate(a.reject_options or []):
+        yield f"reject_options[{i}].value", option.get("value")
+        yield f"reject_options[{i}].label", option.get("label")
+    for i, artifact in enumerate(a.artifacts):
+        yield f"artifacts[{i}].name", artifact.name
+
+
+def check_ask(a: Ask) -> None:
+    """The limits of what an agent may ask, whichever edge it came through (the REST API,
+    HumanLayer, MCP, the hosted runtime): its labels single-line (`core.text`), and the
+    request, as the REST API's body would carry it, nested at most HITL_API_MAX_JSON_DEPTH
+    levels, storable (`check_storable_json`) and at most HITL_API_MAX_BODY_BYTES (artifacts
+    have limits of their own). Raises InvalidInput naming the field."""
+    for name, text in _labels(a):
+        if isinstance(text, str):
+            check_single_line(text, name)
+    document = {
+        "title": a.title,
+        "summary": a.summary,
+        "action": a.action,
+        "context": a.context,
+        "options": a.options,
+        "reject_options": a.reject_options,
+    }
+    for name, value in document.items():
+        try:
+            check_storable_json({name: value}, settings.HITL_API_MAX_JSON_DEPTH)
+        except InvalidInput as exc:
+            raise InvalidInput(str(exc), name) from None
+    size, limit = len(canonical_json(document).encode()), settings.HITL_API_MAX_BODY_BYTES
+    if size > limit:
+        raise InvalidInput(
+            f"The request is {size} bytes of JSON; the limit is {limit} (HITL_API_MAX_BODY_BYTES).",
+            code="too_large",
+        )
 
 
 def refuse_if_halted(agent: Agent) -> None:
@@ -163,7 +215,10 @@ def ask(
 
     A checkpoint that a policy decides automatically is decided once the run waits, so the
     decision reaches the agent exactly as a person's would (resume, webhook, long-poll);
-    the returned checkpoints show their outcome. Refused with Halted for a halted agent."""
+    the returned checkpoints show their outcome. Refused with Halted for a halted agent, and
+    with InvalidInput for a request beyond the limits (`check_ask`)."""
+    for a in asks:
+        check_ask(a)
     refuse_if_halted(run.agent)
     _refuse_if_finished(run, "start a new run to ask again")
     try:

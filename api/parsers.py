@@ -57,17 +57,24 @@ def loads_strict(raw: bytes, max_depth: int) -> Any:
     return value
 
 
+def check_body_size(size: int | None, *, declared: bool = True) -> None:
+    """PayloadTooLarge (413) for a body over HITL_API_MAX_BODY_BYTES. Every edge that takes
+    a body checks with it: the REST API's and HumanLayer's parser, Slack's endpoint and /mcp
+    (`declared`: `size` is the Content-Length, else what was read, at most limit + 1)."""
+    limit = settings.HITL_API_MAX_BODY_BYTES
+    if size is not None and size > limit:
+        if declared:
+            raise PayloadTooLarge(f"Request body is {size} bytes; the limit is {limit}.")
+        raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
+
+
 class StrictJSONParser(BaseParser):
     media_type = "application/json"
 
     def parse(self, stream, media_type=None, parser_context=None):
-        limit = settings.HITL_API_MAX_BODY_BYTES
-        length = _content_length(parser_context)
-        if length is not None and length > limit:
-            raise PayloadTooLarge(f"Request body is {length} bytes; the limit is {limit}.")
-        raw = stream.read(limit + 1) if stream is not None else b""
-        if len(raw) > limit:
-            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
+        check_body_size(_content_length(parser_context))
+        raw = stream.read(settings.HITL_API_MAX_BODY_BYTES + 1) if stream is not None else b""
+        check_body_size(len(raw), declared=False)
         if not raw.strip():
             return {}
         return loads_strict(raw, settings.HITL_API_MAX_JSON_DEPTH)

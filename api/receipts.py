@@ -1,5 +1,6 @@
 """/receipts/: check and redeem an approval's receipt (for agents in any language; the
-Python client and the hosted runtime call the same `approvals.receipts` functions)."""
+Python client and the hosted runtime call the same `approvals.receipts` functions). Whoever
+may see the checkpoint may check its receipt; only its agent spends it."""
 
 from __future__ import annotations
 
@@ -67,7 +68,9 @@ class ReceiptRedeemView(IdempotentMixin, APIView):
         tags=["receipts"],
         summary="Redeem a receipt right before acting",
         description="Spends the receipt on `action` (the exact `{tool, args}` you are about to "
-        "run), once, and records it in the ledger. 409 when it was already redeemed (naming "
+        "run), once, and records it in the ledger. Only the agent whose checkpoint it is "
+        "redeems: anyone else gets 403 `not_the_agent` (404 if they may not see it) and may "
+        "check it with /receipts/verify/. 409 when it was already redeemed (naming "
         "who), has expired, or `action` is not what was approved (codes `receipt_redeemed`, "
         "`receipt_expired`, `action_mismatch`): do not act; ask again.",
         request=ReceiptRedeemInSerializer,

@@ -4,6 +4,7 @@ functions of `approvals.representations` (and `api.runs`) build."""
 
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -15,12 +16,36 @@ from approvals.models import Artifact, Checkpoint, Decision, Risk
 from approvals.representations import INLINE_IN_RESPONSE_LIMIT
 from approvals.sources import SOURCES
 from core.exceptions import InvalidInput
+from core.text import SINGLE_LINE_PATTERN, check_single_line
+
+
+class SingleLine(RegexValidator):
+    """`core.text.check_single_line` as a field validator (its pattern goes into the schema):
+    every edge's labels are checked by the one rule."""
+
+    regex = SINGLE_LINE_PATTERN
+
+    def __call__(self, value) -> None:
+        try:
+            check_single_line(str(value))
+        except InvalidInput as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+
+def single_line(**kwargs) -> serializers.CharField:
+    """A label (a title, a tool, a name): text on one line, else 400 naming the field."""
+    return serializers.CharField(validators=[SingleLine()], **kwargs)
+
+
+def name_field(**kwargs) -> serializers.CharField:
+    return single_line(max_length=255, **kwargs)
+
 
 # --- checkpoints, decisions, artifacts: output -----------------------------------------------
 
 
 class ActionSerializer(serializers.Serializer):
-    tool = serializers.CharField(max_length=200, help_text="The tool the agent wants to call.")
+    tool = single_line(max_length=200, help_text="The tool the agent wants to call.")
     args = serializers.DictField(
         required=False, default=dict, help_text="Its arguments, as JSON (types are kept)."
     )
@@ -115,8 +140,8 @@ class DecisionOutSerializer(serializers.Serializer):
 
 
 class RejectOptionSerializer(serializers.Serializer):
-    value = serializers.CharField(max_length=500, help_text="What `decision.answer` carries.")
-    label = serializers.CharField(max_length=500, required=False)
+    value = single_line(max_length=500, help_text="What `decision.answer` carries.")
+    label = single_line(max_length=500, required=False)
     description = serializers.CharField(max_length=5000, required=False, allow_blank=True)
     prompt_fill = serializers.CharField(
         max_length=5000,
@@ -254,8 +279,7 @@ MAX_EXPIRES_IN = 7 * 24 * 3600
 
 class RunCreateSerializer(serializers.Serializer):
     task = serializers.CharField(max_length=20_000, help_text="What the run is about.")
-    external_id = serializers.CharField(
-        max_length=255,
+    external_id = name_field(
         required=False,
         allow_blank=True,
         default="",
@@ -357,19 +381,6 @@ class ContextSerializer(serializers.Serializer):
         return {**extra, **validated}
 
 
-# A name without control characters: the pattern is in the schema, and enforced.
-NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
-
-
-def name_field(**kwargs) -> serializers.RegexField:
-    return serializers.RegexField(
-        NO_CONTROL_CHARACTERS,
-        max_length=255,
-        error_messages={"invalid": "Control characters are not allowed."},
-        **kwargs,
-    )
-
-
 def _content_type(value: str) -> None:
     if value and not is_valid_content_type(value):
         raise serializers.ValidationError("Expected a media type like text/plain.")
@@ -398,19 +409,19 @@ class ArtifactInSerializer(serializers.Serializer):
 
 
 class OptionSerializer(serializers.Serializer):
-    value = serializers.CharField(max_length=500)
-    label = serializers.CharField(max_length=500, required=False)
+    value = single_line(max_length=500)
+    label = single_line(max_length=500, required=False)
 
 
 @extend_schema_field(
     {
         "oneOf": [
-            {"type": "string", "maxLength": 500},
+            {"type": "string", "maxLength": 500, "pattern": SINGLE_LINE_PATTERN},
             {
                 "type": "object",
                 "properties": {
-                    "value": {"type": "string", "maxLength": 500},
-                    "label": {"type": "string", "maxLength": 500},
+                    "value": {"type": "string", "maxLength": 500, "pattern": SINGLE_LINE_PATTERN},
+                    "label": {"type": "string", "maxLength": 500, "pattern": SINGLE_LINE_PATTERN},
                 },
                 "required": ["value"],
             },
@@ -424,6 +435,7 @@ class OptionField(serializers.Field):
         if isinstance(data, str):
             if not data or len(data) > 500:
                 raise serializers.ValidationError("Options are 1-500 characters.")
+            SingleLine()(data)
             return data
         option = OptionSerializer(data=data)
         option.is_valid(raise_exception=True)
@@ -438,7 +450,7 @@ class CheckpointCreateSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(
         choices=Checkpoint.Kind.choices, default=Checkpoint.Kind.APPROVAL
     )
-    title = serializers.CharField(max_length=300)
+    title = single_line(max_length=300, help_text="One line: the subject of every notification.")
     summary = serializers.CharField(required=False, allow_blank=True, default="", max_length=50_000)
     action = ActionSerializer(required=False, help_text="The proposed tool call.")
     context = ContextSerializer(required=False)
@@ -459,7 +471,7 @@ class CheckpointCreateSerializer(serializers.Serializer):
         max_value=MAX_EXPIRES_IN,
         help_text="Seconds until it expires (auto-reject or escalation). Default: by policy.",
     )
-    role_hint = serializers.CharField(
+    role_hint = single_line(
         required=False,
         allow_blank=True,
         default="",

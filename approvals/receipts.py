@@ -27,7 +27,7 @@ from approvals import audit
 from approvals.audit import Actor, AuditVerb
 from approvals.models import Artifact, AuditEvent, Checkpoint, Decision
 from core.canonical import action_sha256
-from core.exceptions import Conflict
+from core.exceptions import Conflict, NotAllowed
 from core.ledger import receipts as tokens
 from core.ledger.heads import origin
 from core.ledger.sequencer import ensure_sequenced
@@ -212,12 +212,31 @@ def receipt_check(token: str, action: dict | None = None) -> dict[str, Any]:
     }
 
 
+def check_may_redeem(claims: dict, actor: Actor) -> None:
+    """Only the agent whose checkpoint it is spends its receipt: anyone else (a person who may
+    see the checkpoint, another agent) would leave the agent unable to act. Others may check
+    it (`receipt_check`). Raises NotAllowed."""
+    owner = (
+        Checkpoint.objects.filter(pk=claims.get("checkpoint"))
+        .values_list("agent_id", flat=True)
+        .first()
+    )
+    if actor.type != AuditEvent.ActorType.AGENT or owner is None or actor.id != str(owner):
+        raise NotAllowed(
+            f"Only the agent that asked ({claims.get('agent')}) redeems this receipt; check it "
+            "without spending it with POST /api/v1/receipts/verify/.",
+            code="not_the_agent",
+        )
+
+
 def receipt_redeem(token: str, action: dict, actor: Actor, *, redeemer: str | None = None) -> dict:
-    """Spend the receipt on `action`. Exactly one caller wins; the others (and a second
-    attempt) get ReceiptRefused naming the winner. `redeemer`: a stable name for a caller
-    that may retry the same step (the hosted runtime's run step), which then gets its own
-    first redemption back instead of a refusal."""
+    """Spend the receipt on `action`, as the checkpoint's own agent (`check_may_redeem`).
+    Exactly one caller wins; the others (and a second attempt) get ReceiptRefused naming the
+    winner. `redeemer`: a stable name for a caller that may retry the same step (the hosted
+    runtime's run step), which then gets its own first redemption back instead of a
+    refusal."""
     claims, receipt = _open(token)
+    check_may_redeem(claims, actor)
     name = redeemer or f"{actor.type}:{actor.label or actor.id}"
     now = timezone.now()
     with audit.atomic():

@@ -9,6 +9,7 @@ import string
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from hitl_client._text import one_line
 from hitl_client.errors import ApprovalRejected
 from hitl_client.models import Checkpoint, Rejection
 
@@ -30,9 +31,10 @@ class _SafeDict(dict):
 
 def _title(template: Any, tool: str, arguments: dict[str, Any]) -> str:
     if callable(template):
-        return str(template(**arguments))
+        return one_line(str(template(**arguments)))
     text = template or f"Run {tool}"
-    return string.Formatter().vformat(text, (), _SafeDict(arguments))[:300]
+    # An argument's value may hold a line break: the title is one line whatever it holds.
+    return one_line(string.Formatter().vformat(text, (), _SafeDict(arguments)))
 
 
 class _Call:

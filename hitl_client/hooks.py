@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from hitl_client._text import one_line
 from hitl_client.client import HitlClient
 from hitl_client.errors import ConflictError, HitlError, WaitTimeout
 from hitl_client.models import Checkpoint
@@ -38,8 +39,7 @@ def _canonical(value: Any) -> str:
 def _title(tool: str, tool_input: dict) -> str:
     what = tool_input.get("command") or tool_input.get("file_path") or tool_input.get("path")
     first = str(what).strip().splitlines()[0] if what and str(what).strip() else ""
-    title = f"{tool}: {first}" if first else tool
-    return title if len(title) <= 300 else title[:299] + "…"
+    return one_line(f"{tool}: {first}" if first else tool)
 
 
 def _external_id(event: dict) -> str:

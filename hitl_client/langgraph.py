@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hitl_client._text import one_line
 from hitl_client.models import Checkpoint
 
 if TYPE_CHECKING:
@@ -180,7 +181,7 @@ def _title(title: str | None, action: _Action) -> str:
         text = lines[0] if lines else (f"Run {action.tool}" if action.tool else "Question")
         if action.kind == "approval" and action.tool and action.tool not in text:
             text = f"{action.tool}: {text}"
-    return text if len(text) <= 300 else text[:299] + "…"
+    return one_line(text)
 
 
 def submit_interrupts(

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
+from hitl_client._text import one_line
 from hitl_client.errors import ApiError, HitlError
 
 if TYPE_CHECKING:
@@ -258,7 +259,7 @@ def build_server(backend_for: Callable[[], Backend], **server_options: Any) -> M
         backend = backend_for()
         body: dict[str, Any] = {
             "kind": "question",
-            "title": question.strip().splitlines()[0][:300] if question.strip() else "Question",
+            "title": one_line(question.strip().splitlines()[0]) if question.strip() else "Question",
             "summary": question,
             "options": list(options or []),
             "context": {"source": SOURCE},

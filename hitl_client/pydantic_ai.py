@@ -29,6 +29,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from hitl_client._snapshot import load_snapshot, submit_pause
+from hitl_client._text import one_line
 from hitl_client.errors import HitlError
 from hitl_client.models import Checkpoint
 
@@ -120,7 +121,7 @@ def submit_deferred(
         else:
             question = _question(part, args)
             fields = {
-                "title": question.strip().splitlines()[0][:300],
+                "title": one_line(question.strip().splitlines()[0]),
                 "kind": "question",
                 "summary": question,
             }

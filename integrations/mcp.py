@@ -174,5 +174,27 @@ class McpMount:
         if scope["type"] == "http" and (
             path in (PATH, PATH + "/") or path.startswith(METADATA_PREFIX)
         ):
-            return await self.mcp_app(scope, receive, send)
+            return await read_first(self.mcp_app, scope, receive, send)
         return await self.inner(scope, receive, send)
+
+
+async def read_first(app, scope, receive, send):
+    """`app` once the whole body has arrived. The body limit is the front's
+    (`api.asgi.RequestLimits`): past it, the front ends the body with a disconnect and answers
+    413 itself, as long as nothing answered yet; the MCP SDK would answer that disconnect with
+    a 500 of its own. So the body is read here first (the SDK buffers it whole anyway), and a
+    request whose client left (or was cut off) is not handed on."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    pending = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+    async def replay():
+        return pending.pop() if pending else await receive()
+
+    return await app(scope, replay, send)

@@ -51,6 +51,7 @@ from approvals import audit
 from approvals.audit import Actor, AuditVerb
 from approvals.models import RISK_ORDER, Checkpoint
 from approvals.receipts import ReceiptNotReady, ReceiptRefused, receipt_redeem, receipt_token
+from core.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -526,7 +527,9 @@ class Execution:
             [
                 Ask(
                     kind=item.kind,
-                    title=item.preview.title[:300],
+                    # Tools and planners write titles from any text (a question, a commit
+                    # message): the checkpoint's is one line, as every edge requires.
+                    title=one_line(item.preview.title, 300),
                     summary=item.preview.summary,
                     action={"tool": item.call["tool"], "args": item.call["args"]},
                     context={

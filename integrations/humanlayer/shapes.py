@@ -16,10 +16,12 @@ from typing import Any
 
 from rest_framework import serializers
 
+from api.serializers import single_line
 from approvals import rules
 from approvals.models import Checkpoint
 from approvals.representations import iso
 from core.canonical import canonical_json
+from core.text import one_line
 
 SOURCE = "humanlayer"
 Status = Checkpoint.Status
@@ -27,6 +29,11 @@ Status = Checkpoint.Status
 
 def external_id(call_id: str) -> str:
     return f"{SOURCE}:{call_id}"
+
+
+def call_id(cp: Checkpoint) -> str:
+    """The client's call id of a HumanLayer checkpoint."""
+    return cp.external_id.removeprefix(f"{SOURCE}:")
 
 
 def request_sha256(kind: str, body: dict) -> str:
@@ -44,8 +51,8 @@ def request_sha256(kind: str, body: dict) -> str:
 
 
 class _OptionIn(serializers.Serializer):
-    name = serializers.CharField(max_length=500)
-    title = serializers.CharField(max_length=500, required=False, allow_null=True, allow_blank=True)
+    name = single_line(max_length=500)
+    title = single_line(max_length=500, required=False, allow_null=True, allow_blank=True)
     description = serializers.CharField(
         max_length=5000, required=False, allow_null=True, allow_blank=True
     )
@@ -74,7 +81,7 @@ class _SpecIn(serializers.Serializer):
 
 
 class FunctionCallSpecIn(_SpecIn):
-    fn = serializers.CharField(max_length=200)
+    fn = single_line(max_length=200)
     kwargs = serializers.DictField()
     reject_options = _options()
     options_field = "reject_options"
@@ -82,14 +89,14 @@ class FunctionCallSpecIn(_SpecIn):
 
 class HumanContactSpecIn(_SpecIn):
     msg = serializers.CharField(max_length=50_000)
-    subject = serializers.CharField(max_length=300, required=False, allow_null=True)
+    subject = single_line(max_length=300, required=False, allow_null=True)
     response_options = _options()
     options_field = "response_options"
 
 
 class _CallIn(serializers.Serializer):
-    run_id = serializers.CharField(max_length=200)
-    call_id = serializers.CharField(max_length=200)
+    run_id = single_line(max_length=200)
+    call_id = single_line(max_length=200)
     status = serializers.DictField(required=False, allow_null=True)  # ignored: the portal's
 
 
@@ -136,13 +143,15 @@ def _label(option: dict) -> str:
 
 def _call_title(fn: str, kwargs: dict) -> str:
     shown = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in kwargs.items())
-    title = f"{fn}({shown})"
-    return title if len(title) <= 300 else title[:299] + "…"
+    return one_line(f"{fn}({shown})", 300)  # a key may hold a line break
 
 
 def function_call_ask(body: dict, spec: dict) -> dict:
-    """`agents.services.Ask` fields for a FunctionCall."""
+    """`agents.services.Ask` fields for a FunctionCall. The spec is kept without its kwargs
+    (they are the action's args, echoed from there): stored once, a call is bounded like any
+    other request."""
     v = body["spec"]
+    spec = {k: value for k, value in spec.items() if k != "kwargs"}
     return {
         "title": _call_title(v["fn"], v["kwargs"]),
         "kind": Checkpoint.Kind.APPROVAL,
@@ -170,9 +179,9 @@ def contact_ask(body: dict, spec: dict) -> dict:
     """`agents.services.Ask` fields for a HumanContact (a question)."""
     v = body["spec"]
     msg = v["msg"]
-    title = v.get("subject") or msg.strip().splitlines()[0]
+    title = v.get("subject") or one_line(msg.strip().splitlines()[0], 300)
     return {
-        "title": title[:300],
+        "title": title,
         "kind": Checkpoint.Kind.QUESTION,
         "summary": msg,
         "options": [
@@ -242,10 +251,11 @@ def function_call_data(cp: Checkpoint, last_comment: str = "") -> dict[str, Any]
     elif cp.status == Status.CANCELLED:
         status["approved"] = False
         status["comment"] = _withdrawn(cp)
+    args = (cp.action or {}).get("args", {})
     return {
         "run_id": stored.get("run_id", ""),
         "call_id": stored.get("call_id", ""),
-        "spec": stored.get("spec") or {"fn": fn, "kwargs": (cp.action or {}).get("args", {})},
+        "spec": {"fn": fn, "kwargs": args, **(stored.get("spec") or {})},
         "status": status,
     }
 

@@ -8,7 +8,7 @@ every answer, errors and unknown paths included, is JSON."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from rest_framework import status
 from rest_framework.exceptions import APIException, NotFound
 from rest_framework.response import Response
@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from agents import services
 from api.access import visible_checkpoints
+from api.authentication import is_agent
 from api.errors import problem_response
 from api.idempotency import IdempotentMixin
 from api.permissions import IsAgent, IsAgentOrPerson, IsPerson
@@ -42,14 +43,37 @@ def _last_comment(cp: Checkpoint) -> str:
     return vote.comment if vote else ""
 
 
+class AmbiguousCallId(APIException):
+    status_code = 409
+    default_code = "ambiguous_call_id"
+
+
+def _named(principal, call_id: str) -> Q:
+    """Which checkpoints `call_id` names. Call ids are the clients' own, unique per agent: an
+    agent names its own plainly; a person, who sees several agents' calls, plainly or as
+    `<agent slug>:<call id>`, which is unique."""
+    named = Q(external_id=shapes.external_id(call_id))
+    slug, colon, own = call_id.partition(":")
+    if colon and own and not is_agent(principal):
+        named |= Q(agent__slug=slug, external_id=shapes.external_id(own))
+    return named
+
+
 def _find(principal, kind: str, call_id: str) -> Checkpoint:
+    """The one call `call_id` names among those the caller may see: 404 for none, 409 (never
+    a guess) when it names calls of several agents."""
     qs: QuerySet[Checkpoint] = visible_checkpoints(principal).filter(
-        external_id=shapes.external_id(call_id), kind=KINDS[kind]
+        _named(principal, call_id), kind=KINDS[kind]
     )
-    cp = qs.select_related("agent", "resolved_by").order_by("created_at").first()
-    if cp is None:
+    found = list(qs.select_related("agent", "resolved_by").order_by("created_at")[:10])
+    if not found:
         raise NotFound(f"No {kind.replace('_', ' ')} {call_id!r}.")
-    return cp
+    if len(found) > 1:
+        names = ", ".join(f"{cp.agent.slug}:{shapes.call_id(cp)}" for cp in found)
+        raise AmbiguousCallId(
+            f"{call_id!r} names calls of several agents; address one as <agent>:<call id>: {names}."
+        )
+    return found[0]
 
 
 def _data(kind: str, cp: Checkpoint) -> dict:

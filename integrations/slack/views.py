@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from typing import Any
 
@@ -19,10 +20,14 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
+from rest_framework import serializers
+from rest_framework.exceptions import ParseError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
+from api.exceptions import PayloadTooLarge
+from api.parsers import check_body_size, loads_strict
 from approvals import rules
 from approvals.credentials import session_mfa_at
 from approvals.models import Checkpoint, Decision
@@ -43,6 +48,107 @@ OUTCOME_WORDS = {"approve": "approved", "reject": "rejected"}
 
 
 # --- who clicked ---------------------------------------------------------------------------
+
+
+# --- what Slack sends (signed, and still checked: never a 500 for any body) ---------------------
+
+
+class _User(serializers.Serializer):
+    id = serializers.CharField(max_length=64)
+    username = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    team_id = serializers.CharField(required=False, allow_blank=True, max_length=64)
+
+
+class _Team(serializers.Serializer):
+    id = serializers.CharField(max_length=64)
+
+
+class _Action(serializers.Serializer):
+    action_id = serializers.CharField(max_length=255)
+    value = serializers.CharField(
+        required=False, allow_blank=True, max_length=2000, trim_whitespace=False
+    )
+
+
+class _View(serializers.Serializer):
+    callback_id = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    private_metadata = serializers.CharField(
+        required=False, allow_blank=True, max_length=3000, trim_whitespace=False
+    )
+    state = serializers.DictField(required=False)
+
+
+class InteractionIn(serializers.Serializer):
+    """The fields of an interaction payload that the portal reads (Slack sends more)."""
+
+    type = serializers.CharField(max_length=64)
+    user = _User()
+    team = _Team(required=False, allow_null=True)
+    actions = _Action(many=True, required=False, max_length=25)
+    view = _View(required=False)
+    response_url = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    trigger_id = serializers.CharField(required=False, allow_blank=True, max_length=255)
+
+
+class Malformed(Exception):
+    """A request that is not what Slack sends: 400 with the reason."""
+
+
+def _text(status: int, text: str) -> HttpResponse:
+    return HttpResponse(text, status=status, content_type="text/plain; charset=utf-8")
+
+
+def _refusal(request: HttpRequest, secret: str) -> HttpResponse | None:
+    """The answer to a request that is not a signed Slack request of a sane size, else None."""
+    try:
+        check_body_size(_content_length(request))
+        check_body_size(len(request.body), declared=False)
+    except PayloadTooLarge as exc:
+        return _text(413, str(exc.detail))
+    timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+    signature = request.headers.get("X-Slack-Signature", "")
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+        return _text(400, "X-Slack-Request-Timestamp is not a Unix time in seconds")
+    try:
+        body = request.body.decode("utf-8")
+    except UnicodeDecodeError:
+        return _text(400, "the body is not UTF-8")
+    # (hmac.compare_digest refuses non-ASCII text with TypeError)
+    if not signature.isascii() or not SignatureVerifier(secret).is_valid(
+        body, timestamp, signature
+    ):
+        return _text(401, "invalid or stale Slack signature")
+    return None
+
+
+def _content_length(request: HttpRequest) -> int | None:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or "")
+    except ValueError:
+        return None
+
+
+def _payload(request: HttpRequest) -> dict:
+    """The interaction, its shape checked (strict JSON, bounded depth); raises Malformed."""
+    raw = request.POST.get("payload")
+    if raw is None:
+        raise Malformed("not a Slack interaction payload (no payload field)")
+    try:
+        data = loads_strict(raw.encode(), settings.HITL_API_MAX_JSON_DEPTH)
+    except ParseError as exc:
+        raise Malformed(f"the payload is not JSON: {exc.detail}") from None
+    shape = InteractionIn(data=data)
+    if not shape.is_valid():
+        raise Malformed(f"not a Slack interaction payload: {json.dumps(shape.errors)}")
+    return {**shape.validated_data, "view": shape.validated_data.get("view") or {}}
+
+
+def _dig(data: Any, *keys: str) -> str:
+    """The text at `keys` in nested objects, else ""."""
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data if isinstance(data, str) else ""
 
 
 def _slack_user(payload: dict) -> tuple[str, str, str]:
@@ -81,7 +187,7 @@ def link_url(payload: dict) -> str:
 
 
 def _reply(payload: dict, text: str, *, replace: bool = False, blocks: list | None = None):
-    response_url = payload.get("response_url") or _metadata(payload).get("response_url")
+    response_url = payload.get("response_url") or _dig(_metadata(payload), "response_url")
     if not response_url:
         return
     data: dict[str, Any] = {"response_url": response_url, "text": text, "replace_original": replace}
@@ -120,10 +226,12 @@ def _outcome_blocks(cp: Checkpoint, who: str, outcome: str, comment: str = "") -
 
 
 def _metadata(payload: dict) -> dict:
+    """What the reject modal carries for us (our JSON, back through Slack): {} if it is not."""
     try:
-        return json.loads((payload.get("view") or {}).get("private_metadata") or "{}")
-    except ValueError:
+        meta = json.loads((payload.get("view") or {}).get("private_metadata") or "{}")
+    except (ValueError, RecursionError):
         return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 # --- the endpoint ------------------------------------------------------------------------------
@@ -137,19 +245,14 @@ def actions(request: HttpRequest) -> HttpResponse:
     secret = settings.HITL_SLACK_SIGNING_SECRET
     if not secret:
         raise Http404("Slack interactivity is not configured (HITL_SLACK_SIGNING_SECRET)")
-    body = request.body
-    verifier = SignatureVerifier(secret)
-    if not verifier.is_valid(
-        body,
-        request.headers.get("X-Slack-Request-Timestamp", ""),
-        request.headers.get("X-Slack-Signature", ""),
-    ):
-        return HttpResponse("invalid or stale Slack signature", status=401)
+    refused = _refusal(request, secret)
+    if refused is not None:
+        return refused
     try:
-        payload = json.loads(request.POST["payload"])
-        kind = payload["type"]
-    except (KeyError, ValueError, TypeError):
-        return HttpResponse("not a Slack interaction payload", status=400)
+        payload = _payload(request)
+    except Malformed as exc:
+        return _text(400, str(exc))
+    kind = payload["type"]
     if kind == "block_actions":
         return _block_actions(payload)
     if kind == "view_submission" and (payload.get("view") or {}).get("callback_id") == (
@@ -159,14 +262,29 @@ def actions(request: HttpRequest) -> HttpResponse:
     return HttpResponse(status=200)
 
 
+FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
+NO_VERSION = (
+    "the button does not say which version of the action it showed, so it cannot approve "
+    "or reject it"
+)
+
+
 def _button(payload: dict) -> tuple[str, str, str]:
-    """(action_id, checkpoint id, action fingerprint shown) of the clicked button."""
+    """(action_id, checkpoint id, action fingerprint shown) of the clicked button; the
+    fingerprint is "" unless it is one (a button without it decides nothing)."""
+    actions = payload.get("actions") or [{}]
+    action_id = actions[0].get("action_id", "")
     try:
-        action = payload["actions"][0]
-        value = json.loads(action.get("value") or "{}")
-        return action.get("action_id", ""), str(value.get("c", "")), str(value.get("v", ""))
-    except (KeyError, IndexError, ValueError, TypeError, AttributeError):
-        return "", "", ""
+        value = json.loads(actions[0].get("value") or "{}")
+    except (ValueError, RecursionError):
+        value = None
+    if not isinstance(value, dict):
+        return action_id, "", ""
+    return action_id, _dig(value, "c"), _fingerprint(_dig(value, "v"))
+
+
+def _fingerprint(text: str) -> str:
+    return text if FINGERPRINT.match(text) else ""
 
 
 def _checkpoint(pk: str) -> Checkpoint | None:
@@ -191,6 +309,10 @@ def _block_actions(payload: dict) -> HttpResponse:
     cp = _checkpoint(cp_id)
     if cp is None:
         _reply(payload, "That request no longer exists.")
+        return HttpResponse(status=200)
+    if not seen:
+        # Without it the vote would skip the check that the action was not edited since.
+        _reply(payload, f"Not recorded: {NO_VERSION}. Review it on the page: {review_url(cp.pk)}")
         return HttpResponse(status=200)
     if action_id == REJECT:
         return _open_reject_modal(payload, link, cp, seen)
@@ -280,14 +402,16 @@ def _modal_error(message: str) -> JsonResponse:
 
 def _reject_submitted(payload: dict) -> HttpResponse:
     meta = _metadata(payload)
-    values = (payload.get("view") or {}).get("state", {}).get("values", {})
-    reason = ((values.get("reason") or {}).get("reason") or {}).get("value") or ""
+    reason = _dig(payload["view"].get("state"), "values", "reason", "reason", "value")
     link = _linked(payload)
     if link is None:
         return _modal_error("Your Slack account is not linked to a portal account.")
-    cp = _checkpoint(meta.get("c", ""))
+    cp = _checkpoint(_dig(meta, "c"))
     if cp is None:
         return _modal_error("That request no longer exists.")
+    seen = _fingerprint(_dig(meta, "v"))
+    if not seen:
+        return _modal_error(f"Not recorded: {NO_VERSION}; reject it on the review page.")
     try:
         checkpoint_decide(
             cp.pk,
@@ -295,7 +419,7 @@ def _reject_submitted(payload: dict) -> HttpResponse:
             Decision.Outcome.REJECT,
             comment=reason.strip(),
             channel=Decision.Channel.SLACK,
-            seen_action_sha256=meta.get("v", ""),
+            seen_action_sha256=seen,
             credential=_credential(link),
         )
     except (Conflict, NotAllowed, InvalidInput) as exc:

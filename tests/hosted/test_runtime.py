@@ -276,6 +276,14 @@ def test_it_asks_a_question_and_feeds_the_answer_back(ledger_agent, start, inlin
     assert run.result["answers"][0]["answer"] == "b"
 
 
+def test_a_multi_line_question_asks_with_a_one_line_title(ledger_agent, start):
+    question = "Which account?\r\nBcc: everyone@example.com\tnow"
+    run = start(ledger_agent([[{"tool": "ask_human", "args": {"question": question}}]]))
+    cp = run.checkpoints.get()
+    assert cp.title == "Which account? Bcc: everyone@example.com now"
+    assert cp.summary == question  # the question itself, as asked
+
+
 def test_it_remembers_rejections_by_fingerprint(ledger_agent, start, inline, reviewer):
     run = start(ledger_agent([[TRANSFER]]))
     inline(checkpoint_decide, run.checkpoints.get().pk, reviewer, "reject", comment="no")

@@ -249,3 +249,52 @@ def test_every_answer_is_json_and_no_path_redirects(hl, live_portal, agent_key):
     assert unauth.status_code == 401 and unauth.json()["code"] == "not_authenticated"
     with pytest.raises(Exception, match="404"):
         hl.backend.functions().get("call-unknown")
+
+
+def test_a_call_id_two_agents_share_is_never_guessed_for_a_reviewer(
+    hl, live_portal, reviewer, agent_key
+):
+    """Call ids are the clients' own, unique per agent. A reviewer sees both agents' calls:
+    the shared id alone names neither (409, nothing decided); `<agent>:<call id>` names one."""
+    from agents.services import AGENT_KEYS
+    from approvals.audit import Actor
+    from tests.factories import AgentFactory
+
+    theirs = HumanLayer(
+        api_key=AGENT_KEYS.create(AgentFactory(slug="other"), Actor.system("test")),
+        api_base_url=f"{live_portal.url}/humanlayer/v1",
+        run_id="other-r1",
+    ).backend.functions()
+    theirs.add(
+        FunctionCall(run_id="o", call_id="call-same", spec=FunctionCallSpec(fn="wipe", kwargs={}))
+    )
+    hl.backend.functions().add(
+        FunctionCall(run_id="r", call_id="call-same", spec=FunctionCallSpec(fn="send", kwargs={}))
+    )
+    person = HumanLayer(
+        api_key=user_token_create(reviewer, scope="decide"),
+        api_base_url=f"{live_portal.url}/humanlayer/v1",
+    ).backend.functions()
+    base, auth = (
+        f"{live_portal.url}/humanlayer/v1",
+        {"Authorization": f"Bearer {person.connection.api_key}"},
+    )
+    ambiguous = httpx.post(
+        f"{base}/agent/function_calls/call-same/respond", json={"approved": True}, headers=auth
+    )
+    assert ambiguous.status_code == 409, ambiguous.text
+    assert ambiguous.json()["code"] == "ambiguous_call_id"
+    assert "bot:call-same" in ambiguous.json()["detail"]
+    assert "other:call-same" in ambiguous.json()["detail"]
+    assert httpx.get(f"{base}/function_calls/call-same", headers=auth).status_code == 409
+    assert not Decision.objects.exists()
+
+    answered = person.respond("bot:call-same", FunctionCallStatus(approved=True, comment="ok"))
+    assert answered.spec.fn == "send" and answered.status.approved is True
+    mine = Checkpoint.objects.get(agent__slug="bot", external_id="humanlayer:call-same")
+    other = Checkpoint.objects.get(agent__slug="other", external_id="humanlayer:call-same")
+    assert (mine.status, other.status) == ("approved", "pending")
+    assert Decision.objects.get().checkpoint == mine
+    # Each agent still reads its own call by the plain id.
+    assert hl.backend.functions().get("call-same").status.approved is True
+    assert theirs.get("call-same").status.approved is None

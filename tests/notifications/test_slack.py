@@ -56,9 +56,7 @@ def post(client, payload: dict, *, secret: str = SECRET, age: int = 0, **headers
         "/integrations/slack/actions/",
         body,
         content_type="application/x-www-form-urlencoded",
-        HTTP_X_SLACK_REQUEST_TIMESTAMP=ts,
-        HTTP_X_SLACK_SIGNATURE=f"v0={mac}",
-        **headers,
+        **{"HTTP_X_SLACK_REQUEST_TIMESTAMP": ts, "HTTP_X_SLACK_SIGNATURE": f"v0={mac}", **headers},
     )
 
 
@@ -182,6 +180,33 @@ def test_it_refuses_and_records_nothing(
         "step-up risk": "not from chat (it needs a second factor)",
     }[case]
     assert expected in reply["text"], reply["text"]
+
+
+@pytest.mark.parametrize(
+    "headers, status",
+    [
+        ({"HTTP_X_SLACK_REQUEST_TIMESTAMP": "١٢٣٤٥٦٧٨٩٠"}, 400),  # digits, not ASCII ones
+        ({"HTTP_X_SLACK_SIGNATURE": "v0=é"}, 401),  # hmac.compare_digest: TypeError
+    ],
+    ids=["arabic-indic-timestamp", "non-ascii-signature"],
+)
+def test_non_ascii_headers_are_refused_not_a_500(
+    client, slack, linked, make_checkpoint, headers, status
+):
+    cp = make_checkpoint(risk="low")
+    before = AuditEvent.objects.count()
+    response = post(client, click(cp, base=slack.base), **headers)
+    assert response.status_code == status
+    nothing_recorded(cp, before)
+
+
+def test_a_body_over_the_apis_limit_is_a_413_before_it_is_read(client, slack, settings):
+    settings.HITL_API_MAX_BODY_BYTES = 4096
+    body = urlencode({"payload": "x" * 5000})
+    response = client.post(
+        "/integrations/slack/actions/", body, content_type="application/x-www-form-urlencoded"
+    )  # unsigned: the size is checked first
+    assert response.status_code == 413 and "limit is 4096" in response.content.decode()
 
 
 def test_a_vote_towards_a_quorum_keeps_the_buttons_and_a_finished_stage_moves_on(

@@ -270,6 +270,10 @@ def test_managers_schedule_a_drill_from_the_form(source, people, client_for):
               "title": "t", "defect": "d", "expires_in": 600}  # fmt: skip
     bad = c.post(url, {**fields, "action": "{not json"})
     assert bad.status_code == 400 and "Not valid JSON" in bad.content.decode()
+    action = json.dumps({"tool": "delete_files", "args": {}})
+    # Within the limits of any agent's request (agents.services.check_ask): refused now.
+    bad = c.post(url, {**fields, "title": "Delete\r\nBcc: all@example.com", "action": action})
+    assert bad.status_code == 400 and "single line" in bad.content.decode()
     assert not Drill.objects.exists()
     good = c.post(url, {
         "source": source.pk, "agent": "bot", "kind": "approval", "risk": "high",

@@ -27,13 +27,11 @@ def test_it_renders_a_review_page_with_absurdly_nested_json(client_for, reviewer
 
 def test_it_downloads_artifacts_with_hostile_names_and_types(client_for, reviewer, make_checkpoint):
     cp = make_checkpoint(
-        artifacts=[
-            ArtifactInput(
-                name='a\r\nSet-Cookie: x=1; "b.txt', content="hi", content_type="text/plain\rX: 1"
-            )
-        ]
+        artifacts=[ArtifactInput(name="b.txt", content="hi", content_type="text/plain\rX: 1")]
     )
     artifact = Artifact.objects.get(checkpoint=cp)
+    # Names are single lines since issue 18 (refused when asked); a row stored before may not be.
+    Artifact.objects.filter(pk=artifact.pk).update(name='a\r\nSet-Cookie: x=1; "b.txt')
     response = client_for(reviewer).get(
         f"/admin/approvals/checkpoint/{cp.pk}/artifacts/{artifact.pk}/"
     )
