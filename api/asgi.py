@@ -143,7 +143,8 @@ class RequestLimits:
     over its limit is refused with 413 before the app reads it, and a streamed (chunked) one
     as soon as it passes the limit. Limits: multipart uploads
     `HITL_API_MAX_UPLOAD_BYTES` (plus room for the multipart framing), other bodies on the
-    machine paths `HITL_API_MAX_BODY_BYTES`, pages' forms `DATA_UPLOAD_MAX_MEMORY_SIZE`.
+    machine paths and /integrations/ `HITL_API_MAX_BODY_BYTES`, pages' forms
+    `DATA_UPLOAD_MAX_MEMORY_SIZE`.
 
     A refused body is read and dropped first (up to `_DRAIN_BYTES` / `_DRAIN_SECONDS`, like
     nginx's lingering close): closing a socket with unread data makes the kernel send a
@@ -208,7 +209,7 @@ _DRAIN_SECONDS = 10.0
 def body_limit(scope) -> int:
     if _header(scope, b"content-type").lower().startswith("multipart/form-data"):
         return settings.HITL_API_MAX_UPLOAD_BYTES + _MULTIPART_OVERHEAD
-    if scope["path"].startswith(MACHINE_PATHS):
+    if scope["path"].startswith((*MACHINE_PATHS, "/integrations/")):  # (Slack's actions too)
         return settings.HITL_API_MAX_BODY_BYTES
     return settings.DATA_UPLOAD_MAX_MEMORY_SIZE or settings.HITL_API_MAX_BODY_BYTES
 

@@ -11,6 +11,8 @@ worker answers any request, no session affinity. Requests from one agent and one
 
 from __future__ import annotations
 
+import json
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlparse
 
@@ -25,14 +27,15 @@ from rest_framework.exceptions import ValidationError as DRFValidationError
 from agents import services
 from agents.models import AgentKey
 from api.authentication import AgentPrincipal
-from api.errors import problem_for
+from api.errors import problem, problem_for
+from api.middleware import RETRY_AFTER, is_outage
 from api.serializers import CheckpointCreateSerializer
 from api.wait import check_throttle, load_state
 from api.waiters import run_db, wait_until_resolved
 from approvals import audit
 from approvals.audit import Actor
 from approvals.representations import checkpoint_data
-from hitl_client.mcp import RequestRefused, UnknownCheckpoint, build_server
+from hitl_client.mcp import PortalUnavailable, RequestRefused, UnknownCheckpoint, build_server
 
 PATH = "/mcp"
 METADATA_PREFIX = "/.well-known/oauth-protected-resource"
@@ -42,7 +45,15 @@ class AgentKeyVerifier:
     """The SDK's `TokenVerifier`: an active agent's API key, else None (→ 401)."""
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        key = await run_db(services.AGENT_KEYS.authenticate, token)
+        try:
+            key = await run_db(services.AGENT_KEYS.authenticate, token)
+        except Exception as exc:
+            if is_outage(exc):
+                down = _database_down.get()
+                if down is not None:
+                    down.append(exc)
+                raise DatabaseDown from exc
+            raise
         if key is None:
             return None
         return AccessToken(token=token, client_id=f"agent:{key.agent.slug}", scopes=[],
@@ -77,12 +88,29 @@ def _refusal(exc: Exception) -> RequestRefused:
     return RequestRefused(f"{problem['detail']}" + (f" {errors}" if errors else ""))
 
 
+class DatabaseDown(Exception):
+    """The database is unavailable while a request's key is checked: McpMount answers 503."""
+
+
+async def _db(fn, *args):
+    """`run_db`, with an outage told to the model as one (the tool says what happened and
+    that it may retry), not as an internal error."""
+    try:
+        return await run_db(fn, *args)
+    except Exception as exc:
+        if is_outage(exc):
+            raise PortalUnavailable(
+                "the approval portal's database is unavailable (503 database_unavailable)", True
+            ) from None
+        raise
+
+
 class PortalBackend:
     """The tools' backend for one HTTP request: its agent (from the verified key), in
     process."""
 
     async def request_approval(self, body: dict[str, Any], client_name: str) -> dict:
-        return await run_db(self._create, _key_id(), body, client_name)
+        return await _db(self._create, _key_id(), body, client_name)
 
     def _create(self, key_id: int, body: dict[str, Any], client_name: str) -> dict:
         principal = _principal(key_id)
@@ -118,13 +146,21 @@ class PortalBackend:
                     raise UnknownCheckpoint(checkpoint_id) from None
                 raise
 
-        return await run_db(load)
+        return await _db(load)
 
     async def wait(self, checkpoint_id: str, seconds: float) -> dict:
-        principal = await run_db(_principal, _key_id())
-        return await wait_until_resolved(
-            checkpoint_id, seconds, lambda: load_state(principal, checkpoint_id)
-        )
+        principal = await _db(_principal, _key_id())
+        try:
+            return await wait_until_resolved(
+                checkpoint_id, seconds, lambda: load_state(principal, checkpoint_id)
+            )
+        except Exception as exc:
+            if is_outage(exc):
+                raise PortalUnavailable(
+                    "the approval portal's database is unavailable (503 database_unavailable)",
+                    True,
+                ) from None
+            raise
 
 
 def _allowed_hosts() -> list[str]:
@@ -174,8 +210,57 @@ class McpMount:
         if scope["type"] == "http" and (
             path in (PATH, PATH + "/") or path.startswith(METADATA_PREFIX)
         ):
-            return await read_first(self.mcp_app, scope, receive, send)
+            return await _unless_down(read_first, self.mcp_app, scope, receive, send)
         return await self.inner(scope, receive, send)
+
+
+# Set around each /mcp request: the key check appends to it when the database is down.
+_database_down: ContextVar[list | None] = ContextVar("mcp_database_down", default=None)
+
+
+async def _unless_down(serve, app, scope, receive, send):
+    """The database went away while the request's key was being checked: a 503 problem (with
+    Retry-After, like the API) instead of the 500 the SDK's error middleware answers (it
+    answers before the exception reaches here, so its answer is replaced on the way out)."""
+    down: list = []
+    token = _database_down.set(down)
+    replaced = False
+
+    async def watched(message):
+        nonlocal replaced
+        if replaced:
+            return
+        if message["type"] == "http.response.start" and message["status"] >= 500 and down:
+            replaced = True
+            await _respond_database_down(send)
+            return
+        await send(message)
+
+    try:
+        return await serve(app, scope, receive, watched)
+    except DatabaseDown:
+        if not replaced:
+            await _respond_database_down(send)
+    finally:
+        _database_down.reset(token)
+
+
+async def _respond_database_down(send) -> None:
+    body = json.dumps(
+        problem(503, "The database is unavailable; retry shortly.", "database_unavailable")
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", str(RETRY_AFTER).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 async def read_first(app, scope, receive, send):

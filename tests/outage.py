@@ -7,8 +7,9 @@ the test process's own connection keeps working, so a test can count rows meanwh
 - SQLite: the portal opens the file through a symlinked directory; `down()` points the link at
   a directory that does not exist (the trick of tests/api/test_bad_text_and_outages.py), `up()`
   back at the real one. The portal opens a connection per request (CONN_MAX_AGE 0).
-- PostgreSQL: `ALTER DATABASE ... ALLOW_CONNECTIONS false` (new connections are refused), and
-  back to true.
+- PostgreSQL: `ALTER DATABASE ... ALLOW_CONNECTIONS false` (new connections are refused) and
+  the portal's open connections ended, as a restarting server ends them (`kill_open=True`, the
+  default); then connections allowed again.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class DatabaseOutage:
         else:
             self._name = connection.settings_dict["NAME"]
             self.url = test_database_url()
+            with connection.cursor() as cursor:  # this process's own connection stays
+                cursor.execute("SELECT pg_backend_pid()")
+                self._own_pid = cursor.fetchone()[0]
 
     def _point_link_at(self, target: Path) -> None:
         fresh = self._link.with_name("db.new")
@@ -41,7 +45,7 @@ class DatabaseOutage:
         fresh.symlink_to(target, target_is_directory=True)
         os.replace(fresh, self._link)  # atomic: a connection sees the old or the new target
 
-    def _allow_connections(self, allow: bool) -> None:
+    def _allow_connections(self, allow: bool, kill_open: bool = False) -> None:
         # PostgreSQL refuses this for the database one is connected to: say it from another.
         import psycopg
 
@@ -56,12 +60,18 @@ class DatabaseOutage:
         ) as admin:
             name = connection.ops.quote_name(self._name)
             admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS {str(allow).lower()}")
+            if kill_open:  # every connection to it but this test process's own
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> %s",
+                    (self._name, self._own_pid),
+                )
 
-    def down(self) -> None:
+    def down(self, kill_open: bool = True) -> None:
         if self.vendor == "sqlite":
             self._point_link_at(self._missing)
         else:
-            self._allow_connections(False)
+            self._allow_connections(False, kill_open)
 
     def up(self) -> None:
         if self.vendor == "sqlite":

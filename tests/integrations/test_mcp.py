@@ -375,3 +375,67 @@ def test_stdio_tells_the_model_a_refused_key_will_not_work_on_retry(live_portal)
     assert "refused this MCP server's API key (401" in text and "HITL_API_KEY" in text
     assert "Retrying will not help" in text
     assert not Checkpoint.objects.exists()
+
+
+@pytest.mark.postgres  # (SQLite: the portal's database threads keep their open file)
+def test_http_tells_the_model_the_database_is_unavailable(agent_key, tmp_path):
+    """`/mcp` over HTTP while the portal's database is down: a tool answers a readable error
+    (the cause, that nothing was asked, how to retry); a new request's key cannot be checked:
+    a 503 problem, never a 500. Once it is back, the same session asks once."""
+    from tests.api.live import LivePortal
+    from tests.outage import DatabaseOutage
+
+    from agents.models import Agent
+    from agents.services import AGENT_KEYS
+    from approvals.audit import Actor
+
+    outage = DatabaseOutage(tmp_path)
+    portal = LivePortal(DATABASE_URL=outage.url).start()
+    asking = {"title": "Wipe", "tool": "wipe", "args": {"disk": "sda"}, "wait_seconds": 0}
+    # A key the portal has not seen yet: checking it needs the database.
+    unseen = AGENT_KEYS.create(Agent.objects.get(), Actor.system("test"))
+
+    async def main():
+        transport = streamable_http_client(
+            f"{portal.url}/mcp", http_client=http_client(portal, agent_key)
+        )
+        async with Client(transport) as client:
+            first = structured(await client.call_tool("request_approval", asking))
+            outage.down()
+            try:
+                raw = await asyncio.to_thread(
+                    httpx.post,
+                    f"{portal.url}/mcp",
+                    json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                    headers={
+                        "Authorization": f"Bearer {unseen}",
+                        "Accept": "application/json, text/event-stream",
+                    },
+                )
+                failed = None
+                try:
+                    failed = await client.call_tool(
+                        "check_status", {"checkpoint_id": first["checkpoint_id"]}
+                    )
+                except Exception as exc:  # the host's transport saw the 503
+                    failed = exc
+            finally:
+                outage.up()
+            again = structured(
+                await client.call_tool("check_status", {"checkpoint_id": first["checkpoint_id"]})
+            )
+            return raw, failed, again
+
+    try:
+        raw, failed, again = asyncio.run(main())
+    finally:
+        outage.up()
+        portal.stop()
+        portal.wait_for_sessions_to_close()
+    assert raw.status_code == 503, raw.text
+    assert raw.json()["code"] == "database_unavailable" and raw.headers["retry-after"] == "5"
+    if not isinstance(failed, Exception):
+        assert "database is unavailable" in tool_error(failed)
+    assert "Error executing tool" not in str(failed)
+    assert again["status"] == "pending"
+    assert Checkpoint.objects.count() == 1
