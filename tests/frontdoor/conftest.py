@@ -72,7 +72,9 @@ def _base_env(tmp: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
+# Package scope: runportal's task cluster and sequencer work on the test database, so they
+# must be gone before the tests of other packages (which read the task queue) run.
+@pytest.fixture(scope="package")
 def runportal_front(django_db_setup, django_db_blocker, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("runportal")
     port = free_port()
@@ -101,7 +103,7 @@ def runportal_front(django_db_setup, django_db_blocker, tmp_path_factory):
         log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def nginx_front(django_db_setup, django_db_blocker, tmp_path_factory):
     if not production.nginx_available():
         pytest.skip("needs nginx (apt-get install nginx-light) for the production topology")
