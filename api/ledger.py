@@ -28,6 +28,7 @@ from core.exceptions import Conflict
 from core.ledger import heads, proofs
 from core.ledger.keys import b64, key_id, raw_public
 from core.ledger.sequencer import LedgerCorrupt
+from core.ledger.snapshot import read_snapshot
 from core.ledger.verify import public_keys
 from core.roles import is_manager
 
@@ -140,8 +141,9 @@ class InclusionProofView(APIView):
     )
     def get(self, request):
         params = request.query_params
-        event = visible_event(request.user, _int(params, "event", required=True))
-        data = _proof(proofs.inclusion, event, _int(params, "tree_size"))
+        with read_snapshot():  # the event as sequenced in the head its proof is for
+            event = visible_event(request.user, _int(params, "event", required=True))
+            data = _proof(proofs.inclusion, event, _int(params, "tree_size"))
         return Response({**data, "event": event.pk, "entry": event.ledger_entry().decode()})
 
 
@@ -185,10 +187,11 @@ class LedgerEntriesView(APIView):
         params = request.query_params
         start = max(1, _int(params, "start") or 1)
         limit = min(MAX_ENTRIES, max(1, _int(params, "limit") or MAX_ENTRIES))
-        rows = list(
-            AuditEvent.objects.filter(seq__gte=start, seq__lt=start + limit).order_by("seq")
-        )
-        last = AuditEvent.objects.aggregate(last=Max("seq"))["last"] or 0
+        with read_snapshot():  # the page and `last_seq` of the same moment
+            rows = list(
+                AuditEvent.objects.filter(seq__gte=start, seq__lt=start + limit).order_by("seq")
+            )
+            last = AuditEvent.objects.aggregate(last=Max("seq"))["last"] or 0
         return Response(
             {
                 "entries": [

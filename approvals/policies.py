@@ -42,6 +42,7 @@ from approvals.conditions import (
 from approvals.models import (
     AUTOMATIC_OUTCOMES,
     RISK_ORDER,
+    AuditEvent,
     AuditVerb,
     Checkpoint,
     ExpiryAction,
@@ -654,13 +655,70 @@ def check_may_revoke(user, policy: Policy) -> None:
 # --- publish, roll back, revoke -----------------------------------------------------------------
 
 
-def _locked(policy_id) -> Policy:
-    # Lock the policy row only (PostgreSQL refuses to lock the nullable side of the join).
-    return (
-        Policy.objects.select_for_update(of=("self",))
-        .select_related("live_version")
-        .get(pk=policy_id)
+class _AsPassed:
+    def __repr__(self) -> str:
+        return "AS_PASSED"
+
+
+# `seen_live` default: the live version of the `policy` the caller passes, as it loaded it.
+AS_PASSED: Any = _AsPassed()
+
+
+def live_number(policy: Policy) -> int | None:
+    """The number of the live version (None: nothing of it routes). Version rows never
+    change, so reading it at any time gives the number of `policy.live_version_id`."""
+    return policy.live_version.number if policy.live_version_id else None
+
+
+def _last_move(policy: Policy) -> tuple[str, Any]:
+    """Who last published, rolled back or revoked `policy`, and when (from its audit events,
+    written in the transaction of the move)."""
+    event = (
+        AuditEvent.objects.filter(
+            target_type=Policy._meta.label_lower,
+            target_id=str(policy.pk),
+            verb__in=(
+                AuditVerb.POLICY_PUBLISHED,
+                AuditVerb.POLICY_ROLLED_BACK,
+                AuditVerb.POLICY_REVOKED,
+            ),
+        )
+        .order_by("-pk")
+        .values_list("actor_label", "at")
+        .first()
     )
+    return event or ("", None)
+
+
+def _conflict(policy: Policy, message: str, status: str) -> Conflict:
+    winner, at = _last_move(policy)
+    return Conflict(message, status=status, winner=winner, at=at)
+
+
+def _seen(policy: Policy, seen_live: Any) -> int | None:
+    """The live version the caller decided on (read before the transaction)."""
+    return live_number(policy) if seen_live is AS_PASSED else seen_live
+
+
+def _locked(policy_id, seen_live: int | None) -> Policy:
+    """The policy row, locked for the transaction, after checking that its live version is
+    still the one the caller decided on (`seen_live`, a number; None: none was live).
+    Conflict naming who moved it otherwise: of two moves at once, exactly one wins.
+
+    Only the policy row is read with the lock. With a join (`select_related`), PostgreSQL
+    returns, after waiting for the lock, the policy row as the winner committed it but the
+    joined row as it was when the statement began (issue 18): what is checked is read by
+    the statements after it."""
+    locked = Policy.objects.select_for_update().get(pk=policy_id)
+    live = live_number(locked)
+    if live != seen_live:
+        now = f"version {live} is live" if live is not None else "nothing of it is live"
+        raise _conflict(
+            locked,
+            f"{locked.name!r} changed since you looked at it: {now}. Nothing was changed.",
+            "published" if live is not None else "draft",
+        )
+    return locked
 
 
 def _check_publishable(version: PolicyVersion) -> None:
@@ -680,21 +738,27 @@ def policy_publish(
     version: PolicyVersion | None = None,
     note: str = "",
     actor: audit.Actor | None = None,
+    seen_live: Any = AS_PASSED,
 ) -> PolicyVersion:
     """Make a version live (default: the latest, i.e. the draft). Publishing an earlier
     version than the live one is a roll back (audited as such). Takes effect at the next
     request in every process; checkpoints already pending keep the version that routed them.
 
+    `seen_live`: the live version the caller decided on (its number, None for none; default:
+    `policy`'s as passed). If another publication, roll back or revoke changed it since,
+    Conflict naming who and when, and nothing changes.
+
     `user` None: code inside the portal (`seed_demo`, tests), acting as `actor`."""
     actor = actor or (audit.Actor.for_user(user) if user else audit.Actor.system())
+    seen_live = _seen(policy, seen_live)
     with audit.atomic():
-        locked = _locked(policy.pk)
+        locked = _locked(policy.pk, seen_live)
         version = version or latest_version(locked)
         if version is None or version.policy_id != locked.pk:
             raise InvalidInput("No such version of this policy.", "version")
-        previous = locked.live_version
+        previous = locked.live_version  # read after the lock: what this publication replaces
         if previous is not None and previous.pk == version.pk:
-            raise Conflict(f"{version.label} is already live", status="published")
+            raise _conflict(locked, f"{version.label} is already live", "published")
         if user is not None:
             check_may_publish(user, locked, version)
         _check_publishable(version)
@@ -719,29 +783,34 @@ def policy_publish(
     return version
 
 
-def policy_rollback(policy: Policy, *, user, version: PolicyVersion, note: str = "") -> None:
-    """Make an earlier version live again (the drafts after it stay, unpublished)."""
-    live = policy.live_version
-    if live is None or version.number >= live.number:
+def policy_rollback(
+    policy: Policy, *, user, version: PolicyVersion, note: str = "", seen_live: Any = AS_PASSED
+) -> None:
+    """Make an earlier version live again (the drafts after it stay, unpublished). Checked
+    against the live version the caller saw; `policy_publish` re-checks it under the lock."""
+    live = _seen(policy, seen_live)
+    if live is None or version.number >= live:
         raise InvalidInput("Roll back to a version before the live one.", "version")
-    policy_publish(policy, user=user, version=version, note=note)
+    policy_publish(policy, user=user, version=version, note=note, seen_live=live)
 
 
-def policy_revoke(policy: Policy, *, user, reason: str = "") -> None:
+def policy_revoke(policy: Policy, *, user, reason: str = "", seen_live: Any = AS_PASSED) -> None:
     """Stop a policy at once: nothing of it routes until a version is published again (a
-    standing rule is revoked in one click)."""
+    standing rule is revoked in one click). `seen_live` as for `policy_publish`."""
+    seen_live = _seen(policy, seen_live)
     with audit.atomic():
-        locked = _locked(policy.pk)
+        locked = _locked(policy.pk, seen_live)
         check_may_revoke(user, locked)
-        if locked.live_version_id is None:
-            raise Conflict(f"{locked.name!r} is not live", status="draft")
+        live = locked.live_version  # read after the lock
+        if live is None:
+            raise _conflict(locked, f"{locked.name!r} is not live", "draft")
         Policy.objects.filter(pk=locked.pk).update(live_version=None)
         table_changed()
         audit.record(
             audit.Actor.for_user(user),
             AuditVerb.POLICY_REVOKED,
             locked,
-            {"version": locked.live_version.number, "reason": reason},
+            {"version": live.number, "reason": reason},
         )
     policy.refresh_from_db()
 

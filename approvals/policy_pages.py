@@ -95,18 +95,53 @@ def _redirect_back(request: HttpRequest, policy: Policy) -> HttpResponseRedirect
     return HttpResponseRedirect(policy_url(policy))
 
 
-def _act(request: HttpRequest, policy: Policy, move, done: str) -> HttpResponse:
+def _act(
+    model_admin: ModelAdmin, request: HttpRequest, policy: Policy, move, done: str
+) -> HttpResponse:
     try:
         move()
-    except (Conflict, NotAllowed, InvalidInput) as exc:
+    except Conflict as exc:
+        return _conflict_response(model_admin, request, policy, exc)
+    except (NotAllowed, InvalidInput) as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, done)
     return _redirect_back(request, policy)
 
 
+def _conflict_response(
+    model_admin: ModelAdmin, request: HttpRequest, policy: Policy, exc: Conflict
+) -> HttpResponse:
+    """409: someone else published, rolled back or revoked first. Say who and when; nothing
+    of this submission was done."""
+    policy.refresh_from_db()
+    ctx = {
+        **model_admin.admin_site.each_context(request),
+        "title": "Changed meanwhile",
+        "opts": Policy._meta,
+        "policy": policy,
+        "state": state_of(policy),
+        "conflict": exc,
+        "policy_url": policy_url(policy),
+    }
+    return TemplateResponse(request, "admin/approvals/policy/conflict.html", ctx, status=409)
+
+
 def _policy(policy_id) -> Policy:
     return get_object_or_404(Policy.objects.select_related("live_version"), pk=policy_id)
+
+
+def _seen_live(request: HttpRequest):
+    """The live version the submitted page showed (its `live` field: a number, empty for
+    none); a page without the field acts on the policy as this request loaded it."""
+    if "live" not in request.POST:
+        return policies.AS_PASSED
+    raw = request.POST["live"]
+    if raw == "":
+        return None
+    if not raw.isascii() or not raw.isdigit():
+        raise Http404("No such version of this policy")
+    return int(raw)
 
 
 def _version(policy: Policy, number: str) -> PolicyVersion:
@@ -122,10 +157,14 @@ def publish(model_admin: ModelAdmin, request: HttpRequest, policy_id: int) -> Ht
     if request.POST.get("version"):
         version = _version(policy, request.POST["version"])
     note = request.POST.get("note", "")[:2000]
+    seen = _seen_live(request)
     return _act(
+        model_admin,
         request,
         policy,
-        lambda: policies.policy_publish(policy, user=request.user, version=version, note=note),
+        lambda: policies.policy_publish(
+            policy, user=request.user, version=version, note=note, seen_live=seen
+        ),
         f"“{policy.name}” is live: new requests are routed by it.",
     )
 
@@ -135,10 +174,14 @@ def rollback(
 ) -> HttpResponse:
     policy = _policy(policy_id)
     version = get_object_or_404(PolicyVersion, policy=policy, number=number)
+    seen = _seen_live(request)
     return _act(
+        model_admin,
         request,
         policy,
-        lambda: policies.policy_rollback(policy, user=request.user, version=version),
+        lambda: policies.policy_rollback(
+            policy, user=request.user, version=version, seen_live=seen
+        ),
         f"“{policy.name}” is back at version {number}.",
     )
 
@@ -146,10 +189,12 @@ def rollback(
 def revoke(model_admin: ModelAdmin, request: HttpRequest, policy_id: int) -> HttpResponse:
     policy = _policy(policy_id)
     reason = request.POST.get("reason", "")[:2000]
+    seen = _seen_live(request)
     return _act(
+        model_admin,
         request,
         policy,
-        lambda: policies.policy_revoke(policy, user=request.user, reason=reason),
+        lambda: policies.policy_revoke(policy, user=request.user, reason=reason, seen_live=seen),
         f"“{policy.name}” is revoked: it decides nothing from now on.",
     )
 

@@ -1,5 +1,6 @@
 """Inclusion and consistency proofs (RFC 6962 2.1.1 / 2.1.2) for a signed tree head, built
-from the stored nodes: every subtree a proof needs is read in one query per kind."""
+from the stored nodes: every subtree a proof needs is read in one query per kind, in the
+snapshot the head was read in (`read_snapshot`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from django.db.models import Q
 
 from core.ledger import entry_model, heads, merkle
 from core.ledger.sequencer import LedgerCorrupt
+from core.ledger.snapshot import read_snapshot
 from core.models import LedgerNode, TreeHead
 
 
@@ -53,16 +55,17 @@ def _getter(needed: set[tuple[int, int]]):
 def inclusion(entry, size: int | None = None) -> dict:
     """The proof that `entry` (a sequenced entry row) is in the tree of head `size` (default:
     the latest head)."""
-    head = head_of_size(size)
-    if entry.seq is None:
-        raise ProofUnavailable("This event is not in the log yet (waiting for the sequencer).")
-    index = entry.seq - 1
-    if index >= head.tree_size:
-        raise ProofUnavailable(
-            f"Event #{entry.seq} is newer than the head of size {head.tree_size}."
-        )
-    get = _getter(merkle.needed_for_inclusion(index, head.tree_size))
-    path = merkle.inclusion_proof(index, head.tree_size, get)
+    with read_snapshot():
+        head = head_of_size(size)
+        if entry.seq is None:
+            raise ProofUnavailable("This event is not in the log yet (waiting for the sequencer).")
+        index = entry.seq - 1
+        if index >= head.tree_size:
+            raise ProofUnavailable(
+                f"Event #{entry.seq} is newer than the head of size {head.tree_size}."
+            )
+        get = _getter(merkle.needed_for_inclusion(index, head.tree_size))
+        path = merkle.inclusion_proof(index, head.tree_size, get)
     return {
         "seq": entry.seq,
         "leaf_index": index,
@@ -76,11 +79,12 @@ def inclusion(entry, size: int | None = None) -> dict:
 def consistency(old: int, new: int | None = None) -> dict:
     """The proof that the tree of size `old` is a prefix of the head of size `new` (default:
     the latest head)."""
-    head = head_of_size(new)
-    if not 0 < old <= head.tree_size:
-        raise ProofUnavailable(f"from must be 1..{head.tree_size}.")
-    get = _getter(merkle.needed_for_consistency(old, head.tree_size))
-    proof = merkle.consistency_proof(old, head.tree_size, get)
+    with read_snapshot():
+        head = head_of_size(new)
+        if not 0 < old <= head.tree_size:
+            raise ProofUnavailable(f"from must be 1..{head.tree_size}.")
+        get = _getter(merkle.needed_for_consistency(old, head.tree_size))
+        proof = merkle.consistency_proof(old, head.tree_size, get)
     return {
         "from": old,
         "to": head.tree_size,

@@ -3,7 +3,10 @@ entry's leaf hash recomputed from its content, no gap in `seq`, the root of ever
 head recomputed from those leaves (and its signature checked), nothing sequenced beyond the
 latest head, and, given a head published before (`trusted_head`), that the log still extends
 it. The stored tree nodes are not trusted for any of this; proofs served from them are
-checked by clients against signed roots (`hitl verify`)."""
+checked by clients against signed roots (`hitl verify`).
+
+All of it is read in one snapshot (`read_snapshot`): the heads and the entries of the same
+moment, however busy the sequencer is."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from django.utils import timezone
 from core.ledger import entry_model, heads, merkle
 from core.ledger.keys import LedgerKeyError, parse_public_key
 from core.ledger.sequencer import signer
+from core.ledger.snapshot import read_snapshot
 from core.models import TreeHead
 
 
@@ -30,6 +34,7 @@ class VerifyResult:
     root_hash: str = ""
     pending: int = 0
     oldest_pending: dt.datetime | None = None
+    head: dict[str, Any] | None = None  # the latest signed head, read with the entries
 
 
 def public_keys(extra: list[str] | None = None) -> dict[str, Any]:
@@ -51,8 +56,13 @@ def public_keys(extra: list[str] | None = None) -> dict[str, Any]:
 def verify_log(
     *, trusted_head: dict | None = None, keys: dict[str, Any] | None = None
 ) -> VerifyResult:
-    Entry = entry_model()
     keys = keys if keys is not None else public_keys()
+    with read_snapshot():
+        return _verify(trusted_head, keys)
+
+
+def _verify(trusted_head: dict | None, keys: dict[str, Any]) -> VerifyResult:
+    Entry = entry_model()
     signed = list(TreeHead.objects.order_by("tree_size"))
     roots: dict[int, tuple[str, str]] = {}
     for head in signed:
@@ -124,6 +134,7 @@ def verify_log(
         root_hash=tree.root.hex(),
         pending=pending.count(),
         oldest_pending=oldest,
+        head=heads.as_json(signed[-1]) if signed else None,
     )
 
 

@@ -5,6 +5,7 @@ import pytest
 from django.test import Client
 
 from hitl_client import HitlClient
+from tests.api.conftest import live_portal  # noqa: F401  (a portal process, for the CLI)
 
 
 class DjangoTransport(httpx.BaseTransport):
