@@ -751,6 +751,8 @@ def policy_publish(
     `user` None: code inside the portal (`seed_demo`, tests), acting as `actor`."""
     actor = actor or (audit.Actor.for_user(user) if user else audit.Actor.system())
     seen_live = _seen(policy, seen_live)
+    if user is not None and not may_manage(user, policy):  # before the race: "not allowed"
+        raise NotAllowed(f"{user.get_username()} may not publish {policy.name!r}")
     with audit.atomic():
         locked = _locked(policy.pk, seen_live)
         version = version or latest_version(locked)
@@ -798,6 +800,7 @@ def policy_revoke(policy: Policy, *, user, reason: str = "", seen_live: Any = AS
     """Stop a policy at once: nothing of it routes until a version is published again (a
     standing rule is revoked in one click). `seen_live` as for `policy_publish`."""
     seen_live = _seen(policy, seen_live)
+    check_may_revoke(user, policy)  # before the race: "not allowed", not "changed meanwhile"
     with audit.atomic():
         locked = _locked(policy.pk, seen_live)
         check_may_revoke(user, locked)

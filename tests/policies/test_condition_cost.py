@@ -105,6 +105,7 @@ def stored_before_the_check(condition: str) -> Policy:
     version = policy_record(policy, None, actor=Actor.system("test"))
     Policy.objects.filter(pk=policy.pk).update(live_version=version)
     table_changed()
+    policy.refresh_from_db()  # as a page would load it (publishing checks what it saw)
     return policy
 
 

@@ -231,3 +231,23 @@ def test_a_page_that_shows_another_live_version_changes_nothing(client, people):
     assert "version 2 is live" in stale.content.decode()
     policy.refresh_from_db()
     assert policy.live_version.number == 2 and moves_after(policy, mark) == []
+
+
+def test_someone_who_may_not_publish_is_told_so_even_on_a_stale_page(people):
+    """Permission comes before the race: a reviewer without the publish permission is not
+    allowed, whatever live version their page showed (not a 409 about someone else)."""
+    from core.exceptions import NotAllowed
+
+    author, users = people
+    policy = v2_live_and_v3_drafted(0, author, users[0])
+    mark = AuditEvent.objects.order_by("-pk").values_list("pk", flat=True).first()
+    stranger = UserFactory(username="stranger", roles=["ops"])
+    for move in (
+        lambda: policy_publish(policy, user=stranger, version=policy.versions.get(number=3),
+                               seen_live=1),
+        lambda: policy_revoke(policy, user=stranger, seen_live=1),
+    ):  # fmt: skip
+        with pytest.raises(NotAllowed):
+            move()
+    policy.refresh_from_db()
+    assert policy.live_version.number == 2 and moves_after(policy, mark) == []
