@@ -382,12 +382,11 @@ def test_http_tells_the_model_the_database_is_unavailable(agent_key, tmp_path):
     """`/mcp` over HTTP while the portal's database is down: a tool answers a readable error
     (the cause, that nothing was asked, how to retry); a new request's key cannot be checked:
     a 503 problem, never a 500. Once it is back, the same session asks once."""
-    from tests.api.live import LivePortal
-    from tests.outage import DatabaseOutage
-
     from agents.models import Agent
     from agents.services import AGENT_KEYS
     from approvals.audit import Actor
+    from tests.api.live import LivePortal
+    from tests.outage import DatabaseOutage
 
     outage = DatabaseOutage(tmp_path)
     portal = LivePortal(DATABASE_URL=outage.url).start()
