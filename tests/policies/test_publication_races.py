@@ -134,9 +134,7 @@ def test_one_of_two_moves_on_a_policy_wins_and_the_audit_says_what_it_did(first,
 
 
 def logged_in(base: str, username: str) -> httpx.Client:
-    # Always a cookie of its own: main's front door gave a cookieless request the cookies of
-    # an earlier client (issue 18 §1, fixed separately); this test is not about that.
-    browser = httpx.Client(base_url=base, timeout=30, cookies={"browser": username})
+    browser = httpx.Client(base_url=base, timeout=30)
     page = browser.get("/accounts/login/")
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
     done = browser.post(
