@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from django.conf import settings
 
 from agents.models import Run
 from tests.frontdoor.conftest import Front
@@ -42,3 +43,23 @@ def test_it_answers_a_body_it_refuses_unread_with_its_own_status(front, agent_ke
         statuses = Counter(_post(front, path, body, headers) for _ in range(25))
         assert statuses == {expected: 25}, (path, expected, statuses)
     assert not Run.objects.exists()
+
+
+def test_it_refuses_a_streamed_mcp_body_over_the_limit_with_413(front, agent_key):
+    # A chunked body has no length to check first. The MCP app, told the client left when
+    # the body passed the limit, answered 500 itself; the client gets the 413 the API gives.
+    limit = settings.HITL_API_MAX_BODY_BYTES
+    raw = b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": "'
+    raw += b"a" * limit + b'"}}'
+    headers = {
+        "Authorization": f"Bearer {agent_key}",
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+    }
+    with front.client(headers=headers) as client:
+        response = client.post(
+            "/mcp", content=iter([raw[i : i + 65536] for i in range(0, len(raw), 65536)])
+        )
+    assert response.status_code == 413, response.text[:300]
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "payload_too_large"
