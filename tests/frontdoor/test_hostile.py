@@ -4,8 +4,14 @@ gateway error or a broken connection."""
 
 from __future__ import annotations
 
+import json
+import socket
+import ssl
 from collections import Counter
+from urllib.parse import urlparse
 
+import h11
+import httpx
 import pytest
 from django.conf import settings
 
@@ -63,3 +69,59 @@ def test_it_refuses_a_streamed_mcp_body_over_the_limit_with_413(front, agent_key
     assert response.status_code == 413, response.text[:300]
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "payload_too_large"
+
+
+def _raw_exchange(front: Front, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes no HTTP client would, read one response (parsed by h11)."""
+    url = urlparse(front.url)
+    sock = socket.create_connection((url.hostname, url.port), timeout=10)
+    if url.scheme == "https":
+        sock = ssl.create_default_context(cafile=front.verify).wrap_socket(
+            sock, server_hostname=url.hostname
+        )
+    conn = h11.Connection(h11.CLIENT)
+    with sock:
+        sock.sendall(request)
+        status, headers, body = 0, {}, b""
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(sock.recv(65536))
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+                headers = {k.decode().lower(): v.decode("latin-1") for k, v in event.headers}
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                return status, headers, body
+
+
+@pytest.mark.parametrize(
+    "request_bytes,status",
+    [
+        (b"GET /api/v1/runs/%00 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400),
+        (b"POST /api/v1/runs/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1x\r\n\r\n", 400),
+        (b"GET /api/v1/" + b"a" * 20000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 414),
+        (b"POST /api/v1/runs/ HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        (b"GET /api/v1/runs/ HTTP/2.0\r\nHost: 127.0.0.1\r\n\r\n", 505),
+    ],
+    ids=["nul-in-path", "bad-length", "long-uri", "transfer-coding", "http-version"],
+)
+def test_it_answers_what_nginx_refuses_itself_with_a_problem(nginx_front, request_bytes, status):
+    got, headers, body = _raw_exchange(nginx_front, request_bytes)
+    assert got == status, body[:200]
+    assert headers["content-type"] == "application/problem+json"
+    assert json.loads(body)["status"] == status
+
+
+def test_it_redirects_plain_http_to_its_own_name_and_shows_no_version(nginx_front):
+    response = httpx.get(
+        f"{nginx_front.topology.http_url}/admin/?next=/x",
+        headers={"Host": "evil.example"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 301
+    assert response.headers["location"] == "https://hitl.example.com/admin/?next=/x"
+    assert response.headers["server"] == "nginx"
+    with nginx_front.client() as client:
+        assert client.get("/api/v1/health/").headers["server"] == "nginx"
