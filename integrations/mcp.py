@@ -11,6 +11,7 @@ worker answers any request, no session affinity. Requests from one agent and one
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlparse
 
@@ -25,7 +26,7 @@ from rest_framework.exceptions import ValidationError as DRFValidationError
 from agents import services
 from agents.models import AgentKey
 from api.authentication import AgentPrincipal
-from api.errors import problem_for
+from api.errors import PROBLEM_CONTENT_TYPE, problem, problem_for
 from api.serializers import CheckpointCreateSerializer
 from api.wait import check_throttle, load_state
 from api.waiters import run_db, wait_until_resolved
@@ -171,8 +172,27 @@ class McpMount:
             async with self.mcp_app.router.lifespan_context(self.mcp_app):
                 return await self.inner(scope, receive, send)
         path = scope.get("path", "")
+        if scope["type"] == "http" and path in (PATH, PATH + "/") and scope["method"] == "GET":
+            return await _no_event_stream(send)
         if scope["type"] == "http" and (
             path in (PATH, PATH + "/") or path.startswith(METADATA_PREFIX)
         ):
             return await self.mcp_app(scope, receive, send)
         return await self.inner(scope, receive, send)
+
+
+async def _no_event_stream(send) -> None:
+    """GET /mcp: 405, the MCP spec's answer from a server that offers no event stream. This
+    one is stateless, so it never has anything to push there; the SDK would otherwise hold
+    the stream open, pinging every 15 s, for as long as the client likes (through any proxy
+    timeout), and clients open it only with a session id, which they never get here."""
+    body = json.dumps(
+        problem(405, "GET is not allowed on /mcp: POST JSON-RPC requests.", "method_not_allowed")
+    ).encode()
+    headers = [
+        (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"allow", b"POST"),
+    ]
+    await send({"type": "http.response.start", "status": 405, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

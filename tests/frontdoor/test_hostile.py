@@ -125,3 +125,15 @@ def test_it_redirects_plain_http_to_its_own_name_and_shows_no_version(nginx_fron
     assert response.headers["server"] == "nginx"
     with nginx_front.client() as client:
         assert client.get("/api/v1/health/").headers["server"] == "nginx"
+
+
+def test_it_holds_no_event_stream_open_on_mcp(front, agent_key):
+    # The MCP app is stateless: it never pushes anything on a GET stream, but held one open,
+    # pinging every 15 s, forever (two of nginx's connections each, through any timeout).
+    headers = {"Authorization": f"Bearer {agent_key}", "Accept": "text/event-stream"}
+    with front.client(headers=headers, timeout=5) as client:
+        for _ in range(3):
+            response = client.get("/mcp")
+            assert response.status_code == 405, response.text[:200]
+            assert response.headers["allow"] == "POST"
+            assert response.json()["code"] == "method_not_allowed"
