@@ -188,6 +188,8 @@ class RequestLimits:
 
         async def watched_send(message):
             nonlocal started
+            if over and not started:
+                return  # the app's answer to a client it was told left (MCP's is a 500): ours
             started = started or message["type"] == "http.response.start"
             await send(message)
 

@@ -27,7 +27,7 @@ from rest_framework.exceptions import ValidationError as DRFValidationError
 from agents import services
 from agents.models import AgentKey
 from api.authentication import AgentPrincipal
-from api.errors import problem, problem_for
+from api.errors import PROBLEM_CONTENT_TYPE, problem, problem_for
 from api.middleware import RETRY_AFTER, is_outage
 from api.serializers import CheckpointCreateSerializer
 from api.wait import check_throttle, load_state
@@ -207,6 +207,8 @@ class McpMount:
             async with self.mcp_app.router.lifespan_context(self.mcp_app):
                 return await self.inner(scope, receive, send)
         path = scope.get("path", "")
+        if scope["type"] == "http" and path in (PATH, PATH + "/") and scope["method"] == "GET":
+            return await _no_event_stream(send)
         if scope["type"] == "http" and (
             path in (PATH, PATH + "/") or path.startswith(METADATA_PREFIX)
         ):
@@ -283,3 +285,20 @@ async def read_first(app, scope, receive, send):
         return pending.pop() if pending else await receive()
 
     return await app(scope, replay, send)
+
+
+async def _no_event_stream(send) -> None:
+    """GET /mcp: 405, the MCP spec's answer from a server that offers no event stream. This
+    one is stateless, so it never has anything to push there; the SDK would otherwise hold
+    the stream open, pinging every 15 s, for as long as the client likes (through any proxy
+    timeout), and clients open it only with a session id, which they never get here."""
+    body = json.dumps(
+        problem(405, "GET is not allowed on /mcp: POST JSON-RPC requests.", "method_not_allowed")
+    ).encode()
+    headers = [
+        (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"allow", b"POST"),
+    ]
+    await send({"type": "http.response.start", "status": 405, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
