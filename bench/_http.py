@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl as _ssl
 
 
 class Connection:
-    def __init__(self, host: str, port: int):
-        self.host, self.port = host, port
+    """`ssl`: a client context for HTTPS (the handshake once per connection; every request's
+    encryption then costs this process CPU, on the same cores as the server's)."""
+
+    def __init__(self, host: str, port: int, ssl: _ssl.SSLContext | None = None):
+        self.host, self.port, self.ssl = host, port, ssl
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
     async def open(self) -> Connection:
-        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port, ssl=self.ssl)
         return self
 
     def close(self) -> None:

@@ -85,6 +85,7 @@ class Config:
     port: int = 0
     wait_port: int = 0
     data: dict = field(default_factory=dict)
+    ssl: object = None  # an ssl.SSLContext: the ports speak HTTPS (bench/frontdoor.py)
 
 
 def base_env() -> dict:
@@ -204,7 +205,7 @@ def stats(latencies: list[float], duration: float, errors: dict) -> dict:
     }
 
 
-async def closed(port, clients, duration, make_request, on_body=None) -> dict:
+async def closed(port, clients, duration, make_request, on_body=None, ssl=None) -> dict:
     """`clients` connections back to back for `duration` s after a 2 s warm-up."""
     latencies: list[float] = []
     errors: dict[int, int] = {}
@@ -212,7 +213,7 @@ async def closed(port, clients, duration, make_request, on_body=None) -> dict:
     warm_end, end = start + 2, start + 2 + duration
 
     async def client(i: int) -> None:
-        conn = await Connection("127.0.0.1", port).open()
+        conn = await Connection("127.0.0.1", port, ssl).open()
         n = 0
         try:
             while (now := time.perf_counter()) < end:
@@ -237,7 +238,7 @@ async def closed(port, clients, duration, make_request, on_body=None) -> dict:
     return stats(latencies, duration, errors)
 
 
-async def paced(port, rate, duration, make_request, on_body=None, connections=48) -> dict:
+async def paced(port, rate, duration, make_request, on_body=None, connections=48, ssl=None) -> dict:
     """Open loop: request k is due at k / rate; latency counts from when it was due."""
     latencies: list[float] = []
     errors: dict[int, int] = {}
@@ -246,7 +247,7 @@ async def paced(port, rate, duration, make_request, on_body=None, connections=48
     start = time.perf_counter() + 0.2
 
     async def worker() -> None:
-        conn = await Connection("127.0.0.1", port).open()
+        conn = await Connection("127.0.0.1", port, ssl).open()
         try:
             while True:
                 k, due = await queue.get()
@@ -319,12 +320,21 @@ async def wake_latency(cfg: Config, samples: int, background_rate: float) -> dic
     token = cfg.data["reviewers"][0]
     agent = {"Authorization": f"Bearer {key}"}
     person = {"Authorization": f"Bearer {token}"}
-    api = await Connection("127.0.0.1", cfg.port).open()
-    waiter = await Connection("127.0.0.1", cfg.wait_port).open()
-    background = asyncio.ensure_future(
-        paced(cfg.port, background_rate, samples * 0.25 + 5, create_request(cfg), connections=16)
-    )
-    await asyncio.sleep(1)
+    api = await Connection("127.0.0.1", cfg.port, cfg.ssl).open()
+    waiter = await Connection("127.0.0.1", cfg.wait_port, cfg.ssl).open()
+    background = None
+    if background_rate:  # 0: the wake alone, on an otherwise idle portal
+        background = asyncio.ensure_future(
+            paced(
+                cfg.port,
+                background_rate,
+                samples * 0.25 + 5,
+                create_request(cfg),
+                connections=16,
+                ssl=cfg.ssl,
+            )
+        )
+        await asyncio.sleep(1)
     after_decision, after_send = [], []
     body = {"run": run_id, "title": "latency", "action": {"tool": "t", "args": {}}}
     for _ in range(samples):
@@ -351,7 +361,7 @@ async def wake_latency(cfg: Config, samples: int, background_rate: float) -> dic
         after_send.append(woke - sent)
     api.close()
     waiter.close()
-    load = await background
+    load = await background if background is not None else None
     return {
         "p50": pct(after_decision, 50) * 1000,
         "p99": pct(after_decision, 99) * 1000,
@@ -509,11 +519,16 @@ def measure(cfg: Config, args) -> dict:
     if "wake" not in phases:
         return out
     out["wake"] = asyncio.run(wake_latency(cfg, args.samples, args.background_rate))
-    w = out["wake"]
+    w, load = out["wake"], out["wake"]["background"]
+    meanwhile = (
+        f"creates meanwhile {load['rps']:.0f}/s of {args.background_rate:.0f}/s offered, "
+        f"p99 {load['p99']:.0f} ms"
+        if load
+        else "nothing else running"
+    )
     print(
         f"  {'decision → wait returns':<28} p50 {w['p50']:6.1f} ms  p99 {w['p99']:6.1f} ms  "
-        f"({w['n']} samples; creates meanwhile {w['background']['rps']:.0f}/s of "
-        f"{args.background_rate:.0f}/s offered, p99 {w['background']['p99']:.0f} ms)",
+        f"({w['n']} samples; {meanwhile})",
         flush=True,
     )
     return out
