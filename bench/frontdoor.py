@@ -7,10 +7,10 @@ sequencer, since a long-poll returns the decision with its seq and signed receip
   before      --before-ref's `runportal` web tier (default 8737c59, the last one with a proxy
               of ours): uvicorn on the public port, forwarding every path but long-poll to
               granian (1 worker, 4 threads) through its httpx proxy (HITL_WSGI_UPSTREAM)
-  make-run    `make run`'s web server now: one uvicorn for every path
-              (`hitlportal.servers.portal_command`: h11, bounded heads, --no-proxy-headers)
-  make-run-httptools  diagnostic: the same uvicorn with httptools instead of h11 (its head
-              unbounded): how much of make-run's cost is h11's
+  make-run    `make run`'s web server now: one granian serving hitlportal.asgi for every path
+              (`hitlportal.servers.portal_command`: bounded heads read within a timeout)
+  make-run-uvicorn  diagnostic: what make-run ran first, one uvicorn (h11, heads up to 2 MiB)
+              for every path: the same ASGI app behind another HTTP server
   nginx-tls   production (docs/production.md): nginx with docs/nginx/ as tests/production.py
               renders it (TLS, 1 worker process), granian (--wsgi-workers, 4 threads each: pages
               and the API), uvicorn (long-poll, /mcp)
@@ -67,7 +67,7 @@ from bench import api as load  # noqa: E402  (bench/api.py: set-up, closed loop,
 from hitlportal.servers import granian_command, portal_command, uvicorn_command  # noqa: E402
 from tests import production, servers  # noqa: E402
 
-TOPOLOGIES = ["before", "make-run", "make-run-httptools", "nginx-tls", "nginx-http", "granian"]
+TOPOLOGIES = ["before", "make-run", "make-run-uvicorn", "nginx-tls", "nginx-http", "granian"]
 
 
 @dataclass
@@ -126,12 +126,13 @@ def start(cell: Cell, wsgi_workers: int) -> None:
             upstream = f"http://127.0.0.1:{wsgi}"
             spawn(cell, front, process_env(code, True, HITL_WSGI_UPSTREAM=upstream), public)
         elif cell.topology == "make-run":
-            cmd = portal_command("127.0.0.1", public, 1, "--log-level", "warning")
+            cmd = portal_command("127.0.0.1", public, 1)
             spawn(cell, cmd, process_env(code, True), public)
-        elif cell.topology == "make-run-httptools":
+        elif cell.topology == "make-run-uvicorn":
             cmd = uvicorn_command(
                 "127.0.0.1", public, "--workers", "1", "--timeout-graceful-shutdown", "5",
-                "--http", "httptools", "--log-level", "warning",
+                "--http", "h11", "--h11-max-incomplete-event-size", str(2 * 1024 * 1024),
+                "--log-level", "warning",
             )  # fmt: skip
             spawn(cell, cmd, process_env(code, True), public)
         elif cell.topology == "granian":
@@ -260,8 +261,8 @@ def line(name: str, r: dict) -> str:
 
 LABELS = {
     "before": "before: uvicorn → httpx proxy → granian 1 × 4",
-    "make-run": "`make run` now: one uvicorn (h11)",
-    "make-run-httptools": "diagnostic: that uvicorn with httptools",
+    "make-run": "`make run` now: one granian (ASGI)",
+    "make-run-uvicorn": "diagnostic: `make run` on uvicorn (h11) instead",
     "nginx-tls": "production: nginx (TLS) → granian {w} × 4 + uvicorn",
     "nginx-http": "production, plain HTTP: nginx → granian {w} × 4 + uvicorn",
     "granian": "reference: granian {w} × 4 alone",

@@ -4,10 +4,12 @@ tests and the benchmarks build the same processes from here).
 - WSGI (granian): the API and the pages. Django runs in a few blocking threads per worker
   process, behind granian's Rust HTTP server (measured against gunicorn and uvicorn in
   docs/benchmarks.md).
-- ASGI (uvicorn, `hitlportal.asgi`): long-poll, in the event loop, and /mcp; in `make run`
-  (`portal_command`) every path, with no proxy in front.
+- ASGI (`hitlportal.asgi`): long-poll, in the event loop, and /mcp, by uvicorn behind nginx
+  in production; in `make run` (`portal_command`, granian's ASGI interface) every path, with
+  no proxy in front.
 
-Client addresses: the servers never read `X-Forwarded-For` themselves (`--no-proxy-headers`);
+Client addresses: the servers never read `X-Forwarded-For` themselves (uvicorn runs with
+`--no-proxy-headers`; granian reads none);
 the portal decides whom to believe in one place (`core.clientip`, `HITL_TRUSTED_PROXIES`).
 """
 
@@ -24,20 +26,21 @@ def uvicorn_command(host: str, port: int, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-# The largest request head (request line and headers) the server buffers: above it, a 400 and
-# the connection closed mid-request. Heads over HITL_MAX_HEADER_BYTES (32 KiB) and up to this
-# get a 431 from the app, read to the end so that the client reads the answer.
-MAX_REQUEST_HEAD = 2 * 1024 * 1024
-
-
 def portal_command(host: str, port: int, workers: int = 1, *extra: str) -> list[str]:
     """`make run`'s web server: one ASGI app for every path (`runportal`, the live-server
-    tests). h11 rather than httptools: it bounds the request head (httptools buffers a head
-    of any size)."""
-    return uvicorn_command(
-        host, port, "--workers", str(workers), "--timeout-graceful-shutdown", "5",
-        "--http", "h11", "--h11-max-incomplete-event-size", str(MAX_REQUEST_HEAD), *extra,
-    )  # fmt: skip
+    tests), served by granian's Rust HTTP/1 front: request heads are bounded (431 above its
+    buffer), read within a timeout, and parsed outside Python, so no client holds the event
+    loop or a connection slot with a slow or huge head (uvicorn's h11 did both; httptools
+    bounds no head at all)."""
+    return [
+        sys.executable, "-m", "granian", "--interface", "asgi", "hitlportal.asgi:application",
+        "--host", host, "--port", str(port), "--workers", str(workers), "--no-ws",
+        "--http1-header-read-timeout", "30000", "--workers-kill-timeout", "5",
+        # Requests in flight per worker, connections waiting on a long-poll included: the
+        # default (1024) let 1,100 idle connections stop it answering anyone.
+        "--backpressure", "10000",
+        "--log-level", "warning", *extra,
+    ]  # fmt: skip
 
 
 def granian_command(host: str, port: int, workers: int, *extra: str, threads: int = 4) -> list[str]:

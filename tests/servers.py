@@ -3,7 +3,7 @@ tests (`tests/api/live.py`), the benchmarks (`bench/api.py`) and, for its comman
 `runportal`. No Django here: the caller sets the processes' environment.
 
 Two topologies, each as users run it:
-- `start_portal`: what `make run` serves, one ASGI server (uvicorn, `hitlportal.asgi`) for
+- `start_portal`: what `make run` serves, one ASGI server (granian, `hitlportal.asgi`) for
   every path, with no proxy of ours in front;
 - `start_production` (tests/production.py): nginx with the configuration in docs/nginx/,
   routing by path to the WSGI server (granian, `hitlportal.wsgi`: pages and the API) and the
@@ -49,7 +49,7 @@ class Portal:
 
 
 def start_portal(port: int, env: dict[str, str], workers: int = 1) -> Portal:
-    cmd = portal_command("127.0.0.1", port, workers, "--log-level", "warning")
+    cmd = portal_command("127.0.0.1", port, workers)
     proc = subprocess.Popen(cmd, cwd=env.get("HITL_CODE_DIR", ROOT), env=env)
     wait_healthy(proc, port)
     return Portal(port, proc)

@@ -1,5 +1,5 @@
 """A real portal for tests that are about real HTTP, as `make run` serves it: one ASGI server
-(uvicorn, hitlportal.asgi: every path, long-poll in its event loop), on 127.0.0.1 (a port
+(granian, hitlportal.asgi: every path, long-poll in its event loop), on 127.0.0.1 (a port
 the OS picks), on the test database."""
 
 from __future__ import annotations

@@ -137,3 +137,62 @@ def test_it_holds_no_event_stream_open_on_mcp(front, agent_key):
             assert response.status_code == 405, response.text[:200]
             assert response.headers["allow"] == "POST"
             assert response.json()["code"] == "method_not_allowed"
+
+
+def _answers(front: Front) -> bool:
+    """Health answers within a client's patience (10 s), or not at all."""
+    try:
+        with front.client(timeout=10) as client:
+            return client.get("/api/v1/health/").status_code == 200
+    except httpx.TimeoutException:
+        return False
+
+
+def test_a_flood_of_huge_heads_does_not_stall_anyone_else(runportal_front):
+    """Heads of 400,000 tiny headers from four clients in a loop (uvicorn's h11 parsed each
+    for ~2 s in the one event loop): refused, and other clients are still answered."""
+    import threading
+
+    port = urlparse(runportal_front.url).port
+    head = b"GET /api/v1/health/ HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"a:b\r\n" * 400_000 + b"\r\n"
+    stop = threading.Event()
+    answers: list[bytes] = []
+
+    def flood() -> None:
+        while not stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                    sock.sendall(head)
+                    answers.append(sock.recv(64).split(b"\r\n")[0])
+            except OSError:
+                answers.append(b"reset")
+
+    threads = [threading.Thread(target=flood) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        answered = [_answers(runportal_front) for _ in range(10)]
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert answers and set(answers) <= {b"HTTP/1.1 431 Request Header Fields Too Large"}, answers
+    assert all(answered), answered
+
+
+def test_a_thousand_idle_connections_do_not_shut_anyone_out(runportal_front):
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 2500
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        pytest.skip(f"needs {wanted} open files (the hard limit is {hard})")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), hard))
+    port = urlparse(runportal_front.url).port
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(1100)]
+    try:
+        assert _answers(runportal_front)
+    finally:
+        for sock in idle:
+            sock.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
