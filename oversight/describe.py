@@ -9,10 +9,12 @@ runs, agents, policies to their admin pages, people to the explorer filtered by 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
@@ -174,133 +176,325 @@ def _seconds(value: Any) -> str:
     return f"{s / 3600:.1f} h"
 
 
-def _sentence(e: AuditEvent, look: Lookup) -> tuple[SafeString, str, str]:
-    """(sentence, detail text, diff) for one event."""
-    d = e.data or {}
-    who = look.actor(e)
-    what = look.target(e)
-    verb = e.verb
-    detail, diff = "", ""
-    if verb == V.CHECKPOINT_REQUESTED:
-        stages = ", then ".join(
-            f"{s.get('role')} ×{s.get('approvals', 1)}" for s in d.get("stages") or []
+Sentence = tuple[SafeString, str, str]  # (sentence, detail text, diff)
+# (event, lookup, its data, who, what) -> the sentence, or the sentence with its detail and diff
+Describer = Callable[[AuditEvent, Lookup, dict, SafeString, SafeString], "SafeString | Sentence"]
+
+# Every verb's describer, keyed by verb: `describes(...)` registers one, and
+# tests/oversight/test_describe.py checks that no verb is left without one.
+DESCRIBERS: dict[str, Describer] = {}
+
+
+def describes(*verbs: AuditVerb) -> Callable[[Describer], Describer]:
+    def register(fn: Describer) -> Describer:
+        for verb in verbs:
+            if verb in DESCRIBERS:
+                raise ImproperlyConfigured(f"{verb} is described twice")
+            DESCRIBERS[verb] = fn
+        return fn
+
+    return register
+
+
+@describes(V.CHECKPOINT_REQUESTED)
+def _checkpoint_requested(
+    e: AuditEvent, look: Lookup, d: dict, who: SafeString, what: SafeString
+) -> SafeString | Sentence:
+    stages = ", then ".join(
+        f"{s.get('role')} ×{s.get('approvals', 1)}" for s in d.get("stages") or []
+    )
+    policy = d.get("policy") or "no policy (default route)"
+    detail = ""
+    text = format_html(
+        "{} asked {} ({}, {} risk) — routed to {} by {}",
+        who, what, d.get("kind", ""), d.get("risk", ""), stages, policy,
+    )  # fmt: skip
+    if d.get("artifacts"):
+        detail = f"{len(d['artifacts'])} artifact(s): " + ", ".join(
+            a.get("sha256", "")[:12] for a in d["artifacts"]
         )
-        policy = d.get("policy") or "no policy (default route)"
-        text = format_html(
-            "{} asked {} ({}, {} risk) — routed to {} by {}",
-            who, what, d.get("kind", ""), d.get("risk", ""), stages, policy,
-        )  # fmt: skip
-        if d.get("artifacts"):
-            detail = f"{len(d['artifacts'])} artifact(s): " + ", ".join(
-                a.get("sha256", "")[:12] for a in d["artifacts"]
-            )
-    elif verb == V.CHECKPOINT_VIEWED:
-        text = format_html("{} opened {}", who, what)
-    elif verb == V.CHECKPOINT_CLAIMED:
-        text = format_html("{} claimed {}", who, what)
-    elif verb == V.CHECKPOINT_RELEASED:
-        text = format_html("{} released {} (held by {})", who, what, d.get("from") or "nobody")
-    elif verb == V.CHECKPOINT_REASSIGNED:
-        text = format_html("{} handed {} from {} to {}", who, what, d.get("from"), d.get("to"))
-    elif verb == V.CHECKPOINT_STAGE_ADVANCED:
-        text = format_html(
-            "{} moved to stage {}: {} must approve ({} needed)",
-            what, (d.get("stage") or 0) + 1, d.get("role"), d.get("approvals_needed"),
-        )  # fmt: skip
-    elif verb == V.CHECKPOINT_ESCALATED:
-        text = format_html("{} escalated to {} — {}", what, d.get("role"), who)
-    elif verb == V.CHECKPOINT_SLA_BREACHED:
-        text = format_html(
-            "{} passed its SLA of {} undecided (role {})",
-            what, _seconds(d.get("sla_seconds")), d.get("role", ""),
-        )  # fmt: skip
-    elif verb == V.DECISION_RECORDED:
-        labels = {"approve": "approved", "reject": "rejected", "modify": "approved with edits",
-                  "answer": "answered"}  # fmt: skip
-        text = format_html(
-            "{} {} {} (stage {}, as {}, via {})",
-            who, labels.get(d.get("outcome"), d.get("outcome")), what,
-            (d.get("stage") or 0) + 1, d.get("role"), d.get("channel"),
-        )  # fmt: skip
-        detail = d.get("comment") or (f"answer: {d['answer']}" if d.get("answer") else "")
-        diff = d.get("action_diff") or "".join(
-            a.get("diff", "") for a in d.get("edited_artifacts") or []
-        )
-    elif verb in (V.CHECKPOINT_APPROVED, V.CHECKPOINT_REJECTED, V.CHECKPOINT_ANSWERED):
-        word = verb.split(".")[1]
-        text = format_html("{} {} — {}", what, word, who)
-        detail = d.get("reason") or d.get("answer") or ""
-        if d.get("edited"):
-            detail = (detail + " (with the reviewer's edits)").strip()
-    elif verb == V.CHECKPOINT_EXPIRED:
-        text = format_html("{} expired", what)
-        detail = d.get("reason", "")
-    elif verb == V.CHECKPOINT_CANCELLED:
-        text = format_html("{} cancelled by {}", what, who)
-        detail = d.get("reason", "")
-    elif verb == V.RUN_STARTED:
-        text = format_html("{} started {}: “{}”", who, what, (d.get("task") or "")[:120])
-    elif verb == V.RUN_WAITING:
-        text = format_html("{} waits for a human on {}", what, look.checkpoint(d.get("checkpoint")))
-    elif verb == V.RUN_RESUMED:
-        cps = d.get("checkpoints") or []
-        text = format_html(
-            "{} resumed after {}",
-            what,
-            format_html_join(", ", "{} ({})", ((look.checkpoint(c[0]), c[1]) for c in cps))
-            or "its checkpoints were resolved",
-        )
-    elif verb in (V.RUN_COMPLETED, V.RUN_FAILED, V.RUN_CANCELLED):
-        text = format_html("{} {} — {}", what, verb.split(".")[1], who)
-        detail = str(d.get("error") or "")
-    elif verb in (V.RUN_STEP_EXECUTED, V.RUN_STEP_FAILED):
-        done = "executed" if verb == V.RUN_STEP_EXECUTED else "failed to execute"
-        approved = d.get("checkpoint")
-        text = format_html(
-            "{} {} {}{}",
-            what, done, d.get("tool"),
-            format_html(" (approved in {})", look.checkpoint(approved)) if approved else "",
-        )  # fmt: skip
-        detail = str(d.get("error") or "")
-    elif verb in (V.WEBHOOK_DELIVERED, V.WEBHOOK_FAILED, V.WEBHOOK_RESENT):
-        outcome = verb.split(".")[1]
-        text = format_html(
-            "webhook for {} to {} {}{}",
-            look.checkpoint(d.get("checkpoint")) or "a checkpoint", what, outcome,
-            f" after {d['attempts']} attempt(s)" if d.get("attempts") else "",
-        )  # fmt: skip
-        detail = d.get("last_error", "")
-    elif verb == V.DRILL_SCHEDULED:
-        text = format_html("{} scheduled {}: “{}” as {}", who, what, d.get("title"), d.get("agent"))
-        detail = f"planted defect: {d.get('defect', '')}"
-    elif verb == V.DRILL_RELEASED:
-        text = format_html(
-            "{} released to {} as {}", what, d.get("role"), look.checkpoint(d.get("checkpoint"))
-        )
-    elif verb == V.DRILL_FINISHED:
-        text = format_html("{} finished: {}", what, d.get("outcome"))
-        detail = "; ".join(f"{v[0]} {v[1]}" for v in d.get("votes") or [])
-    elif verb == V.DRILL_WITHDRAWN:
-        text = format_html("{} withdrew {}", who, what)
-    elif verb == V.CHECKPOINT_OUTCOME_RECEIVED:
-        how = {"api": "read it through the API", "webhook": "by webhook",
-               "resume": "its run resumed"}.get(d.get("via"), d.get("via"))  # fmt: skip
-        text = format_html("{} learned the outcome of {} ({})", who, what, how)
-    elif verb == V.EXPORT_CREATED:
-        text = format_html(
-            "{} exported {} as {}", who, d.get("what", ""), (d.get("format") or "").upper()
-        )
-        detail = ", ".join(f"{k}={v}" for k, v in (d.get("filters") or {}).items() if v)
-    elif verb == V.AUDIT_VERIFIED:
-        text = format_html(
-            "{} verified the audit chain: {}",
-            who,
-            f"OK, {d.get('checked')} events" if d.get("ok") else f"BROKEN at #{d.get('bad_seq')}",
-        )
-        detail = d.get("problem", "")
-    else:
-        text = format_html("{} — {} {}", who, e.get_verb_display().lower(), what)
+    return text, detail, ""
+
+
+@describes(V.CHECKPOINT_VIEWED)
+def _checkpoint_viewed(
+    e: AuditEvent, look: Lookup, d: dict, who: SafeString, what: SafeString
+) -> SafeString | Sentence:
+    text = format_html("{} opened {}", who, what)
+    return text
+
+
+@describes(V.CHECKPOINT_CLAIMED)
+def _checkpoint_claimed(
+    e: AuditEvent, look: Lookup, d: dict, who: SafeString, what: SafeString
+) -> SafeString | Sentence:
+    text = format_html("{} claimed {}", who, what)
+    return text
+
+
+@describes(V.CHECKPOINT_RELEASED)
+def _checkpoint_released(
+    e: AuditEvent, look: Lookup, d: dict, who: SafeString, what: SafeString
+) -> SafeString | Sentence:
+    text = format_html("{} released {} (held by {})", who, what, d.get("from") or "nobody")
+    return text
+
+
+@describes(V.CHECKPOINT_REASSIGNED)
+def _checkpoint_reassigned(
+    e: AuditEvent, look: Lookup, d: dict, who: SafeString, what: SafeString
+) -> SafeString | Sentence:
+    text = format_html("{} handed {} from {} to {}", who, what, d.get("from"), d.get("to"))
+    return text
+
+
+@describes(V.CHECKPOINT_STAGE_ADVANCED)
+def _checkpoint_stage_advanced(
+    e: AuditEvent, look: Lookup, d: dict, who: SafeString, what: SafeString
+) -> SafeString | Sentence:
+    text = format_html(
+        "{} moved to stage {}: {} must approve ({} needed)",
+        what, (d.get("stage") or 0) + 1, d.get("role"), d.get("approvals_needed"),
+    )  # fmt: skip
+    return text
+
+
+@describes(V.CHECKPOINT_ESCALATED)
+def _checkpoint_escalated(
+    e: AuditEvent, look: Lookup, d: dict, who: SafeString, what: SafeString
+) -> SafeString | Sentence:
+    text = format_html("{} escalated to {} — {}", what, d.get("role"), who)
+    return text
+
+
+@describes(V.CHECKPOINT_SLA_BREACHED)
+def _checkpoint_sla_breached(
+    e: AuditEvent, look: Lookup, d: dict, who: SafeString, what: SafeString
+) -> SafeString | Sentence:
+    text = format_html(
+        "{} passed its SLA of {} undecided (role {})",
+        what, _seconds(d.get("sla_seconds")), d.get("role", ""),
+    )  # fmt: skip
+    return text
+
+
+@describes(V.DECISION_RECORDED)
+def _decision_recorded(
+    e: AuditEvent, look: Lookup, d: dict, who: SafeString, what: SafeString
+) -> SafeString | Sentence:
+    labels = {"approve": "approved", "reject": "rejected", "modify": "approved with edits",
+              "answer": "answered"}  # fmt: skip
+    text = format_html(
+        "{} {} {} (stage {}, as {}, via {})",
+        who, labels.get(d.get("outcome"), d.get("outcome")), what,
+        (d.get("stage") or 0) + 1, d.get("role"), d.get("channel"),
+    )  # fmt: skip
+    detail = d.get("comment") or (f"answer: {d['answer']}" if d.get("answer") else "")
+    diff = d.get("action_diff") or "".join(
+        a.get("diff", "") for a in d.get("edited_artifacts") or []
+    )
     return text, detail, diff
+
+
+@describes(V.CHECKPOINT_APPROVED, V.CHECKPOINT_REJECTED, V.CHECKPOINT_ANSWERED)
+def _checkpoint_approved(
+    e: AuditEvent, look: Lookup, d: dict, who: SafeString, what: SafeString
+) -> Sentence:
+    verb = e.verb
+    word = verb.split(".")[1]
+    text = format_html("{} {} — {}", what, word, who)
+    detail = d.get("reason") or d.get("answer") or ""
+    if d.get("edited"):
+        detail = (detail + " (with the reviewer's edits)").strip()
+    return text, detail, ""
+
+
+@describes(V.CHECKPOINT_EXPIRED)
+def _checkpoint_expired(
+    e: AuditEvent, look: Lookup, d: dict, who: SafeString, what: SafeString
+) -> SafeString | Sentence:
+    text = format_html("{} expired", what)
+    detail = d.get("reason", "")
+    return text, detail, ""
+
+
+@describes(V.CHECKPOINT_CANCELLED)
+def _checkpoint_cancelled(
+    e: AuditEvent, look: Lookup, d: dict, who: SafeString, what: SafeString
+) -> SafeString | Sentence:
+    text = format_html("{} cancelled by {}", what, who)
+    detail = d.get("reason", "")
+    return text, detail, ""
+
+
+@describes(V.RUN_STARTED)
+def _run_started(
+    e: AuditEvent, look: Lookup, d: dict, who: SafeString, what: SafeString
+) -> SafeString | Sentence:
+    text = format_html("{} started {}: “{}”", who, what, (d.get("task") or "")[:120])
+    return text
+
+
+@describes(V.RUN_WAITING)
+def _run_waiting(
+    e: AuditEvent, look: Lookup, d: dict, who: SafeString, what: SafeString
+) -> SafeString | Sentence:
+    text = format_html("{} waits for a human on {}", what, look.checkpoint(d.get("checkpoint")))
+    return text
+
+
+@describes(V.RUN_RESUMED)
+def _run_resumed(
+    e: AuditEvent, look: Lookup, d: dict, who: SafeString, what: SafeString
+) -> SafeString | Sentence:
+    cps = d.get("checkpoints") or []
+    text = format_html(
+        "{} resumed after {}",
+        what,
+        format_html_join(", ", "{} ({})", ((look.checkpoint(c[0]), c[1]) for c in cps))
+        or "its checkpoints were resolved",
+    )
+    return text
+
+
+@describes(V.RUN_COMPLETED, V.RUN_FAILED, V.RUN_CANCELLED)
+def _run_completed(
+    e: AuditEvent, look: Lookup, d: dict, who: SafeString, what: SafeString
+) -> Sentence:
+    verb = e.verb
+    text = format_html("{} {} — {}", what, verb.split(".")[1], who)
+    detail = str(d.get("error") or "")
+    return text, detail, ""
+
+
+@describes(V.RUN_STEP_EXECUTED, V.RUN_STEP_FAILED)
+def _run_step_executed(
+    e: AuditEvent, look: Lookup, d: dict, who: SafeString, what: SafeString
+) -> Sentence:
+    verb = e.verb
+    done = "executed" if verb == V.RUN_STEP_EXECUTED else "failed to execute"
+    approved = d.get("checkpoint")
+    text = format_html(
+        "{} {} {}{}",
+        what, done, d.get("tool"),
+        format_html(" (approved in {})", look.checkpoint(approved)) if approved else "",
+    )  # fmt: skip
+    detail = str(d.get("error") or "")
+    return text, detail, ""
+
+
+@describes(V.WEBHOOK_DELIVERED, V.WEBHOOK_FAILED, V.WEBHOOK_RESENT)
+def _webhook_delivered(
+    e: AuditEvent, look: Lookup, d: dict, who: SafeString, what: SafeString
+) -> Sentence:
+    verb = e.verb
+    outcome = verb.split(".")[1]
+    text = format_html(
+        "webhook for {} to {} {}{}",
+        look.checkpoint(d.get("checkpoint")) or "a checkpoint", what, outcome,
+        f" after {d['attempts']} attempt(s)" if d.get("attempts") else "",
+    )  # fmt: skip
+    detail = d.get("last_error", "")
+    return text, detail, ""
+
+
+@describes(V.DRILL_SCHEDULED)
+def _drill_scheduled(
+    e: AuditEvent, look: Lookup, d: dict, who: SafeString, what: SafeString
+) -> SafeString | Sentence:
+    text = format_html("{} scheduled {}: “{}” as {}", who, what, d.get("title"), d.get("agent"))
+    detail = f"planted defect: {d.get('defect', '')}"
+    return text, detail, ""
+
+
+@describes(V.DRILL_RELEASED)
+def _drill_released(
+    e: AuditEvent, look: Lookup, d: dict, who: SafeString, what: SafeString
+) -> SafeString | Sentence:
+    text = format_html(
+        "{} released to {} as {}", what, d.get("role"), look.checkpoint(d.get("checkpoint"))
+    )
+    return text
+
+
+@describes(V.DRILL_FINISHED)
+def _drill_finished(
+    e: AuditEvent, look: Lookup, d: dict, who: SafeString, what: SafeString
+) -> SafeString | Sentence:
+    text = format_html("{} finished: {}", what, d.get("outcome"))
+    detail = "; ".join(f"{v[0]} {v[1]}" for v in d.get("votes") or [])
+    return text, detail, ""
+
+
+@describes(V.DRILL_WITHDRAWN)
+def _drill_withdrawn(
+    e: AuditEvent, look: Lookup, d: dict, who: SafeString, what: SafeString
+) -> SafeString | Sentence:
+    text = format_html("{} withdrew {}", who, what)
+    return text
+
+
+@describes(V.CHECKPOINT_OUTCOME_RECEIVED)
+def _checkpoint_outcome_received(
+    e: AuditEvent, look: Lookup, d: dict, who: SafeString, what: SafeString
+) -> SafeString | Sentence:
+    how = {"api": "read it through the API", "webhook": "by webhook",
+           "resume": "its run resumed"}.get(d.get("via"), d.get("via"))  # fmt: skip
+    text = format_html("{} learned the outcome of {} ({})", who, what, how)
+    return text
+
+
+@describes(V.EXPORT_CREATED)
+def _export_created(
+    e: AuditEvent, look: Lookup, d: dict, who: SafeString, what: SafeString
+) -> SafeString | Sentence:
+    text = format_html(
+        "{} exported {} as {}", who, d.get("what", ""), (d.get("format") or "").upper()
+    )
+    detail = ", ".join(f"{k}={v}" for k, v in (d.get("filters") or {}).items() if v)
+    return text, detail, ""
+
+
+@describes(V.AUDIT_VERIFIED)
+def _audit_verified(
+    e: AuditEvent, look: Lookup, d: dict, who: SafeString, what: SafeString
+) -> SafeString | Sentence:
+    text = format_html(
+        "{} verified the audit chain: {}",
+        who,
+        f"OK, {d.get('checked')} events" if d.get("ok") else f"BROKEN at #{d.get('bad_seq')}",
+    )
+    detail = d.get("problem", "")
+    return text, detail, ""
+
+
+@describes(
+    V.RECEIPT_REDEEMED,
+    V.NOTIFICATION_FAILED, V.NOTIFICATION_RESENT, V.NOTIFICATION_CHANNEL_CREATED,
+    V.NOTIFICATION_CHANNEL_UPDATED, V.NOTIFICATION_CHANNEL_DELETED,
+    V.USER_AWAY, V.USER_BACK, V.USER_CHAT_LINKED, V.USER_CHAT_UNLINKED,
+    V.AGENT_CREATED, V.AGENT_UPDATED, V.AGENT_DELETED, V.AGENT_KEY_CREATED,
+    V.AGENT_KEY_REVOKED, V.AGENT_WEBHOOK_SECRET_ROTATED,
+    V.USER_CREATED, V.USER_UPDATED, V.USER_DELETED, V.USER_TOKEN_CREATED, V.USER_TOKEN_REVOKED,
+    V.GROUP_CREATED, V.GROUP_UPDATED, V.GROUP_DELETED,
+    V.POLICY_CREATED, V.POLICY_UPDATED, V.POLICY_DELETED, V.POLICY_PUBLISHED,
+    V.POLICY_ROLLED_BACK, V.POLICY_REVOKED, V.POLICY_PROPOSED, V.POLICY_REPLAYED,
+    V.DECISION_AUTOMATIC, V.AGENT_HALTED, V.AGENT_RESUMED,
+)  # fmt: skip
+def _generic(
+    e: AuditEvent, look: Lookup, d: dict, who: SafeString, what: SafeString
+) -> SafeString | Sentence:
+    """The verb's label between who and what ("rita — policy published Ops deletes")."""
+    text = format_html("{} — {} {}", who, e.get_verb_display().lower(), what)
+    return text
+
+
+def _sentence(e: AuditEvent, look: Lookup) -> Sentence:
+    """(sentence, detail text, diff) for one event, by its verb's describer."""
+    described = DESCRIBERS.get(e.verb, _generic)(
+        e, look, e.data or {}, look.actor(e), look.target(e)
+    )
+    return described if isinstance(described, tuple) else (described, "", "")
 
 
 def describe(events: list[AuditEvent]) -> list[Described]:
