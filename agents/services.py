@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import replace
 from typing import Any
 
 from django.conf import settings
@@ -17,7 +17,8 @@ from agents.transitions import run_start, run_wait
 from approvals import audit, rules
 from approvals.artifacts import ArtifactInput
 from approvals.audit import Actor, AuditVerb
-from approvals.models import Artifact, Checkpoint, Risk
+from approvals.models import Artifact, Checkpoint
+from approvals.requests import CheckpointRequest
 from approvals.services import TokenKind
 from approvals.transitions import checkpoint_auto_decide, checkpoint_request
 from core.canonical import canonical_json, check_storable_json
@@ -68,30 +69,8 @@ def agent_webhook_secret_rotate(agent: Agent, *, actor: Actor) -> str:
 # --- the agent asks ---------------------------------------------------------------------------
 
 
-@dataclass
-class Ask:
-    """One question for a human: what `checkpoint_request` takes, minus the run."""
-
-    title: str
-    kind: str = Checkpoint.Kind.APPROVAL
-    summary: str = ""
-    action: dict | None = None
-    context: dict | None = None
-    risk: str = Risk.MEDIUM
-    options: list | None = None
-    role_hint: str = ""
-    expires_in: int | None = None
-    idempotency_key: str = ""
-    requester: Any = None  # default: whoever started the run
-    artifacts: list[ArtifactInput] = field(default_factory=list)
-    # The client's own id (see `ask_once`), the fingerprint of the request that carried it,
-    # the outcomes reviewers may choose (empty: what the kind takes) and named reject reasons.
-    external_id: str = ""
-    request_sha256: str = ""
-    allowed_outcomes: list[str] = field(default_factory=list)
-    reject_options: list[dict] = field(default_factory=list)
-    confidence: float | None = None  # the agent's own confidence in the action, 0..1
-    drill: Any = None  # a manager's Drill (`agents.drills`): asked like this, resumes nothing
+# What the agent asks (`approvals.requests.CheckpointRequest`), under the agent side's name.
+Ask = CheckpointRequest
 
 
 def _labels(a: Ask) -> Iterator[tuple[str, Any]]:
@@ -235,30 +214,19 @@ def ask(
     return checkpoints
 
 
+def _checked(a: Ask) -> Ask:
+    return replace(a, allowed_outcomes=rules.check_allowed_outcomes(a.kind, a.allowed_outcomes))
+
+
 def _ask(run: Run, asks: list[Ask], actor: Actor, before_wait) -> list[Checkpoint]:
     with audit.atomic(savepoint=False):
         checkpoints = [
             checkpoint_request(
-                run=run,
+                run,
+                replace(
+                    a, allowed_outcomes=rules.check_allowed_outcomes(a.kind, a.allowed_outcomes)
+                ),
                 actor=actor,
-                title=a.title,
-                kind=a.kind,
-                summary=a.summary,
-                action=a.action,
-                context=a.context,
-                risk=a.risk,
-                options=a.options,
-                role_hint=a.role_hint,
-                expires_in=a.expires_in,
-                requester=a.requester,
-                idempotency_key=a.idempotency_key,
-                artifacts=a.artifacts,
-                external_id=a.external_id,
-                request_sha256=a.request_sha256,
-                allowed_outcomes=rules.check_allowed_outcomes(a.kind, a.allowed_outcomes),
-                reject_options=a.reject_options,
-                confidence=a.confidence,
-                drill=a.drill,
             )
             for a in asks
         ]

@@ -43,6 +43,7 @@ from approvals.artifacts import (
 from approvals.audit import Actor, AuditVerb
 from approvals.models import Checkpoint, Decision, ExpiryAction, PolicyOutcome
 from approvals.receipts import receipt_issue
+from approvals.requests import CheckpointRequest
 from approvals.signals import (
     checkpoint_requested,
     checkpoint_resolved,
@@ -98,45 +99,26 @@ def _artifact_facts(artifacts: list[ArtifactInput]) -> list[dict]:
     return facts
 
 
-def checkpoint_request(
-    *,
-    run,
-    actor: Actor,
-    title: str,
-    kind: str = Checkpoint.Kind.APPROVAL,
-    summary: str = "",
-    action: dict | None = None,
-    context: dict | None = None,
-    risk: str = "medium",
-    options: list | None = None,
-    role_hint: str = "",
-    expires_in: int | None = None,
-    requester=None,
-    idempotency_key: str = "",
-    artifacts: list[ArtifactInput] | None = None,
-    external_id: str = "",
-    request_sha256: str = "",
-    allowed_outcomes: list[str] | None = None,
-    reject_options: list[dict] | None = None,
-    confidence: float | None = None,
-    drill=None,
-) -> Checkpoint:
+def checkpoint_request(run, req: CheckpointRequest, *, actor: Actor) -> Checkpoint:
     """Create a pending checkpoint for `run`, routed by the published policies, pinned to the
     version that routed it. The caller (agents) marks the run waiting in the same
     transaction, then calls `checkpoint_auto_decide` if a policy decides it (`cp.automatic`):
-    the decision must find the run waiting, as a person's would. `allowed_outcomes` is checked
-    by `rules.check_allowed_outcomes` at the edge; an empty list allows what the kind takes.
-    `drill`: the manager's Drill this one plays (see `agents.drills`); nothing else about it
-    differs."""
+    the decision must find the run waiting, as a person's would. `req.allowed_outcomes` is
+    checked by `rules.check_allowed_outcomes` at the edge; an empty list allows what the kind
+    takes.
+    `req.drill`: the manager's Drill this one plays (see `agents.drills`); nothing else about
+    it differs."""
     agent = run.agent
-    action = action or {}
+    action = req.action or {}
+    kind, risk, title, role_hint = req.kind, req.risk, req.title, req.role_hint
+    artifacts, external_id = req.artifacts, req.external_id
     now = timezone.now()
     facts = conditions.request_facts(
         agent_slug=agent.slug,
         action=action,
         kind=kind,
         risk=risk,
-        confidence=confidence,
+        confidence=req.confidence,
         title=title,
         role_hint=role_hint,
         artifacts=_artifact_facts(artifacts or []),
@@ -151,22 +133,22 @@ def checkpoint_request(
         facts=facts,
         now=now,
     )
-    timeout = expires_in if expires_in else route.timeout_seconds
+    timeout = req.expires_in if req.expires_in else route.timeout_seconds
     # No savepoint: callers never catch a failure here and carry on in the same transaction.
     with audit.atomic(savepoint=False):
         cp = Checkpoint.objects.create(
             run=run,
             agent=agent,
-            requester=requester or getattr(run, "created_by", None),
+            requester=req.requester or getattr(run, "created_by", None),
             kind=kind,
             title=title,
-            summary=summary,
+            summary=req.summary,
             action=action,
             tool=str(action.get("tool") or "")[:200],
-            context=context or {},
+            context=req.context or {},
             risk=risk,
-            confidence=confidence,
-            options=options or [],
+            confidence=req.confidence,
+            options=req.options or [],
             role_hint=role_hint,
             policy_id=route.version.policy_id if route.version else None,
             policy_version=route.version,
@@ -183,12 +165,12 @@ def checkpoint_request(
             sla_due_at=(
                 now + dt.timedelta(seconds=route.sla_seconds) if route.sla_seconds else None
             ),
-            idempotency_key=idempotency_key,
+            idempotency_key=req.idempotency_key,
             external_id=external_id,
-            request_sha256=request_sha256,
-            allowed_outcomes=allowed_outcomes or [],
-            reject_options=reject_options or [],
-            drill=drill,
+            request_sha256=req.request_sha256,
+            allowed_outcomes=req.allowed_outcomes or [],
+            reject_options=req.reject_options or [],
+            drill=req.drill,
             created_at=now,
         )
         attached = [artifact_attach(cp, a) for a in artifacts or []]
@@ -202,7 +184,7 @@ def checkpoint_request(
                 "kind": kind,
                 "title": title,
                 "risk": risk,
-                "confidence": confidence,
+                "confidence": req.confidence,
                 "action_sha256": action_sha256(action),
                 "stages": route.stages,
                 "policy": route.policy.name if route.policy else None,
