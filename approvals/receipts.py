@@ -51,6 +51,13 @@ def executed_action(action: dict | None) -> dict:
     return {"tool": action.get("tool"), "args": action.get("args") or {}}
 
 
+def executed_sha256(action: dict | None) -> str:
+    """The digest a receipt binds (its claim `action_sha256`): of the tool and its arguments
+    only. Not `core.canonical.action_sha256(action)`, the digest of the whole action (with
+    its description and anything else the agent sent) that checkpoints and decisions carry."""
+    return action_sha256(executed_action(action))
+
+
 def receipt_issue(
     cp: Checkpoint, now: dt.datetime, *, deciders: list[str] | None = None
 ) -> Receipt:
@@ -77,7 +84,7 @@ def receipt_issue(
         "run": str(cp.run_id),
         "agent": cp.agent.slug,
         "tool": (final or {}).get("tool"),
-        "action_sha256": action_sha256(executed_action(final)),
+        "action_sha256": executed_sha256(final),
         "artifacts": artifacts,
         "policy": {
             "id": cp.policy_id,
@@ -163,7 +170,7 @@ def _refusal(claims: dict, receipt: Receipt, action: dict | None, now: dt.dateti
         return "redeemed"
     if receipt.expires_at <= now:
         return "expired"
-    if action is not None and action_sha256(executed_action(action)) != claims["action_sha256"]:
+    if action is not None and executed_sha256(action) != claims["action_sha256"]:
         return "action_mismatch"
     return ""
 
