@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format venv clean bench
+.PHONY: run test test-fast lint format venv clean bench docs docs-build
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # The development settings persist in .env (git-ignored), so that every `manage.py` command
-# the README shows works in this checkout too; the real environment still wins.
+# the docs show works in this checkout too; the real environment still wins.
 .env:
 	printf '# Written by `make run` for development (git-ignored). Production sets real env vars.\nDEBUG=1\n' > .env
 
@@ -36,9 +36,17 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 
+# The manual (docs/, mkdocs.yml) as a site on 127.0.0.1:8000; docs-build is CI's strict build
+# (a broken link or anchor is an error).
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs serve -a 127.0.0.1:8000
+
+docs-build: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --site-dir $${DOCS_SITE_DIR:-site}
+
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) var/test_hitl.sqlite3*
+	rm -rf $(VENV) var/test_hitl.sqlite3* site

@@ -1,7 +1,7 @@
 """HITL Portal settings: one file, every deployment difference from environment variables.
 
 Bad values fail loudly at start-up (ImproperlyConfigured) instead of being guessed at.
-The README's Configuration section lists every variable read here.
+docs/configuration.md lists every variable read here (tests/test_docs.py checks it).
 """
 
 from __future__ import annotations
@@ -504,6 +504,10 @@ HITL_IDEMPOTENCY_TTL_HOURS = env_int("HITL_IDEMPOTENCY_TTL_HOURS", 48, minimum=1
 # process for all waiters; their database work runs on this many threads per process.
 HITL_WAIT_POLL_INTERVAL = env_float("HITL_WAIT_POLL_INTERVAL", 0.1)
 HITL_WAIT_DB_THREADS = env_int("HITL_WAIT_DB_THREADS", 4, minimum=1)
+# The ASGI server's `sys.setswitchinterval` (hitlportal/asgi.py sets it): seconds, above 0.
+HITL_GIL_SWITCH_INTERVAL = env_float("HITL_GIL_SWITCH_INTERVAL", 0.0005)
+if not HITL_GIL_SWITCH_INTERVAL > 0:
+    raise ImproperlyConfigured(f"HITL_GIL_SWITCH_INTERVAL={HITL_GIL_SWITCH_INTERVAL} must be > 0")
 # Webhooks: per-attempt timeout, and how long failed deliveries are retried (backoff).
 HITL_WEBHOOK_TIMEOUT = env_int("HITL_WEBHOOK_TIMEOUT", 10, minimum=1)
 HITL_WEBHOOK_RETRY_HOURS = env_int("HITL_WEBHOOK_RETRY_HOURS", 25, minimum=1)
