@@ -89,7 +89,7 @@ class PolicyAdmin(ManagersMayViewMixin, AuditedSaveMixin, admin.ModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
-        # Fields added to Policy later (other issues) still show up, in a last section.
+        # Versioned fields no fieldset above names (a field added later) show up in a last section.
         shown = {f for _name, opts in fieldsets for f in opts["fields"]}
         rest = [
             f.name

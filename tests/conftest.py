@@ -6,7 +6,6 @@ import uuid
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from agents.models import Run
 from agents.services import Ask, ask
@@ -24,8 +23,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(
                 pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://... to run")
             )
-        if "redis" in item.keywords and not os.environ.get("REDIS_URL"):
-            item.add_marker(pytest.mark.skip(reason="needs Redis: set REDIS_URL to run"))
         if "browser" in item.keywords and not has_chromium:
             item.add_marker(
                 pytest.mark.skip(
@@ -39,11 +36,6 @@ def private_urls(settings):
     """Let the portal send to receivers on 127.0.0.1 (tests' own servers): production sends
     only to public addresses (`core.net`)."""
     settings.HITL_ALLOW_PRIVATE_URLS = True
-
-
-@pytest.fixture
-def is_postgres() -> bool:
-    return connection.vendor == "postgresql"
 
 
 @pytest.fixture
