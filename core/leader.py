@@ -169,6 +169,8 @@ class Leader:
             self._close_listener()
             try:
                 self.leadership.release()
+            except DatabaseError:  # a lease runs out, a lock dies with its connection
+                log.warning("%s: could not give up leadership cleanly", self.name)
             finally:
                 close_old_connections()
             log.info("%s: stopped", self.name)

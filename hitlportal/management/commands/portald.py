@@ -23,7 +23,10 @@ class Command(BaseCommand):
         if settings.HITL_DEADLINE_TIMER:
             loops.append(DeadlineTimer())
         stop_on_signals(*loops)
-        threads = [threading.Thread(target=loop.run, name=f"hitl-{loop.name}") for loop in loops]
+        threads = [
+            threading.Thread(target=loop.run, name="hitl-" + loop.name.replace(" ", "-"))
+            for loop in loops
+        ]
         for thread in threads:
             thread.start()
         # the main thread stays free for the signals; a loop that ends (an error it does not
