@@ -1,5 +1,4 @@
 import json
-from functools import partial
 
 from django.contrib import admin
 from django.db import models
@@ -9,7 +8,6 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_POST
 
 from agents import admin_views, webhooks
 from agents.models import Agent, AgentKey, DeadLetter, Run, RunEvent, RunStep, WebhookDelivery
@@ -26,6 +24,7 @@ from core.admin import (
     OutboxAdminMixin,
     ReadOnlyInline,
 )
+from core.admin_pages import page
 from core.exceptions import Conflict
 from core.roles import is_manager
 
@@ -125,12 +124,12 @@ class AgentAdmin(ManagersMayViewMixin, AuditedSaveMixin, admin.ModelAdmin):
 
     def get_urls(self):
         def post(view):
-            return self.admin_site.admin_view(require_POST(partial(view, self)))
+            return page(self.admin_site, view, ["POST"], owner=self)
 
         return [
             path(
                 "<int:agent_id>/start-run/",
-                self.admin_site.admin_view(partial(admin_views.start_run, self)),
+                page(self.admin_site, admin_views.start_run, owner=self),
                 name="agents_agent_start_run",
             ),
             path("<int:agent_id>/halt/", post(admin_views.halt), name="agents_agent_halt"),

@@ -31,10 +31,6 @@ class NewestFirstPagination(CursorPagination):
         return params
 
 
-class OldestFirstPagination(NewestFirstPagination):
-    ordering = ("created_at", "id")
-
-
 class QueuePagination(NewestFirstPagination):
     # Soonest deadline first. A deadline only ever moves later (escalation), so a row can
     # reappear on a later page but is never skipped.

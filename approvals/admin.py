@@ -8,7 +8,6 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_http_methods
 
 from approvals import audit, policies, policy_pages, selectors, services
 from approvals.audit import Actor, AuditVerb
@@ -23,6 +22,7 @@ from core.admin import (
     ReadOnlyAdminMixin,
     ReadOnlyInline,
 )
+from core.admin_pages import page
 from core.roles import user_roles
 
 
@@ -89,7 +89,7 @@ class PolicyAdmin(ManagersMayViewMixin, AuditedSaveMixin, admin.ModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
-        # Fields added to Policy later (other issues) still show up, in a last section.
+        # Versioned fields no fieldset above names (a field added later) show up in a last section.
         shown = {f for _name, opts in fieldsets for f in opts["fields"]}
         rest = [
             f.name
@@ -135,11 +135,7 @@ class PolicyAdmin(ManagersMayViewMixin, AuditedSaveMixin, admin.ModelAdmin):
 
     def get_urls(self):
         def wrap(view, methods):
-            @require_http_methods(methods)
-            def wrapper(request, *args, **kw):
-                return view(self, request, *args, **kw)
-
-            return self.admin_site.admin_view(wrapper)
+            return page(self.admin_site, view, methods, owner=self)
 
         name = "approvals_policy"
         return [
@@ -313,12 +309,8 @@ class CheckpointAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:approvals_checkpoint_review", args=[object_id]))
 
     def get_urls(self):
-        def wrap(view):
-            @require_http_methods(view.http_methods)
-            def wrapper(request, *args, **kw):
-                return view(self, request, *args, **kw)
-
-            return self.admin_site.admin_view(wrapper)
+        def wrap(view):  # the methods: each view's `allow()` marker
+            return page(self.admin_site, view, owner=self)
 
         name = "approvals_checkpoint"
         return [

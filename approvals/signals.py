@@ -5,7 +5,7 @@ change, after the status change and its audit event; nothing else sends them. Th
 side's announcements (the kill switch, drill results: at the end of this module) are defined
 here too, so that the layers above agents that may not import it (notifications) can
 receive them; `agents` sends them, under the same rules. Receivers (the agent side's
-resume and webhooks, the API's long-poll wake-up, later notifications and metrics) may write
+resume and webhooks, the API's long-poll wake-up, notifications, the API's metrics) may write
 rows in that same transaction (an outbox) and schedule follow-ups with
 `transaction.on_commit`; they must not do slow work inline. If the transaction rolls back,
 their rows go with it and their on-commit work never runs.

@@ -658,6 +658,25 @@ def _conditional_update(cp: Checkpoint, **fields) -> None:
     cp.version += 1
 
 
+def _resolved_data(
+    *,
+    decision: int | None = None,
+    reason: str = "",
+    answer: str = "",
+    final_action_sha256: str = "",
+    edited: bool = False,
+) -> dict[str, Any]:
+    """The payload of a resolution's audit event (approved, rejected, answered, expired): one
+    shape for the single path (`_resolve`) and the expiry batch (`checkpoint_expire_batch`)."""
+    return {
+        "decision": decision,
+        "reason": reason,
+        "answer": answer,
+        "final_action_sha256": final_action_sha256,
+        "edited": edited,
+    }
+
+
 def _resolve(
     cp: Checkpoint,
     decision: Decision | None,
@@ -683,13 +702,13 @@ def _resolve(
         fields["final_action"] = final_action
         fields["final_action_sha256"] = action_sha256(final_action)
     _conditional_update(cp, **fields)
-    data: dict[str, Any] = {
-        "decision": decision.pk if decision else None,
-        "reason": reason,
-        "answer": answer,
-        "final_action_sha256": fields.get("final_action_sha256", ""),
-        "edited": bool(final_action is not None and final_action != cp.action),
-    }
+    data = _resolved_data(
+        decision=decision.pk if decision else None,
+        reason=reason,
+        answer=answer,
+        final_action_sha256=fields.get("final_action_sha256", ""),
+        edited=bool(final_action is not None and final_action != cp.action),
+    )
     if status == Status.APPROVED:
         # One stage of one approval: the deciding vote is the only decider (no query).
         alone = len(cp.stages) == 1 and cp.approvals_needed == 1 and not cp.escalated
@@ -856,20 +875,8 @@ def checkpoint_expire_batch(*, now: dt.datetime | None = None, limit: int = 500)
                 cp.status, cp.resolved_at = Status.EXPIRED, now
                 cp.resolution_reason = reasons[cp.pk]
                 cp.claimed_by, cp.claim_expires_at, cp.version = None, None, cp.version + 1
-                events.append(
-                    (
-                        actor,
-                        AuditVerb.CHECKPOINT_EXPIRED,
-                        cp,
-                        {
-                            "decision": None,
-                            "reason": reasons[cp.pk],
-                            "answer": "",
-                            "final_action_sha256": "",
-                            "edited": False,
-                        },
-                    )
-                )
+                data = _resolved_data(reason=reasons[cp.pk])
+                events.append((actor, AuditVerb.CHECKPOINT_EXPIRED, cp, data))
                 resolved.append(cp)
             counts["expired"] = len(expire)
         for cp in escalate:

@@ -101,9 +101,11 @@ def add_common(parser: argparse.ArgumentParser) -> None:
 
 
 class Cluster:
-    def __init__(self, env: dict):
+    """A `manage.py qcluster` (or other `command`: `portald`) process group."""
+
+    def __init__(self, env: dict, command: str = "qcluster"):
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "qcluster"],
+            [sys.executable, str(ROOT / "manage.py"), command],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,

@@ -1,6 +1,6 @@
 """Notification latency: checkpoint created (its transaction committed) → the email accepted
 by a real SMTP server and the Slack post received by a real HTTP server, both on 127.0.0.1,
-with a real qcluster subprocess; and deadline → expired (the deadline timer in the cluster).
+with a real qcluster subprocess; and deadline → expired (the deadline timer in a real portald).
 
     .venv/bin/python bench/notify.py                                   # SQLite + ORM broker
     .venv/bin/python bench/notify.py --redis redis://127.0.0.1:6379/3  # SQLite + Redis broker
@@ -68,7 +68,7 @@ def main() -> None:
             )
         return cp[0], committed[0]
 
-    cluster = Cluster(env)
+    cluster, portald = Cluster(env), Cluster(env, "portald")
     try:
         cluster.wait_ready()
         email, slack_ms, both = [], [], []
@@ -89,7 +89,7 @@ def main() -> None:
             slack_ms.append((posts[0].received - at) * 1000)
             both.append((max(mail_at, posts[0].received) - at) * 1000)
 
-        # deadline → expired: deadlines spread over ~20 s, the cluster's timer expires them
+        # deadline → expired: deadlines spread over ~20 s, portald's timer expires them
         pending = [
             request(f"bench deadline {i}", expires_in=2 + i * 20 // max(args.deadlines, 1))[0]
             for i in range(args.deadlines)
@@ -111,6 +111,7 @@ def main() -> None:
         late = [(expired_at[str(cp.pk)] - cp.deadline).total_seconds() * 1000 for cp in pending]
     finally:
         cluster.stop()
+        portald.stop()
         smtp.stop()
         slack.stop()
     from django.db import connection

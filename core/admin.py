@@ -1,4 +1,4 @@
-"""Admin building blocks shared by every app's admin."""
+"""Admin building blocks shared by every app's admin (the page wrapper: `core.admin_pages`)."""
 
 from __future__ import annotations
 

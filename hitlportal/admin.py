@@ -14,10 +14,10 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
-from django.views.decorators.http import require_http_methods
 
 from approvals import selectors, tokens_page
 from approvals.review import queries
+from core.admin_pages import page
 from core.roles import is_manager, user_roles
 from notifications import pages as notification_pages
 from notifications.recipients import away_people
@@ -55,30 +55,26 @@ class HitlAdminSite(admin.AdminSite):
         return HttpResponseRedirect(f"{resolve_url(settings.LOGIN_URL)}?{urlencode(query)}")
 
     def get_urls(self):
-        def page(view, methods):
-            @require_http_methods(methods)
-            def wrapper(request, *args, **kwargs):
-                return view(self, request, *args, **kwargs)
-
-            return self.admin_view(wrapper)
+        def mount(view, methods):
+            return page(self, view, methods, owner=self)
 
         return [
-            path("tokens/", page(tokens_page.tokens, ["GET", "HEAD", "POST"]), name="hitl_tokens"),
+            path("tokens/", mount(tokens_page.tokens, ["GET", "HEAD", "POST"]), name="hitl_tokens"),
             path(
                 "tokens/<int:token_id>/revoke/",
-                page(tokens_page.revoke, ["POST"]),
+                mount(tokens_page.revoke, ["POST"]),
                 name="hitl_token_revoke",
             ),
             # Managers' pages (dashboard, reviewers, drills, audit explorer, exports).
             *oversight_urls(self),
             path(
                 "notifications/",
-                page(notification_pages.preferences, ["GET", "HEAD", "POST"]),
+                mount(notification_pages.preferences, ["GET", "HEAD", "POST"]),
                 name="hitl_notifications",
             ),
             path(
                 "notifications/chat/<int:link_id>/unlink/",
-                page(notification_pages.unlink, ["POST"]),
+                mount(notification_pages.unlink, ["POST"]),
                 name="hitl_chat_unlink",
             ),
             *super().get_urls(),

@@ -1,5 +1,3 @@
-import sys
-
 from django.apps import AppConfig
 from django.contrib.admin.apps import AdminConfig
 from django.db.models.signals import post_migrate
@@ -26,10 +24,3 @@ class HitlPortalConfig(AppConfig):
         post_migrate.connect(
             schedules.ensure_schedules_after_migrate, dispatch_uid="hitl-schedules"
         )
-        # Every task cluster runs the deadline timer (expiry on the second), in the qcluster
-        # command's own process: it lives as long as the cluster (workers are recycled every
-        # few hundred tasks); a lease elects one leader among all clusters.
-        if len(sys.argv) > 1 and sys.argv[1] == "qcluster":
-            from approvals.deadlines import start_in_background
-
-            start_in_background(after_fork=True)

@@ -636,9 +636,9 @@ HITL_ARTIFACT_RENDER_LIMIT = env_int("HITL_ARTIFACT_RENDER_LIMIT", 256 * 1024, m
 HITL_RECONCILE_GRACE = env_int("HITL_RECONCILE_GRACE", 60, minimum=0)
 HITL_MAX_RESUME_ATTEMPTS = env_int("HITL_MAX_RESUME_ATTEMPTS", 5, minimum=1)
 HITL_SWEEP_INTERVAL_MINUTES = env_int("HITL_SWEEP_INTERVAL_MINUTES", 1, minimum=1)
-# The deadline timer in the task cluster: expiry and escalation within a second or two of the
+# The deadline timer in `manage.py portald`: expiry and escalation within a second or two of the
 # deadline (the sweep above is the safety net). Poll: how often the leader looks for a new,
-# earlier deadline; lease: how long a dead leader holds on before another cluster takes over.
+# earlier deadline; lease: how long a dead leader holds on before another portald takes over.
 HITL_DEADLINE_TIMER = env_bool("HITL_DEADLINE_TIMER", True)
 HITL_DEADLINE_POLL = env_float("HITL_DEADLINE_POLL", 0.5)
 HITL_DEADLINE_LEASE = env_int("HITL_DEADLINE_LEASE", 10, minimum=2)

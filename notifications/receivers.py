@@ -38,9 +38,9 @@ from notifications.models import Event
 
 
 def _is_drill(cp: Checkpoint) -> bool:
-    """A manager's drill (issue 10's `Checkpoint.drill`): reviewers are told as for any
-    request, but nobody outside the review (the requester, the agent's owner)."""
-    return bool(getattr(cp, "drill_id", None))
+    """A manager's drill (`Checkpoint.drill`): reviewers are told as for any request, but
+    nobody outside the review (the requester, the agent's owner)."""
+    return cp.drill_id is not None
 
 
 @receiver(checkpoint_requested, dispatch_uid="notifications.requested")

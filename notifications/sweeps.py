@@ -89,7 +89,8 @@ def deadline_reminders(now: dt.datetime) -> int:
 def sla_reminders(now: dt.datetime) -> int:
     """Pending requests whose SLA target (`sla_due_at`: created + sla_seconds) comes within
     the lead time.
-    (The SLA breach itself is announced by the oversight sweep's `checkpoint_sla_breached`.)"""
+    (The breach itself is announced by `checkpoint_sla_breached`, which the transition sends
+    when the deadline timer or the sweep marks it: `approvals.sweeps.mark_sla_breaches`.)"""
     lead = settings.HITL_REMIND_BEFORE_SLA
     if not lead:
         return 0

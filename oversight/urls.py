@@ -1,16 +1,20 @@
-"""/admin/oversight/…: mounted by `HitlAdminSite.get_urls` behind `admin_view` (login, staff),
-each view checking for a manager itself (`managers_only`: 404 for anyone else)."""
+"""/admin/oversight/…: mounted by `HitlAdminSite.get_urls` through `core.admin.page` (login,
+staff, the methods), each view checking for a manager itself (`managers_only`: 404 for anyone
+else)."""
 
 from __future__ import annotations
+
+from functools import partial
 
 from django.contrib.admin import AdminSite
 from django.urls import URLPattern, path
 
+from core.admin_pages import page
 from oversight import views
 
 
 def urlpatterns(site: AdminSite) -> list[URLPattern]:
-    v = site.admin_view
+    v = partial(page, site)
     return [
         path("oversight/", v(views.dashboard), name="oversight_dashboard"),
         path("oversight/reviewers/", v(views.reviewers), name="oversight_reviewers"),

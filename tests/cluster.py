@@ -1,6 +1,7 @@
-"""Real `manage.py qcluster` processes for the tests that are about them (crashes, latency,
-the schedule, the deadline timer). The `clusters` fixture (tests/conftest.py) starts them on a
-queue of their own, against the test database."""
+"""Real `manage.py qcluster` (and `manage.py portald`) processes for the tests that are about
+them (crashes, latency, the schedule, the deadline timer). The `clusters` fixture
+(tests/conftest.py) starts them on a queue of their own, against the test database; the
+`daemons` fixture starts `portald` processes beside them."""
 
 from __future__ import annotations
 
@@ -25,16 +26,16 @@ def wait_for(check, timeout: float = 20, what: str = "condition"):
 
 
 class Cluster:
-    """One `qcluster` process group, started and stopped by pid."""
+    """One `qcluster` (or other `command`) process group, started and stopped by pid."""
 
-    def __init__(self, env: dict, log: Path):
-        self.env, self.log = env, log
+    def __init__(self, env: dict, log: Path, command: str = "qcluster"):
+        self.env, self.log, self.command = env, log, command
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Cluster:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, str(settings.BASE_DIR / "manage.py"), "qcluster"],
+                [sys.executable, str(settings.BASE_DIR / "manage.py"), self.command],
                 cwd=settings.BASE_DIR,
                 env=self.env,
                 stdout=out,

@@ -6,7 +6,6 @@ import uuid
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from agents.models import Run
 from agents.services import Ask, ask
@@ -24,8 +23,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(
                 pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://... to run")
             )
-        if "redis" in item.keywords and not os.environ.get("REDIS_URL"):
-            item.add_marker(pytest.mark.skip(reason="needs Redis: set REDIS_URL to run"))
         if "browser" in item.keywords and not has_chromium:
             item.add_marker(
                 pytest.mark.skip(
@@ -39,11 +36,6 @@ def private_urls(settings):
     """Let the portal send to receivers on 127.0.0.1 (tests' own servers): production sends
     only to public addresses (`core.net`)."""
     settings.HITL_ALLOW_PRIVATE_URLS = True
-
-
-@pytest.fixture
-def is_postgres() -> bool:
-    return connection.vendor == "postgresql"
 
 
 @pytest.fixture
@@ -125,7 +117,8 @@ def cluster_env() -> dict[str, str]:
 @pytest.fixture
 def clusters(cluster_env, tmp_path, settings):
     """Start real qcluster processes on a queue of their own; this process enqueues to the
-    same queue. Tests using it need `django_db(transaction=True)`."""
+    same queue (`clusters("portald")`: a portald against the same database). Tests using it
+    need `django_db(transaction=True)`."""
     from django_q.conf import Conf
     from django_q.models import Task
     from django_q.tasks import async_task
@@ -151,11 +144,15 @@ def clusters(cluster_env, tmp_path, settings):
     Conf.SYNC = False
     started: list[Cluster] = []
 
-    def start() -> Cluster:
+    def start(command: str = "qcluster") -> Cluster:
+        """Start a cluster (ready once it ran a task), or `portald` with the same setup."""
         # The clusters may send where this process may (`private_urls`: receivers here).
         env["HITL_ALLOW_PRIVATE_URLS"] = "1" if settings.HITL_ALLOW_PRIVATE_URLS else "0"
-        cluster = Cluster(env, tmp_path / f"qcluster-{len(started)}.log").start()
+        log = tmp_path / f"{command}-{len(started)}.log"
+        cluster = Cluster(env, log, command).start()
         started.append(cluster)
+        if command != "qcluster":
+            return cluster
         ping = async_task("math.floor", 1.5)  # ready once it has run a task
         wait_for(
             lambda: Task.objects.filter(id=ping, success=True).exists(), 30, "the cluster to start"

@@ -1,6 +1,6 @@
-"""The deadline timer: one leader among all clusters (a lease) sleeps until the next deadline
-and expires or escalates through the same batch transition as the sweep; a real cluster does
-it on its own, and another cluster takes over when the leader dies."""
+"""The deadline timer: one leader among all portald processes (a lease) sleeps until the next
+deadline and expires or escalates through the same batch transition as the sweep; a real
+portald does it on its own, and another portald takes over when the leader dies."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from django_q.models import Schedule, Task
 from approvals.deadlines import LEASE, DeadlineTimer
 from approvals.models import AuditEvent, Checkpoint
 from core.models import Lease
+from tests.cluster import wait_for
 from tests.receivers import HttpReceiver
 
 pytestmark = pytest.mark.django_db
@@ -36,10 +37,10 @@ def test_one_leader_expires_what_is_due_and_another_takes_over_when_it_stops(
 
     # a dies: its lease runs out, b leads
     Lease.objects.filter(name=LEASE).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
-    b._held_until = 0
+    b.leadership.lost()
     assert b.tick() == 0.5
     assert Lease.objects.get(name=LEASE).holder == "b"
-    a._held_until = 0
+    a.leadership.lost()
     assert a.tick() == 5  # and a, back, follows
 
 
@@ -57,17 +58,20 @@ def test_the_next_deadline_comes_from_pending_checkpoints_only(make_checkpoint, 
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_real_cluster_expires_on_the_deadline_without_the_sweep(
+def test_a_real_portald_expires_on_the_deadline_without_the_sweep(
     private_urls, clusters, make_checkpoint, agent
 ):
-    """No sweep schedule: only the timer can expire these. The agent's webhook and the
-    audit trail learn of each expiry at once (the figures are in docs/benchmarks.md)."""
+    """No sweep schedule: only the timer can expire these. The agent's webhook (delivered
+    by a cluster) and the audit trail learn of each expiry at once (the figures are in
+    docs/benchmarks.md)."""
     Schedule.objects.all().delete()
     hook = HttpReceiver()
     agent.callback_url = hook.url
     agent.save()
     try:
-        started = [clusters(), clusters()]
+        clusters()
+        started = [clusters("portald"), clusters("portald")]
+        wait_for(lambda: Lease.objects.filter(name=LEASE).exists(), 30, "a timer to lead")
         checkpoints = [make_checkpoint(expires_in=s) for s in (2, 3, 4)]
         latest = max(cp.deadline for cp in checkpoints)
         while timezone.now() < latest + dt.timedelta(seconds=10):

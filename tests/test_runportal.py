@@ -77,7 +77,7 @@ def test_it_starts_web_and_cluster_and_stops_both_on_sigint(tmp_path):
         children = subprocess.run(
             ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
         ).stdout.split()
-        assert len(children) == 3  # uvicorn (every path) + sequencer + qcluster
+        assert len(children) == 3  # the web server (every path) + portald + qcluster
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
         out = "".join(seen) + out

@@ -45,12 +45,13 @@ from agents.runtime.planners import Plan, PlannerError, PlanView
 from agents.runtime.report import build_report
 from agents.runtime.rules import requirement
 from agents.runtime.tools import Preview, StaleAction, Tool, ToolContext, ToolError, call_sha256
-from agents.services import Ask, ask
+from agents.services import Ask, ask, refuse_if_halted
 from agents.transitions import run_complete, run_fail, run_request_execute, run_wait
 from approvals import audit
 from approvals.audit import Actor, AuditVerb
 from approvals.models import RISK_ORDER, Checkpoint
 from approvals.receipts import ReceiptNotReady, ReceiptRefused, receipt_redeem, receipt_token
+from core.exceptions import Halted
 from core.text import one_line
 
 log = logging.getLogger(__name__)
@@ -73,10 +74,6 @@ def _compact(value: Any) -> Any:
     if len(text) <= RESULT_LIMIT:
         return value
     return {"truncated": True, "preview": text[:RESULT_LIMIT]}
-
-
-class Halted(Exception):
-    """The agent was halted while this executor worked: stop, write nothing more."""
 
 
 @dataclass
@@ -104,7 +101,7 @@ def drive(run_id) -> str:
     execution = Execution(run, owner)
     try:
         return execution.go()
-    except Halted:
+    except Halted:  # the kill switch, seen at a step boundary (or by `ask`)
         log.warning("run %s: its agent was halted; stopped at a step boundary", run_id)
         return "stopped: agent halted"
     except LeaseLost:
@@ -619,9 +616,9 @@ class Execution:
     # --- persistence ----------------------------------------------------------------------
 
     def _check_not_halted(self) -> None:
-        """A step boundary: stop if the agent was halted (its run is cancelled already)."""
-        if Agent.objects.filter(pk=self.run.agent_id, halted_at__isnull=False).exists():
-            raise Halted()
+        """A step boundary: stop (Halted) if the agent was halted (its run is cancelled
+        already)."""
+        refuse_if_halted(self.run.agent)
 
     def _save(self) -> None:
         updated = Run.objects.filter(

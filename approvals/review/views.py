@@ -20,21 +20,12 @@ from approvals.forms import DecisionForm, ReassignForm
 from approvals.models import Artifact, Checkpoint
 from approvals.review import context as review_context
 from approvals.review import queries
+from core.admin_pages import allow
 from core.exceptions import Conflict, InvalidInput, NotAllowed
 from core.roles import is_manager
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
-
-
-def allow(*methods: str):
-    """Mark which HTTP methods a view takes; the admin's URL wrapper enforces it (405)."""
-
-    def mark(view):
-        view.http_methods = [m.upper() for m in methods]
-        return view
-
-    return mark
 
 
 require_GET = allow("GET", "HEAD")

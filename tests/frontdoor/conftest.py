@@ -1,5 +1,5 @@
 """The front doors users connect to, live: `manage.py runportal` (what `make run` starts:
-web server, sequencer and task cluster) and the production topology (nginx with
+web server, portald and task cluster) and the production topology (nginx with
 docs/nginx/, granian, uvicorn; tests/production.py). Both on the test database, so a test
 makes its configuration rows here and checks the rows the portal wrote."""
 
@@ -72,7 +72,7 @@ def _base_env(tmp: Path) -> dict[str, str]:
     return env
 
 
-# Package scope: runportal's task cluster and sequencer work on the test database, so they
+# Package scope: runportal's task cluster and portald work on the test database, so they
 # must be gone before the tests of other packages (which read the task queue) run.
 @pytest.fixture(scope="package")
 def runportal_front(django_db_setup, django_db_blocker, tmp_path_factory):

@@ -57,6 +57,7 @@ def decide(cp: Checkpoint, user, outcome: str, **kwargs) -> None:
 
 def test_it_runs_the_log_janitor_end_to_end(clusters, hosted, sandbox, starter, reviewer):
     clusters()
+    clusters("portald")  # the deadline timer (and the sequencer), as `make run` starts them
     agent = hosted("log-janitor", JANITOR)
 
     def start(path: Path, **extra) -> Run:
@@ -91,7 +92,7 @@ def test_it_runs_the_log_janitor_end_to_end(clusters, hosted, sandbox, starter, 
     assert logs["old.log"].exists()
     assert run.result["summary"] == "Deleted nothing: rejected by rita: still needed"
 
-    # short timeout: the cluster's deadline timer auto-rejects it on time, with a logged
+    # short timeout: portald's deadline timer auto-rejects it on time, with a logged
     # reason, nothing deleted (the per-minute sweep would find nothing left)
     logs = make_logs(sandbox / "c", {"old.log": 8})
     agent.config = {"approval_timeout_seconds": 1}

@@ -38,10 +38,9 @@ def test_it_computes_exact_percentiles_by_checkpoint_type(known, bot):
     assert question.outcomes == {"expired": 1}
 
 
-def test_it_matches_postgresql_percentile_cont(known, is_postgres):
+@pytest.mark.postgres  # percentile_cont is PostgreSQL's
+def test_it_matches_postgresql_percentile_cont(known):
     """The rollup's percentiles are those PostgreSQL computes over the raw rows."""
-    if not is_postgres:
-        pytest.skip("percentile_cont is PostgreSQL's")
     from django.db import connection
 
     b = board()

@@ -419,3 +419,13 @@ def test_managers_stay_read_only_on_the_requests_themselves(known, people, clien
     assert not Decision.objects.filter(checkpoint=cp).exists()
     cp.refresh_from_db()
     assert cp.status == Checkpoint.Status.PENDING
+
+
+def test_managers_get_405_for_a_method_a_page_does_not_take(known, people, drill, client_for):
+    """`core.admin_pages.page` enforces each view's methods (for managers; anyone else got
+    a 404 above, whatever the method)."""
+    c = client_for(people["max"])
+    dashboard = c.post(reverse("admin:oversight_dashboard"))
+    assert dashboard.status_code == 405 and dashboard["Allow"] == "GET, HEAD"
+    withdraw = c.get(reverse("admin:oversight_drill_withdraw", kwargs={"pk": drill.pk}))
+    assert withdraw.status_code == 405 and withdraw["Allow"] == "POST"

@@ -13,6 +13,7 @@ from allauth.mfa.totp.internal.auth import (
     hotp_value,
     yield_hotp_counters_from_time,
 )
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.test import Client
 
@@ -147,5 +148,14 @@ def test_it_logs_out_and_changes_passwords(client_for, reviewer):
 
 
 def test_it_has_no_public_signup(browser):
+    """Accounts are made by administrators (or SSO): allauth's signup answers that it is
+    closed (`AccountAdapter.is_open_for_signup`), and a complete sign-up makes no account."""
     page = browser.get("/accounts/signup/")
-    assert b"Sign Up Closed" in page.content or page.status_code in (403, 404)
+    assert page.status_code == 200 and b"Sign Up Closed" in page.content
+    form = {"username": "mallory", "email": "mallory@example.com"}
+    tried = browser.post(
+        "/accounts/signup/",
+        {**form, "password1": "a-long-pass-42x", "password2": "a-long-pass-42x"},
+    )
+    assert tried.status_code == 200 and b"Sign Up Closed" in tried.content
+    assert not get_user_model().objects.filter(username="mallory").exists()

@@ -1,4 +1,5 @@
-"""`manage.py sequencer`: the ledger's standing sequencer (see core.ledger.sequencer).
+"""`manage.py sequencer`: the ledger's standing sequencer (see core.ledger.sequencer) alone;
+`manage.py portald` runs it together with the deadline timer.
 
 Run one or more (any machine): on PostgreSQL one holds the leader lock (a session advisory
 lock) and sequences; the others stand by and take over within a second when it dies. The
@@ -10,55 +11,23 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.db import DatabaseError, connection
 
+from core.leader import AdvisoryLock, Leader
 from core.ledger import sequencer, witnesses
 
 log = logging.getLogger("core.ledger.sequencer")
-STANDBY_SECONDS = 1.0
 
 
-class Loop:
+class Loop(Leader):
+    name = "sequencer"
+    wake_channel = sequencer.WAKE_CHANNEL
+
     def __init__(self) -> None:
-        self.stop = threading.Event()
-        self.leader = False
-        self._listener = None
-
-    def _lead(self) -> bool:
-        if connection.vendor != "postgresql":
-            return True  # SQLite: one writer at a time anyway
-        if not self.leader:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_try_advisory_lock(%s)", [sequencer.LOCK_KEY])
-                self.leader = bool(cursor.fetchone()[0])
-            if self.leader:
-                log.info("sequencer: leading")
-        return self.leader
-
-    def _listen(self):
-        if connection.vendor != "postgresql":
-            return None
-        if self._listener is None or self._listener.closed:
-            import psycopg
-
-            from core.ledger.listen import conninfo
-
-            self._listener = psycopg.connect(conninfo("hitl-sequencer"), autocommit=True)
-            self._listener.execute(f"LISTEN {sequencer.WAKE_CHANNEL}")
-        return self._listener
-
-    def _wait(self, seconds: float) -> None:
-        listener = self._listen()
-        if listener is None:
-            self.stop.wait(seconds)
-            return
-        for _note in listener.notifies(timeout=seconds, stop_after=1):
-            pass
+        super().__init__(AdvisoryLock(sequencer.LOCK_KEY, self.name))
 
     def run_once(self) -> int:
         done = 0
@@ -72,26 +41,26 @@ class Loop:
         witnesses.publish_due()
         return done
 
-    def run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                if not self._lead():
-                    self.stop.wait(STANDBY_SECONDS)
-                    continue
-                self.run_once()
-                self._wait(settings.HITL_LEDGER_POLL_INTERVAL)
-            except sequencer.LedgerCorrupt:
-                log.exception("sequencer: the stored log does not match its signed head")
-                self.stop.wait(30)
-            except DatabaseError:
-                log.exception("sequencer: database error; reconnecting")
-                self.leader = False
-                connection.close()
-                if self._listener is not None:
-                    self._listener.close()
-                self.stop.wait(1)
-        if self._listener is not None:
-            self._listener.close()
+    def round(self) -> float:
+        self.run_once()
+        return settings.HITL_LEDGER_POLL_INTERVAL
+
+    def failed(self, error: Exception) -> float | None:
+        if isinstance(error, sequencer.LedgerCorrupt):
+            log.exception("sequencer: the stored log does not match its signed head")
+            return 30.0
+        return None
+
+
+def stop_on_signals(*loops: Leader) -> None:
+    """SIGINT / SIGTERM stop every loop at the end of its round."""
+
+    def stop(*_):
+        for loop in loops:
+            loop.stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
 
 
 class Command(BaseCommand):
@@ -105,12 +74,10 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         loop = Loop()
         if opts["once"]:
-            done = loop.run_once() if loop._lead() else 0
+            done = loop.run_once() if loop.leadership.lead() else 0
             self.stdout.write(f"sequenced {done} events")
             return
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: loop.stop.set())
+        stop_on_signals(loop)
         started = time.monotonic()
-        log.info("sequencer: started")
         loop.run()
         log.info("sequencer: stopped after %.0f s", time.monotonic() - started)

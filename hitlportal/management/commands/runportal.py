@@ -1,7 +1,7 @@
 """Start the whole portal: migrate, demo data, then as child processes the web server
 (uvicorn serving `hitlportal.asgi` on --port: the pages, the API, long-poll and /mcp from one
-app, no proxy in between), the ledger's sequencer and a django-q2 cluster; stop them all
-cleanly on SIGINT/SIGTERM or when any one dies.
+app, no proxy in between), `portald` (the ledger's sequencer and the deadline timer) and a
+django-q2 cluster; stop them all cleanly on SIGINT/SIGTERM or when any one dies.
 
 Production runs the same app behind a real reverse proxy that sends the pages and the API to
 the WSGI server instead (docs/production.md)."""
@@ -25,8 +25,8 @@ from hitlportal.servers import portal_command
 
 class Command(BaseCommand):
     help = (
-        "Run the portal: the web server (uvicorn: pages, API, long-poll, MCP) + ledger "
-        "sequencer + django-q2 cluster, with demo data."
+        "Run the portal: the web server (uvicorn: pages, API, long-poll, MCP) + portald "
+        "(ledger sequencer, deadline timer) + django-q2 cluster, with demo data."
     )
 
     def add_arguments(self, parser):
@@ -69,7 +69,7 @@ class Command(BaseCommand):
         base = settings.BASE_DIR
         children.append(("web", subprocess.Popen(web, cwd=base)))
         children.append(
-            ("sequencer", subprocess.Popen([sys.executable, manage, "sequencer"], cwd=base))
+            ("portald", subprocess.Popen([sys.executable, manage, "portald"], cwd=base))
         )
         if not opts["no_cluster"]:
             children.append(
