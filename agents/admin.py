@@ -15,8 +15,8 @@ from agents.outcomes import annotate_outcomes, outcome_for
 from agents.selectors import runs_visible_to_person
 from agents.services import AGENT_FIELDS, AGENT_KEYS, agent_record, agent_webhook_secret_rotate
 from agents.transitions import run_cancel
-from approvals import audit
-from approvals.audit import Actor, AuditVerb
+from audit import events as audit
+from audit.events import Actor, AuditVerb
 from core.admin import (
     AuditedSaveMixin,
     ManagersMayViewMixin,

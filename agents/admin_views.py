@@ -18,7 +18,7 @@ from agents.models import Agent
 from agents.runtime import InvalidRunInput, start_hosted_run
 from agents.runtime.agent import AgentNotRunnable, load_agent
 from agents.transitions import agent_halt, agent_halt_all, agent_resume
-from approvals.audit import Actor
+from audit.events import Actor
 from core.exceptions import Conflict, InvalidInput, NotAllowed
 
 if TYPE_CHECKING:

@@ -32,12 +32,13 @@ from django.utils import timezone
 from agents.models import Agent, Run, RunEvent
 from agents.services import Ask, ask, check_ask
 from agents.transitions import run_complete, run_start
-from approvals import audit, schemas
+from approvals import schemas
 from approvals.artifacts import ArtifactInput, artifact_text
-from approvals.audit import Actor, AuditVerb
 from approvals.models import Artifact, Checkpoint, Decision, Drill, Risk
 from approvals.signals import checkpoint_resolved, drill_finished
 from approvals.transitions import checkpoint_cancel
+from audit import events as audit
+from audit.events import Actor, AuditVerb
 from core.exceptions import Conflict, InvalidInput
 
 log = logging.getLogger(__name__)

@@ -14,13 +14,14 @@ from django.db import IntegrityError, transaction
 
 from agents.models import Agent, AgentKey, Run, RunEvent, new_webhook_secret
 from agents.transitions import run_start, run_wait
-from approvals import audit, rules
+from approvals import rules
 from approvals.artifacts import ArtifactInput
-from approvals.audit import Actor, AuditVerb
 from approvals.models import Artifact, Checkpoint
 from approvals.requests import CheckpointRequest
 from approvals.services import TokenKind
 from approvals.transitions import checkpoint_auto_decide, checkpoint_request
+from audit import events as audit
+from audit.events import Actor, AuditVerb
 from core.canonical import canonical_json, check_storable_json
 from core.exceptions import Conflict, Halted, InvalidInput
 from core.text import check_single_line

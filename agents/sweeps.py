@@ -25,9 +25,9 @@ from django.utils import timezone
 from agents import webhooks
 from agents.models import Agent, DeadLetter, Run
 from agents.transitions import run_fail, run_request_execute, run_request_resume
-from approvals import audit
-from approvals.audit import Actor
 from approvals.models import Checkpoint
+from audit import events as audit
+from audit.events import Actor
 from core.exceptions import Conflict
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from agents.models import Agent, Run
 from agents.runtime.loop import drive
 from agents.transitions import run_resume
 from agents.webhooks import deliver
-from approvals.audit import Actor
+from audit.events import Actor
 from core.exceptions import Conflict
 
 log = logging.getLogger(__name__)

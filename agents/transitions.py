@@ -23,12 +23,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from agents.models import Agent, Run
-from approvals import audit
-from approvals.audit import Actor, AuditVerb
 from approvals.models import Checkpoint
 from approvals.services import checkpoints_mark_resumed
 from approvals.signals import agent_halted, agent_resumed
 from approvals.transitions import checkpoint_cancel
+from audit import events as audit
+from audit.events import Actor, AuditVerb
 from core.exceptions import Conflict, Halted, InvalidInput, NotAllowed
 from core.queue import enqueue
 from core.roles import is_manager

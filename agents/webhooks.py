@@ -23,11 +23,11 @@ import json
 from django.conf import settings
 
 from agents.models import Agent, Run, WebhookDelivery
-from approvals import audit
-from approvals.audit import Actor, AuditVerb
 from approvals.models import Checkpoint
 from approvals.representations import checkpoint_data, ledger_fields
 from approvals.services import checkpoints_mark_resumed
+from audit import events as audit
+from audit.events import Actor, AuditVerb
 from core.outbox import Outbox
 from core.webhooks import SIGNATURE_HEADER, post_json, sign
 

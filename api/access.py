@@ -10,9 +10,9 @@ from agents.models import Run
 from agents.selectors import runs_visible_to_person
 from api.authentication import is_agent
 from approvals import selectors
-from approvals.audit import Actor
 from approvals.models import Artifact, Checkpoint
 from approvals.services import checkpoints_mark_resumed
+from audit.events import Actor
 
 
 def visible_runs(principal) -> QuerySet[Run]:

@@ -24,12 +24,12 @@ from api.serializers import (
     CheckpointOutSerializer,
     status_filter,
 )
-from approvals import audit
-from approvals.audit import Actor
 from approvals.models import Checkpoint
 from approvals.representations import checkpoint_data, resolution_events
 from approvals.services import checkpoint_viewed
 from approvals.transitions import checkpoint_cancel
+from audit import events as audit
+from audit.events import Actor
 
 
 @extend_schema_view(

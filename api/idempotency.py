@@ -32,7 +32,7 @@ from rest_framework.response import Response
 from agents.models import IdempotencyRecord
 from api.authentication import is_agent
 from api.exceptions import IdempotencyMismatch
-from approvals import audit
+from audit import events as audit
 from core.canonical import canonical_json
 from core.exceptions import Conflict
 

@@ -23,7 +23,7 @@ from api.serializers import (
     LedgerKeysSerializer,
     TreeHeadSerializer,
 )
-from approvals.models import AuditEvent
+from audit.models import AuditEvent
 from core.exceptions import Conflict
 from core.ledger import heads, proofs
 from core.ledger.keys import b64, key_id, raw_public

@@ -20,7 +20,7 @@ from api.serializers import (
     RedemptionSerializer,
 )
 from approvals import receipts
-from approvals.audit import Actor
+from audit.events import Actor
 from core.ledger.receipts import InvalidReceipt, open_token
 from core.ledger.verify import public_keys
 

@@ -12,11 +12,12 @@ from api.idempotency import IdempotentMixin
 from api.pagination import QueuePagination
 from api.permissions import IsPerson
 from api.serializers import DecisionInSerializer, DecisionResultSerializer, QueueItemSerializer
-from approvals import audit, selectors
+from approvals import selectors
 from approvals.credentials import credential_for
 from approvals.models import Decision
 from approvals.representations import checkpoint_data, queue_item_data
 from approvals.transitions import checkpoint_decide, checkpoint_edit_check
+from audit import events as audit
 
 
 class QueueView(generics.ListAPIView):

@@ -28,9 +28,9 @@ from api.serializers import (
     status_filter,
 )
 from approvals import selectors
-from approvals.audit import Actor
 from approvals.models import Checkpoint
 from approvals.representations import iso
+from audit.events import Actor
 
 
 def run_data(

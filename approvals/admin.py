@@ -9,16 +9,16 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from approvals import audit, policies, policy_pages, selectors, services
-from approvals.audit import Actor, AuditVerb
-from approvals.models import Artifact, AuditEvent, Checkpoint, Decision, Policy, UserToken
+from approvals import policies, policy_pages, selectors, services
+from approvals.models import Artifact, Checkpoint, Decision, Policy, UserToken
 from approvals.review import changelist as cl
 from approvals.review import export, queries, views
 from approvals.services import USER_TOKENS
+from audit import events as audit
+from audit.events import Actor, AuditVerb
 from core.admin import (
     AuditedSaveMixin,
     ManagersMayViewMixin,
-    ManagersOnlyMixin,
     ReadOnlyAdminMixin,
     ReadOnlyInline,
 )
@@ -387,16 +387,6 @@ class UserTokenAdmin(admin.ModelAdmin):
         actor = Actor.for_user(request.user)
         count = sum(USER_TOKENS.revoke(t, actor) for t in queryset.select_related("user"))
         self.message_user(request, f"Revoked {count} token(s).")
-
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdminMixin, ManagersOnlyMixin, admin.ModelAdmin):
-    """View-only for everyone, superusers included: the trail is append-only."""
-
-    list_display = ["seq", "at", "actor_type", "actor_label", "verb", "target_type", "target_id"]
-    list_filter = ["verb", "actor_type", "target_type"]
-    search_fields = ["target_id", "actor_label", "verb"]
-    ordering = ["-id"]
 
 
 # --- people and roles: the auth admin, with every change of authority audited ---------------------

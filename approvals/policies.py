@@ -30,7 +30,6 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from approvals import audit
 from approvals.conditions import (
     Condition,
     ConditionError,
@@ -42,8 +41,6 @@ from approvals.conditions import (
 from approvals.models import (
     AUTOMATIC_OUTCOMES,
     RISK_ORDER,
-    AuditEvent,
-    AuditVerb,
     Checkpoint,
     ExpiryAction,
     Policy,
@@ -52,6 +49,8 @@ from approvals.models import (
     PolicyVersion,
 )
 from approvals.rules import is_review_role, review_role_names, step_up_risk
+from audit import events as audit
+from audit.models import AuditEvent, AuditVerb
 from core.canonical import normalize
 from core.exceptions import Conflict, InvalidInput, NotAllowed
 from core.roles import is_manager

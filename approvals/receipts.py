@@ -23,9 +23,10 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from approvals import audit
-from approvals.audit import Actor, AuditVerb
-from approvals.models import Artifact, AuditEvent, Checkpoint, Decision
+from approvals.models import Artifact, Checkpoint, Decision
+from audit import events as audit
+from audit.events import Actor, AuditVerb
+from audit.models import AuditEvent
 from core.canonical import action_sha256
 from core.exceptions import Conflict, NotAllowed
 from core.ledger import receipts as tokens

@@ -24,11 +24,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from approvals import audit
 from approvals.conditions import request_facts
 from approvals.models import (
     Artifact,
-    AuditVerb,
     Checkpoint,
     Policy,
     PolicyOutcome,
@@ -45,6 +43,8 @@ from approvals.policies import (
     route_for,
     routing_table,
 )
+from audit import events as audit
+from audit.models import AuditVerb
 from core.queue import enqueue
 
 REPLAY_TASK = "approvals.tasks.replay_run"

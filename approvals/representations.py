@@ -15,7 +15,8 @@ from django.conf import settings
 from django.urls import reverse
 
 from approvals import receipts, rules
-from approvals.models import Artifact, AuditEvent, AuditVerb, Checkpoint, Decision
+from approvals.models import Artifact, Checkpoint, Decision
+from audit.models import AuditEvent, AuditVerb
 from core.canonical import action_sha256
 from core.ledger.sequencer import ensure_sequenced
 

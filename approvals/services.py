@@ -14,9 +14,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from approvals import audit
-from approvals.audit import Actor, AuditVerb
 from approvals.models import Checkpoint, CheckpointView, UserToken
+from audit import events as audit
+from audit.events import Actor, AuditVerb
 from core import tokens
 from core.exceptions import InvalidInput
 

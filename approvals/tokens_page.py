@@ -16,10 +16,10 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
-from approvals.audit import Actor
 from approvals.credentials import mfa_enabled, session_mfa_at
 from approvals.models import UserToken
 from approvals.services import USER_TOKENS, user_token_create
+from audit.events import Actor
 from core.exceptions import InvalidInput
 
 

@@ -32,7 +32,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from approvals import audit, conditions, edits, policies, rules
+from approvals import conditions, edits, policies, rules
 from approvals.artifacts import (
     ArtifactEdit,
     ArtifactInput,
@@ -40,7 +40,6 @@ from approvals.artifacts import (
     artifact_edits_prepare,
     artifact_edits_save,
 )
-from approvals.audit import Actor, AuditVerb
 from approvals.models import Checkpoint, Decision, ExpiryAction, PolicyOutcome
 from approvals.receipts import receipt_issue
 from approvals.requests import CheckpointRequest
@@ -51,6 +50,8 @@ from approvals.signals import (
     checkpoint_sla_breached,
     checkpoints_resolved,
 )
+from audit import events as audit
+from audit.events import Actor, AuditVerb
 from core.canonical import action_sha256
 from core.exceptions import Conflict, InvalidInput, NotAllowed
 from core.ledger import sequencer

@@ -25,9 +25,9 @@ call_command("createcachetable", verbosity=0)
 from agents.models import Agent  # noqa: E402
 from agents.services import AGENT_KEYS  # noqa: E402
 from agents.transitions import run_start  # noqa: E402
-from approvals.audit import Actor  # noqa: E402
 from approvals.models import UserToken  # noqa: E402
 from approvals.services import USER_TOKENS  # noqa: E402
+from audit.events import Actor  # noqa: E402
 
 actor = Actor.system("bench")
 pairs = []

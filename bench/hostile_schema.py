@@ -293,8 +293,8 @@ def main() -> None:
     from django.conf import settings
 
     from agents.services import AGENT_KEYS
-    from approvals.audit import Actor
     from approvals.services import user_token_create
+    from audit.events import Actor
     from tests.factories import AgentFactory, UserFactory
 
     agent = make_client(AGENT_KEYS.create(AgentFactory(slug="bench"), Actor.system("bench")))

@@ -46,8 +46,9 @@ def main() -> None:
     from agents.models import Agent
     from agents.services import Ask, ask
     from agents.transitions import run_start
-    from approvals.audit import Actor
-    from approvals.models import AuditEvent, Checkpoint
+    from approvals.models import Checkpoint
+    from audit.events import Actor
+    from audit.models import AuditEvent
     from notifications.models import RoleChannel
     from tests.factories import UserFactory
 

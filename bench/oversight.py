@@ -59,7 +59,8 @@ def setup(checkpoints: int, events: int) -> None:
 
     call_command("migrate", verbosity=0, interactive=False)
     call_command("createcachetable", verbosity=0)
-    from approvals.models import AuditEvent, Checkpoint
+    from approvals.models import Checkpoint
+    from audit.models import AuditEvent
 
     if Checkpoint.objects.count() >= checkpoints and AuditEvent.objects.count() >= events:
         print(
@@ -84,7 +85,8 @@ def _fill(n: int, n_events: int) -> None:
     from django.utils import timezone
 
     from agents.models import Agent, Run
-    from approvals.models import AuditEvent, Checkpoint, CheckpointView, Decision, Policy
+    from approvals.models import Checkpoint, CheckpointView, Decision, Policy
+    from audit.models import AuditEvent
     from tests.factories import UserFactory
 
     started = time.perf_counter()
@@ -250,8 +252,10 @@ def main() -> None:
     from django.db import connection
     from django.test import Client
 
-    from approvals import audit, metrics
-    from approvals.models import AuditEvent, Checkpoint, OversightRollup
+    from approvals import metrics
+    from approvals.models import Checkpoint, OversightRollup
+    from audit import events as audit
+    from audit.models import AuditEvent
 
     settings.DEBUG = False
     print(

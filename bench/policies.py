@@ -32,9 +32,9 @@ CONDITION = 'size(args.paths) <= 20 && args.paths.all(p, p.startsWith("/var/log/
 def make_policies(total: int, indexed: int) -> None:
     from django.contrib.auth.models import Group, Permission
 
-    from approvals.audit import Actor
     from approvals.models import Policy
     from approvals.policies import policy_publish, policy_save
+    from audit.events import Actor
 
     decide = Permission.objects.get(codename="decide_checkpoint")
     for name in ("ops", "dba"):
@@ -191,10 +191,10 @@ def seed_history(n: int) -> None:
 def bench_replay(args) -> None:
     from django.db import connection
 
-    from approvals.audit import Actor
     from approvals.models import Policy
     from approvals.policies import policy_save
     from approvals.replay import replay
+    from audit.events import Actor
 
     t = time.perf_counter()
     seed_history(args.checkpoints)

@@ -41,9 +41,9 @@ def main() -> None:
     from agents.models import Agent, Run
     from agents.runtime.loop import drive
     from agents.transitions import run_start
-    from approvals.audit import Actor
-    from approvals.models import AuditEvent
     from approvals.transitions import checkpoint_decide
+    from audit.events import Actor
+    from audit.models import AuditEvent
     from tests.factories import UserFactory
 
     agent = Agent.objects.create(

@@ -36,9 +36,9 @@ from rest_framework.test import APIClient  # noqa: E402
 from agents.models import Agent  # noqa: E402
 from agents.services import AGENT_KEYS  # noqa: E402
 from agents.transitions import run_start  # noqa: E402
-from approvals.audit import Actor  # noqa: E402
 from approvals.rules import DECIDE_PERMISSION  # noqa: E402
 from approvals.services import user_token_create  # noqa: E402
+from audit.events import Actor  # noqa: E402
 from notifications.models import Notice  # noqa: E402
 from notifications.tasks import fan_out  # noqa: E402
 

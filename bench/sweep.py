@@ -70,9 +70,10 @@ def main() -> None:
     from django_q.models import OrmQ
 
     from agents.models import Run
-    from approvals.audit import verify_chain
-    from approvals.models import AuditEvent, Checkpoint
+    from approvals.models import Checkpoint
     from approvals.sweeps import _one_by_one, expire_overdue
+    from audit.events import verify_chain
+    from audit.models import AuditEvent
 
     Conf.SYNC = False  # enqueue resumes to the broker like production (nobody consumes them)
     print(f"seeding {args.checkpoints} overdue checkpoints ...", flush=True)

@@ -155,6 +155,7 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.mfa",
     "core.apps.CoreConfig",
+    "audit.apps.AuditConfig",
     "approvals.apps.ApprovalsConfig",
     "agents.apps.AgentsConfig",
     "api.apps.ApiConfig",

@@ -1,11 +1,22 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.http import HttpResponsePermanentRedirect
+from django.urls import include, path, re_path, reverse
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 from api.metrics import metrics_view
 
+
+def audit_admin_moved(request, rest: str):
+    """The audit trail's admin pages moved with AuditEvent to the audit app (issue 19): the old
+    addresses (bookmarks, links in mail) lead to the new ones."""
+    query = request.META.get("QUERY_STRING", "")
+    target = reverse("admin:audit_auditevent_changelist") + rest
+    return HttpResponsePermanentRedirect(target + (f"?{query}" if query else ""))
+
+
 urlpatterns = [
+    re_path(r"^admin/approvals/auditevent/(?P<rest>.*)$", audit_admin_moved),
     path("admin/", admin.site.urls),
     # Login, logout, password change, TOTP and recovery codes, optional SSO (django-allauth).
     path("accounts/", include("allauth.urls")),

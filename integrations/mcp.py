@@ -32,9 +32,9 @@ from api.middleware import RETRY_AFTER, is_outage
 from api.serializers import CheckpointCreateSerializer
 from api.wait import check_throttle, load_state
 from api.waiters import run_db, wait_until_resolved
-from approvals import audit
-from approvals.audit import Actor
 from approvals.representations import checkpoint_data
+from audit import events as audit
+from audit.events import Actor
 from hitl_client.mcp import PortalUnavailable, RequestRefused, UnknownCheckpoint, build_server
 
 PATH = "/mcp"

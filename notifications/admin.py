@@ -4,8 +4,8 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
-from approvals import audit
-from approvals.audit import Actor, AuditVerb
+from audit import events as audit
+from audit.events import Actor, AuditVerb
 from core.admin import (
     AuditedSaveMixin,
     ManagersOnlyMixin,

@@ -8,8 +8,8 @@ from typing import Any
 
 from django.conf import settings
 
-from approvals import audit
-from approvals.audit import Actor, AuditVerb
+from audit import events as audit
+from audit.events import Actor, AuditVerb
 from core.outbox import Outbox
 from notifications.models import Delivery, Notice
 from notifications.transports import send as transport_send

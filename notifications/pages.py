@@ -11,7 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
-from approvals.audit import Actor
+from audit.events import Actor
 from notifications import services
 from notifications.models import ChatLink, Preference
 

@@ -10,9 +10,10 @@ from urllib.parse import urlsplit
 
 from django.utils import timezone
 
-from approvals import audit, transitions
-from approvals.audit import Actor, AuditVerb
+from approvals import transitions
 from approvals.models import Checkpoint
+from audit import events as audit
+from audit.events import Actor, AuditVerb
 from core.exceptions import Conflict
 from notifications.models import ChatLink, Preference, RoleChannel, new_signing_secret
 

@@ -21,11 +21,13 @@ from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, StreamingHttpResponse
 from django.utils import timezone
 
-from approvals import audit, edits, metrics
+from approvals import edits, metrics
 from approvals.artifacts import artifact_text
-from approvals.audit import Actor, AuditVerb
-from approvals.models import Artifact, AuditEvent, Checkpoint, Decision
+from approvals.models import Artifact, Checkpoint, Decision
 from approvals.representations import iso
+from audit import events as audit
+from audit.events import Actor, AuditVerb
+from audit.models import AuditEvent
 from core.canonical import action_sha256
 
 CHUNK = 500  # lines per chunk sent

@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from agents.models import Agent, Run
 from approvals.metrics import Filters
-from approvals.models import AuditEvent, AuditVerb, Checkpoint, OversightRollup, Policy, Risk
+from approvals.models import Checkpoint, OversightRollup, Policy, Risk
+from audit.models import AuditEvent, AuditVerb
 
 PERIODS = [
     ("7", "Last 7 days"),

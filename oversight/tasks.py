@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 
-from approvals import audit
-from approvals.audit import Actor, AuditVerb
+from audit import events as audit
+from audit.events import Actor, AuditVerb
 
 
 def verify_audit_chain(user_id: int) -> dict:

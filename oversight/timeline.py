@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from django.db.models import Q
 
-from approvals.models import AuditEvent, AuditVerb, Checkpoint
+from approvals.models import Checkpoint
+from audit.models import AuditEvent, AuditVerb
 from oversight.describe import Described, describe
 
 STAGE = {

@@ -25,7 +25,8 @@ from django.utils import timezone
 from agents import drills
 from agents.models import Agent
 from approvals import metrics
-from approvals.models import AuditEvent, AuditVerb, Checkpoint, Decision, Drill
+from approvals.models import Checkpoint, Decision, Drill
+from audit.models import AuditEvent, AuditVerb
 from core.exceptions import Conflict, InvalidInput
 from core.queue import enqueue
 from oversight import exports

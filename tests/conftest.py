@@ -10,7 +10,7 @@ from django.conf import settings
 from agents.models import Run
 from agents.services import Ask, ask
 from agents.transitions import run_start
-from approvals.audit import Actor
+from audit.events import Actor
 from tests.factories import AgentFactory, UserFactory
 
 

@@ -6,10 +6,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 
 from agents.models import Agent
-from approvals import audit
-from approvals.audit import Actor
 from approvals.models import Policy
 from approvals.policies import policy_record, table_changed
+from audit import events as audit
+from audit.events import Actor
 
 
 class GroupFactory(factory.django.DjangoModelFactory):

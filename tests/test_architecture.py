@@ -16,6 +16,16 @@ ROOT = Path(__file__).resolve().parent.parent
 # package -> the packages above it, which it may not reach by name
 ABOVE = {
     "core": [
+        "audit",
+        "approvals",
+        "agents",
+        "api",
+        "notifications",
+        "oversight",
+        "integrations",
+        "hitlportal",
+    ],
+    "audit": [
         "approvals",
         "agents",
         "api",

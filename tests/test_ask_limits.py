@@ -10,8 +10,8 @@ from agents.models import Run
 from agents.services import Ask, ask
 from agents.transitions import run_start
 from approvals.artifacts import ArtifactInput
-from approvals.audit import Actor
 from approvals.models import Checkpoint
+from audit.events import Actor
 from core.exceptions import InvalidInput
 
 pytestmark = pytest.mark.django_db

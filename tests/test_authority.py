@@ -13,8 +13,9 @@ from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.test import Client
 from django.utils import timezone
 
-from approvals.models import AuditEvent, Decision, UserToken
+from approvals.models import Decision, UserToken
 from approvals.services import user_token_create
+from audit.models import AuditEvent
 from tests.api.conftest import Api
 from tests.factories import PolicyFactory, UserFactory
 

@@ -9,8 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.models import Run
-from approvals.audit import Actor
-from approvals.models import AuditEvent, Checkpoint, Decision
+from approvals.models import Checkpoint, Decision
 from approvals.transitions import (
     checkpoint_cancel,
     checkpoint_claim,
@@ -18,6 +17,8 @@ from approvals.transitions import (
     checkpoint_expire,
     checkpoint_release,
 )
+from audit.events import Actor
+from audit.models import AuditEvent
 from core.canonical import action_sha256
 from core.exceptions import Conflict, InvalidInput, NotAllowed
 from tests.factories import PolicyFactory, UserFactory

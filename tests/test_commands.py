@@ -16,9 +16,10 @@ from django.core.management.base import CommandError
 
 from agents.models import Agent, AgentKey
 from agents.services import AGENT_KEYS
-from approvals.audit import Actor, verify_chain
-from approvals.models import AuditEvent, Checkpoint, Policy, UserToken
+from approvals.models import Checkpoint, Policy, UserToken
 from approvals.services import USER_TOKENS
+from audit.events import Actor, verify_chain
+from audit.models import AuditEvent
 from hitlportal.schedules import ensure_schedules
 
 ROOT = Path(__file__).resolve().parent.parent

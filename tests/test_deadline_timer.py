@@ -12,7 +12,8 @@ from django.utils import timezone
 from django_q.models import Schedule, Task
 
 from approvals.deadlines import LEASE, DeadlineTimer
-from approvals.models import AuditEvent, Checkpoint
+from approvals.models import Checkpoint
+from audit.models import AuditEvent
 from core.models import Lease
 from tests.cluster import wait_for
 from tests.receivers import HttpReceiver

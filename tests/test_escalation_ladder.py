@@ -11,10 +11,11 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from approvals.audit import Actor
-from approvals.models import AuditEvent, Policy
+from approvals.models import Policy
 from approvals.policies import policy_save
 from approvals.transitions import checkpoint_expire, checkpoint_expire_batch
+from audit.events import Actor
+from audit.models import AuditEvent
 from tests.factories import PolicyFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

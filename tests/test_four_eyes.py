@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from agents.transitions import run_start
-from approvals.audit import Actor
 from approvals.models import Checkpoint, Decision
 from approvals.transitions import checkpoint_claim, checkpoint_decide
+from audit.events import Actor
 from core.exceptions import NotAllowed
 from tests.factories import UserFactory
 

@@ -27,9 +27,10 @@ from django.db import connection, connections
 from agents.models import Run
 from agents.services import Ask, ask
 from agents.transitions import RESUME_TASK, run_resume, run_start
-from approvals.audit import Actor, verify_chain
-from approvals.models import AuditEvent, Checkpoint, Decision
+from approvals.models import Checkpoint, Decision
 from approvals.transitions import checkpoint_decide, checkpoint_expire
+from audit.events import Actor, verify_chain
+from audit.models import AuditEvent
 from core.exceptions import Conflict
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -18,9 +18,10 @@ from agents.transitions import (
     run_start,
     run_wait,
 )
-from approvals.audit import Actor
-from approvals.models import AuditEvent, Checkpoint
+from approvals.models import Checkpoint
 from approvals.transitions import checkpoint_decide
+from audit.events import Actor
+from audit.models import AuditEvent
 from core.exceptions import Conflict
 
 pytestmark = pytest.mark.django_db

@@ -1,5 +1,6 @@
-from approvals.models import AuditEvent, Checkpoint
+from approvals.models import Checkpoint
 from approvals.transitions import checkpoint_decide
+from audit.models import AuditEvent
 
 
 def test_it_requests_and_approves(

@@ -18,8 +18,9 @@ from allauth.mfa.totp.internal.auth import (
 )
 from django.core.cache import cache
 
-from approvals.models import AuditEvent, Decision, UserToken
+from approvals.models import Decision, UserToken
 from approvals.services import user_token_create
+from audit.models import AuditEvent
 from tests.api.conftest import Api
 from tests.factories import UserFactory
 

@@ -20,8 +20,8 @@ from agents.runtime.loop import drive
 from agents.runtime.planners import Plan, PlanView
 from agents.runtime.tools import Preview, StaleAction, ToolContext, ToolError, tool
 from agents.transitions import run_request_execute, run_start
-from approvals import audit
-from approvals.audit import Actor
+from audit import events as audit
+from audit.events import Actor
 
 __all__ = [
     "AgentNotRunnable",

@@ -47,10 +47,10 @@ from agents.runtime.rules import requirement
 from agents.runtime.tools import Preview, StaleAction, Tool, ToolContext, ToolError, call_sha256
 from agents.services import Ask, ask, refuse_if_halted
 from agents.transitions import run_complete, run_fail, run_request_execute, run_wait
-from approvals import audit
-from approvals.audit import Actor, AuditVerb
 from approvals.models import RISK_ORDER, Checkpoint
 from approvals.receipts import ReceiptNotReady, ReceiptRefused, receipt_redeem, receipt_token
+from audit import events as audit
+from audit.events import Actor, AuditVerb
 from core.exceptions import Halted
 from core.text import one_line
 

@@ -4,7 +4,7 @@
    migration, naming the first bad event: migrating it would sign tampered history. Set
    HITL_LEDGER_ACCEPT_BROKEN_CHAIN=1 to migrate the current contents as they are anyway.
 2. `seq` may be NULL (events are inserted unsequenced from now on), `hash` is the RFC 6962
-   leaf hash of the event's entry (format 1, approvals.audit.entry_v1), `prev_hash` goes.
+   leaf hash of the event's entry (format 1, audit.entry.entry_v1), `prev_hash` goes.
 3. Every existing event keeps its `seq` and gets its leaf hash, in seq order; the sequencer
    appends them to the tree and signs the first head on its first batch.
 """
@@ -57,7 +57,7 @@ def verify_legacy_chain(apps, schema_editor):
 
 
 def leaf_hashes(apps, schema_editor):
-    from approvals.audit import entry_v1
+    from audit.entry import entry_v1
 
     AuditEvent = apps.get_model("approvals", "AuditEvent")
     batch = []

@@ -12,7 +12,8 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from approvals import rules, selectors
-from approvals.models import AuditEvent, Checkpoint, Decision
+from approvals.models import Checkpoint, Decision
+from audit.models import AuditEvent
 
 Status = Checkpoint.Status
 

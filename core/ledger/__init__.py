@@ -1,7 +1,7 @@
 """The transparency log under the audit trail (designed like a certificate-transparency log).
 
 - Writers insert entries *unsequenced* (no lock, no hash) in the transaction of the change
-  they record (`approvals.audit`).
+  they record (`audit.events`).
 - One sequencer at a time (`sequencer.run_batch`: PostgreSQL advisory try-lock; SQLite's
   single writer) takes committed unsequenced entries in batches, assigns `seq`, computes
   their RFC 6962 leaf hashes, appends them to the Merkle tree (`merkle`, nodes in

@@ -21,10 +21,10 @@ from api.errors import problem_response
 from api.idempotency import IdempotentMixin
 from api.permissions import IsAgent, IsAgentOrPerson, IsPerson
 from api.review import channel_for
-from approvals.audit import Actor
 from approvals.credentials import credential_for
 from approvals.models import Checkpoint, Decision
 from approvals.transitions import checkpoint_decide
+from audit.events import Actor
 from integrations.humanlayer import shapes
 
 KINDS = {"function_call": Checkpoint.Kind.APPROVAL, "human_contact": Checkpoint.Kind.QUESTION}

@@ -6,8 +6,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from agents.services import AGENT_KEYS
-from approvals.audit import Actor
 from approvals.services import user_token_create
+from audit.events import Actor
 from tests.factories import AgentFactory
 
 

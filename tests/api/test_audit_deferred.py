@@ -1,4 +1,4 @@
-"""approvals.audit.deferred() (what `audit.atomic()` opens for every transition and service):
+"""audit.events.deferred() (what `audit.atomic()` opens for every transition and service):
 events go in one INSERT at the end of the transaction, unsequenced (the ledger's sequencer
 orders them after commit); and the closed vocabulary of verbs."""
 
@@ -8,10 +8,10 @@ import pytest
 from django.db import transaction
 
 from agents.models import Agent
-from approvals import audit
-from approvals.audit import Actor
-from approvals.audit import AuditVerb as V
-from approvals.models import AuditEvent
+from audit import events as audit
+from audit.events import Actor
+from audit.events import AuditVerb as V
+from audit.models import AuditEvent
 from core.ledger import sequencer
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from approvals.models import AuditEvent, Checkpoint, Decision
+from approvals.models import Checkpoint, Decision
+from audit.models import AuditEvent
 from tests.receivers import HttpReceiver
 
 SCHEMA = {

@@ -3,8 +3,9 @@ from __future__ import annotations
 import pytest
 
 from agents.models import Run
-from approvals.models import Artifact, AuditEvent, Checkpoint
+from approvals.models import Artifact, Checkpoint
 from approvals.transitions import checkpoint_decide
+from audit.models import AuditEvent
 from tests.factories import GroupFactory, PolicyFactory
 
 pytestmark = pytest.mark.django_db

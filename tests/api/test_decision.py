@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from approvals.models import AuditEvent, Checkpoint, Decision
+from approvals.models import Checkpoint, Decision
 from approvals.services import user_token_create
+from audit.models import AuditEvent
 from tests.api.conftest import Api
 from tests.factories import PolicyFactory
 

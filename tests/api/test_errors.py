@@ -9,8 +9,8 @@ from django.test import override_settings
 
 from agents.models import AgentKey, Run
 from agents.services import AGENT_KEYS
-from approvals.audit import Actor
 from approvals.models import Checkpoint
+from audit.events import Actor
 
 pytestmark = pytest.mark.django_db
 

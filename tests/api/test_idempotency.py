@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from agents.models import IdempotencyRecord, Run
 from api.idempotency import purge_idempotency_records
-from approvals.models import AuditEvent, Checkpoint, Decision
+from approvals.models import Checkpoint, Decision
+from audit.models import AuditEvent
 from tests.api.conftest import Api
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from approvals.models import AuditEvent
 from approvals.services import USER_TOKENS
 from approvals.transitions import checkpoint_decide
+from audit.models import AuditEvent
 from core.ledger import sequencer
 from core.models import TreeHead
 from hitl_client.ledger import head_problem

@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from agents.services import AGENT_KEYS
-from approvals.audit import Actor
-from approvals.models import AuditEvent
 from approvals.services import user_token_create
 from approvals.transitions import checkpoint_decide
+from audit.events import Actor
+from audit.models import AuditEvent
 from core.models import Receipt
 from tests.factories import AgentFactory, UserFactory
 

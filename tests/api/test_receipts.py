@@ -14,9 +14,9 @@ from django.db import connections
 from django.utils import timezone
 
 from agents.services import AGENT_KEYS
-from approvals.audit import Actor
-from approvals.models import AuditEvent
 from approvals.transitions import checkpoint_decide
+from audit.events import Actor
+from audit.models import AuditEvent
 from core.canonical import action_sha256
 from core.ledger.verify import public_keys
 from core.models import Receipt

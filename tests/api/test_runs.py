@@ -4,8 +4,9 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from agents.models import Agent, Run, RunEvent
-from approvals.models import AuditEvent, Checkpoint
+from approvals.models import Checkpoint
 from approvals.services import user_token_create
+from audit.models import AuditEvent
 from tests.api.conftest import Api
 from tests.factories import AgentFactory, UserFactory
 

@@ -43,7 +43,7 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
 def seeded(db, agent, agent_key, settings):
     """A run and a checkpoint to be found, so not every generated id is a 404."""
     from agents.transitions import run_start
-    from approvals.audit import Actor
+    from audit.events import Actor
 
     settings.HITL_API_THROTTLE_AGENT = ""
     run_start(agent=agent, task="seed", actor=Actor.for_agent(agent))

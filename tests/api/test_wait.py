@@ -11,9 +11,9 @@ import pytest
 
 from agents.models import AgentKey
 from agents.services import AGENT_KEYS
-from approvals.audit import Actor
-from approvals.models import AuditEvent
 from approvals.transitions import checkpoint_decide
+from audit.events import Actor
+from audit.models import AuditEvent
 
 
 @pytest.mark.django_db

@@ -13,8 +13,8 @@ from django.utils import timezone
 from agents.models import Agent, AgentKey, WebhookDelivery
 from agents.sweeps import reconcile
 from agents.webhooks import OUTBOX, deliver
-from approvals.models import AuditEvent
 from approvals.transitions import checkpoint_decide
+from audit.models import AuditEvent
 from tests.receivers import HttpReceiver as Receiver
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("private_urls")]

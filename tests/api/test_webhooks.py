@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from agents.models import WebhookDelivery
 from agents.sweeps import reconcile
-from approvals.models import AuditEvent
 from approvals.transitions import checkpoint_decide
+from audit.models import AuditEvent
 from hitl_client import WebhookVerificationError, verify_webhook
 from tests.receivers import HttpReceiver
 

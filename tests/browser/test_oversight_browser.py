@@ -18,9 +18,9 @@ from agents.services import Ask, ask
 from agents.transitions import run_start
 from api.access import note_agent_read
 from approvals import metrics
-from approvals.audit import Actor
 from approvals.services import checkpoint_viewed
 from approvals.transitions import checkpoint_decide, checkpoint_expire
+from audit.events import Actor
 from tests.factories import AgentFactory, PolicyFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

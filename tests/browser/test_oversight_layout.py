@@ -15,8 +15,8 @@ from django.utils import timezone
 from agents.services import Ask, ask
 from agents.transitions import run_start
 from approvals import metrics
-from approvals.audit import Actor
 from approvals.models import Checkpoint, Drill
+from audit.events import Actor
 from tests.browser.conftest import open_tab
 from tests.browser.test_oversight_browser import history, login
 from tests.factories import AgentFactory, PolicyFactory

@@ -20,8 +20,8 @@ from agents import services
 from agents.models import RunEvent
 from agents.transitions import run_start
 from approvals.artifacts import ArtifactInput
-from approvals.audit import Actor
 from approvals.models import Checkpoint
+from audit.events import Actor
 from tests.factories import AgentFactory, PolicyFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from agents.models import Run
-from approvals.models import AuditEvent, Checkpoint
+from approvals.models import Checkpoint
 from approvals.services import user_token_create
 from approvals.transitions import checkpoint_decide
+from audit.models import AuditEvent
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -141,7 +142,7 @@ def test_hitl_verify_keeps_a_witness_state_and_catches_a_truncated_log(
 ):
     """`hitl verify`, as an auditor runs it from cron: the first run pins the key and keeps
     the head; after someone truncates the log (and its heads) the next run exits 7."""
-    from approvals.models import AuditEvent
+    from audit.models import AuditEvent
     from core.models import TreeHead
 
     cp = json.loads(

@@ -169,8 +169,8 @@ def test_wait_outlives_a_portal_restart_and_returns_the_decision(agent, reviewer
     import time as _time
 
     from agents.services import AGENT_KEYS
-    from approvals.audit import Actor
     from approvals.transitions import checkpoint_decide
+    from audit.events import Actor
     from tests.api.live import LivePortal
 
     portal = LivePortal().start()

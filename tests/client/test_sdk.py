@@ -220,7 +220,7 @@ class OtherReplicaRedeemsFirst(httpx.HTTPTransport):
 def test_the_decorator_does_not_run_the_tool_when_the_receipt_was_redeemed(
     live_portal, agent_key, reviewer
 ):
-    from approvals.models import AuditEvent
+    from audit.models import AuditEvent
     from core.models import Receipt
 
     calls = []

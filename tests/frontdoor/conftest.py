@@ -19,8 +19,8 @@ from django.conf import settings
 from django.core.cache import cache
 
 from agents.services import AGENT_KEYS
-from approvals.audit import Actor
 from approvals.services import user_token_create
+from audit.events import Actor
 from tests import production, servers
 from tests.api.live import free_port, test_database_url
 from tests.factories import AgentFactory, UserFactory

@@ -13,7 +13,7 @@ import pytest
 
 from agents.models import Agent
 from agents.transitions import run_start
-from approvals.audit import Actor
+from audit.events import Actor
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import pytest
 
 from agents.models import Agent
 from agents.runtime import start_hosted_run
-from approvals.audit import Actor
+from audit.events import Actor
 from tests.factories import AgentFactory, UserFactory
 
 DAY = 86400

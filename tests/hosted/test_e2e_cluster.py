@@ -18,9 +18,10 @@ from django_q.models import Schedule, Task
 
 from agents.models import Run, RunStep
 from agents.runtime import start_hosted_run
-from approvals.audit import Actor, verify_chain
-from approvals.models import AuditEvent, Checkpoint
+from approvals.models import Checkpoint
 from approvals.transitions import checkpoint_decide
+from audit.events import Actor, verify_chain
+from audit.models import AuditEvent
 from hitlportal.sweeps import run_all
 from tests.cluster import wait_for
 from tests.hosted.agents import ledger_lines

@@ -12,9 +12,9 @@ from django.urls import reverse
 from agents.models import Run
 from agents.outcomes import annotate_outcomes, outcome_for
 from agents.transitions import run_cancel, run_complete, run_fail
-from approvals.audit import Actor
 from approvals.models import Checkpoint
 from approvals.transitions import checkpoint_decide, checkpoint_expire
+from audit.events import Actor
 from tests.factories import UserFactory
 
 TRANSFER = {"tool": "transfer", "args": {"amount": 100, "to": "acme"}}

@@ -9,8 +9,9 @@ from django.utils import timezone
 
 from agents.models import Run, RunStep
 from agents.tasks import resume_run
-from approvals.models import AuditEvent, Checkpoint
+from approvals.models import Checkpoint
 from approvals.transitions import checkpoint_decide
+from audit.models import AuditEvent
 from core.models import Receipt
 from tests.hosted.agents import ledger_lines
 

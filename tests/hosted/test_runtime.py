@@ -12,9 +12,10 @@ from agents.runtime import drive as execute_run
 from agents.runtime.loop import acquire_lease, drive
 from agents.runtime.tools import call_sha256
 from agents.tasks import resume_run
-from approvals.audit import verify_chain
-from approvals.models import AuditEvent, Checkpoint
+from approvals.models import Checkpoint
 from approvals.transitions import checkpoint_decide
+from audit.events import verify_chain
+from audit.models import AuditEvent
 from tests.hosted.agents import ledger_lines
 
 TRANSFER = {"tool": "transfer", "args": {"amount": 100, "to": "acme"}}

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from agents.models import Run
-from approvals.models import AuditEvent
+from audit.models import AuditEvent
 from tests.factories import UserFactory
 from tests.hosted.conftest import make_logs
 

@@ -17,10 +17,11 @@ from agents.models import DeadLetter, Run
 from agents.runtime.loop import drive
 from agents.sweeps import reconcile
 from agents.transitions import run_start
-from approvals.audit import Actor, verify_chain
-from approvals.models import AuditEvent, Checkpoint
+from approvals.models import Checkpoint
 from approvals.sweeps import expire_overdue
 from approvals.transitions import checkpoint_decide
+from audit.events import Actor, verify_chain
+from audit.models import AuditEvent
 from core.exceptions import Conflict
 from hitlportal.housekeeping import housekeeping
 from hitlportal.schedules import ensure_schedules

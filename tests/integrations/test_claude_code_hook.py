@@ -16,8 +16,9 @@ from types import SimpleNamespace
 import pytest
 
 from agents.models import Run
-from approvals.models import AuditEvent, Checkpoint
+from approvals.models import Checkpoint
 from approvals.transitions import checkpoint_expire
+from audit.models import AuditEvent
 from hitl_client import HitlClient, hooks
 from tests.integrations.fake_anthropic import FakeAnthropic
 from tests.integrations.helpers import decide, run_in_thread, wait_for_checkpoint

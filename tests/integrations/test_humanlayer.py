@@ -14,9 +14,10 @@ from humanlayer import AsyncHumanLayer, HumanLayer, ResponseOption
 from humanlayer.core.models import FunctionCall, FunctionCallSpec, FunctionCallStatus
 
 from agents.models import Run
-from approvals.models import AuditEvent, Checkpoint, Decision
+from approvals.models import Checkpoint, Decision
 from approvals.services import user_token_create
 from approvals.transitions import checkpoint_expire
+from audit.models import AuditEvent
 from tests.integrations.helpers import decide, run_in_thread, wait_for_checkpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -257,7 +258,7 @@ def test_a_call_id_two_agents_share_is_never_guessed_for_a_reviewer(
     """Call ids are the clients' own, unique per agent. A reviewer sees both agents' calls:
     the shared id alone names neither (409, nothing decided); `<agent>:<call id>` names one."""
     from agents.services import AGENT_KEYS
-    from approvals.audit import Actor
+    from audit.events import Actor
     from tests.factories import AgentFactory
 
     theirs = HumanLayer(

@@ -225,7 +225,7 @@ def test_http_refuses_missing_and_bad_keys(live_portal, agent_key):
 
 def test_another_agents_checkpoint_is_unknown(live_portal, agent_key, make_checkpoint):
     from agents.services import AGENT_KEYS
-    from approvals.audit import Actor
+    from audit.events import Actor
     from tests.factories import AgentFactory
 
     theirs = AgentFactory(slug="them")
@@ -384,7 +384,7 @@ def test_http_tells_the_model_the_database_is_unavailable(agent_key, tmp_path):
     a 503 problem, never a 500. Once it is back, the same session asks once."""
     from agents.models import Agent
     from agents.services import AGENT_KEYS
-    from approvals.audit import Actor
+    from audit.events import Actor
     from tests.api.live import LivePortal
     from tests.outage import DatabaseOutage
 

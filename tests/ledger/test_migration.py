@@ -11,8 +11,8 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from approvals.audit import verify_chain
-from approvals.models import AuditEvent
+from audit.events import verify_chain
+from audit.models import AuditEvent
 from core.ledger import sequencer
 from core.models import TreeHead
 

@@ -16,9 +16,9 @@ import pytest
 from django.db import connections
 
 from agents.models import Agent
-from approvals import audit
-from approvals.audit import Actor, AuditVerb, verify_chain
-from approvals.models import AuditEvent
+from audit import events as audit
+from audit.events import Actor, AuditVerb, verify_chain
+from audit.models import AuditEvent
 from core.ledger import heads, sequencer
 from core.ledger.verify import public_keys
 from core.models import TreeHead

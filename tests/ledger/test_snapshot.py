@@ -9,7 +9,7 @@ import threading
 import pytest
 from django.db import connections
 
-from approvals.models import AuditEvent
+from audit.models import AuditEvent
 from core.ledger.snapshot import read_snapshot
 from tests.ledger.test_sequencer import record
 

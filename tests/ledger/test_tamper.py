@@ -13,10 +13,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from approvals.audit import entry_v1
-from approvals.models import AuditEvent
 from approvals.services import USER_TOKENS
 from approvals.transitions import checkpoint_claim, checkpoint_decide
+from audit.entry import entry_v1
+from audit.models import AuditEvent
 from core.ledger import heads, merkle, sequencer
 from core.ledger.keys import generate_seed
 from core.models import LedgerNode, TreeHead

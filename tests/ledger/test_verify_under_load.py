@@ -20,7 +20,7 @@ import pytest
 from django.db import connection, connections
 
 from agents.models import Agent
-from approvals.models import AuditEvent
+from audit.models import AuditEvent
 from core.models import TreeHead
 from tests.api import live
 from tests.ledger.test_sequencer import start_sequencer, wait_for

@@ -11,7 +11,7 @@ import re
 import httpx
 import pytest
 
-from approvals.models import AuditEvent
+from audit.models import AuditEvent
 from notifications.models import RoleChannel
 from tests.api.live import LivePortal
 from tests.factories import UserFactory

@@ -13,9 +13,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.transitions import run_start
-from approvals.audit import Actor
-from approvals.models import AuditEvent, Checkpoint
+from approvals.models import Checkpoint
 from approvals.signals import checkpoint_requested
+from audit.events import Actor
+from audit.models import AuditEvent
 from hitl_client import verify_webhook
 from notifications import sweeps
 from notifications.models import Delivery, Notice

@@ -13,10 +13,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.transitions import run_start
-from approvals.audit import Actor
 from approvals.models import Checkpoint
 from approvals.signals import checkpoint_sla_breached
 from approvals.transitions import checkpoint_decide, checkpoint_expire_batch
+from audit.events import Actor
 from notifications import services, sweeps
 from notifications.models import Delivery, DigestEntry, Notice, Preference
 from tests.factories import PolicyFactory, UserFactory
@@ -162,7 +162,7 @@ def test_people_out_of_office_are_not_told_and_their_claims_are_released(
     assert response.status_code == 302
     held.refresh_from_db()
     assert held.claimed_by is None
-    from approvals.models import AuditEvent
+    from audit.models import AuditEvent
 
     assert AuditEvent.objects.filter(verb="checkpoint.released", target_id=str(held.pk)).exists()
     assert AuditEvent.objects.get(verb="user.away").data["note"] == "raj covers"

@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 
 from agents.services import AGENT_KEYS
 from agents.transitions import run_start
-from approvals.audit import Actor
+from audit.events import Actor
 from notifications import sweeps
 from notifications.events import FAN_OUT_TASK, Spec, announce_many
 from notifications.models import Delivery, Notice

@@ -9,7 +9,8 @@ import re
 
 import pytest
 
-from approvals.models import AuditEvent, Checkpoint, Decision
+from approvals.models import Checkpoint, Decision
+from audit.models import AuditEvent
 from notifications.models import ChatLink
 from tests.notifications.test_slack import SECRET, click, post
 

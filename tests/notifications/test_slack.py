@@ -14,9 +14,10 @@ from urllib.parse import urlencode
 import pytest
 
 from agents.transitions import run_start
-from approvals.audit import Actor
-from approvals.models import AuditEvent, Decision
+from approvals.models import Decision
 from approvals.transitions import checkpoint_decide
+from audit.events import Actor
+from audit.models import AuditEvent
 from notifications import services
 from notifications.models import ChatLink, Delivery
 from tests.factories import PolicyFactory, UserFactory

@@ -15,7 +15,8 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from approvals.models import AuditEvent, Decision
+from approvals.models import Decision
+from audit.models import AuditEvent
 from core.canonical import action_sha256
 from notifications import services
 from notifications.models import Delivery

@@ -11,8 +11,8 @@ from django.conf import settings
 
 from agents.services import Ask, ask
 from agents.transitions import run_start
-from approvals.audit import Actor
 from approvals.transitions import checkpoint_cancel, checkpoint_decide, checkpoint_expire
+from audit.events import Actor
 from tests.factories import AgentFactory, PolicyFactory, UserFactory
 from tests.portal.conftest import client_for  # noqa: F401  (a logged-in browser-like client)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from approvals.models import AuditEvent, AuditVerb
+from audit.models import AuditEvent, AuditVerb
 from oversight.describe import DESCRIBERS, Lookup, _sentence, describes
 
 

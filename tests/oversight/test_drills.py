@@ -13,11 +13,12 @@ from agents.models import Agent, Run, WebhookDelivery
 from agents.services import AGENT_KEYS
 from agents.sweeps import reconcile
 from approvals import metrics
-from approvals.audit import Actor
-from approvals.models import AuditEvent, Checkpoint, Drill
+from approvals.models import Checkpoint, Drill
 from approvals.services import USER_TOKENS
 from approvals.sweeps import expire_overdue
 from approvals.transitions import checkpoint_decide
+from audit.events import Actor
+from audit.models import AuditEvent
 from hitlportal.sweeps import run_all
 from tests.api.conftest import Api
 from tests.factories import AgentFactory

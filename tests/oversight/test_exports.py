@@ -14,9 +14,11 @@ import zipfile
 import pytest
 from django.urls import reverse
 
-from approvals import audit, metrics
-from approvals.audit import Actor, AuditVerb, entry_v1
-from approvals.models import AuditEvent, Checkpoint, Decision
+from approvals import metrics
+from approvals.models import Checkpoint, Decision
+from audit import events as audit
+from audit.events import Actor, AuditVerb, entry_v1
+from audit.models import AuditEvent
 from core.ledger.sequencer import sequence_pending
 from tests.oversight.conftest import DAY, at
 

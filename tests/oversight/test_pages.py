@@ -14,7 +14,8 @@ from django.urls.converters import IntConverter, StringConverter, UUIDConverter
 from agents import drills
 from agents.services import run_event_add
 from approvals import metrics
-from approvals.models import AuditEvent, Checkpoint
+from approvals.models import Checkpoint
+from audit.models import AuditEvent
 from core.ledger.sequencer import sequence_pending
 from oversight import urls as oversight_urls_module
 from tests.factories import UserFactory
@@ -159,7 +160,7 @@ def test_a_manager_without_model_permissions_reads_the_managers_admin_lists(
     manager = people["max"]
     assert not manager.get_all_permissions()
     lists = [
-        "admin:approvals_auditevent_changelist",
+        "admin:audit_auditevent_changelist",
         "admin:core_treehead_changelist",
         "admin:core_receipt_changelist",
         "admin:agents_deadletter_changelist",
@@ -170,7 +171,7 @@ def test_a_manager_without_model_permissions_reads_the_managers_admin_lists(
         assert client_for(manager).get(reverse(name)).status_code == 200, name
         assert client_for(people["rita"]).get(reverse(name)).status_code == 403, name
     event = AuditEvent.objects.first()
-    page = client_for(manager).get(reverse("admin:approvals_auditevent_change", args=[event.pk]))
+    page = client_for(manager).get(reverse("admin:audit_auditevent_change", args=[event.pk]))
     assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
 
 

@@ -10,9 +10,8 @@ import datetime as dt
 import pytest
 
 from approvals import metrics
-from approvals.audit import Actor
 from approvals.deadlines import DeadlineTimer
-from approvals.models import AuditEvent, Checkpoint
+from approvals.models import Checkpoint
 from approvals.signals import checkpoint_sla_breached
 from approvals.sweeps import expire_overdue, mark_sla_breaches
 from approvals.transitions import (
@@ -21,6 +20,8 @@ from approvals.transitions import (
     checkpoint_expire,
     checkpoint_sla_breach,
 )
+from audit.events import Actor
+from audit.models import AuditEvent
 from hitlportal.sweeps import run_all
 from notifications.models import Event, Notice
 from tests.factories import PolicyFactory

@@ -4,9 +4,10 @@ import pytest
 
 from agents.services import Ask, ask
 from agents.transitions import run_start
-from approvals.audit import Actor
-from approvals.models import AuditEvent, Policy
+from approvals.models import Policy
 from approvals.policies import policy_publish, policy_save
+from audit.events import Actor
+from audit.models import AuditEvent
 from tests.api.conftest import agent_key, api, live_portal, run_id  # noqa: F401
 from tests.factories import UserFactory
 from tests.hosted.conftest import (  # noqa: F401  (the hosted runtime's fixtures)

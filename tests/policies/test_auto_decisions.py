@@ -13,9 +13,10 @@ from django.dispatch import receiver as connect
 from django.utils.html import escape
 
 from agents.models import Run, RunStep, WebhookDelivery
-from approvals.models import AuditEvent, Checkpoint, Decision
+from approvals.models import Checkpoint, Decision
 from approvals.signals import checkpoint_requested
 from approvals.transitions import checkpoint_decide
+from audit.models import AuditEvent
 from hitl_client import verify_webhook
 from tests.api.conftest import Api
 from tests.hosted.agents import ledger_lines

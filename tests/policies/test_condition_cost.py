@@ -10,9 +10,10 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from approvals import policies
-from approvals.audit import Actor
-from approvals.models import AuditEvent, Checkpoint, Policy, PolicyOutcome
+from approvals.models import Checkpoint, Policy, PolicyOutcome
 from approvals.policies import policy_publish, policy_record, policy_save, table_changed
+from audit.events import Actor
+from audit.models import AuditEvent
 from core.exceptions import InvalidInput
 from tests.factories import GroupFactory
 from tests.policies.conftest import events

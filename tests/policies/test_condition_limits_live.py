@@ -15,9 +15,10 @@ from django.apps import apps
 from django.contrib.auth.models import Permission
 from django_q.models import OrmQ
 
-from approvals.audit import Actor
-from approvals.models import AuditEvent, Policy
+from approvals.models import Policy
 from approvals.policies import policy_save
+from audit.events import Actor
+from audit.models import AuditEvent
 from tests.api.live import LivePortal
 from tests.factories import UserFactory
 from tests.policies.conftest import events

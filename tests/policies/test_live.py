@@ -16,9 +16,9 @@ import pytest
 
 from agents.models import Agent
 from agents.transitions import agent_halt
-from approvals.audit import Actor
 from approvals.models import Decision, Policy
 from approvals.policies import policy_publish, policy_save
+from audit.events import Actor
 from hitl_client import HitlClient
 from tests.factories import GroupFactory, UserFactory
 

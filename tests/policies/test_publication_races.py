@@ -22,9 +22,10 @@ from functools import partial
 import httpx
 import pytest
 
-from approvals.audit import Actor, verify_chain
-from approvals.models import AuditEvent, Policy
+from approvals.models import Policy
 from approvals.policies import policy_publish, policy_revoke, policy_rollback, policy_save
+from audit.events import Actor, verify_chain
+from audit.models import AuditEvent
 from core.exceptions import Conflict
 from tests.factories import GroupFactory, UserFactory
 from tests.test_races import ROUNDS, race

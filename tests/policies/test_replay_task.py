@@ -9,10 +9,10 @@ from django.apps import apps
 from django.contrib.auth.models import Permission
 from django.test import Client
 
-from approvals.audit import Actor
 from approvals.models import Policy
 from approvals.policies import policy_save
 from approvals.transitions import checkpoint_decide
+from audit.events import Actor
 from tests.factories import UserFactory
 from tests.policies.conftest import events
 

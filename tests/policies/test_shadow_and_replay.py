@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from approvals.audit import Actor
 from approvals.models import Checkpoint, Policy, ShadowMatch
 from approvals.policies import policy_save
 from approvals.replay import replay, shadow_report
 from approvals.transitions import checkpoint_cancel, checkpoint_decide
+from audit.events import Actor
 from tests.policies.conftest import events
 
 pytestmark = pytest.mark.django_db

@@ -10,10 +10,10 @@ from django.db.models.deletion import ProtectedError
 from django.utils import timezone
 
 from approvals import policies
-from approvals.audit import Actor
 from approvals.conditions import request_facts
 from approvals.models import Checkpoint, Policy, PolicyVersion
 from approvals.policies import policy_publish, policy_revoke, policy_rollback, policy_save
+from audit.events import Actor
 from core.exceptions import Conflict, InvalidInput, NotAllowed
 from tests.factories import GroupFactory, UserFactory
 from tests.policies.conftest import events

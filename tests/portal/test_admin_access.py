@@ -20,7 +20,7 @@ def grant_views(reviewer, manager):
 
 @pytest.mark.parametrize(
     "url",
-    ["/admin/approvals/auditevent/", "/admin/agents/webhookdelivery/", "/admin/agents/deadletter/"],
+    ["/admin/audit/auditevent/", "/admin/agents/webhookdelivery/", "/admin/agents/deadletter/"],
 )
 def test_it_keeps_cross_role_logs_to_managers(client_for, reviewer, manager, grant_views, url):
     refused = client_for(reviewer).get(url)
@@ -44,3 +44,13 @@ def test_it_shows_a_reviewer_only_runs_they_may_review(
     assert client_for(reviewer).get(f"/admin/agents/run/{ops_cp.run_id}/change/").status_code == 200
     everything = client_for(manager).get("/admin/agents/run/").content.decode()
     assert str(ops_cp.run_id) in everything and str(dba_cp.run_id) in everything
+
+
+def test_the_audit_trails_old_admin_addresses_lead_to_its_new_ones(client):
+    """AuditEvent moved to the audit app (issue 19): bookmarks of /admin/approvals/auditevent/
+    still arrive."""
+    listed = client.get("/admin/approvals/auditevent/?verb=run.started")
+    assert listed.status_code == 301
+    assert listed["Location"] == "/admin/audit/auditevent/?verb=run.started"
+    one = client.get("/admin/approvals/auditevent/7/change/")
+    assert one["Location"] == "/admin/audit/auditevent/7/change/"

@@ -16,8 +16,9 @@ from django.core.management import call_command
 from django.db import connection
 
 from agents.models import Agent
-from approvals.models import AuditEvent, Policy, UserToken
+from approvals.models import Policy, UserToken
 from approvals.services import user_token_create
+from audit.models import AuditEvent
 from core import crypto
 from tests.factories import AgentFactory, PolicyFactory, UserFactory
 

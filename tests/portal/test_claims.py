@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from django.urls import reverse
 
-from approvals.models import AuditEvent
 from approvals.transitions import checkpoint_claim
+from audit.models import AuditEvent
 from tests.factories import UserFactory
 from tests.portal.helpers import review_url
 

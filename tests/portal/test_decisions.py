@@ -9,9 +9,10 @@ import json
 from django.test import Client
 from django.utils import timezone
 
-from approvals.models import AuditEvent, Checkpoint, Decision
+from approvals.models import Checkpoint, Decision
 from approvals.sweeps import expire_overdue
 from approvals.transitions import checkpoint_claim, checkpoint_decide
+from audit.models import AuditEvent
 from tests.factories import UserFactory
 from tests.portal.helpers import QUEUE_URL, decide_url, review_url
 

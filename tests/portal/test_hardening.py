@@ -9,9 +9,10 @@ from django.contrib.auth.models import Permission
 from agents.models import AgentKey, Run
 from agents.services import AGENT_KEYS
 from approvals.artifacts import ArtifactInput
-from approvals.audit import Actor
-from approvals.models import Artifact, AuditEvent, UserToken
+from approvals.models import Artifact, UserToken
 from approvals.services import USER_TOKENS, user_token_create
+from audit.events import Actor
+from audit.models import AuditEvent
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -89,4 +90,4 @@ def test_managers_only_pages_stay_closed_to_holders_of_change_permissions(client
     )
     c = client_for(reviewer)
     assert c.get("/admin/agents/webhookdelivery/").status_code == 403
-    assert c.get("/admin/approvals/auditevent/").status_code == 403
+    assert c.get("/admin/audit/auditevent/").status_code == 403

@@ -88,7 +88,7 @@ def test_it_lists_pending_by_deadline_first(client_for, reviewer, make_checkpoin
 def test_it_filters_and_searches(client_for, reviewer, make_checkpoint, agent):
     other_agent = AgentFactory(slug="other")
     from agents.transitions import run_start
-    from approvals.audit import Actor
+    from audit.events import Actor
 
     run = run_start(agent=other_agent, task="t", actor=Actor.for_agent(other_agent))
     make_checkpoint(title="Critical thing", risk="critical")

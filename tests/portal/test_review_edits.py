@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from approvals.artifacts import ArtifactEdit
-from approvals.models import Artifact, AuditEvent
+from approvals.models import Artifact
 from approvals.signals import checkpoint_resolved
 from approvals.transitions import ArtifactInput, checkpoint_decide
+from audit.models import AuditEvent
 from core.exceptions import InvalidInput
 from tests.portal.helpers import decide_url, review_url
 

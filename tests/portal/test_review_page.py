@@ -127,7 +127,7 @@ def test_it_shows_the_run_timeline(
     RunEvent.objects.create(run=run, kind="step", message="Listed /var/log")
     checkpoint_decide(first.pk, reviewer2, "reject", comment="Too broad")
     from agents.transitions import run_resume
-    from approvals.audit import Actor
+    from audit.events import Actor
 
     run_resume(run.pk, Actor.system("test"))
     RunEvent.objects.create(run=run, kind="tool_call", message="Narrowed to 3 files")

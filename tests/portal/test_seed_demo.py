@@ -1,6 +1,7 @@
 from django.core.management import call_command
 
-from approvals.models import Artifact, AuditEvent, Checkpoint
+from approvals.models import Artifact, Checkpoint
+from audit.models import AuditEvent
 
 
 def test_it_seeds_every_kind_of_checkpoint_idempotently(db):
@@ -24,7 +25,7 @@ def test_the_demo_catch_all_policy_follows_the_default_timeout(db, settings):
     from agents.models import Agent
     from agents.services import Ask, ask
     from agents.transitions import run_start
-    from approvals.audit import Actor
+    from audit.events import Actor
 
     settings.HITL_DEFAULT_TIMEOUT = 60
     call_command("seed_demo", "--quiet")

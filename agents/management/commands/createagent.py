@@ -7,8 +7,8 @@ from django.utils.text import slugify
 
 from agents.models import Agent
 from agents.services import AGENT_KEYS, agent_record
-from approvals import audit
-from approvals.audit import Actor
+from audit import events as audit
+from audit.events import Actor
 from core.net import UnsafeURL, check_url
 
 

@@ -18,9 +18,9 @@ from django_q.conf import Conf
 
 from agents.models import Agent, Run
 from agents.runtime import InvalidRunInput, drive, start_hosted_run
-from approvals.audit import Actor
 from approvals.models import Checkpoint
 from approvals.representations import review_url
+from audit.events import Actor
 
 
 class Command(BaseCommand):

@@ -1,9 +1,9 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from approvals.audit import Actor
 from approvals.models import UserToken
 from approvals.services import user_token_create
+from audit.events import Actor
 from core.exceptions import InvalidInput
 
 

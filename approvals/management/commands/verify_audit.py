@@ -3,7 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from approvals.audit import verify_chain
+from audit.events import verify_chain
 from core.ledger.verify import lag_seconds
 
 

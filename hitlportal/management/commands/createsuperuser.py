@@ -7,9 +7,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.management.commands import createsuperuser
 from django.utils import timezone
 
-from approvals import audit
-from approvals.audit import Actor
 from approvals.services import user_authority_record
+from audit import events as audit
+from audit.events import Actor
 
 
 class Command(createsuperuser.Command):

@@ -10,11 +10,11 @@ from django.core.management.base import BaseCommand
 from agents.models import Agent, AgentKey, Run
 from agents.services import AGENT_KEYS, Ask, agent_record, ask
 from agents.transitions import run_start
-from approvals import audit
-from approvals.audit import Actor, AuditVerb
 from approvals.models import Checkpoint, Policy
 from approvals.policies import policy_publish, policy_save
 from approvals.services import GROUP_FIELDS, group_record, user_authority_record
+from audit import events as audit
+from audit.events import Actor, AuditVerb
 
 ROLES = ["ops", "code-review", "dba"]
 DEMO_PASSWORD = "hitl-demo"

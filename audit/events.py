@@ -13,7 +13,6 @@ INSERT. Verbs are a closed vocabulary (`AuditVerb`); an unknown verb is a bug an
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -23,8 +22,9 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from approvals.models import AuditEvent, AuditVerb
-from core.canonical import canonical_json, normalize
+from audit.entry import entry_v1
+from audit.models import AuditEvent, AuditVerb
+from core.canonical import normalize
 from core.ledger import sequencer
 from core.ledger.verify import VerifyResult, verify_log
 
@@ -35,6 +35,7 @@ __all__ = [
     "atomic",
     "changes",
     "deferred",
+    "entry_v1",
     "record",
     "record_many",
     "record_saved",
@@ -65,37 +66,6 @@ class Actor:
     @classmethod
     def system(cls, label: str = "system") -> Actor:
         return cls(AuditEvent.ActorType.SYSTEM, "", label)
-
-
-def _timestamp(at: dt.datetime) -> str:
-    return at.astimezone(dt.UTC).isoformat(timespec="microseconds")
-
-
-def entry_v1(
-    *,
-    seq: int,
-    at: dt.datetime,
-    actor_type: str,
-    actor_id: str,
-    actor_label: str,
-    verb: str,
-    target_type: str,
-    target_id: str,
-    data: dict[str, Any],
-) -> bytes:
-    """The bytes an event's leaf hash covers (format 1, frozen: changing it would make every
-    logged event fail verification). Canonical JSON, so `hitl verify` can show and re-hash it."""
-    return canonical_json(
-        {
-            "v": 1,
-            "seq": seq,
-            "at": _timestamp(at),
-            "actor": [actor_type, actor_id, actor_label],
-            "verb": verb,
-            "target": [target_type, target_id],
-            "data": data,
-        }
-    ).encode()
 
 
 # Events collected by `deferred()`: (the event's fields, its savepoint marker).
