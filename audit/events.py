@@ -22,6 +22,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from audit import payloads
 from audit.entry import entry_v1
 from audit.models import AuditEvent, AuditVerb
 from core.canonical import normalize
@@ -118,6 +119,8 @@ def _still_pending(marker: Any) -> bool:
 def _fields(actor: Actor, verb: str, target: Any, data: dict[str, Any] | None) -> dict[str, Any]:
     if verb not in _VERBS:
         raise ValueError(f"unknown audit verb {verb!r}: add it to AuditVerb")
+    if payloads.STRICT and (extra := payloads.undeclared(verb, data)):
+        raise ValueError(f"{verb} declares no key {extra}: add it to audit/payloads.py")
     if hasattr(target, "_meta"):
         target_type, target_id = target._meta.label_lower, str(target.pk)
     else:

@@ -14,6 +14,17 @@ from audit.events import Actor
 from tests.factories import AgentFactory, UserFactory
 
 
+@pytest.fixture(autouse=True, scope="session")
+def strict_audit_payloads():
+    """Every audit event the suite writes has only the keys its verb's payload type declares
+    (audit/payloads.py)."""
+    from audit import payloads
+
+    payloads.STRICT = True
+    yield
+    payloads.STRICT = False
+
+
 def pytest_collection_modifyitems(config, items):
     """Skip what this machine cannot run, saying why."""
     is_pg = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")

@@ -78,3 +78,17 @@ def test_the_import_contracts_hold():
     result = subprocess.run([lint], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "0 broken" in result.stdout
+
+
+def test_every_audit_verb_has_a_payload_type_and_a_writer_cannot_add_an_undeclared_key(db):
+    from audit import events, payloads
+    from audit.events import Actor
+    from audit.models import AuditEvent, AuditVerb
+
+    assert [v for v in AuditVerb.values if v not in payloads.PAYLOADS] == []
+    assert payloads.STRICT  # tests/conftest.py
+    with pytest.raises(ValueError, match=r"run.started declares no key \['tusk'\]"):
+        events.record(
+            Actor.system("test"), AuditVerb.RUN_STARTED, ("agents.run", "1"), {"tusk": "x"}
+        )
+    assert not AuditEvent.objects.filter(verb=AuditVerb.RUN_STARTED).exists()

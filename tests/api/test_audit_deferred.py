@@ -22,7 +22,7 @@ ACTOR = Actor.system("test")
 def test_it_appends_deferred_events_at_the_end_in_order(agent):
     audit.record(ACTOR, V.AGENT_CREATED, agent)
     with transaction.atomic(), audit.deferred():
-        audit.record(ACTOR, V.AGENT_KEY_CREATED, agent, {"n": 1})
+        audit.record(ACTOR, V.AGENT_KEY_CREATED, agent, {"name": "k1"})
         with transaction.atomic():
             audit.record(ACTOR, V.AGENT_KEY_REVOKED, agent)
         assert list(AuditEvent.objects.values_list("verb", flat=True)) == [V.AGENT_CREATED]

@@ -30,7 +30,9 @@ ACTOR = Actor.system("test")
 
 def record(agent: Agent, n: int, *, fail: bool = False) -> None:
     with audit.atomic():
-        audit.record_many([(ACTOR, AuditVerb.AGENT_KEY_CREATED, agent, {"i": i}) for i in range(n)])
+        audit.record_many(
+            [(ACTOR, AuditVerb.AGENT_KEY_CREATED, agent, {"name": f"k{i}"}) for i in range(n)]
+        )
         if fail:
             raise RuntimeError("rolled back")
 

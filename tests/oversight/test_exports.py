@@ -161,7 +161,7 @@ def _many_events(n: int) -> None:
     for start in range(0, n, 5000):
         with audit.atomic():
             audit.record_many(
-                [(actor, AuditVerb.AGENT_CREATED, ("agents.agent", i), {"i": i, "pad": "x" * 80})
+                [(actor, AuditVerb.AGENT_CREATED, ("agents.agent", i), {"slug": "x" * 80})
                  for i in range(start, min(n, start + 5000))]
             )  # fmt: skip
 
