@@ -174,16 +174,11 @@ class RequestLimits:
                 return await _too_large(scope, receive, send, limit, drain)
         seen = 0
         over = False
-        malformed = False
         started = False
 
         async def limited_receive():
-            nonlocal seen, over, malformed
-            try:
-                message = await receive()
-            except Exception:  # the server could not read the body (a bad chunk): the client's
-                malformed = over = True  # fault, so a 400, not the app's failure
-                return {"type": "http.disconnect"}
+            nonlocal seen, over
+            message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
@@ -203,9 +198,7 @@ class RequestLimits:
         except Exception:
             if not over:
                 raise
-        if malformed and not started:
-            await _refuse(scope, None, send, 400, "The request body is malformed.")
-        elif over and not started:
+        if over and not started:
             await _too_large(scope, receive, send, limit, drain=True)
 
 

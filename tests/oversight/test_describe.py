@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
 from audit.models import AuditEvent, AuditVerb
 from oversight.describe import DESCRIBERS, Lookup, _sentence, describes
@@ -14,7 +15,7 @@ def test_every_audit_verb_has_a_describer():
 
 
 def test_a_verb_cannot_be_described_twice():
-    with pytest.raises(Exception, match="described twice"):
+    with pytest.raises(ImproperlyConfigured, match="described twice"):
         describes(AuditVerb.CHECKPOINT_VIEWED)(lambda *a: "")
 
 
