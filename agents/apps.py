@@ -6,4 +6,4 @@ class AgentsConfig(AppConfig):
     verbose_name = "Agents"
 
     def ready(self) -> None:
-        from agents import drills, handlers  # noqa: F401  (connect approvals' signals)
+        from agents import handlers  # noqa: F401  (connect approvals' signals)

@@ -4,7 +4,7 @@ receiver (`api.waiters`).
 
 All run inside the resolving transaction: they write outbox rows and register on-commit
 follow-ups; nothing slow happens inline. A manager's drill (`checkpoint.drill_id`) resumes
-nothing and calls nobody back: `agents.drills` closes its run instead.
+nothing and calls nobody back: `oversight.drills` closes its run instead.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ checkpoints_resolved = Signal()
 # receivers that reach outside the portal (agents, their owners) must skip drills.
 checkpoint_sla_breached = Signal()
 
-# --- sent by the agent side (`agents.transitions`, `agents.drills`) ---------------------------
+# --- sent by the agent side (`agents.transitions`, `oversight.drills`) ---------------------------
 
 # kwargs: agent (the halted agents.Agent, fresh, its owner loaded), by (the User who halted
 # it), reason (str), cancelled_runs (list of run ids stopped), cancelled_checkpoints (int).
@@ -53,8 +53,8 @@ agent_halted = Signal()
 # halt it lifts began), halt_reason (str), note (str). Sent once per resume.
 agent_resumed = Signal()
 
-# kwargs: drill (the finished approvals.Drill, fresh: its outcome set), checkpoint (the
+# kwargs: drill (the finished oversight.models.Drill, fresh: its outcome set), checkpoint (the
 # drill's resolved Checkpoint), votes (list of [reviewer username, outcome, stage], oldest
-# first). Sent by `agents.drills` once per drill, in the transaction that resolved it
+# first). Sent by `oversight.drills` once per drill, in the transaction that resolved it
 # (notifications tell the managers). Only managers may hear of a drill.
 drill_finished = Signal()

@@ -107,7 +107,7 @@ def checkpoint_request(run, req: CheckpointRequest, *, actor: Actor) -> Checkpoi
     the decision must find the run waiting, as a person's would. `req.allowed_outcomes` is
     checked by `rules.check_allowed_outcomes` at the edge; an empty list allows what the kind
     takes.
-    `req.drill`: the manager's Drill this one plays (see `agents.drills`); nothing else about
+    `req.drill`: the manager's Drill this one plays (see `oversight.drills`); nothing else about
     it differs."""
     agent = run.agent
     action = req.action or {}

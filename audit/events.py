@@ -122,7 +122,10 @@ def _fields(actor: Actor, verb: str, target: Any, data: dict[str, Any] | None) -
     if payloads.STRICT and (extra := payloads.undeclared(verb, data)):
         raise ValueError(f"{verb} declares no key {extra}: add it to audit/payloads.py")
     if hasattr(target, "_meta"):
-        target_type, target_id = target._meta.label_lower, str(target.pk)
+        # A model that moved app keeps the name its trail was written under (`AUDIT_TARGET`):
+        # readers find its whole history by one (type, id).
+        target_type = getattr(target, "AUDIT_TARGET", None) or target._meta.label_lower
+        target_id = str(target.pk)
     else:
         target_type, target_id = str(target[0]), str(target[1])
     return {

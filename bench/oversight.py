@@ -252,10 +252,11 @@ def main() -> None:
     from django.db import connection
     from django.test import Client
 
-    from approvals import metrics
-    from approvals.models import Checkpoint, OversightRollup
+    from approvals.models import Checkpoint
     from audit import events as audit
     from audit.models import AuditEvent
+    from oversight import analytics as metrics
+    from oversight.models import OversightRollup
 
     settings.DEBUG = False
     print(

@@ -6,15 +6,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from agents.drills import release_due
 from agents.sweeps import reconcile
-from approvals.metrics import refresh_rollups
 from approvals.sweeps import expire_overdue, mark_sla_breaches
 from core.ledger.sequencer import sequence_pending
 from core.ledger.witnesses import publish_due
 from core.metrics import SWEEP_DURATION, SWEEP_RUNS
 from hitlportal.housekeeping import housekeeping
 from notifications import sweeps as notifications
+from oversight.analytics import refresh_rollups
+from oversight.drills import release_due
 
 
 def _timed(name: str, sweep: Callable[[], dict[str, int]]) -> dict[str, int]:

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from approvals.models import Checkpoint, Drill
+from approvals.models import Checkpoint
 from approvals.representations import review_url
 from approvals.rules import may_decide_from_chat
 from core.canonical import action_sha256
@@ -131,8 +131,7 @@ def _headline(event: str, cp: Checkpoint, data: dict) -> tuple[str, str]:
         reason = f" — {_one_line(data['reason'])}" if data.get("reason") else ""
         return f"{word}{who}: {cp.title}", f"{agent}'s request was {word.lower()}{who}{reason}."
     if event == Event.DRILL_FINISHED:
-        outcome = data.get("outcome", "")
-        label = Drill.Outcome(outcome).label if outcome in Drill.Outcome.values else outcome
+        label = data.get("outcome_label") or data.get("outcome", "")
         votes = data.get("votes") or []
         who = ", ".join(f"{v[0]} ({v[1]})" for v in votes if v and v[0]) or "nobody"
         return (

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db.models import prefetch_related_objects
 from django.dispatch import receiver
 
-from approvals.models import Checkpoint, Drill
+from approvals.models import Checkpoint
 from approvals.representations import iso
 from approvals.signals import (
     agent_halted,
@@ -96,8 +96,9 @@ def on_resolved_batch(sender, checkpoints: list[Checkpoint], **kwargs) -> None:
 
 
 @receiver(drill_finished, dispatch_uid="notifications.drill_finished")
-def on_drill_finished(sender, drill: Drill, checkpoint: Checkpoint, votes=(), **kwargs) -> None:
-    if drill.outcome == Drill.Outcome.WITHDRAWN:
+def on_drill_finished(sender, drill, checkpoint: Checkpoint, votes=(), **kwargs) -> None:
+    # `drill` is an oversight.models.Drill: a sibling app, read through the instance only.
+    if drill.outcome == drill.Outcome.WITHDRAWN:
         return  # a manager called it off: there is no result to tell
     announce(
         Spec(
@@ -109,6 +110,7 @@ def on_drill_finished(sender, drill: Drill, checkpoint: Checkpoint, votes=(), **
                 drill=drill.pk,
                 name=drill.name,
                 outcome=drill.outcome,
+                outcome_label=drill.get_outcome_display(),
                 defect=drill.defect,
                 votes=[list(v) for v in votes],
             ),

@@ -20,8 +20,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from agents.models import Agent, Run
-from approvals.models import Checkpoint, Drill, Policy
+from approvals.models import Checkpoint, Policy
 from audit.models import AuditEvent, AuditVerb
+from oversight.models import Drill
 
 V = AuditVerb
 

@@ -21,7 +21,7 @@ from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, StreamingHttpResponse
 from django.utils import timezone
 
-from approvals import edits, metrics
+from approvals import edits
 from approvals.artifacts import artifact_text
 from approvals.models import Artifact, Checkpoint, Decision
 from approvals.representations import iso
@@ -29,6 +29,7 @@ from audit import events as audit
 from audit.events import Actor, AuditVerb
 from audit.models import AuditEvent
 from core.canonical import action_sha256
+from oversight import analytics as metrics
 
 CHUNK = 500  # lines per chunk sent
 FETCH = 2000  # rows per database round trip

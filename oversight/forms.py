@@ -15,9 +15,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from agents.models import Agent, Run
-from approvals.metrics import Filters
-from approvals.models import Checkpoint, OversightRollup, Policy, Risk
+from approvals.models import Checkpoint, Policy, Risk
 from audit.models import AuditEvent, AuditVerb
+from oversight.analytics import Filters
+from oversight.models import OversightRollup
 
 PERIODS = [
     ("7", "Last 7 days"),

@@ -1,5 +1,5 @@
 """The oversight pages. Views parse the filters and check access (`managers_only`: 404 for
-everyone else); the figures come from `approvals.metrics`, the words from `describe`."""
+everyone else); the figures come from `oversight.analytics`, the words from `describe`."""
 
 from __future__ import annotations
 
@@ -22,18 +22,18 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
-from agents import drills
 from agents.models import Agent
-from approvals import metrics
-from approvals.models import Checkpoint, Decision, Drill
+from approvals.models import Checkpoint, Decision
 from audit.models import AuditEvent, AuditVerb
 from core.exceptions import Conflict, InvalidInput
 from core.queue import enqueue
-from oversight import exports
+from oversight import analytics as metrics
+from oversight import drills, exports
 from oversight import timeline as timelines
 from oversight.access import managers_only
 from oversight.describe import describe
 from oversight.forms import AuditFilterForm, DashboardForm, DrillForm, ReviewerForm
+from oversight.models import Drill
 
 PAGE = 50
 ITEMS = 15  # breaching and escalated items listed on the dashboard (the exports have all)

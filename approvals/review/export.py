@@ -14,7 +14,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.utils import timezone
 
-from approvals import metrics
+from approvals import durations
 from approvals.models import AUTOMATIC_OUTCOMES, Checkpoint
 
 if TYPE_CHECKING:
@@ -47,8 +47,8 @@ class _Echo:
 
 
 def _row(cp: Checkpoint) -> list:
-    # `metrics.with_times` annotations: the definitions the oversight pages use too.
-    took = metrics.seconds(cp.time_to_resolution)
+    # `durations.with_times` annotations: the definitions the oversight pages use too.
+    took = durations.seconds(cp.time_to_resolution)
     breached = "" if cp.sla_breached is None else cp.sla_breached  # "": no SLA result yet
     return [
         cp.pk, cp.created_at.isoformat(), cp.agent.slug, cp.run_id, cp.kind, cp.title, cp.risk,
@@ -74,7 +74,7 @@ def export_csv(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
     except IncorrectLookupParameters:
         return HttpResponseBadRequest("Unknown filter in the query string.")
     qs = (
-        metrics.with_times(changelist.get_queryset(request))
+        durations.with_times(changelist.get_queryset(request))
         .select_related("agent", "policy", "policy_version", "resolved_by")
         .defer("action", "context", "options", "final_action", "stages")
     )

@@ -13,14 +13,14 @@ import time_machine
 from django.conf import settings
 from django.utils import timezone
 
-from agents import drills
 from agents.services import Ask, ask
 from agents.transitions import run_start
 from api.access import note_agent_read
-from approvals import metrics
 from approvals.services import checkpoint_viewed
 from approvals.transitions import checkpoint_decide, checkpoint_expire
 from audit.events import Actor
+from oversight import analytics as metrics
+from oversight import drills
 from tests.factories import AgentFactory, PolicyFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -14,9 +14,10 @@ from django.utils import timezone
 
 from agents.services import Ask, ask
 from agents.transitions import run_start
-from approvals import metrics
-from approvals.models import Checkpoint, Drill
+from approvals.models import Checkpoint
 from audit.events import Actor
+from oversight import analytics as metrics
+from oversight.models import Drill
 from tests.browser.conftest import open_tab
 from tests.browser.test_oversight_browser import history, login
 from tests.factories import AgentFactory, PolicyFactory

@@ -251,8 +251,8 @@ def test_it_tells_the_owner_when_their_agent_is_halted_and_resumed(
 def test_it_tells_managers_the_result_of_a_drill_and_nobody_else(
     inline, ops_team, smtp, agent, manager
 ):
-    from agents import drills
-    from approvals.models import Drill
+    from oversight import drills
+    from oversight.models import Drill
 
     agent.owner = UserFactory(username="olga")
     agent.save()

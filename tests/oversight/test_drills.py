@@ -8,18 +8,19 @@ import json
 import pytest
 from django.urls import reverse
 
-from agents import drills
 from agents.models import Agent, Run, WebhookDelivery
 from agents.services import AGENT_KEYS
 from agents.sweeps import reconcile
-from approvals import metrics
-from approvals.models import Checkpoint, Drill
+from approvals.models import Checkpoint
 from approvals.services import USER_TOKENS
 from approvals.sweeps import expire_overdue
 from approvals.transitions import checkpoint_decide
 from audit.events import Actor
 from audit.models import AuditEvent
 from hitlportal.sweeps import run_all
+from oversight import analytics as metrics
+from oversight import drills
+from oversight.models import Drill
 from tests.api.conftest import Api
 from tests.factories import AgentFactory
 from tests.oversight.conftest import at, request_one

@@ -14,12 +14,12 @@ import zipfile
 import pytest
 from django.urls import reverse
 
-from approvals import metrics
 from approvals.models import Checkpoint, Decision
 from audit import events as audit
 from audit.events import Actor, AuditVerb, entry_v1
 from audit.models import AuditEvent
 from core.ledger.sequencer import sequence_pending
+from oversight import analytics as metrics
 from tests.oversight.conftest import DAY, at
 
 pytestmark = pytest.mark.django_db

@@ -7,8 +7,9 @@ import datetime as dt
 
 import pytest
 
-from approvals import metrics
-from approvals.models import Checkpoint, OversightRollup
+from approvals.models import Checkpoint
+from oversight import analytics as metrics
+from oversight.models import OversightRollup
 from tests.oversight.conftest import DAY, T0, at
 
 pytestmark = pytest.mark.django_db
@@ -147,7 +148,7 @@ def test_the_definitions_are_one_annotation(known):
 
 
 def test_it_leaves_drills_out(known, people, bot):
-    from agents import drills
+    from oversight import drills
 
     with at(10):
         drills.drill_schedule(

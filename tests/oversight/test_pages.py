@@ -11,12 +11,12 @@ from django.contrib import admin
 from django.urls import reverse
 from django.urls.converters import IntConverter, StringConverter, UUIDConverter
 
-from agents import drills
 from agents.services import run_event_add
-from approvals import metrics
 from approvals.models import Checkpoint
 from audit.models import AuditEvent
 from core.ledger.sequencer import sequence_pending
+from oversight import analytics as metrics
+from oversight import drills
 from oversight import urls as oversight_urls_module
 from tests.factories import UserFactory
 from tests.oversight.conftest import at

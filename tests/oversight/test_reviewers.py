@@ -7,9 +7,9 @@ import datetime as dt
 
 import pytest
 
-from approvals import metrics
 from approvals.services import checkpoint_viewed
 from approvals.transitions import checkpoint_decide
+from oversight import analytics as metrics
 from tests.factories import UserFactory
 from tests.oversight.conftest import T0, at, request_one
 

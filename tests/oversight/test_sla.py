@@ -9,7 +9,6 @@ import datetime as dt
 
 import pytest
 
-from approvals import metrics
 from approvals.deadlines import DeadlineTimer
 from approvals.models import Checkpoint
 from approvals.signals import checkpoint_sla_breached
@@ -24,6 +23,7 @@ from audit.events import Actor
 from audit.models import AuditEvent
 from hitlportal.sweeps import run_all
 from notifications.models import Event, Notice
+from oversight import analytics as metrics
 from tests.factories import PolicyFactory
 from tests.oversight.conftest import T0, at, request_one
 
@@ -138,7 +138,7 @@ def verbs(cp) -> list[str]:
 
 
 def counted_as_breached(cp) -> bool:
-    """What the dashboard and the exports say (`approvals.metrics`)."""
+    """What the dashboard and the exports say (`oversight.analytics`)."""
     return metrics.with_times(Checkpoint.objects.filter(pk=cp.pk)).get().sla_breached
 
 

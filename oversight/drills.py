@@ -34,12 +34,13 @@ from agents.services import Ask, ask, check_ask
 from agents.transitions import run_complete, run_start
 from approvals import schemas
 from approvals.artifacts import ArtifactInput, artifact_text
-from approvals.models import Artifact, Checkpoint, Decision, Drill, Risk
+from approvals.models import Artifact, Checkpoint, Decision, Risk
 from approvals.signals import checkpoint_resolved, drill_finished
 from approvals.transitions import checkpoint_cancel
 from audit import events as audit
 from audit.events import Actor, AuditVerb
 from core.exceptions import Conflict, InvalidInput
+from oversight.models import Drill
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +303,7 @@ def _outcome(cp: Checkpoint) -> str:
     return Drill.Outcome.EDITED if edited else Drill.Outcome.MISSED
 
 
-@receiver(checkpoint_resolved, dispatch_uid="agents.drills.finish_on_resolved")
+@receiver(checkpoint_resolved, dispatch_uid="oversight.drills.finish_on_resolved")
 def finish_on_resolved(sender, checkpoint: Checkpoint, **kwargs) -> None:
     """Inside the resolving transaction: record the drill's result, announce it
     (`drill_finished`: the managers are told) and close its run (no resume, no webhook:
