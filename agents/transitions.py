@@ -23,9 +23,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from agents.models import Agent, Run
+from agents.signals import agent_halted, agent_resumed
 from approvals.models import Checkpoint
 from approvals.services import checkpoints_mark_resumed
-from approvals.signals import agent_halted, agent_resumed
 from approvals.transitions import checkpoint_cancel
 from audit import events as audit
 from audit.events import Actor, AuditVerb

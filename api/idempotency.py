@@ -29,9 +29,9 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from agents.models import IdempotencyRecord
 from api.authentication import is_agent
 from api.exceptions import IdempotencyMismatch
+from api.models import IdempotencyRecord
 from audit import events as audit
 from core.canonical import canonical_json
 from core.exceptions import Conflict

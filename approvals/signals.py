@@ -1,10 +1,10 @@
 """How approvals announces what happens to checkpoints, without importing who reacts.
 
 Every checkpoint signal is sent by `approvals.transitions`, inside the transaction of the
-change, after the status change and its audit event; nothing else sends them. The agent
-side's announcements (the kill switch, drill results: at the end of this module) are defined
-here too, so that the layers above agents that may not import it (notifications) can
-receive them; `agents` sends them, under the same rules. Receivers (the agent side's
+change, after the status change and its audit event; nothing else sends them. One more is
+defined here for a sender and a receiver that may not import each other: `drill_finished`,
+sent by `oversight.drills`, heard by notifications (the agent side's announcements are in
+`agents.signals`). Receivers (the agent side's
 resume and webhooks, the API's long-poll wake-up, notifications, the API's metrics) may write
 rows in that same transaction (an outbox) and schedule follow-ups with
 `transaction.on_commit`; they must not do slow work inline. If the transaction rolls back,
@@ -42,16 +42,7 @@ checkpoints_resolved = Signal()
 # receivers that reach outside the portal (agents, their owners) must skip drills.
 checkpoint_sla_breached = Signal()
 
-# --- sent by the agent side (`agents.transitions`, `oversight.drills`) ---------------------------
-
-# kwargs: agent (the halted agents.Agent, fresh, its owner loaded), by (the User who halted
-# it), reason (str), cancelled_runs (list of run ids stopped), cancelled_checkpoints (int).
-# Sent once per halt by `agents.transitions.agent_halt` (notifications tell the owner).
-agent_halted = Signal()
-
-# kwargs: agent (the Agent, running again), by (the User who resumed it), halted_at (when the
-# halt it lifts began), halt_reason (str), note (str). Sent once per resume.
-agent_resumed = Signal()
+# --- sent by `oversight.drills` (defined here: notifications, its sibling, receives it) -----
 
 # kwargs: drill (the finished oversight.models.Drill, fresh: its outcome set), checkpoint (the
 # drill's resolved Checkpoint), votes (list of [reviewer username, outcome, stage], oldest

@@ -21,11 +21,10 @@ from django.conf import settings
 from django.db.models import prefetch_related_objects
 from django.dispatch import receiver
 
+from agents.signals import agent_halted, agent_resumed
 from approvals.models import Checkpoint
 from approvals.representations import iso
 from approvals.signals import (
-    agent_halted,
-    agent_resumed,
     checkpoint_requested,
     checkpoint_resolved,
     checkpoint_routed,

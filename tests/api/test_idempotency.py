@@ -7,8 +7,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from agents.models import IdempotencyRecord, Run
+from agents.models import Run
 from api.idempotency import purge_idempotency_records
+from api.models import IdempotencyRecord
 from approvals.models import Checkpoint, Decision
 from audit.models import AuditEvent
 from tests.api.conftest import Api
