@@ -1,16 +1,19 @@
+from django import forms
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from approvals import policies, policy_pages, selectors, services
+from approvals import policies, selectors, services
 from approvals.models import Artifact, Checkpoint, Decision, Policy, UserToken
+from approvals.policies import pages as policy_pages
 from approvals.review import changelist as cl
 from approvals.review import export, queries, views
 from approvals.services import USER_TOKENS
@@ -41,12 +44,31 @@ class StandingFilter(admin.SimpleListFilter):
         return queryset
 
 
+class PolicyForm(forms.ModelForm):
+    """Every admin form of a policy (its page and the list's editable columns): stages, the
+    escalation role and the condition are checked as it is saved
+    (`policies.validate_policy`), so a typo is a field error now, not a 500 at the next
+    request. The check runs where a model's own `clean` would."""
+
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        try:
+            policies.validate_policy(self.instance)
+        except ValidationError as exc:
+            self._update_errors(exc)
+
+
 @admin.register(Policy)
 class PolicyAdmin(ManagersMayViewMixin, AuditedSaveMixin, admin.ModelAdmin):
     """A policy's page edits its working copy: every save (the form and the list's editable
-    columns) is validated by Policy.clean, becomes a new draft version and is audited with
+    columns) is validated by `PolicyForm`, becomes a new draft version and is audited with
     its diff. The versions panel publishes, rolls back and revokes (`approvals.policies`);
     replay and shadow pages show the evidence. Deletions are audited."""
+
+    form = PolicyForm
+
+    def get_changelist_form(self, request, **kwargs):
+        return super().get_changelist_form(request, form=PolicyForm, **kwargs)
 
     list_display = [
         "name",

@@ -10,8 +10,8 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
-from approvals import replay
 from approvals.models import Replay
+from approvals.policies import replay
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from approvals import conditions, edits, policies, rules
+from approvals import edits, policies, rules
 from approvals.artifacts import (
     ArtifactEdit,
     ArtifactInput,
@@ -41,6 +41,7 @@ from approvals.artifacts import (
     artifact_edits_save,
 )
 from approvals.models import Checkpoint, Decision, ExpiryAction, PolicyOutcome
+from approvals.policies import conditions
 from approvals.receipts import receipt_issue
 from approvals.requests import CheckpointRequest
 from approvals.signals import (

@@ -5,14 +5,15 @@ largest request the API admits, and what each really costs.
     .venv/bin/python bench/conditions.py --only regex --runs 5
 
 For each family of expensive condition (RE2's NFA, string growth, a quadratic `map`, nested
-comprehensions, a long substring search, split/join) the bench finds the largest parameter
-(a guard `size(args.x) <= K`, a needle's length) that `approvals.conditions.check_condition`
-still admits under the configured limits (HITL_CONDITION_MAX_COST / _MAX_MEMORY), builds the
-worst input for it within the body limit (HITL_API_MAX_BODY_BYTES), and evaluates it once
-per run in a fresh process: the time of `Condition.evaluate` and the process's peak memory
-growth during it. The request's arguments are converted into CEL before the clock starts (the
-activation caches that once per request for every condition); `first-touch` measures that
-conversion alone for the worst body (a list of a million numbers).
+comprehensions, a long substring search, split/join) the bench finds the largest parameter (a
+guard `size(args.x) <= K`, a needle's length) that
+`approvals.policies.conditions.check_condition` still admits under the configured limits
+(HITL_CONDITION_MAX_COST / _MAX_MEMORY), builds the worst input for it within the body limit
+(HITL_API_MAX_BODY_BYTES), and evaluates it once per run in a fresh process: the time of
+`Condition.evaluate` and the process's peak memory growth during it. The request's arguments
+are converted into CEL before the clock starts (the activation caches that once per request for
+every condition); `first-touch` measures that conversion alone for the worst body (a list of a
+million numbers).
 
 Also prints each candidate's static bound, to compare the model with the measurement.
 """
@@ -103,7 +104,7 @@ def candidates(body: int) -> dict[str, dict]:
 def largest_admitted(make, high: int) -> int:
     """The largest k in [1, high] whose condition the save-time check admits (admission is
     monotonic in k); 0 if none."""
-    from approvals.conditions import compile_condition
+    from approvals.policies.conditions import compile_condition
 
     def admitted(k: int) -> bool:
         return compile_condition(make(k)).admitted
@@ -125,7 +126,7 @@ def run_one(name: str, k: int) -> dict:
     from django.conf import settings
     from django.utils import timezone
 
-    from approvals.conditions import compile_condition, request_facts
+    from approvals.policies.conditions import compile_condition, request_facts
 
     spec = candidates(settings.HITL_API_MAX_BODY_BYTES)[name]
     condition = compile_condition(spec["condition"](k))
@@ -157,7 +158,7 @@ def first_touch() -> dict:
     from django.conf import settings
     from django.utils import timezone
 
-    from approvals.conditions import compile_condition, request_facts
+    from approvals.policies.conditions import compile_condition, request_facts
 
     n = (settings.HITL_API_MAX_BODY_BYTES - 64) // 2
     args = {"l": [0] * n}

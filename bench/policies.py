@@ -78,7 +78,7 @@ def bench_route(args) -> None:
     from django.utils import timezone
 
     from approvals import policies
-    from approvals.conditions import request_facts
+    from approvals.policies.conditions import request_facts
 
     started = time.perf_counter()
     make_policies(args.policies, args.indexed)
@@ -193,7 +193,7 @@ def bench_replay(args) -> None:
 
     from approvals.models import Policy
     from approvals.policies import policy_save
-    from approvals.replay import replay
+    from approvals.policies.replay import replay
     from audit.events import Actor
 
     t = time.perf_counter()

@@ -112,7 +112,7 @@ class HitlAdminSite(admin.AdminSite):
         }
         if is_manager(user):
             from agents.models import Agent
-            from approvals.policy_pages import auto_decision_counts
+            from approvals.policies.pages import auto_decision_counts
 
             extra["halted_agents"] = list(
                 Agent.objects.filter(halted_at__isnull=False).select_related("halted_by")

@@ -618,7 +618,7 @@ HITL_STANDING_RULE_PRIORITY = env_int("HITL_STANDING_RULE_PRIORITY", 0)
 HITL_REPLAY_DAYS = env_int("HITL_REPLAY_DAYS", 30, minimum=1)
 HITL_REPLAY_LIMIT = env_int("HITL_REPLAY_LIMIT", 200_000, minimum=1)
 HITL_POLICY_FOUR_EYES = env_bool("HITL_POLICY_FOUR_EYES", False)
-# What one condition may cost on the largest request the API admits (approvals.cel_cost):
+# What one condition may cost on the largest request the API admits (approvals.policies.cel_cost):
 # time in units of about a nanosecond on the reference machine, memory in bytes allocated.
 # Saving a condition over either is refused; one stored before is skipped on the requests
 # where it would exceed them (docs/benchmarks.md, "Condition cost").

@@ -16,6 +16,7 @@ from approvals.credentials import credential_for
 from approvals.edits import unified
 from approvals.forms import DecisionForm, ReassignForm
 from approvals.models import Artifact, Checkpoint
+from approvals.policies import pages as policy_pages
 from approvals.rendering import artifacts as render_artifacts
 from approvals.rendering import diff as diffs
 from approvals.rendering.text import json_value_html
@@ -144,8 +145,6 @@ def build(
     preview: dict | None = None,
     proposal=None,
 ) -> dict:
-    from approvals import policy_pages
-
     user = request.user
     now = timezone.now()
     decisions = list(

@@ -13,11 +13,12 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from approvals import rules, selectors, services, transitions
+from approvals import policies, rules, selectors, services, transitions
 from approvals.artifacts import artifact_response
 from approvals.credentials import credential_for
 from approvals.forms import DecisionForm, ReassignForm
 from approvals.models import Artifact, Checkpoint
+from approvals.policies import pages as policy_pages
 from approvals.review import context as review_context
 from approvals.review import queries
 from core.admin_pages import allow
@@ -274,7 +275,25 @@ def poll(model_admin: ModelAdmin, request: HttpRequest) -> JsonResponse:
 
 @require_POST
 def propose_rule(model_admin: ModelAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
-    """A standing rule from this request (`approvals.policy_pages.propose`)."""
-    from approvals import policy_pages
-
-    return policy_pages.propose(model_admin, request, object_id)
+    """POST from the review page: a draft standing rule from this request (another reviewer
+    of the role or a manager publishes it)."""
+    cp = get_visible(request, object_id)
+    form = policy_pages.proposal_form(cp, request.POST)
+    if not form.is_valid():
+        return _render(model_admin, request, cp, proposal=form, status=400)
+    data = form.cleaned_data
+    try:
+        rule = policies.standing_rule_propose(
+            cp, request.user, condition=data["condition"], days=data["days"], reason=data["reason"]
+        )
+    except NotAllowed as exc:
+        return forbidden_response(model_admin, request, cp, exc)
+    except InvalidInput as exc:
+        form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+        return _render(model_admin, request, cp, proposal=form, status=400)
+    messages.success(
+        request,
+        f"Standing rule “{rule.name}” proposed: another reviewer of {rule.standing_role} or a "
+        "manager must publish it before it approves anything.",
+    )
+    return HttpResponseRedirect(reverse("admin:approvals_policy_standing"))

@@ -80,8 +80,8 @@ def test_a_reviewer_proposing_a_standing_rule_gets_the_field_named(request_cp, r
 
 def test_the_runtime_stops_comprehensions_where_the_bound_assumes():
     """The bound counts on cel-cpp's comprehension budget (the binding cannot set it)."""
-    from approvals.cel_cost import ITERATION_BUDGET
-    from approvals.conditions import compile_condition, request_facts
+    from approvals.policies.cel_cost import ITERATION_BUDGET
+    from approvals.policies.conditions import compile_condition, request_facts
 
     condition = compile_condition("args.l.all(x, x >= 0)")
 

@@ -8,7 +8,12 @@ import logging
 
 import pytest
 
-from approvals.conditions import ConditionError, compile_condition, request_facts, suggest_condition
+from approvals.policies.conditions import (
+    ConditionError,
+    compile_condition,
+    request_facts,
+    suggest_condition,
+)
 
 NOW = dt.datetime(2026, 11, 20, 13, 30, tzinfo=dt.UTC)  # a Friday
 EXAMPLE = (
@@ -48,7 +53,7 @@ def test_it_reads_deeply_nested_arguments_and_the_other_variables():
 
 def test_a_missing_key_does_not_match_and_is_logged(caplog):
     condition = compile_condition("args.paths.size() <= 20")
-    with caplog.at_level(logging.INFO, logger="approvals.conditions"):
+    with caplog.at_level(logging.INFO, logger="approvals.policies.conditions"):
         assert condition.evaluate(facts({"files": ["a"]}), label="janitor v1") is False
     assert "janitor v1 did not evaluate" in caplog.text
     assert "paths" in caplog.text

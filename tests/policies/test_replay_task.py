@@ -54,7 +54,7 @@ def test_the_page_enqueues_a_task_that_records_progress_and_the_result(
 
     enqueued = []
     monkeypatch.setattr(
-        "approvals.replay.enqueue", lambda func, *args, **kw: enqueued.append((func, args))
+        "approvals.policies.replay.enqueue", lambda func, *args, **kw: enqueued.append((func, args))
     )
     with django_capture_on_commit_callbacks(execute=True):
         started = client.post(f"/admin/approvals/policy/{policy.pk}/replay/", {"days": 7})
@@ -91,7 +91,7 @@ def test_the_page_enqueues_a_task_that_records_progress_and_the_result(
 
 def test_a_second_request_while_one_runs_joins_it(admin_user):
     policy = draft(admin_user, name="p", match_tool="x", outcome="auto_approve")
-    from approvals.replay import replay_request
+    from approvals.policies.replay import replay_request
 
     first = replay_request(policy, policy.versions.get(), user=admin_user, days=3)
     again = replay_request(policy, policy.versions.get(), user=admin_user, days=3)

@@ -7,7 +7,7 @@ import pytest
 
 from approvals.models import Checkpoint, Policy, ShadowMatch
 from approvals.policies import policy_save
-from approvals.replay import replay, shadow_report
+from approvals.policies.replay import replay, shadow_report
 from approvals.transitions import checkpoint_cancel, checkpoint_decide
 from audit.events import Actor
 from tests.policies.conftest import events

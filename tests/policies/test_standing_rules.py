@@ -10,8 +10,8 @@ import pytest
 from django.utils import timezone
 
 from approvals import policies
-from approvals.conditions import request_facts
 from approvals.models import Policy
+from approvals.policies.conditions import request_facts
 from core.exceptions import NotAllowed
 from tests.factories import UserFactory
 from tests.policies.conftest import events
@@ -33,7 +33,7 @@ def propose(client, user, cp, **fields):
 
 
 def policies_condition(cp) -> str:
-    from approvals.conditions import suggest_condition
+    from approvals.policies.conditions import suggest_condition
 
     return suggest_condition(agent_slug=cp.agent.slug, action=cp.action)
 
@@ -127,7 +127,7 @@ def test_it_expires(client, reviewer, reviewer2, request_cp):
     assert outcome(timezone.now()) == "auto_approve"
     assert outcome(timezone.now() + dt.timedelta(days=1, minutes=1)) == "route"
     rule.refresh_from_db()
-    from approvals.policy_pages import state_of
+    from approvals.policies.pages import state_of
 
     assert state_of(rule, timezone.now() + dt.timedelta(days=2)) == "expired"
 
@@ -240,7 +240,7 @@ def test_a_rule_never_approves_what_needs_a_step_up(
 def test_replay_of_a_rule_counts_only_what_it_may_approve(
     client, reviewer, reviewer2, dba, publish, request_cp
 ):
-    from approvals.replay import replay
+    from approvals.policies.replay import replay
 
     publish(
         name="critical to dba",

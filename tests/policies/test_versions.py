@@ -10,9 +10,9 @@ from django.db.models.deletion import ProtectedError
 from django.utils import timezone
 
 from approvals import policies
-from approvals.conditions import request_facts
 from approvals.models import Checkpoint, Policy, PolicyVersion
-from approvals.policies import policy_publish, policy_revoke, policy_rollback, policy_save
+from approvals.policies import policy_publish, policy_revoke, policy_rollback, policy_save, routing
+from approvals.policies.conditions import request_facts
 from audit.events import Actor
 from core.exceptions import Conflict, InvalidInput, NotAllowed
 from tests.factories import GroupFactory, UserFactory
@@ -206,13 +206,13 @@ def test_the_routing_table_follows_publications_and_ignores_rolled_back_ones(pub
 
 def test_a_publication_compiles_only_the_new_condition_not_every_live_one(publish, monkeypatch):
     compiled = []
-    real = policies.compile_condition
+    real = routing.compile_condition
 
     def counting(source):
         compiled.append(source)
         return real(source)
 
-    monkeypatch.setattr(policies, "compile_condition", counting)
+    monkeypatch.setattr(routing, "compile_condition", counting)
     for n in range(3):
         publish(name=f"p{n}", match_tool=f"t{n}", condition=f"args.n > {n}")
     policies.routing_table()

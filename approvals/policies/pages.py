@@ -18,9 +18,10 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import dateparse, timezone
 
-from approvals import policies, replay
-from approvals.conditions import ConditionError, compile_condition
-from approvals.models import Checkpoint, Policy, PolicyVersion, Replay
+from approvals import policies
+from approvals.models import Checkpoint, Decision, Policy, PolicyVersion, Replay
+from approvals.policies import replay
+from approvals.policies.conditions import ConditionError, compile_condition
 from approvals.rules import can_decide, four_eyes_excluded, user_review_roles
 from core.exceptions import Conflict, InvalidInput, NotAllowed
 from core.roles import is_manager
@@ -56,8 +57,7 @@ def version_context(request: HttpRequest, policy: Policy) -> dict:
     live = policy.live_version
     user = request.user
     may = policies.may_manage(user, policy)
-    authored = policies.authors(policy, latest)
-    four_eyes = (policy.is_standing or settings.HITL_POLICY_FOUR_EYES) and user.pk in authored
+    four_eyes = policies.four_eyes_blocks(user, policy, latest)
     return {
         "policy": policy,
         "state": state_of(policy),
@@ -381,40 +381,12 @@ def proposal_form(cp: Checkpoint, data=None) -> StandingRuleForm:
     return StandingRuleForm(data=data, initial=initial)
 
 
-def propose(model_admin: ModelAdmin, request: HttpRequest, object_id) -> HttpResponse:
-    """POST from the review page: a draft standing rule from this request."""
-    from approvals.review.views import _render, forbidden_response, get_visible
-
-    cp = get_visible(request, object_id)
-    form = proposal_form(cp, request.POST)
-    if not form.is_valid():
-        return _render(model_admin, request, cp, proposal=form, status=400)
-    data = form.cleaned_data
-    try:
-        rule = policies.standing_rule_propose(
-            cp, request.user, condition=data["condition"], days=data["days"], reason=data["reason"]
-        )
-    except NotAllowed as exc:
-        return forbidden_response(model_admin, request, cp, exc)
-    except InvalidInput as exc:
-        form.add_error(exc.field if exc.field in form.fields else None, str(exc))
-        return _render(model_admin, request, cp, proposal=form, status=400)
-    messages.success(
-        request,
-        f"Standing rule “{rule.name}” proposed: another reviewer of {rule.standing_role} or a "
-        "manager must publish it before it approves anything.",
-    )
-    return HttpResponseRedirect(reverse("admin:approvals_policy_standing"))
-
-
 def standing_rules_for(cp: Checkpoint) -> list[Policy]:
     return list(cp.standing_rules.select_related("live_version"))
 
 
 def auto_decision_counts(since) -> dict[str, int]:
     """Oversight: decisions by policies vs by people since `since` (one query)."""
-    from approvals.models import Decision
-
     return Decision.objects.filter(created_at__gte=since).aggregate(
         auto_approved=Count("pk", filter=Q(policy_version__isnull=False, outcome="approve")),
         auto_rejected=Count("pk", filter=Q(policy_version__isnull=False, outcome="reject")),

@@ -26,7 +26,7 @@ The variables a condition sees (`FACTS`):
 Evaluation never raises: a condition that errs on a request (a missing key, an index out of
 range, a wrong type in the arguments) does not match it, and the error is logged.
 
-Cost: a condition is bounded before it runs (`approvals.cel_cost`: time and memory as a
+Cost: a condition is bounded before it runs (`approvals.policies.cel_cost`: time and memory as a
 function of the request's argument sizes). Saving one whose bound on the largest request the
 API admits exceeds HITL_CONDITION_MAX_COST or HITL_CONDITION_MAX_MEMORY is refused
 (`check_cost`, a field error on `condition`). One stored before this check keeps routing,
@@ -46,8 +46,8 @@ from cel_expr_python import cel
 from cel_expr_python.ext import ext_strings
 from django.conf import settings
 
-from approvals import cel_cost
 from approvals.models import RISK_ORDER
+from approvals.policies import cel_cost
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,6 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from approvals.conditions import request_facts
 from approvals.models import (
     Artifact,
     Checkpoint,
@@ -34,11 +33,12 @@ from approvals.models import (
     Replay,
     ShadowMatch,
 )
-from approvals.policies import GLOB_CHARACTERS as GLOBS
-from approvals.policies import (
+from approvals.policies.changes import check_may_replay
+from approvals.policies.conditions import request_facts
+from approvals.policies.routing import GLOB_CHARACTERS as GLOBS
+from approvals.policies.routing import (
     Entry,
     RoutingTable,
-    check_may_replay,
     live_versions,
     route_for,
     routing_table,
