@@ -14,7 +14,6 @@ import asyncio
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions
@@ -27,6 +26,7 @@ from api.permissions import IsAgentOrPerson
 from api.schema import document_view
 from api.serializers import CheckpointOutSerializer
 from api.throttling import hit, identity
+from api.waiters import WAIT_POLL_INTERVAL
 from approvals.representations import checkpoint_data
 
 MAX_TIMEOUT = 60.0
@@ -98,7 +98,7 @@ async def checkpoint_wait(request: HttpRequest, pk) -> JsonResponse:
         data = await sync_to_async(load_state)(principal, pk)
         deadline = loop.time() + timeout
         while data["status"] == "pending" and loop.time() < deadline:
-            await asyncio.sleep(min(settings.HITL_WAIT_POLL_INTERVAL, deadline - loop.time()))
+            await asyncio.sleep(min(WAIT_POLL_INTERVAL, deadline - loop.time()))
             data = await sync_to_async(load_state)(principal, pk)
     except exceptions.APIException as exc:
         status, body = problem_for(exc)

@@ -9,9 +9,9 @@ checkpoint id → futures. What wakes them:
   After (re)connecting, the hub re-checks every waited id once, covering notifications sent
   while it was down.
 - SQLite (or while the listener is down): ONE poller per process checks all waited ids in a
-  single query every `HITL_WAIT_POLL_INTERVAL` seconds.
+  single query every `WAIT_POLL_INTERVAL` seconds.
 
-Database work for waiters runs on a small dedicated thread pool (`HITL_WAIT_DB_THREADS`), so
+Database work for waiters runs on a small dedicated thread pool (`WAIT_DB_THREADS`), so
 the number of threads and database connections stays fixed however many requests wait.
 """
 
@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, connections
 from django.dispatch import receiver
 
@@ -37,6 +36,12 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "hitl_checkpoint_resolved"
 T = TypeVar("T")
+# Seconds between the SQLite poller's queries (one per process for all waiters): about the
+# latency a waiter sees on SQLite, for one cheap query per tick.
+WAIT_POLL_INTERVAL = 0.1
+# Threads per process doing the waiters' database reads: a fixed number of connections
+# however many requests wait.
+WAIT_DB_THREADS = 4
 
 _pool: ThreadPoolExecutor | None = None
 
@@ -44,9 +49,7 @@ _pool: ThreadPoolExecutor | None = None
 def db_pool() -> ThreadPoolExecutor:
     global _pool
     if _pool is None:
-        _pool = ThreadPoolExecutor(
-            max_workers=settings.HITL_WAIT_DB_THREADS, thread_name_prefix="hitl-wait-db"
-        )
+        _pool = ThreadPoolExecutor(max_workers=WAIT_DB_THREADS, thread_name_prefix="hitl-wait-db")
     return _pool
 
 
@@ -145,7 +148,7 @@ class WaitHub:
                     pass
 
     async def _poll(self, forever: bool) -> None:
-        interval = settings.HITL_WAIT_POLL_INTERVAL
+        interval = WAIT_POLL_INTERVAL
         while True:
             if self._waiters:
                 await self._recheck()

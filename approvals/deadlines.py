@@ -5,18 +5,17 @@ a minute late with the per-minute sweep alone.
 `manage.py portald` runs it (beside the ledger's sequencer, `core.leader` loops both); run
 one or more, on any machine: a lease (`core.leader.Lease`) elects one leader among them. The
 leader sleeps until the earliest pending deadline or unmarked SLA due time,
-looking again at least every HITL_DEADLINE_POLL seconds (a new request may have an earlier
+looking again at least every POLL_SECONDS (a new request may have an earlier
 one), and then does what the sweep does, in the sweep's order: marks the due SLA breaches
 (`approvals.sweeps.mark_sla_breaches`), then expires what is overdue
 (`approvals.sweeps.expire_overdue`): the same transitions, audit events and signals, so
 managers, waiters and webhooks learn of it at once. The per-minute sweep stays as the safety
-net (a leader that died is replaced when its lease runs out, HITL_DEADLINE_LEASE seconds)."""
+net (a leader that died is replaced when its lease runs out, LEASE_SECONDS)."""
 
 from __future__ import annotations
 
 import logging
 
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -26,6 +25,12 @@ from core.leader import Leader, Lease, holder_name
 
 log = logging.getLogger(__name__)
 LEASE = "hitl-deadline-timer"
+# How often the leader looks for a new, earlier deadline (one indexed query): how late at most
+# a request whose deadline comes before every pending one is handled.
+POLL_SECONDS = 0.5
+# How long a dead leader's lease holds before another portald's timer takes over: the longest
+# a handover waits (the leader renews it when half of it is used).
+LEASE_SECONDS = 10
 
 
 def next_deadline():
@@ -57,8 +62,8 @@ class DeadlineTimer(Leader):
     name = "deadline timer"
 
     def __init__(self, holder: str = "", poll: float | None = None, lease: float | None = None):
-        self.poll = poll if poll is not None else settings.HITL_DEADLINE_POLL
-        self.lease = lease if lease is not None else settings.HITL_DEADLINE_LEASE
+        self.poll = poll if poll is not None else POLL_SECONDS
+        self.lease = lease if lease is not None else LEASE_SECONDS
         super().__init__(Lease(LEASE, holder or holder_name(), self.lease))
 
     def round(self) -> float:

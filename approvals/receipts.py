@@ -129,7 +129,7 @@ def receipt_token(
     cp: Checkpoint, *, wait: bool = True, event: tuple[int, int | None] | None = None
 ) -> Sealed | None:
     """The signed receipt of an approved checkpoint, carrying its approval's ledger seq. With
-    `wait`, waits for the sequencer (HITL_LEDGER_WAIT) and raises ReceiptNotReady if it lags;
+    `wait`, waits for the sequencer (up to 5 s) and raises ReceiptNotReady if it lags;
     without, None while the approval is not sequenced."""
     receipt = Receipt.objects.filter(subject=SUBJECT.format(cp.pk)).first()
     if receipt is not None and event is None:

@@ -79,7 +79,7 @@ _UNKNOWN = object()
 def ledger_fields(cp: Checkpoint, *, wait: bool = False, event: Any = _UNKNOWN) -> dict[str, Any]:
     """Where the resolution is in the ledger (`seq` null for the moment between commit and
     the sequencer: the merge delay) and, for an approval, its signed receipt. `wait`: wait
-    for the sequencer (HITL_LEDGER_WAIT) so both are there (long-poll, webhooks). `event`:
+    for the sequencer (up to 5 s) so both are there (long-poll, webhooks). `event`:
     (event id, seq) when already read (lists)."""
     wait = wait or settings.HITL_LEDGER_SYNC  # sync mode (tests): sequenced when looked at
     if event is _UNKNOWN:

@@ -17,7 +17,7 @@ sequencer, since a long-poll returns the decision with its seq and signed receip
   nginx-http  the same, the docs' server block with one more `listen` without ssl: nginx's
               own cost without TLS's (client and server)
   granian     for reference, the WSGI server alone with no proxy (its long-poll is then the
-              Django view, polling every HITL_WAIT_POLL_INTERVAL)
+              Django view, polling every 0.1 s)
 
 Database settings per process as the README's Production section says: DB_CONN_MAX_AGE=600
 for the WSGI servers and the sequencer, DB_POOL=1 for the ASGI servers.

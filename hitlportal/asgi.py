@@ -1,7 +1,6 @@
 import os
 import sys
 
-from django.conf import settings
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hitlportal.settings")
@@ -10,9 +9,9 @@ django_application = get_asgi_application()
 # Django runs each request's sync code in its own thread. A thread that comes back from a
 # database round trip waits for the GIL up to the switch interval (5 ms by default) while
 # another thread computes; 0.5 ms keeps transactions (row locks) short. (This server serves
-# long-poll and /mcp in production, everything in `make run`.) HITL_GIL_SWITCH_INTERVAL is
-# read, and checked, by settings.
-sys.setswitchinterval(settings.HITL_GIL_SWITCH_INTERVAL)
+# long-poll and /mcp in production, everything in `make run`.)
+GIL_SWITCH_INTERVAL = 0.0005
+sys.setswitchinterval(GIL_SWITCH_INTERVAL)
 
 # Long-poll waits are answered in the event loop, ahead of Django (api/asgi.py); /mcp is the
 # MCP SDK's app (integrations/mcp.py); every body is size-checked first. This one app serves

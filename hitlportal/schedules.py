@@ -3,12 +3,12 @@ Schedule.name, so duplicates from older races are removed too)."""
 
 from __future__ import annotations
 
-from django.conf import settings
-
 SCHEDULES = {
     "hitl-sweep": {
         "func": "hitlportal.sweeps.run_all",
         "schedule_type": "I",  # minutes
+        # Every minute (the docs promise expiry "up to a minute late" without portald's timer).
+        "minutes": 1,
     },
     # SQLite planner statistics for the review queue (see hitlportal/dbmaint.py).
     "hitl-db-analyze": {
@@ -31,7 +31,7 @@ def ensure_schedules() -> None:
             defaults={
                 "func": spec["func"],
                 "schedule_type": spec["schedule_type"],
-                "minutes": spec.get("minutes", settings.HITL_SWEEP_INTERVAL_MINUTES),
+                "minutes": spec["minutes"],
                 "repeats": -1,
             },
         )

@@ -227,7 +227,7 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["OPTIONS"].update(
         {
             "transaction_mode": "IMMEDIATE",
-            "timeout": env_int("SQLITE_BUSY_TIMEOUT", 20),
+            "timeout": 20,  # seconds a writer queues for the lock before "database is locked"
             "init_command": (
                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
             ),
@@ -501,14 +501,6 @@ if not REDIS_URL:
         "LOCATION": "hitl-throttle",
     }
 HITL_IDEMPOTENCY_TTL_HOURS = env_int("HITL_IDEMPOTENCY_TTL_HOURS", 48, minimum=1)
-# Long-poll: SQLite (or a PostgreSQL listener outage) polls at this interval, one query per
-# process for all waiters; their database work runs on this many threads per process.
-HITL_WAIT_POLL_INTERVAL = env_float("HITL_WAIT_POLL_INTERVAL", 0.1)
-HITL_WAIT_DB_THREADS = env_int("HITL_WAIT_DB_THREADS", 4, minimum=1)
-# The ASGI server's `sys.setswitchinterval` (hitlportal/asgi.py sets it): seconds, above 0.
-HITL_GIL_SWITCH_INTERVAL = env_float("HITL_GIL_SWITCH_INTERVAL", 0.0005)
-if not HITL_GIL_SWITCH_INTERVAL > 0:
-    raise ImproperlyConfigured(f"HITL_GIL_SWITCH_INTERVAL={HITL_GIL_SWITCH_INTERVAL} must be > 0")
 # Webhooks: per-attempt timeout, and how long failed deliveries are retried (backoff).
 HITL_WEBHOOK_TIMEOUT = env_int("HITL_WEBHOOK_TIMEOUT", 10, minimum=1)
 HITL_WEBHOOK_RETRY_HOURS = env_int("HITL_WEBHOOK_RETRY_HOURS", 25, minimum=1)
@@ -531,11 +523,9 @@ except LedgerKeyError as exc:
     raise ImproperlyConfigured(text) from None
 # The log's name in every signed head (witnesses keep logs apart by it).
 HITL_LEDGER_ORIGIN = env_str("HITL_LEDGER_ORIGIN", f"{urlparse(SITE_URL).netloc or 'hitl'}/ledger")
-# The standing sequencer: entries per batch, poll interval when nothing woke it, and how long
-# a reader that needs an entry's seq (a receipt) waits for it.
+# The standing sequencer's entries per batch (its poll interval and how long a reader waits
+# for a seq are constants in core/management/commands/sequencer.py, core/ledger/sequencer.py).
 HITL_LEDGER_BATCH = env_int("HITL_LEDGER_BATCH", 2000, minimum=1)
-HITL_LEDGER_POLL_INTERVAL = env_float("HITL_LEDGER_POLL_INTERVAL", 0.05)
-HITL_LEDGER_WAIT = env_float("HITL_LEDGER_WAIT", 5.0)
 # Sync mode (tests, HITL_Q_SYNC=1): every transaction sequences its own events on commit.
 HITL_LEDGER_SYNC = Q_CLUSTER["sync"]
 # Outgoing requests to addresses people or agents chose (role channels, witnesses, agent
@@ -626,23 +616,23 @@ HITL_CONDITION_MAX_COST = env_int("HITL_CONDITION_MAX_COST", 100_000_000, minimu
 HITL_CONDITION_MAX_MEMORY = env_int(
     "HITL_CONDITION_MAX_MEMORY", 64 * 1024 * 1024, minimum=1024 * 1024
 )
-# The reviewer portal: a queue item is "due soon" inside this window; the queue page polls
-# for changes this often; artifacts bigger than this are shown truncated (with a download).
+# The reviewer portal: a queue item is "due soon" inside this window; artifacts bigger than
+# this are shown truncated (with a download).
 HITL_DUE_SOON_SECONDS = env_int("HITL_DUE_SOON_SECONDS", 600, minimum=1)
-HITL_QUEUE_POLL_SECONDS = env_int("HITL_QUEUE_POLL_SECONDS", 15, minimum=2)
+# Not from the environment: how often an open queue page polls for changes (a page's cost,
+# not a deployment's choice); a setting so that the browser test can shorten it.
+HITL_QUEUE_POLL_SECONDS = 15
 HITL_ARTIFACT_RENDER_LIMIT = env_int("HITL_ARTIFACT_RENDER_LIMIT", 256 * 1024, minimum=1024)
 # A follow-up (resume, hosted execution, webhook) enqueued this long ago and still not done is
-# enqueued again by the reconcile sweep; a run whose resume or execution was enqueued this many
-# times without completing is dead-lettered.
+# enqueued again by the reconcile sweep (every minute, hitlportal/schedules.py). The cluster
+# tests shorten it in their processes' environment.
 HITL_RECONCILE_GRACE = env_int("HITL_RECONCILE_GRACE", 60, minimum=0)
-HITL_MAX_RESUME_ATTEMPTS = env_int("HITL_MAX_RESUME_ATTEMPTS", 5, minimum=1)
-HITL_SWEEP_INTERVAL_MINUTES = env_int("HITL_SWEEP_INTERVAL_MINUTES", 1, minimum=1)
+# Not from the environment: a run whose resume or execution was enqueued this many times
+# without completing is dead-lettered (a setting so that tests can lower it).
+HITL_MAX_RESUME_ATTEMPTS = 5
 # The deadline timer in `manage.py portald`: expiry and escalation within a second or two of the
-# deadline (the sweep above is the safety net). Poll: how often the leader looks for a new,
-# earlier deadline; lease: how long a dead leader holds on before another portald takes over.
+# deadline (the sweep above is the safety net; its poll and lease are in approvals/deadlines.py).
 HITL_DEADLINE_TIMER = env_bool("HITL_DEADLINE_TIMER", True)
-HITL_DEADLINE_POLL = env_float("HITL_DEADLINE_POLL", 0.5)
-HITL_DEADLINE_LEASE = env_int("HITL_DEADLINE_LEASE", 10, minimum=2)
 # Step-up: deciding a request of this risk or above needs a second factor within this many
 # seconds (for accounts with MFA; a token needs the "decide critical" scope for critical
 # requests). Empty: no step-up.
@@ -653,9 +643,11 @@ if HITL_STEP_UP_RISK not in ("", "low", "medium", "high", "critical"):
     )
 HITL_STEP_UP_SECONDS = env_int("HITL_STEP_UP_SECONDS", 900, minimum=30)
 # Hosted runs: an executor's lease is renewed while it works; when it lapses (the worker died)
-# the reconcile sweep re-enqueues the run. Work that fails this many times is dead-lettered.
+# the reconcile sweep re-enqueues the run (the cluster tests shorten it in their environment).
 HITL_RUN_LEASE = env_int("HITL_RUN_LEASE", 30, minimum=2)
-HITL_RUN_SLICE_SECONDS = env_int("HITL_RUN_SLICE_SECONDS", 60, minimum=1)
+# Not from the environment: a hosted run gives its worker back after this many seconds and
+# continues in a new task, so one run does not hold a worker (a setting so a test can set 0).
+HITL_RUN_SLICE_SECONDS = 60
 # Housekeeping: finished django-q2 task rows older than this are purged.
 HITL_TASK_RETENTION_HOURS = env_int("HITL_TASK_RETENTION_HOURS", 72, minimum=1)
 # The LLM planner (any OpenAI-compatible chat-completions endpoint); unset = scripted only.

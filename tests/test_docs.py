@@ -90,7 +90,7 @@ def test_settings_reads_are_found():
     names = settings_env_names()
     # A few known ones, so that a parser that finds nothing cannot pass the tests below.
     assert {"DEBUG", "SECRET_KEY", "DATABASE_URL", "HITL_Q_NAME", "HITL_ENV_FILE"} <= names
-    assert {"SECURE_HSTS_INCLUDE_SUBDOMAINS", "HITL_GIL_SWITCH_INTERVAL"} <= names
+    assert {"SECURE_HSTS_INCLUDE_SUBDOMAINS", "HITL_MAX_HEADER_BYTES"} <= names
     assert len(names) > 100
 
 
@@ -126,10 +126,72 @@ def test_variables_read_elsewhere_are_read_where_the_docs_say():
             )
 
 
-def test_asgi_reads_its_switch_interval_through_settings():
+def test_asgi_sets_its_switch_interval_from_a_constant():
     source = (ROOT / "hitlportal" / "asgi.py").read_text()
     assert "os.environ.get(" not in source and "os.getenv(" not in source
-    assert "settings.HITL_GIL_SWITCH_INTERVAL" in source
+    assert "sys.setswitchinterval(GIL_SWITCH_INTERVAL)" in source
+
+
+# The packages of the portal (the client, hitl_client, reads its own HITL_URL/HITL_API_KEY).
+APP_PACKAGES = [
+    "hitlportal", "integrations", "api", "oversight", "notifications", "agents", "approvals",
+    "audit", "core",
+]  # fmt: skip
+# runportal sets HITL_SITE_URL for the servers it starts, unless the operator did.
+READ_BESIDE_SETTINGS = {("HITL_SITE_URL", "hitlportal/management/commands/runportal.py")}
+
+
+def app_environment_reads() -> list[tuple[str, str]]:
+    """(name, file) of every environment variable the portal's code reads outside settings.py:
+    os.environ.get / os.getenv / os.environ[...] with a literal name (writes are not reads)."""
+    reads, dynamic = [], []
+    for package in APP_PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            where = str(path.relative_to(ROOT))
+            if where == "hitlportal/settings.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                name = None
+                if isinstance(node, ast.Call) and node.args:
+                    func = node.func
+                    environ_get = (
+                        isinstance(func, ast.Attribute)
+                        and func.attr == "get"
+                        and ast.unparse(func.value) == "os.environ"
+                    )
+                    if environ_get or ast.unparse(func) == "os.getenv":
+                        name = node.args[0]
+                elif (
+                    isinstance(node, ast.Subscript)
+                    and isinstance(node.ctx, ast.Load)
+                    and ast.unparse(node.value) == "os.environ"
+                ):
+                    name = node.slice
+                if name is None:
+                    continue
+                if isinstance(name, ast.Constant) and isinstance(name.value, str):
+                    reads.append((name.value, where))
+                else:
+                    dynamic.append(f"{where}:{node.lineno}")
+    assert not dynamic, f"environment variables read under a computed name: {dynamic}"
+    return reads
+
+
+def test_the_portal_reads_the_environment_only_in_settings_or_where_the_docs_say():
+    """Everything else goes through settings.py's fail-loud helpers (a bad value stops the
+    start-up) or is a constant; the few variables read where they act are in the second
+    table, which names the file."""
+    _, elsewhere = configuration_tables()
+    reads = app_environment_reads()
+    assert ("PORT", "hitlportal/management/commands/runportal.py") in reads  # the parser works
+    wrong = []
+    for name, where in reads:
+        if (name, where) in READ_BESIDE_SETTINGS:
+            continue
+        places = elsewhere.get(name, [])
+        if not any(where == p or where.startswith(p.rstrip("/") + "/") for p in places):
+            wrong.append(f"{where} reads {name}")
+    assert not wrong, f"not read through settings.py, nor where docs/configuration.md says: {wrong}"
 
 
 # --- the commands in the docs ---------------------------------------------------------------

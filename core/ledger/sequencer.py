@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 LOCK_KEY = 0x4C4447  # "LDG": shared by every process that may sequence
 WAKE_CHANNEL = "hitl_ledger"
+# Seconds a reader that needs an entry's seq (a receipt, a long-poll answer, a webhook) waits
+# for the standing sequencer (a hundred of its idle rounds: running out means down or far behind).
+SEQ_WAIT = 5.0
 
 
 class LedgerCorrupt(RuntimeError):
@@ -259,10 +262,10 @@ def ensure_sequenced(pks: list, timeout: float | None = None) -> dict:
     """pk → seq for entries that must be in the log before they are shown (a receipt carries
     its approval's seq). Outside a transaction this runs a batch itself if no standing
     sequencer holds the lock; otherwise it waits for the leader (up to `timeout`, default
-    HITL_LEDGER_WAIT). Entries still unsequenced then map to None."""
+    SEQ_WAIT). Entries still unsequenced then map to None."""
     Entry = entry_model()
     wanted = list(pks)
-    deadline = time.monotonic() + (settings.HITL_LEDGER_WAIT if timeout is None else timeout)
+    deadline = time.monotonic() + (SEQ_WAIT if timeout is None else timeout)
     delay = 0.001
     may_sequence = settings.HITL_LEDGER_SYNC or not connection.in_atomic_block
     while True:

@@ -3,7 +3,7 @@
 
 Run one or more (any machine): on PostgreSQL one holds the leader lock (a session advisory
 lock) and sequences; the others stand by and take over within a second when it dies. The
-leader is woken at commit by decisions (NOTIFY) and polls every HITL_LEDGER_POLL_INTERVAL
+leader is woken at commit by decisions (NOTIFY) and polls every POLL_INTERVAL
 otherwise; after each round it pushes the latest head to the witnesses that are due.
 """
 
@@ -20,6 +20,9 @@ from core.leader import AdvisoryLock, Leader
 from core.ledger import sequencer, witnesses
 
 log = logging.getLogger("core.ledger.sequencer")
+# Seconds between rounds when nothing woke the leader: a decision wakes it at once (NOTIFY on
+# PostgreSQL), so this bounds the lag of everything else, and on SQLite of everything.
+POLL_INTERVAL = 0.05
 
 
 class Loop(Leader):
@@ -43,7 +46,7 @@ class Loop(Leader):
 
     def round(self) -> float:
         self.run_once()
-        return settings.HITL_LEDGER_POLL_INTERVAL
+        return POLL_INTERVAL
 
     def failed(self, error: Exception) -> float | None:
         if isinstance(error, sequencer.LedgerCorrupt):
