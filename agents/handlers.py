@@ -3,8 +3,9 @@
 receiver (`api.waiters`).
 
 All run inside the resolving transaction: they write outbox rows and register on-commit
-follow-ups; nothing slow happens inline. A manager's drill (`checkpoint.drill_id`) resumes
-nothing and calls nobody back: `oversight.drills` closes its run instead.
+follow-ups; nothing slow happens inline. A manager's drill is never announced here (it is
+resolved through `drill_resolved`): it resumes nothing and calls nobody back, and
+`oversight.drills` closes its run instead.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from approvals.signals import checkpoint_resolved, checkpoints_resolved
 
 @receiver(checkpoint_resolved, dispatch_uid="agents.resume_on_resolved")
 def resume_on_resolved(sender, checkpoint: Checkpoint, batch: bool = False, **kwargs) -> None:
-    if batch or checkpoint.drill_id:
+    if batch:
         return  # batch: handled in bulk by resume_on_resolved_batch
     if not run_complete_one_shot([checkpoint]):
         run_request_resume(
@@ -33,7 +34,6 @@ def resume_on_resolved(sender, checkpoint: Checkpoint, batch: bool = False, **kw
 
 @receiver(checkpoints_resolved, dispatch_uid="agents.resume_on_resolved_batch")
 def resume_on_resolved_batch(sender, checkpoints: list[Checkpoint], **kwargs) -> None:
-    checkpoints = [cp for cp in checkpoints if not cp.drill_id]
     completed = run_complete_one_shot(checkpoints)
     run_request_resume_many(
         {cp.run_id for cp in checkpoints} - completed, reason="checkpoints resolved"
@@ -42,5 +42,4 @@ def resume_on_resolved_batch(sender, checkpoints: list[Checkpoint], **kwargs) ->
 
 @receiver(checkpoint_resolved, dispatch_uid="agents.webhook_on_resolved")
 def webhook_on_resolved(sender, checkpoint: Checkpoint, **kwargs) -> None:
-    if not checkpoint.drill_id:
-        record_for_checkpoint(checkpoint)
+    record_for_checkpoint(checkpoint)

@@ -129,7 +129,7 @@ def run_request_resume(run_id, *, reason: str) -> bool:
     Returns whether a resume was scheduled.
     """
     with transaction.atomic(savepoint=False):
-        pending = Checkpoint.objects.filter(run_id=run_id, status=Checkpoint.Status.PENDING)
+        pending = Checkpoint.with_drills.filter(run_id=run_id, status=Checkpoint.Status.PENDING)
         if pending.exists():
             return False
         updated = Run.objects.filter(pk=run_id, status=Status.WAITING).update(
@@ -149,9 +149,9 @@ def run_request_resume_many(run_ids, *, reason: str) -> int:
         return 0
     with transaction.atomic():
         blocked = set(
-            Checkpoint.objects.filter(run_id__in=ids, status=Checkpoint.Status.PENDING).values_list(
-                "run_id", flat=True
-            )
+            Checkpoint.with_drills.filter(
+                run_id__in=ids, status=Checkpoint.Status.PENDING
+            ).values_list("run_id", flat=True)
         )
         ready = list(
             Run.objects.filter(
@@ -185,11 +185,11 @@ def run_resume(run_id, actor: Actor) -> Run:
     """waiting → running. Of any number of concurrent resumers exactly one wins; the others
     get Conflict and must do nothing."""
     with audit.atomic():
-        if Checkpoint.objects.filter(run_id=run_id, status=Checkpoint.Status.PENDING).exists():
+        if Checkpoint.with_drills.filter(run_id=run_id, status=Checkpoint.Status.PENDING).exists():
             raise Conflict("Run still has pending checkpoints", status=Status.WAITING)
         run = _move(run_id, (Status.WAITING,), Status.RUNNING)
         resolved = list(
-            Checkpoint.objects.filter(run_id=run_id)
+            Checkpoint.with_drills.filter(run_id=run_id)
             .exclude(status=Checkpoint.Status.PENDING)
             .order_by("-resolved_at")
             .values_list("id", "status")[:10]
@@ -221,7 +221,7 @@ def _finish(
             lease_expires_at=None,
             **fields,
         )
-        for cp_id in Checkpoint.objects.filter(
+        for cp_id in Checkpoint.with_drills.filter(
             run_id=run_id, status=Checkpoint.Status.PENDING
         ).values_list("id", flat=True):
             try:
@@ -267,7 +267,7 @@ def run_complete_one_shot(checkpoints) -> set:
         ).values_list("pk", flat=True)
     )
     pending = set(
-        Checkpoint.objects.filter(
+        Checkpoint.with_drills.filter(
             run_id__in=one_shot, status=Checkpoint.Status.PENDING
         ).values_list("run_id", flat=True)
     )
@@ -329,14 +329,14 @@ def agent_halt(agent_id, user, *, reason: str) -> Agent:
             except Conflict:
                 pass  # it finished at the same moment
         # Checkpoints of runs that are no longer unfinished (none should be left): the same.
-        for cp_id in Checkpoint.objects.filter(
+        for cp_id in Checkpoint.with_drills.filter(
             agent_id=agent_id, status=Checkpoint.Status.PENDING
         ).values_list("id", flat=True):
             try:
                 checkpoint_cancel(cp_id, actor, reason=stop)
             except Conflict:
                 pass
-        checkpoints = Checkpoint.objects.filter(
+        checkpoints = Checkpoint.with_drills.filter(
             agent_id=agent_id, status=Checkpoint.Status.CANCELLED, resolved_at__gte=now
         ).count()
         audit.record(

@@ -94,7 +94,7 @@ def _with_ledger(row: WebhookDelivery) -> dict:
     decision = payload.get("decision")
     if not decision or (decision.get("ledger") or {}).get("seq"):
         return payload
-    cp = Checkpoint.objects.select_related("agent", "policy").get(pk=row.checkpoint_id)
+    cp = Checkpoint.with_drills.select_related("agent", "policy").get(pk=row.checkpoint_id)
     decision = {**decision, **ledger_fields(cp, wait=True)}
     return {
         **payload,

@@ -49,7 +49,7 @@ class DatabaseCollector(Collector):
 
     def collect(self) -> Iterator:
         now = timezone.now()
-        real = Checkpoint.objects.filter(drill__isnull=True)
+        real = Checkpoint.objects.all()
         depth = GaugeMetricFamily(
             "hitl_queue_depth",
             "Pending checkpoints, by the role that must decide.",
@@ -198,8 +198,9 @@ class HttpMetricsMiddleware:
 
 @receiver(checkpoint_resolved, dispatch_uid="api.metrics.time_to_decision")
 def observe_decision(sender, checkpoint: Checkpoint, **kwargs) -> None:
-    """Observed after commit, in the process that decided (never for drills or expiries)."""
-    if checkpoint.drill_id or checkpoint.status not in DECIDED or not checkpoint.resolved_at:
+    """Observed after commit, in the process that decided (never for expiries; drills are
+    not announced by checkpoint_resolved)."""
+    if checkpoint.status not in DECIDED or not checkpoint.resolved_at:
         return
     seconds = (checkpoint.resolved_at - checkpoint.created_at).total_seconds()
     agent_id, tool = checkpoint.agent_id, checkpoint.tool or checkpoint.kind

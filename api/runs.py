@@ -39,7 +39,7 @@ def run_data(
     """`viewer`: a person sees only the run's checkpoints the role filter lets them see (an
     agent, the run's owner, sees all of its own)."""
     if checkpoints is None:
-        qs = Checkpoint.objects.filter(run=run)
+        qs = Checkpoint.with_drills.filter(run=run)
         if viewer is not None and not getattr(viewer, "is_agent", False):
             qs = qs.filter(pk__in=selectors.checkpoints_visible_to(viewer).values("pk"))
         checkpoints = list(

@@ -72,7 +72,7 @@ def resolved_among(ids: list[str]) -> list[str]:
     for start in range(0, len(ids), 500):
         found += [
             str(pk)
-            for pk in Checkpoint.objects.filter(pk__in=ids[start : start + 500])
+            for pk in Checkpoint.with_drills.filter(pk__in=ids[start : start + 500])
             .exclude(status=Checkpoint.Status.PENDING)
             .values_list("pk", flat=True)
         ]

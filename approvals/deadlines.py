@@ -36,7 +36,7 @@ LEASE_SECONDS = 10
 def next_deadline():
     """The earliest deadline of a pending checkpoint (the sweep's partial index), or None."""
     return (
-        Checkpoint.objects.filter(status=Checkpoint.Status.PENDING)
+        Checkpoint.with_drills.filter(status=Checkpoint.Status.PENDING)
         .order_by("deadline")
         .values_list("deadline", flat=True)
         .first()
@@ -47,7 +47,7 @@ def next_sla_due():
     """The earliest SLA due time of a pending checkpoint not yet marked breached (the SLA
     watch's partial index), or None."""
     return (
-        Checkpoint.objects.filter(
+        Checkpoint.with_drills.filter(
             status=Checkpoint.Status.PENDING,
             sla_breached_at__isnull=True,
             sla_due_at__isnull=False,

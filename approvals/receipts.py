@@ -225,7 +225,7 @@ def check_may_redeem(claims: dict, actor: Actor) -> None:
     see the checkpoint, another agent) would leave the agent unable to act. Others may check
     it (`receipt_check`). Raises NotAllowed."""
     owner = (
-        Checkpoint.objects.filter(pk=claims.get("checkpoint"))
+        Checkpoint.with_drills.filter(pk=claims.get("checkpoint"))
         .values_list("agent_id", flat=True)
         .first()
     )

@@ -11,7 +11,7 @@ from core.roles import is_manager, user_roles
 def checkpoints_visible_to(user) -> QuerySet[Checkpoint]:
     """Every checkpoint this user may look at: all for managers and superusers; for a
     reviewer, those whose current required role is one of theirs."""
-    qs = Checkpoint.objects.all()
+    qs = Checkpoint.with_drills.all()
     if is_manager(user):
         return qs
     roles = user_roles(user)

@@ -153,7 +153,7 @@ def checkpoints_mark_resumed(ids, actor: Actor, *, via: str) -> int:
     event. Returns how many were stamped (a second call does nothing)."""
     at = timezone.now()
     candidates = list(
-        Checkpoint.objects.filter(pk__in=list(ids), resumed_at__isnull=True)
+        Checkpoint.with_drills.filter(pk__in=list(ids), resumed_at__isnull=True)
         .exclude(status=Checkpoint.Status.PENDING)
         .values_list("pk", flat=True)
     )
@@ -162,7 +162,7 @@ def checkpoints_mark_resumed(ids, actor: Actor, *, via: str) -> int:
     stamped = 0
     with audit.atomic():
         for pk in candidates:
-            if Checkpoint.objects.filter(pk=pk, resumed_at__isnull=True).update(
+            if Checkpoint.with_drills.filter(pk=pk, resumed_at__isnull=True).update(
                 resumed_at=at, updated_at=at
             ):
                 audit.record(

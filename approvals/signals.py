@@ -23,14 +23,22 @@ checkpoint_requested = Signal()
 # role must decide, by the new deadline); batch=True when sent by the batched expiry sweep.
 checkpoint_routed = Signal()
 
-# Drills: a checkpoint with `drill_id` set is a manager's drill. Receivers that act for the
-# agent (resume, webhooks) or tell people outside the review (the requester, the agent's
-# owner) must do nothing for it; reviewers are told as for any other request.
+# Drills: a checkpoint with `drill_id` set is a manager's drill. Reviewers are told of it as
+# of any other request (requested, routed, SLA breached), but it is never announced as
+# resolved: `drill_resolved` is sent instead, so that a receiver acting for the agent
+# (resume, webhooks, long-poll) or telling people outside the review (the requester, the
+# agent's owner) never hears of one, whether or not it remembers drills exist.
 
-# kwargs: checkpoint (the resolved Checkpoint, fresh from the database); batch=True when it is
-# one of many resolved together (the expiry sweep), which then also sends
-# `checkpoints_resolved` once: receivers that can do their work in bulk may skip batch=True.
+# kwargs: checkpoint (the resolved Checkpoint, fresh from the database; never a drill);
+# batch=True when it is one of many resolved together (the expiry sweep), which then also
+# sends `checkpoints_resolved` once: receivers that can do their work in bulk may skip
+# batch=True.
 checkpoint_resolved = Signal()
+
+# kwargs: checkpoint (a resolved drill, fresh), batch=True from the expiry sweep. Sent instead
+# of checkpoint_resolved / checkpoints_resolved for drills (`oversight.drills` records the
+# result and tells the managers).
+drill_resolved = Signal()
 
 # kwargs: checkpoints (a list of resolved Checkpoints), sent once per batch, in the same
 # transaction, after each of them was announced with checkpoint_resolved(batch=True).

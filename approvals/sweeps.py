@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 def _one_by_one(now: dt.datetime, batch: int, counts: dict[str, int]) -> int:
     ids = list(
-        Checkpoint.objects.filter(status=Checkpoint.Status.PENDING, deadline__lte=now)
+        Checkpoint.with_drills.filter(status=Checkpoint.Status.PENDING, deadline__lte=now)
         .order_by("deadline")
         .values_list("id", flat=True)[:batch]
     )
@@ -80,7 +80,7 @@ def mark_sla_breaches(now: dt.datetime | None = None, batch: int = 500) -> dict[
         except (Conflict, OperationalError) as exc:
             log.warning("SLA batch fell back to one by one: %s", exc)
             ids = list(
-                Checkpoint.objects.filter(
+                Checkpoint.with_drills.filter(
                     status=Checkpoint.Status.PENDING,
                     sla_breached_at__isnull=True,
                     sla_due_at__lte=now,

@@ -50,6 +50,7 @@ from approvals.signals import (
     checkpoint_routed,
     checkpoint_sla_breached,
     checkpoints_resolved,
+    drill_resolved,
 )
 from audit import events as audit
 from audit.events import Actor, AuditVerb
@@ -75,7 +76,7 @@ def _winner(cp: Checkpoint) -> str:
 
 
 def _conflict_for(cp: Checkpoint) -> Conflict:
-    cp = Checkpoint.objects.select_related("resolved_by").get(pk=cp.pk)
+    cp = Checkpoint.with_drills.select_related("resolved_by").get(pk=cp.pk)
     winner = _winner(cp)
     return Conflict(
         f"Checkpoint is already {cp.status}" + (f" (by {winner})" if winner else ""),
@@ -138,7 +139,7 @@ def checkpoint_request(run, req: CheckpointRequest, *, actor: Actor) -> Checkpoi
     timeout = req.expires_in if req.expires_in else route.timeout_seconds
     # No savepoint: callers never catch a failure here and carry on in the same transaction.
     with audit.atomic(savepoint=False):
-        cp = Checkpoint.objects.create(
+        cp = Checkpoint.with_drills.create(
             run=run,
             agent=agent,
             requester=req.requester or getattr(run, "created_by", None),
@@ -214,7 +215,7 @@ def checkpoint_auto_decide(checkpoint_id) -> DecideResult:
     announced exactly like a person's decision (webhook, long-poll, resume)."""
     with audit.atomic():
         cp = (
-            Checkpoint.objects.select_for_update(of=("self",))
+            Checkpoint.with_drills.select_for_update(of=("self",))
             .select_related("agent", "policy_version")
             .get(pk=checkpoint_id)
         )
@@ -279,11 +280,11 @@ def checkpoint_claim(checkpoint_id, user, *, lease_seconds: int | None = None) -
     """Take a lease on a pending checkpoint so other reviewers leave it alone."""
     lease = dt.timedelta(seconds=lease_seconds or settings.HITL_CLAIM_LEASE)
     with audit.atomic():
-        cp = Checkpoint.objects.select_related("agent").get(pk=checkpoint_id)
+        cp = Checkpoint.with_drills.select_related("agent").get(pk=checkpoint_id)
         rules.check_may_review(user, cp)
         now = timezone.now()
         updated = (
-            Checkpoint.objects.filter(pk=cp.pk, status=Status.PENDING)
+            Checkpoint.with_drills.filter(pk=cp.pk, status=Status.PENDING)
             .filter(Q(claimed_by__isnull=True) | Q(claim_expires_at__lte=now) | Q(claimed_by=user))
             .update(claimed_by=user, claim_expires_at=now + lease, version=F("version") + 1)
         )
@@ -307,7 +308,7 @@ def checkpoint_release(checkpoint_id, user, *, reassign_to=None) -> Checkpoint:
     """Give up a claim. Managers may release anyone's claim, or hand it to another reviewer.
     Releasing an unclaimed checkpoint, or handing it to whoever holds it, changes nothing."""
     with audit.atomic():
-        cp = Checkpoint.objects.select_related("agent", "claimed_by").get(pk=checkpoint_id)
+        cp = Checkpoint.with_drills.select_related("agent", "claimed_by").get(pk=checkpoint_id)
         manager = is_manager(user)
         if cp.claimed_by_id != user.pk and not manager:
             raise NotAllowed("Only the holder of a claim or a manager can release it")
@@ -327,7 +328,7 @@ def checkpoint_release(checkpoint_id, user, *, reassign_to=None) -> Checkpoint:
                 now + dt.timedelta(seconds=settings.HITL_CLAIM_LEASE) if reassign_to else None
             ),
         }
-        updated = Checkpoint.objects.filter(
+        updated = Checkpoint.with_drills.filter(
             pk=cp.pk, status=Status.PENDING, claimed_by_id=cp.claimed_by_id
         ).update(version=F("version") + 1, **new)
         if not updated:
@@ -400,7 +401,7 @@ def checkpoint_decide(
         # Row lock on PostgreSQL; on SQLite the IMMEDIATE transaction already holds the write
         # lock. The conditional update below re-checks either way.
         cp = (
-            Checkpoint.objects.select_for_update(of=("self",))
+            Checkpoint.with_drills.select_for_update(of=("self",))
             .select_related("agent")
             .get(pk=checkpoint_id)
         )
@@ -463,7 +464,7 @@ def checkpoint_edit_check(checkpoint_id, outcome: str, action: Any) -> EditCheck
         and isinstance(action.get("args"), dict)
     ):
         return None
-    original = Checkpoint.objects.values_list("action", flat=True).get(pk=checkpoint_id)
+    original = Checkpoint.with_drills.values_list("action", flat=True).get(pk=checkpoint_id)
     try:
         rules.check_args_fit(original, action["args"])
     except InvalidInput as exc:
@@ -650,9 +651,9 @@ def _edit_audit(cp: Checkpoint, edited: dict | None, artifacts: list[dict]) -> d
 
 def _conditional_update(cp: Checkpoint, **fields) -> None:
     """Update a pending checkpoint only if nobody changed it since we read it."""
-    updated = Checkpoint.objects.filter(pk=cp.pk, status=Status.PENDING, version=cp.version).update(
-        version=cp.version + 1, updated_at=timezone.now(), **fields
-    )
+    updated = Checkpoint.with_drills.filter(
+        pk=cp.pk, status=Status.PENDING, version=cp.version
+    ).update(version=cp.version + 1, updated_at=timezone.now(), **fields)
     if not updated:
         raise _conflict_for(cp)
     for name, value in fields.items():
@@ -724,7 +725,7 @@ def _resolve(
     audit.record(actor, AuditVerb.for_status(status), cp, data)
     # Someone waits for this event's seq (its receipt, its long-poll): wake the sequencer.
     sequencer.wake()
-    checkpoint_resolved.send(sender=Checkpoint, checkpoint=cp)
+    (drill_resolved if cp.drill_id else checkpoint_resolved).send(sender=Checkpoint, checkpoint=cp)
     return DecideResult(cp, decision, resolved=True)  # type: ignore[arg-type]
 
 
@@ -737,7 +738,7 @@ def checkpoint_expire(checkpoint_id, *, now: dt.datetime | None = None) -> str:
     decision got there first."""
     now = now or timezone.now()
     with audit.atomic():
-        cp = Checkpoint.objects.select_for_update().get(pk=checkpoint_id)
+        cp = Checkpoint.with_drills.select_for_update().get(pk=checkpoint_id)
         if cp.status != Status.PENDING:
             raise _conflict_for(cp)
         if cp.deadline > now:
@@ -755,7 +756,7 @@ def checkpoint_expire(checkpoint_id, *, now: dt.datetime | None = None) -> str:
 def checkpoint_cancel(checkpoint_id, actor: Actor, *, reason: str = "") -> Checkpoint:
     """Withdraw a pending checkpoint (the agent no longer needs it, or its run ended)."""
     with audit.atomic():
-        cp = Checkpoint.objects.select_for_update().get(pk=checkpoint_id)
+        cp = Checkpoint.with_drills.select_for_update().get(pk=checkpoint_id)
         if cp.status != Status.PENDING:
             raise _conflict_for(cp)
         _resolve(
@@ -842,7 +843,7 @@ def checkpoint_expire_batch(*, now: dt.datetime | None = None, limit: int = 500)
     counts = {"expired": 0, "escalated": 0, "skipped": 0}
     actor = Actor.system("expiry-sweep")
     with audit.atomic():
-        qs = Checkpoint.objects.filter(status=Status.PENDING, deadline__lte=now).order_by(
+        qs = Checkpoint.with_drills.filter(status=Status.PENDING, deadline__lte=now).order_by(
             "deadline"
         )
         if connection.vendor == "postgresql":
@@ -859,7 +860,9 @@ def checkpoint_expire_batch(*, now: dt.datetime | None = None, limit: int = 500)
         resolved: list[Checkpoint] = []
         if expire:
             reasons = {cp.pk: _expiry_reason(cp, now) for cp in expire}
-            updated = Checkpoint.objects.filter(pk__in=list(reasons), status=Status.PENDING).update(
+            updated = Checkpoint.with_drills.filter(
+                pk__in=list(reasons), status=Status.PENDING
+            ).update(
                 status=Status.EXPIRED,
                 resolved_at=now,
                 resolved_by=None,
@@ -887,10 +890,12 @@ def checkpoint_expire_batch(*, now: dt.datetime | None = None, limit: int = 500)
         audit.record_many(events)
         for cp in escalate:
             checkpoint_routed.send(sender=Checkpoint, checkpoint=cp, reason="escalated", batch=True)
+        real = [cp for cp in resolved if not cp.drill_id]
         for cp in resolved:
-            checkpoint_resolved.send(sender=Checkpoint, checkpoint=cp, batch=True)
-        if resolved:
-            checkpoints_resolved.send(sender=Checkpoint, checkpoints=resolved)
+            signal = checkpoint_resolved if not cp.drill_id else drill_resolved
+            signal.send(sender=Checkpoint, checkpoint=cp, batch=True)
+        if real:
+            checkpoints_resolved.send(sender=Checkpoint, checkpoints=real)
     return counts
 
 
@@ -898,7 +903,7 @@ def checkpoint_expire_batch(*, now: dt.datetime | None = None, limit: int = 500)
 
 
 def _sla_overdue(now: dt.datetime):
-    return Checkpoint.objects.filter(
+    return Checkpoint.with_drills.filter(
         status=Status.PENDING, sla_breached_at__isnull=True, sla_due_at__lte=now
     )
 

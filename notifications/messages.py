@@ -152,7 +152,7 @@ def _drill_facts(data: dict) -> list[tuple[str, str]]:
 def build(delivery: Delivery) -> Message:
     """The message of one delivery (not a digest, not a chat reply)."""
     notice = delivery.notice
-    cp = Checkpoint.objects.select_related("agent", "requester").get(pk=notice.checkpoint_id)
+    cp = Checkpoint.with_drills.select_related("agent", "requester").get(pk=notice.checkpoint_id)
     return for_notice(cp, notice.event, notice.data or {})
 
 
@@ -245,7 +245,7 @@ def for_agent(delivery: Delivery) -> AgentMessage:
 def digest(delivery: Delivery) -> list[Message]:
     """The messages bundled into a digest delivery, oldest first."""
     entries = delivery.entries.select_related("notice").order_by("created_at", "id")
-    checkpoints = Checkpoint.objects.select_related("agent", "requester").in_bulk(
+    checkpoints = Checkpoint.with_drills.select_related("agent", "requester").in_bulk(
         [e.notice.checkpoint_id for e in entries]
     )
     return [

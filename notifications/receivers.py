@@ -31,15 +31,10 @@ from approvals.signals import (
     checkpoint_sla_breached,
     checkpoints_resolved,
     drill_finished,
+    drill_resolved,
 )
 from notifications.events import Spec, announce, announce_many, facts, tell
 from notifications.models import Event
-
-
-def _is_drill(cp: Checkpoint) -> bool:
-    """A manager's drill (`Checkpoint.drill`): reviewers are told as for any request, but
-    nobody outside the review (the requester, the agent's owner)."""
-    return cp.drill_id is not None
 
 
 @receiver(checkpoint_requested, dispatch_uid="notifications.requested")
@@ -71,8 +66,9 @@ def on_sla_breached(sender, checkpoint: Checkpoint, **kwargs) -> None:
     )
 
 
-def _resolved(cp: Checkpoint) -> Spec:
-    people = [] if _is_drill(cp) else [cp.requester_id, cp.agent.owner_id]
+def _resolved(cp: Checkpoint, *, drill: bool = False) -> Spec:
+    # A drill tells nobody outside the review (not the requester, not the agent's owner).
+    people = [] if drill else [cp.requester_id, cp.agent.owner_id]
     decided_by = cp.resolved_by.get_username() if cp.resolved_by_id else ""
     return Spec(
         cp,
@@ -92,6 +88,11 @@ def on_resolved(sender, checkpoint: Checkpoint, batch: bool = False, **kwargs) -
 def on_resolved_batch(sender, checkpoints: list[Checkpoint], **kwargs) -> None:
     prefetch_related_objects(checkpoints, "agent")
     announce_many([_resolved(cp) for cp in checkpoints])
+
+
+@receiver(drill_resolved, dispatch_uid="notifications.drill_resolved")
+def on_drill_resolved(sender, checkpoint: Checkpoint, **kwargs) -> None:
+    announce(_resolved(checkpoint, drill=True))
 
 
 @receiver(drill_finished, dispatch_uid="notifications.drill_finished")

@@ -56,7 +56,7 @@ def release_claims(user) -> int:
     """Hand back every active claim of `user` (they are away)."""
     now = timezone.now()
     released = 0
-    for pk in Checkpoint.objects.filter(
+    for pk in Checkpoint.with_drills.filter(
         status=Checkpoint.Status.PENDING, claimed_by=user, claim_expires_at__gt=now
     ).values_list("pk", flat=True):
         try:

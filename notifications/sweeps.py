@@ -70,7 +70,7 @@ def deadline_reminders(now: dt.datetime) -> int:
     if not lead:
         return 0
     due = list(
-        Checkpoint.objects.filter(
+        Checkpoint.with_drills.filter(
             status=Checkpoint.Status.PENDING,
             deadline__gt=now,
             deadline__lte=now + dt.timedelta(seconds=lead),
@@ -96,7 +96,7 @@ def sla_reminders(now: dt.datetime) -> int:
         return 0
     # The SLA watch's partial index (pending, not yet breached) on `sla_due_at` serves this.
     window = list(
-        Checkpoint.objects.filter(
+        Checkpoint.with_drills.filter(
             status=Checkpoint.Status.PENDING,
             sla_breached_at__isnull=True,
             sla_due_at__gt=now,
@@ -107,7 +107,7 @@ def sla_reminders(now: dt.datetime) -> int:
         return 0
     done = _reminded(window, Event.SLA_REMINDER)
     specs = []
-    for cp in Checkpoint.objects.filter(pk__in=window[:BATCH]):
+    for cp in Checkpoint.with_drills.filter(pk__in=window[:BATCH]):
         if (cp.pk, "") not in done:
             left = (cp.sla_due_at - now).total_seconds()
             specs.append(

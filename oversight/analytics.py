@@ -101,7 +101,7 @@ def rebuild_day(day: dt.date, now: dt.datetime | None = None) -> int:
     what was resolved that day). Returns the number of rows written."""
     now = now or timezone.now()
     start, end = _day_bounds(day)
-    real = Checkpoint.objects.filter(drill__isnull=True)
+    real = Checkpoint.objects.all()
     groups: dict[tuple, dict[str, Any]] = {}
 
     def group(key: tuple) -> dict[str, Any]:
@@ -173,7 +173,7 @@ def rebuild_day(day: dt.date, now: dt.datetime | None = None) -> int:
 
 
 def _dirty_days(since: dt.datetime | None) -> set[dt.date]:
-    qs = Checkpoint.objects.all()
+    qs = Checkpoint.with_drills.all()
     if since is not None:
         qs = qs.filter(updated_at__gte=since - _MARGIN)
     days: set[dt.date] = set()
@@ -263,7 +263,7 @@ class Filters:
 
     def checkpoints(self) -> QuerySet[Checkpoint]:
         """Checkpoints requested in the period, filtered (what the exports export)."""
-        return Checkpoint.objects.filter(
+        return Checkpoint.with_drills.filter(
             self.checkpoint_q(), created_at__gte=self.start_at, created_at__lt=self.end_at
         )
 
@@ -465,12 +465,12 @@ def dashboard(filters: Filters, now: dt.datetime | None = None, *, items: int = 
     refreshed, _changed = rollups_state()
     # The status as an SQL literal: SQLite then reads the small pending set through its
     # partial indexes instead of every row of the period (see review.queries).
-    live = only_pending(Checkpoint.objects.filter(filters.checkpoint_q()))
+    live = only_pending(Checkpoint.with_drills.filter(filters.checkpoint_q()))
     period = Q(created_at__gte=filters.start_at, created_at__lt=filters.end_at)
     # Breached implies due by now, and due after the request: bounds for the SLA index.
     breaching = list(
         breached(
-            Checkpoint.objects.filter(
+            Checkpoint.with_drills.filter(
                 filters.checkpoint_q(),
                 period,
                 sla_due_at__gte=filters.start_at,
@@ -482,7 +482,7 @@ def dashboard(filters: Filters, now: dt.datetime | None = None, *, items: int = 
         .order_by("-sla_due_at")[:items]
     )
     escalations = list(
-        Checkpoint.objects.filter(filters.checkpoint_q(), period, escalated=True)
+        Checkpoint.with_drills.filter(filters.checkpoint_q(), period, escalated=True)
         .select_related("agent")
         .order_by("-created_at")[:items]
     )
@@ -625,7 +625,7 @@ def reviewer_stats(
         if usual_time:
             row.ratios.append(took / usual_time)
     holding = dict(
-        Checkpoint.objects.filter(status=Status.PENDING, claim_expires_at__gt=now)
+        Checkpoint.with_drills.filter(status=Status.PENDING, claim_expires_at__gt=now)
         .values("claimed_by")
         .annotate(n=Count("id"))
         .values_list("claimed_by", "n")

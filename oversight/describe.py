@@ -64,7 +64,8 @@ class Lookup:
         cps = _valid_uuids(_ids(events, "approvals.checkpoint", "checkpoint"))
         runs = _valid_uuids(_ids(events, "agents.run", "run"))
         self.checkpoints = {
-            str(c.pk): c for c in Checkpoint.objects.filter(pk__in=cps).only("id", "title", "drill")
+            str(c.pk): c
+            for c in Checkpoint.with_drills.filter(pk__in=cps).only("id", "title", "drill")
         }
         self.runs = {
             str(r.pk): r

@@ -35,7 +35,7 @@ from agents.transitions import run_complete, run_start
 from approvals import schemas
 from approvals.artifacts import ArtifactInput, artifact_text
 from approvals.models import Artifact, Checkpoint, Decision, Risk
-from approvals.signals import checkpoint_resolved, drill_finished
+from approvals.signals import drill_finished, drill_resolved
 from approvals.transitions import checkpoint_cancel
 from audit import events as audit
 from audit.events import Actor, AuditVerb
@@ -303,13 +303,11 @@ def _outcome(cp: Checkpoint) -> str:
     return Drill.Outcome.EDITED if edited else Drill.Outcome.MISSED
 
 
-@receiver(checkpoint_resolved, dispatch_uid="oversight.drills.finish_on_resolved")
+@receiver(drill_resolved, dispatch_uid="oversight.drills.finish_on_resolved")
 def finish_on_resolved(sender, checkpoint: Checkpoint, **kwargs) -> None:
     """Inside the resolving transaction: record the drill's result, announce it
-    (`drill_finished`: the managers are told) and close its run (no resume, no webhook:
-    `agents.handlers` skips drills)."""
-    if not checkpoint.drill_id:
-        return
+    (`drill_finished`: the managers are told) and close its run (no resume, no webhook: a
+    drill is never announced by checkpoint_resolved)."""
     now = timezone.now()
     result = _outcome(checkpoint)
     updated = Drill.objects.filter(pk=checkpoint.drill_id, finished_at__isnull=True).update(

@@ -184,7 +184,7 @@ class AuditFilterForm(forms.Form):
             agent = d["agent"]
             checkpoints = [
                 str(pk)
-                for pk in Checkpoint.objects.filter(agent=agent).values_list("pk", flat=True)
+                for pk in Checkpoint.with_drills.filter(agent=agent).values_list("pk", flat=True)
             ]
             runs = [str(pk) for pk in Run.objects.filter(agent=agent).values_list("pk", flat=True)]
             q &= (

@@ -194,8 +194,7 @@ def drill_list(request: HttpRequest) -> HttpResponse:
         "checkpoints__decisions__reviewer"
     )[:200]
     recent = (
-        Checkpoint.objects.filter(drill__isnull=True)
-        .exclude(status=Checkpoint.Status.PENDING)
+        Checkpoint.objects.exclude(status=Checkpoint.Status.PENDING)
         .select_related("agent")
         .order_by("-created_at")[:15]
     )
@@ -219,9 +218,7 @@ def drill_new(request: HttpRequest) -> HttpResponse:
     source_id = request.GET.get("from") or request.POST.get("source")
     if source_id:
         try:
-            source = Checkpoint.objects.select_related("agent").get(
-                pk=source_id, drill__isnull=True
-            )
+            source = Checkpoint.objects.select_related("agent").get(pk=source_id)
         except (Checkpoint.DoesNotExist, ValidationError, ValueError):
             raise Http404("No such checkpoint") from None
     if request.method == "POST":
@@ -343,14 +340,15 @@ def audit_verify(request: HttpRequest) -> HttpResponse:
 @managers_only("GET", "HEAD")
 def checkpoint_timeline(request: HttpRequest, pk) -> HttpResponse:
     cp = get_object_or_404(
-        Checkpoint.objects.select_related("agent", "policy", "resolved_by", "run", "drill"), pk=pk
+        Checkpoint.with_drills.select_related("agent", "policy", "resolved_by", "run", "drill"),
+        pk=pk,
     )
     steps = timelines.build(cp)
     return TemplateResponse(
         request,
         "admin/oversight/timeline.html",
         _ctx(request, f"Timeline: {cp.title}", cp=cp, steps=steps,
-             times=metrics.with_times(Checkpoint.objects.filter(pk=cp.pk)).values(
+             times=metrics.with_times(Checkpoint.with_drills.filter(pk=cp.pk)).values(
                  "time_to_decision", "time_to_resume", "sla_breached").first(),
              now=timezone.now()),
     )  # fmt: skip

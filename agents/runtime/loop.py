@@ -319,7 +319,7 @@ class Execution:
         return None
 
     def _collect_decision(self, call: dict, asks: list[_Ask]) -> None:
-        cp = Checkpoint.objects.select_related("resolved_by").get(pk=call["checkpoint"])
+        cp = Checkpoint.with_drills.select_related("resolved_by").get(pk=call["checkpoint"])
         if cp.status == CP.PENDING:
             return
         who = _decider(cp)
@@ -642,7 +642,7 @@ class Execution:
 
     def _receipt(self, checkpoint_id) -> str:
         """The approval's signed receipt (waits briefly for the ledger: ReceiptNotReady)."""
-        cp = Checkpoint.objects.select_related("agent", "policy").get(pk=checkpoint_id)
+        cp = Checkpoint.with_drills.select_related("agent", "policy").get(pk=checkpoint_id)
         sealed = receipt_token(cp)
         if sealed is None:
             raise ReceiptNotReady(f"checkpoint {checkpoint_id} has no receipt")

@@ -17,6 +17,13 @@ from approvals.models.choices import ExpiryAction, PolicyOutcome, Risk
 from approvals.models.policies import Policy, PolicyVersion
 
 
+class RequestManager(models.Manager):
+    """The checkpoints agents asked for: drills (`Checkpoint.drill`) left out."""
+
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(drill__isnull=True)
+
+
 class Checkpoint(models.Model):
     class Kind(models.TextChoices):
         APPROVAL = "approval", "Approval"
@@ -143,7 +150,15 @@ class Checkpoint(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # Drills are left out unless asked for: `Checkpoint.objects` is what agents asked (what
+    # an agent, its owner, a webhook or a figure may ever see), `Checkpoint.with_drills` is
+    # what reviewers and managers work on. The admin and related managers use `with_drills`
+    # (the default manager), so a drill is reviewed like any other request.
+    with_drills = models.Manager()
+    objects = RequestManager()
+
     class Meta:
+        default_manager_name = "with_drills"
         ordering = ["deadline", "created_at"]
         permissions = [
             # Deciding is a permission: a group holding it is a *review role*; its active staff

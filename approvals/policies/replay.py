@@ -146,7 +146,7 @@ def replay(
     mine = RoutingTable("replay", [version], with_draft.compiled)
     result = ReplayResult(version=version, days=days, since=since)
 
-    history = Checkpoint.objects.filter(created_at__gte=since, created_at__lte=now)
+    history = Checkpoint.with_drills.filter(created_at__gte=since, created_at__lte=now)
     total = history.count()
     result.checkpoints, result.truncated = min(total, limit), total > limit
     # The draft's exact shorthands are filters in SQL: a request it cannot match keeps its
@@ -206,7 +206,7 @@ def replay(
     finals = {}
     for i in range(0, len(approved), 2000):
         finals.update(
-            Checkpoint.objects.filter(pk__in=approved[i : i + 2000]).values_list(
+            Checkpoint.with_drills.filter(pk__in=approved[i : i + 2000]).values_list(
                 "pk", "final_action"
             )
         )

@@ -162,7 +162,7 @@ def run_timeline(user, cp: Checkpoint) -> tuple[list[TimelineEntry], int]:
         selectors.checkpoints_visible_to(user).filter(run_id=cp.run_id).values_list("pk", flat=True)
     )
     siblings = list(
-        Checkpoint.objects.filter(run_id=cp.run_id)
+        Checkpoint.with_drills.filter(run_id=cp.run_id)
         .select_related("resolved_by")
         .prefetch_related("decisions__reviewer", "decisions__policy_version")
         .order_by("created_at")

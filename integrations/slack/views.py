@@ -289,7 +289,7 @@ def _fingerprint(text: str) -> str:
 
 def _checkpoint(pk: str) -> Checkpoint | None:
     try:
-        return Checkpoint.objects.select_related("agent").get(pk=pk)
+        return Checkpoint.with_drills.select_related("agent").get(pk=pk)
     except (Checkpoint.DoesNotExist, ValueError, ValidationError):
         return None
 

@@ -313,3 +313,45 @@ def test_a_drill_whose_schema_re2_cannot_run_is_refused(source, people):
     assert refused.value.field == "action"
     assert "/properties/paths/items/pattern" in str(refused.value)
     assert not Drill.objects.exists()
+
+
+def test_a_receiver_or_a_query_written_the_obvious_way_never_sees_a_drill(source, people):
+    """Drills are left out by default: a new receiver of checkpoint_resolved (as an agent-side
+    feature would write it) and a plain `Checkpoint.objects` query of the agent's requests
+    never meet one; the drill is resolved through `drill_resolved` and reviewers' code reads
+    it through `Checkpoint.with_drills`."""
+    from approvals.signals import checkpoint_resolved, checkpoints_resolved, drill_resolved
+
+    heard, heard_batch, drills_heard = [], [], []
+
+    def on_resolved(sender, checkpoint, **kwargs):
+        heard.append(checkpoint.pk)
+
+    def on_batch(sender, checkpoints, **kwargs):
+        heard_batch.extend(cp.pk for cp in checkpoints)
+
+    def on_drill(sender, checkpoint, **kwargs):
+        drills_heard.append(checkpoint.pk)
+
+    checkpoint_resolved.connect(on_resolved, weak=False)
+    checkpoints_resolved.connect(on_batch, weak=False)
+    drill_resolved.connect(on_drill, weak=False)
+    try:
+        decided = plant(source, people).checkpoints.get()
+        expired = plant(source, people, expires_in=60).checkpoints.get()
+        assert not Checkpoint.objects.filter(pk__in=[decided.pk, expired.pk]).exists()
+        assert Checkpoint.with_drills.filter(pk__in=[decided.pk, expired.pk]).count() == 2
+        assert set(Checkpoint.objects.filter(agent=source.agent)) == {source}
+
+        with at(200):
+            checkpoint_decide(decided.pk, people["rita"], "reject", comment="passwd!")
+        with at(10_000):
+            expire_overdue()  # the batched path
+    finally:
+        checkpoint_resolved.disconnect(on_resolved)
+        checkpoints_resolved.disconnect(on_batch)
+        drill_resolved.disconnect(on_drill)
+    assert heard == [] and heard_batch == []
+    assert drills_heard == [decided.pk, expired.pk]
+    assert Checkpoint.with_drills.get(pk=expired.pk).status == Checkpoint.Status.EXPIRED
+    assert set(Drill.objects.values_list("outcome", flat=True)) == {"caught", "expired"}

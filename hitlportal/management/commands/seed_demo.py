@@ -271,7 +271,7 @@ class Command(BaseCommand):
         from approvals.artifacts import ArtifactInput
 
         for key, title, tool, args, risk, artifacts in demos:
-            if Checkpoint.objects.filter(agent=agent, idempotency_key=key).exists():
+            if Checkpoint.with_drills.filter(agent=agent, idempotency_key=key).exists():
                 continue
             run = Run.objects.filter(agent=agent, external_id=key).first() or run_start(
                 agent=agent, task=title, actor=actor, external_id=key
@@ -333,7 +333,7 @@ class Command(BaseCommand):
             ),
         ]
         for key, title, kind, action, risk, options, artifacts, steps in specs:
-            if Checkpoint.objects.filter(agent=agent, idempotency_key=key).exists():
+            if Checkpoint.with_drills.filter(agent=agent, idempotency_key=key).exists():
                 continue
             run = Run.objects.filter(agent=agent, external_id=key).first() or run_start(
                 agent=agent, task=title, actor=actor, external_id=key
