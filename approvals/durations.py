@@ -44,7 +44,6 @@ OUTCOME_LABELS = {
 }
 
 
-
 def _duration(end: str) -> ExpressionWrapper:
     return ExpressionWrapper(F(end) - F("created_at"), output_field=DurationField())
 

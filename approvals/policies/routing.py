@@ -386,8 +386,6 @@ def route_for(entry: Entry | None) -> Route:
     )
 
 
-
-
 def shadow_record(cp: Checkpoint, shadow: list[tuple[PolicyVersion, str]]) -> None:
     """Inside the request's transaction: what each matching shadow policy would have done."""
     if shadow:
