@@ -340,3 +340,24 @@ def test_finished_deliveries_are_deleted_after_a_week_when_the_next_head_is_owed
     assert inline(witnesses.publish_due, now=later) == 1
     kept = set(WitnessDelivery.objects.values_list("tree_size", flat=True))
     assert kept == {recent.tree_size, _latest_head().tree_size}
+
+
+def test_managers_read_the_witnesses_state_and_deliveries_in_the_admin(
+    make_checkpoint, settings, tmp_path, inline, manager, reviewer
+):
+    from django.test import Client
+    from django.urls import reverse
+
+    settings.HITL_LEDGER_WITNESSES = [f"file://{tmp_path / 'heads.jsonl'}"]
+    make_checkpoint()
+    sequencer.sequence_pending()
+    inline(witnesses.publish_due)
+    for name in ["admin:core_witnessstate_changelist", "admin:core_witnessdelivery_changelist"]:
+        pages = {}
+        for user in (manager, reviewer):
+            client = Client(HTTP_HOST="127.0.0.1")
+            client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+            pages[user.username] = client.get(reverse(name))
+        assert pages["max"].status_code == 200, name
+        assert str(_latest_head().tree_size) in pages["max"].content.decode()
+        assert pages["rita"].status_code == 403, name
