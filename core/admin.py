@@ -103,7 +103,7 @@ class AuditedSaveMixin:
 
 # --- the ledger's rows: read-only, for managers (auditors) ----------------------------------
 
-from core.models import Receipt, TreeHead, WitnessState  # noqa: E402
+from core.models import Receipt, TreeHead, WitnessDelivery, WitnessState  # noqa: E402
 
 
 @admin.register(TreeHead)
@@ -114,7 +114,33 @@ class TreeHeadAdmin(ReadOnlyAdminMixin, ManagersOnlyMixin, admin.ModelAdmin):
 
 @admin.register(WitnessState)
 class WitnessStateAdmin(ReadOnlyAdminMixin, ManagersOnlyMixin, admin.ModelAdmin):
-    list_display = ["url", "last_tree_size", "last_pushed_at", "last_attempt_at", "last_error"]
+    list_display = [
+        "url",
+        "last_tree_size",
+        "last_pushed_at",
+        "last_attempt_at",
+        "last_error",
+        "owed_tree_size",
+        "owed_at",
+    ]
+
+
+@admin.register(WitnessDelivery)
+class WitnessDeliveryAdmin(ReadOnlyAdminMixin, ManagersOnlyMixin, admin.ModelAdmin):
+    """The heads owed to the witnesses (`core.ledger.witnesses`). No re-send: the next head
+    is owed at the next interval anyway."""
+
+    list_display = [
+        "url",
+        "tree_size",
+        "status",
+        "attempts",
+        "last_attempt_at",
+        "next_attempt_at",
+        "last_error",
+        "delivered_at",
+    ]
+    list_filter = ["status", "url"]
 
 
 @admin.register(Receipt)

@@ -46,7 +46,7 @@ SWEEP_DURATION = Histogram(
 )
 DELIVERY_ATTEMPTS = Counter(
     "hitl_delivery_attempts_total",
-    "Outbox delivery attempts (webhooks, notifications), by kind and result "
+    "Outbox delivery attempts (webhooks, notifications, witnesses), by kind and result "
     "(delivered, retry, failed).",
     ["kind", "result"],
 )

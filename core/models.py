@@ -1,7 +1,7 @@
 """Core's tables. The ledger's rows (see `core.ledger`): the abstract entry every logged row
-extends, the Merkle tree's stored nodes, the signed tree heads, the witnesses' bookkeeping and
-receipts. Leases that elect one leader among processes (`core.leases`: e.g. the deadline timer
-that runs in every task cluster)."""
+extends, the Merkle tree's stored nodes, the signed tree heads, the witnesses' state and the
+heads owed to them (an outbox, `core.outbox`), and receipts. Leases that elect one leader
+among processes (`core.leases`: e.g. the deadline timer that runs in every task cluster)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import uuid
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from core.outbox import OutboxItem
 
 
 class LedgerEntry(models.Model):
@@ -66,16 +68,53 @@ class TreeHead(models.Model):
 
 
 class WitnessState(models.Model):
-    """Where heads are pushed (a file, a webhook, an email) and what it last got."""
+    """Where heads are pushed (a file, a webhook, an email), what it last got, and the latest
+    head owed to it (`core.ledger.witnesses`; the deliveries themselves are `WitnessDelivery`
+    rows)."""
 
     url = models.CharField(max_length=500, unique=True)
-    last_tree_size = models.PositiveBigIntegerField(default=0)
+    last_tree_size = models.PositiveBigIntegerField(default=0, help_text="the last head it got")
     last_pushed_at = models.DateTimeField(null=True, blank=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
+    last_error = models.TextField(blank=True, help_text="of the last attempt; empty if it worked")
+    owed_tree_size = models.PositiveBigIntegerField(
+        default=0, help_text="the latest head owed to it (delivered or not)"
+    )
+    owed_at = models.DateTimeField(
+        null=True, blank=True, help_text="when that head was owed: the interval counts from it"
+    )
 
     def __str__(self) -> str:
         return self.url
+
+
+class WitnessDelivery(OutboxItem):
+    """One signed head owed to one witness, sent through the outbox (`core.outbox`).
+    Superseded, instead of sent, when a later head is owed to the same witness before this one
+    got through: a witness needs only the latest head."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed (gave up)"
+        SUPERSEDED = "superseded", "Superseded by a later head"
+
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    url = models.CharField(max_length=500)
+    tree_size = models.PositiveBigIntegerField()
+    head = models.JSONField(help_text="the signed head as JSON (`core.ledger.heads.as_json`)")
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "witness deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["url", "tree_size"], name="witness_delivery_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"head {self.tree_size} to {self.url}"
 
 
 class Receipt(models.Model):

@@ -1,7 +1,8 @@
 """The generic outbox: rows that say "this must be sent", written inside the transaction of the
 change they announce, sent by a django-q2 task after commit, retried with backoff, and
 re-enqueued by the reconcile sweep when a task was lost. One implementation for every kind of
-delivery (webhooks to agents, notifications to people).
+delivery (webhooks to agents, notifications to people, signed heads to the ledger's
+witnesses).
 
 A kind of delivery is a subclass of `Outbox` (see `agents.webhooks`): it names its row model
 (a subclass of `OutboxItem`) and its send task, and implements `send(row)`.
@@ -16,8 +17,9 @@ A kind of delivery is a subclass of `Outbox` (see `agents.webhooks`): it names i
     enqueue_due()     the sweep's part: retries that came due, and sends whose task was lost
 
 Outcomes: "delivered", "retry" (next attempt after `backoff_seconds`, with jitter), "failed"
-(gave up after the row's `give_up_at`). `finished(row, outcome, error)` is called inside the
-recording transaction for delivered and failed rows (e.g. to audit them).
+(gave up after the row's `give_up_at`). Inside the recording transaction, `attempted(row,
+outcome, error)` is called for every recorded attempt (e.g. to keep a status row current) and
+`finished(row, outcome, error)` for delivered and failed rows (e.g. to audit them).
 """
 
 from __future__ import annotations
@@ -84,6 +86,9 @@ class Outbox:
         """One attempt: (status code or None, error text; "" means delivered). May raise:
         any exception counts as a failed attempt."""
         raise NotImplementedError
+
+    def attempted(self, row: Any, outcome: str, error: str) -> None:
+        """Inside the recording transaction, for every outcome ("retry" too)."""
 
     def finished(self, row: Any, outcome: str, error: str) -> None:
         """Inside the recording transaction, for "delivered" and "failed"."""
@@ -208,6 +213,7 @@ class Outbox:
                     outcome,
                 )
                 return "skipped: lease lost to another attempt"
+            self.attempted(row, outcome, error)
             if outcome != "retry":
                 self.finished(row, outcome, error)
         DELIVERY_ATTEMPTS.labels(self.name, outcome).inc()

@@ -107,16 +107,17 @@ class Request:
 
 
 class HttpReceiver:
-    """An HTTP server on 127.0.0.1 (a free port) that keeps every request (GET or POST). It
-    answers the queued status codes in order (then 200) with the JSON body `replies` has for
-    the path (without its query), else `reply` (e.g. Slack's {"ok": true}; bytes are sent as
-    they are), else "ok"."""
+    """An HTTP server on 127.0.0.1 (`port`, else a free one) that keeps every request (GET or
+    POST). It answers the queued status codes in order (then 200) with the JSON body `replies`
+    has for the path (without its query), else `reply` (e.g. Slack's {"ok": true}; bytes are
+    sent as they are), else "ok"."""
 
     def __init__(
         self,
         statuses: list[int] | None = None,
         reply: dict | bytes | None = None,
         replies: dict[str, dict] | None = None,
+        port: int = 0,
     ):
         self.statuses = list(statuses or [])
         self.reply = reply
@@ -144,7 +145,7 @@ class HttpReceiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.base = f"http://127.0.0.1:{self.server.server_port}"
         self.url = f"{self.base}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -16,7 +16,7 @@ from django.core.management import CommandError, call_command
 from agents.models import Agent, WebhookDelivery
 from approvals.transitions import checkpoint_decide
 from core.ledger import sequencer, witnesses
-from core.models import WitnessState
+from core.models import WitnessDelivery, WitnessState
 from notifications.models import Delivery, RoleChannel
 from tests.factories import AgentFactory, UserFactory
 from tests.receivers import HttpReceiver
@@ -141,10 +141,14 @@ def test_dns_rebinding_reaches_no_internal_receiver(
         cp = inline(make_checkpoint)
         inline(checkpoint_decide, cp.pk, ops_team["raj"], "approve")
         sequencer.sequence_pending()
-        assert witnesses.publish_due() == 0
+        assert inline(witnesses.publish_due) == 1  # owed, and refused at the send
 
         assert receiver.requests == []
-        for row in (Delivery.objects.get(channel="webhook"), WebhookDelivery.objects.get()):
+        for row in (
+            Delivery.objects.get(channel="webhook"),
+            WebhookDelivery.objects.get(),
+            WitnessDelivery.objects.get(),
+        ):
             assert (row.status, row.attempts) == ("pending", 1)
             assert "hooks.rebind.test (127.0.0.1) is a loopback address" in row.last_error
         assert "loopback" in WitnessState.objects.get(url=url).last_error

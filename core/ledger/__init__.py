@@ -9,7 +9,8 @@
   transaction. `manage.py sequencer` runs it as a standing leader, woken on commit; the
   sweep runs a batch as a safety net.
 - `proofs` serves inclusion and consistency proofs; `verify` checks the whole log from the
-  rows (the `verify_audit` command); `witnesses` pushes heads out of the database;
+  rows (the `verify_audit` command); `witnesses` pushes heads out of the database (on the
+  generic outbox, `core.outbox`);
   `receipts` signs and checks single-use receipts with the same key.
 
 Nothing here knows what an entry means: the entry model registers itself (`register`).
