@@ -25,7 +25,7 @@ from django.utils import timezone
 from agents.models import Agent, Run
 from agents.signals import agent_halted, agent_resumed
 from approvals.models import Checkpoint
-from approvals.services import checkpoints_mark_resumed
+from approvals.services import checkpoints_outcome_received
 from approvals.transitions import checkpoint_cancel
 from audit import events as audit
 from audit.events import Actor, AuditVerb
@@ -201,7 +201,7 @@ def run_resume(run_id, actor: Actor) -> Run:
             {"checkpoints": [[str(pk), status] for pk, status in resolved]},
         )
         if run.agent.kind == Agent.Kind.HOSTED:  # external agents: their webhook or read
-            checkpoints_mark_resumed(
+            checkpoints_outcome_received(
                 [pk for pk, _status in resolved], Actor.for_agent(run.agent), via="resume"
             )
     return run

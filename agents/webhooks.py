@@ -25,7 +25,7 @@ from django.conf import settings
 from agents.models import Agent, Run, WebhookDelivery
 from approvals.models import Checkpoint
 from approvals.representations import checkpoint_data, ledger_fields
-from approvals.services import checkpoints_mark_resumed
+from approvals.services import checkpoints_outcome_received
 from audit import events as audit
 from audit.events import Actor, AuditVerb
 from core.outbox import Outbox
@@ -69,7 +69,9 @@ class WebhookOutbox(Outbox):
     def finished(self, row: WebhookDelivery, outcome: str, error: str) -> None:
         if outcome == "delivered" and row.checkpoint_id:
             # The agent knows: time to resume ends here.
-            checkpoints_mark_resumed([row.checkpoint_id], Actor.system("webhooks"), via="webhook")
+            checkpoints_outcome_received(
+                [row.checkpoint_id], Actor.system("webhooks"), via="webhook"
+            )
         audit.record(
             Actor.system("webhooks"),
             AuditVerb.WEBHOOK_DELIVERED if outcome == "delivered" else AuditVerb.WEBHOOK_FAILED,

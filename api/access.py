@@ -11,7 +11,7 @@ from agents.selectors import runs_visible_to_person
 from api.authentication import is_agent
 from approvals import selectors
 from approvals.models import Artifact, Checkpoint
-from approvals.services import checkpoints_mark_resumed
+from approvals.services import checkpoints_outcome_received
 from audit.events import Actor
 
 
@@ -35,7 +35,7 @@ def visible_checkpoints(principal) -> QuerySet[Checkpoint]:
 def note_agent_read(cp: Checkpoint) -> None:
     """An agent read a resolved checkpoint: it has learned the outcome (time to resume)."""
     if cp.status != Checkpoint.Status.PENDING and cp.resumed_at is None:
-        checkpoints_mark_resumed([cp.pk], Actor.for_agent(cp.agent), via="api")
+        checkpoints_outcome_received([cp.pk], Actor.for_agent(cp.agent), via="api")
 
 
 def visible_checkpoint(principal, pk) -> Checkpoint:

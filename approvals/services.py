@@ -146,11 +146,12 @@ def checkpoint_viewed(cp: Checkpoint, user, *, channel: str = "web") -> bool:
     return view.pk is not None
 
 
-def checkpoints_mark_resumed(ids, actor: Actor, *, via: str) -> int:
-    """The agent side learned the outcome of these resolved checkpoints (`via`: "resume" a
-    hosted run resumed, "webhook" its delivery succeeded, "api" the agent read it): stamp
-    `resumed_at` once, where time to resume ends, with a `checkpoint.outcome_received`
-    event. Returns how many were stamped (a second call does nothing)."""
+def checkpoints_outcome_received(ids, actor: Actor, *, via: str) -> int:
+    """The agent side received the outcome of these resolved checkpoints (`via`: "resume" a
+    hosted run resumed, "webhook" its delivery succeeded, "api" the agent read it): one
+    moment with one name, stamped once as `resumed_at` (where time to resume ends) with a
+    `checkpoint.outcome_received` event. Returns how many were stamped (a second call does
+    nothing)."""
     at = timezone.now()
     candidates = list(
         Checkpoint.with_drills.filter(pk__in=list(ids), resumed_at__isnull=True)

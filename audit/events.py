@@ -4,7 +4,7 @@ Events are inserted *unsequenced* (no lock, no hash) in the same transaction as 
 they describe, so they commit or roll back with it and concurrent writers never wait for each
 other. The ledger's sequencer (`core.ledger`) then gives each committed event its `seq` and
 RFC 6962 leaf hash over `entry_v1`, appends it to the Merkle tree and signs a tree head:
-`verify_chain` (the `verify_audit` command) and `hitl verify` check that log.
+`verify_ledger` (the `verify_audit` command) and `hitl verify` check that log.
 
 Every writer opens its transaction with `audit.atomic()` (not `transaction.atomic()`): the
 events recorded inside are inserted together at the end of the outermost such block, in one
@@ -41,7 +41,7 @@ __all__ = [
     "record_many",
     "record_saved",
     "snapshot",
-    "verify_chain",
+    "verify_ledger",
 ]
 
 
@@ -211,7 +211,7 @@ def record_saved(
         record(actor, updated, obj, {"changes": diff})
 
 
-def verify_chain(trusted_head: dict | None = None) -> VerifyResult:
+def verify_ledger(trusted_head: dict | None = None) -> VerifyResult:
     """Verify the whole log from the rows: every event's leaf hash from its content, no gap,
     every signed head's root and signature, nothing beyond the latest head; with
     `trusted_head` (a head published before, e.g. by a witness) also that the log still

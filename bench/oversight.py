@@ -328,9 +328,9 @@ def main() -> None:
         )
     if not args.skip_verify:
         t0 = time.perf_counter()
-        result = audit.verify_chain()
+        result = audit.verify_ledger()
         took = time.perf_counter() - t0
-        print(f"verify_chain: {result.ok}, {result.checked:,} events in {took:.1f} s "
+        print(f"verify_ledger: {result.ok}, {result.checked:,} events in {took:.1f} s "
               f"({result.checked / took:,.0f}/s)")  # fmt: skip
 
 

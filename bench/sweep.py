@@ -72,7 +72,7 @@ def main() -> None:
     from agents.models import Run
     from approvals.models import Checkpoint
     from approvals.sweeps import _one_by_one, expire_overdue
-    from audit.events import verify_chain
+    from audit.events import verify_ledger
     from audit.models import AuditEvent
 
     Conf.SYNC = False  # enqueue resumes to the broker like production (nobody consumes them)
@@ -106,7 +106,7 @@ def main() -> None:
     events = AuditEvent.objects.filter(verb="checkpoint.expired").count()
     requested = Run.objects.filter(resume_requested_at__isnull=False).count()
     enqueued = OrmQ.objects.count() if hasattr(OrmQ, "objects") else -1
-    chain = verify_chain()
+    chain = verify_ledger()
     total = sum(r["expired"] for r in results)
     ok = (
         expired == events == requested == total == args.checkpoints

@@ -377,7 +377,7 @@ def pack_stream(user, filters: metrics.Filters) -> Iterator[bytes]:
         yield from member("decisions.jsonl", jsonl_lines(_pack_decision_rows(decisions)))
         events = AuditEvent.objects.filter(at__gte=filters.start_at, at__lt=filters.end_at)
         yield from member("audit_events.jsonl", jsonl_lines(audit_rows(events)))
-        result = audit.verify_chain()
+        result = audit.verify_ledger()
         verification = {
             "verified_at": iso(timezone.now()),
             "ok": result.ok,

@@ -12,7 +12,7 @@ def verify_audit_chain(user_id: int) -> dict:
     """ "Verify now": walk the whole chain and record the result as an audit event by the
     manager who asked (so the explorer shows it, and who checked when is itself on record)."""
     user = get_user_model().objects.get(pk=user_id)
-    result = audit.verify_chain()
+    result = audit.verify_ledger()
     data = {
         "ok": result.ok,
         "checked": result.checked,

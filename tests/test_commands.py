@@ -18,7 +18,7 @@ from agents.models import Agent, AgentKey
 from agents.services import AGENT_KEYS
 from approvals.models import Checkpoint, Policy, UserToken
 from approvals.services import USER_TOKENS
-from audit.events import Actor, verify_chain
+from audit.events import Actor, verify_ledger
 from audit.models import AuditEvent
 from hitlportal.schedules import ensure_schedules
 
@@ -69,7 +69,7 @@ def test_seed_demo_is_idempotent_and_prints_a_working_key():
     assert User.objects.get(username="manager").groups.filter(name="managers").exists()
     assert User.objects.get(username="reviewer").check_password("hitl-demo")
     assert Checkpoint.objects.filter(status="pending").count() == 5
-    assert verify_chain().ok
+    assert verify_ledger().ok
     # the roles it made, with what they were granted, are in the trail (once: the second run
     # granted nothing new)
     made = {

@@ -29,7 +29,7 @@ from agents.services import Ask, ask
 from agents.transitions import RESUME_TASK, run_resume, run_start
 from approvals.models import Checkpoint, Decision
 from approvals.transitions import checkpoint_decide, checkpoint_expire
-from audit.events import Actor, verify_chain
+from audit.events import Actor, verify_ledger
 from audit.models import AuditEvent
 from core.exceptions import Conflict
 
@@ -142,7 +142,7 @@ def test_it_has_one_outcome_when_approve_races_expiry(agent, reviewer, broker):
         seen[status] += 1
         overlapped += results.overlapped()
     assert overlapped > 0, "the calls never ran at the same time: no race was tested"
-    assert verify_chain().ok
+    assert verify_ledger().ok
     print(f"approve vs expire over {ROUNDS} rounds: {dict(seen)}, {overlapped} overlapped")
 
 
@@ -167,7 +167,7 @@ def test_whoever_holds_the_row_wins_approve_against_expiry_and_the_other_waits(
         assert loser.winner == ("expiry" if holder == 1 else reviewer.get_username())
         seen[status] += 1
     assert set(seen) == {"approved", "expired"}
-    assert verify_chain().ok
+    assert verify_ledger().ok
 
 
 def test_it_has_one_outcome_when_two_reviewers_decide_at_once(agent, reviewer, reviewer2, broker):
@@ -190,7 +190,7 @@ def test_it_has_one_outcome_when_two_reviewers_decide_at_once(agent, reviewer, r
     assert overlapped > 0, "the calls never ran at the same time: no race was tested"
     if ROUNDS > 5:
         assert set(seen) == {"approved", "rejected"}
-    assert verify_chain().ok
+    assert verify_ledger().ok
     print(f"two reviewers over {ROUNDS} rounds: {dict(seen)}, {overlapped} overlapped")
 
 
@@ -214,7 +214,7 @@ def test_it_records_a_double_submit_once(agent, reviewer, broker):
             assert results[hold][0] == "ok"  # the submit holding the row is the one recorded
         overlapped += results.overlapped()
     assert overlapped > 0, "the calls never ran at the same time: no race was tested"
-    assert verify_chain().ok
+    assert verify_ledger().ok
 
 
 def test_it_counts_concurrent_quorum_votes_both(agent, reviewer, reviewer2, broker):
@@ -266,7 +266,7 @@ def test_it_lets_one_of_two_resumers_win(agent, reviewer, broker):
         assert AuditEvent.objects.filter(target_id=str(cp.run_id), verb="run.resumed").count() == 1
         assert broker.calls(RESUME_TASK).count((str(cp.run_id),)) == 1
     assert overlapped > 0, "the calls never ran at the same time: no race was tested"
-    assert verify_chain().ok
+    assert verify_ledger().ok
 
 
 def test_it_keeps_the_audit_chain_linear_under_concurrent_appends(agent, reviewer, reviewer2):
@@ -287,5 +287,5 @@ def test_it_keeps_the_audit_chain_linear_under_concurrent_appends(agent, reviewe
     # decision.recorded + checkpoint.approved + run.resumed (sync q2 runs the resume inline)
     assert AuditEvent.objects.count() == before + 40 * 3
     assert AuditEvent.objects.filter(verb="run.resumed").count() == 40
-    result = verify_chain()
+    result = verify_ledger()
     assert result.ok, result

@@ -37,7 +37,7 @@ def test_it_appends_deferred_events_at_the_end_in_order(agent):
         (V.AGENT_KEY_CREATED, 2),
         (V.AGENT_KEY_REVOKED, 3),
     ]
-    assert audit.verify_chain().ok
+    assert audit.verify_ledger().ok
 
 
 def test_it_drops_events_of_a_rolled_back_savepoint(agent):
@@ -51,7 +51,7 @@ def test_it_drops_events_of_a_rolled_back_savepoint(agent):
         except RuntimeError:
             pass
     assert list(AuditEvent.objects.values_list("verb", flat=True)) == [V.AGENT_CREATED]
-    assert audit.verify_chain().ok
+    assert audit.verify_ledger().ok
 
 
 def test_it_appends_nothing_when_the_block_fails(agent):
@@ -79,7 +79,7 @@ def test_transitions_defer_their_events_themselves_not_only_at_the_api_edge(make
         checkpoint_requested.disconnect(dispatch_uid="test-look")
     assert seen == [0]
     assert AuditEvent.objects.get(verb=V.CHECKPOINT_REQUESTED).target_id == str(cp.pk)
-    assert audit.verify_chain().ok
+    assert audit.verify_ledger().ok
 
 
 def test_it_refuses_a_verb_outside_the_vocabulary(agent):

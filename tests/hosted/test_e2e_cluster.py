@@ -20,7 +20,7 @@ from agents.models import Run, RunStep
 from agents.runtime import start_hosted_run
 from approvals.models import Checkpoint
 from approvals.transitions import checkpoint_decide
-from audit.events import Actor, verify_chain
+from audit.events import Actor, verify_ledger
 from audit.models import AuditEvent
 from hitlportal.sweeps import run_all
 from tests.cluster import wait_for
@@ -131,7 +131,7 @@ def test_it_runs_the_log_janitor_end_to_end(clusters, hosted, sandbox, starter, 
         f"\nresume latency over {len(latencies)} decisions: "
         f"p50 {statistics.median(latencies):.0f} ms, max {max(latencies):.0f} ms"
     )
-    assert verify_chain().ok
+    assert verify_ledger().ok
 
 
 def test_it_survives_a_killed_cluster_without_repeating_an_effect(
@@ -162,7 +162,7 @@ def test_it_survives_a_killed_cluster_without_repeating_an_effect(
     step = RunStep.objects.get(run=run)
     assert step.status == RunStep.Status.SUCCEEDED and step.attempts == 2
     assert run.result["done"][0]["tool"] == "transfer"
-    assert verify_chain().ok
+    assert verify_ledger().ok
 
 
 def test_it_registers_the_sweep_once_and_runs_it_once_on_two_clusters(clusters, make_checkpoint):

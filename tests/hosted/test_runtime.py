@@ -14,7 +14,7 @@ from agents.runtime.tools import call_sha256
 from agents.tasks import resume_run
 from approvals.models import Checkpoint
 from approvals.transitions import checkpoint_decide
-from audit.events import verify_chain
+from audit.events import verify_ledger
 from audit.models import AuditEvent
 from tests.hosted.agents import ledger_lines
 
@@ -68,7 +68,7 @@ def test_it_executes_the_approved_action_once_and_completes(
     assert run.result["done"][0]["approved_by"] == "rita"
     assert run.result["not_done"] == []
     assert run.result["summary"] == "done: transfer=executed"
-    assert verify_chain().ok
+    assert verify_ledger().ok
 
     # a duplicated resume or execution afterwards does nothing
     assert resume_run(str(run.pk)).startswith("skipped")
@@ -326,4 +326,4 @@ def test_a_failed_run_keeps_its_report_in_the_run_and_in_its_audit_event(
     event = AuditEvent.objects.get(verb="run.failed", target_id=str(run.pk))
     assert event.data["result"] == run.result
     assert event.data["error"] == run.error
-    assert verify_chain().ok
+    assert verify_ledger().ok

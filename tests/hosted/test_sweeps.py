@@ -20,7 +20,7 @@ from agents.transitions import run_start
 from approvals.models import Checkpoint
 from approvals.sweeps import expire_overdue
 from approvals.transitions import checkpoint_decide
-from audit.events import Actor, verify_chain
+from audit.events import Actor, verify_ledger
 from audit.models import AuditEvent
 from core.exceptions import Conflict
 from hitlportal.housekeeping import housekeeping
@@ -60,7 +60,7 @@ def test_it_expires_overdue_checkpoints_with_a_reason_and_resumes_the_run(
     assert run.status == Run.Status.COMPLETED  # resumed, and told why
     assert run.result["not_done"][0]["why"] == f"expired: {cp.resolution_reason}"
     assert not (sandbox / "ledger.txt").exists()
-    assert verify_chain().ok
+    assert verify_ledger().ok
 
 
 def test_it_escalates_once_then_expires(make_checkpoint, broker):
@@ -109,7 +109,7 @@ def test_it_expires_many_in_batches_exactly_once(agent, broker, inline):
     assert sorted(a[0] for a in broker.calls("agents.tasks.resume_run")) == sorted(
         str(c.run_id) for c in cps
     )
-    assert verify_chain().ok
+    assert verify_ledger().ok
 
 
 @pytest.mark.django_db(transaction=True)
@@ -155,7 +155,7 @@ def test_it_gives_exactly_one_outcome_when_a_reviewer_races_the_sweep(make_check
             target_id=str(cp.pk), verb__in=["checkpoint.approved", "checkpoint.expired"]
         ).values_list("verb", flat=True)
         assert list(outcomes) == [f"checkpoint.{final[str(cp.pk)]}"]  # one, never both
-    assert verify_chain().ok
+    assert verify_ledger().ok
 
 
 # --- reconcile ------------------------------------------------------------------------------

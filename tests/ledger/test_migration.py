@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from audit.events import verify_chain
+from audit.events import verify_ledger
 from audit.models import AuditEvent
 from core.ledger import sequencer
 from core.models import TreeHead
@@ -75,7 +75,7 @@ def test_the_old_chain_becomes_the_first_leaves():
         )
         sequencer.sequence_pending()
         assert TreeHead.objects.order_by("-tree_size").first().tree_size == 25
-        result = verify_chain()
+        result = verify_ledger()
         assert result.ok and result.checked == 25
     finally:
         migrate(latest())

@@ -17,7 +17,7 @@ from django.db import connections
 
 from agents.models import Agent
 from audit import events as audit
-from audit.events import Actor, AuditVerb, verify_chain
+from audit.events import Actor, AuditVerb, verify_ledger
 from audit.models import AuditEvent
 from core.ledger import heads, sequencer
 from core.ledger.verify import public_keys
@@ -56,7 +56,7 @@ def test_it_sequences_in_insert_order_and_signs_each_batch(agent, settings):
     assert [h.tree_size for h in TreeHead.objects.order_by("tree_size")] == [2, 3]
     for head in TreeHead.objects.all():
         assert heads.check(heads.as_json(head), public_keys()) == ""
-    result = verify_chain()
+    result = verify_ledger()
     assert result.ok and result.checked == 3 and result.pending == 0
 
 
@@ -110,7 +110,7 @@ def test_writers_and_sequencers_at_once_leave_no_gap_no_duplicate_and_no_rolled_
     assert sum(batches) > 0  # the concurrent sequencers did real work
     sizes = list(TreeHead.objects.order_by("created_at", "pk").values_list("tree_size", flat=True))
     assert sizes == sorted(sizes) and sizes[-1] == committed
-    assert verify_chain().ok
+    assert verify_ledger().ok
 
 
 def start_sequencer(env: dict) -> subprocess.Popen:
@@ -167,5 +167,5 @@ def test_a_killed_sequencer_is_resumed_by_the_next(settings):
         if first.poll() is None:
             first.kill()
     assert seqs() == list(range(1, total + 1))
-    result = verify_chain()
+    result = verify_ledger()
     assert result.ok and result.checked == total

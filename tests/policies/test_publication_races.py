@@ -24,7 +24,7 @@ import pytest
 
 from approvals.models import Policy
 from approvals.policies import policy_publish, policy_revoke, policy_rollback, policy_save
-from audit.events import Actor, verify_chain
+from audit.events import Actor, verify_ledger
 from audit.models import AuditEvent
 from core.exceptions import Conflict
 from tests.factories import GroupFactory, UserFactory
@@ -128,7 +128,7 @@ def test_one_of_two_moves_on_a_policy_wins_and_the_audit_says_what_it_did(first,
             assert winner == hold, (hold, results)  # whoever holds the row wins
         won[winner] += 1
     assert won[0] and won[1]
-    assert verify_chain().ok
+    assert verify_ledger().ok
 
 
 # --- through the public port of a running portal -------------------------------------------------

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from audit.events import verify_chain
+from audit.events import verify_ledger
 from core.ledger.verify import lag_seconds
 
 
@@ -31,7 +31,7 @@ class Command(BaseCommand):
                 trusted = json.loads(text)
             except ValueError as exc:
                 raise CommandError(f"--trusted-head is not a head as JSON: {exc}") from None
-        result = verify_chain(trusted_head=trusted)
+        result = verify_ledger(trusted_head=trusted)
         if not result.ok:
             where = f" at event #{result.bad_seq}" if result.bad_seq else ""
             raise CommandError(
