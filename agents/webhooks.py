@@ -24,6 +24,7 @@ from django.conf import settings
 
 from agents.models import Agent, Run, WebhookDelivery
 from approvals.models import Checkpoint
+from approvals.receipts import await_sealed
 from approvals.representations import checkpoint_data, ledger_fields
 from approvals.services import checkpoints_outcome_received
 from audit import events as audit
@@ -91,13 +92,13 @@ OUTBOX = WebhookOutbox()
 
 def _with_ledger(row: WebhookDelivery) -> dict:
     """The payload as recorded in the resolving transaction, with the decision's ledger seq
-    and receipt, which exist only once the sequencer has logged it (waited for here)."""
+    and receipt, which exist only once the sequencer has logged it (`await_sealed`)."""
     payload = row.payload
     decision = payload.get("decision")
     if not decision or (decision.get("ledger") or {}).get("seq"):
         return payload
     cp = Checkpoint.with_drills.select_related("agent", "policy").get(pk=row.checkpoint_id)
-    decision = {**decision, **ledger_fields(cp, wait=True)}
+    decision = {**decision, **ledger_fields(cp, event=await_sealed(cp))}
     return {
         **payload,
         "decision": decision,

@@ -25,10 +25,10 @@ from api.serializers import (
     status_filter,
 )
 from approvals.models import Checkpoint
+from approvals.receipts import await_sealed
 from approvals.representations import checkpoint_data, resolution_events
 from approvals.services import checkpoint_viewed
 from approvals.transitions import checkpoint_cancel
-from audit import events as audit
 from audit.events import Actor
 
 
@@ -103,12 +103,14 @@ class CheckpointListCreateView(IdempotentMixin, generics.ListAPIView):
             ),
             actor=Actor.for_agent(agent),
         )
-        if cp.status != Checkpoint.Status.PENDING:
-            audit.flush()  # decided by a policy at once: the response names its ledger event
         return Response(
-            # No artifacts sent: none to query.
+            # No artifacts sent: none to query. Decided by a policy at once: the response
+            # names its ledger event (`await_sealed`, nothing for a pending one).
             checkpoint_data(
-                cp, agent_slug=agent.slug, artifacts=None if artifacts or not created else []
+                cp,
+                agent_slug=agent.slug,
+                artifacts=None if artifacts or not created else [],
+                event=await_sealed(cp),
             ),
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
             headers={"Location": f"/api/v1/checkpoints/{cp.id}/"},

@@ -15,9 +15,9 @@ from api.serializers import DecisionInSerializer, DecisionResultSerializer, Queu
 from approvals import selectors
 from approvals.credentials import credential_for
 from approvals.models import Decision
+from approvals.receipts import await_sealed
 from approvals.representations import checkpoint_data, queue_item_data
 from approvals.transitions import checkpoint_decide, checkpoint_edit_check
-from audit import events as audit
 
 
 class QueueView(generics.ListAPIView):
@@ -85,12 +85,15 @@ class DecisionView(IdempotentMixin, generics.GenericAPIView):
             credential=credential_for(request),
             checked=self._checked,
         )
-        audit.flush()  # the response names the decision's ledger event
+        cp = result.checkpoint
         return Response(
             {
                 "resolved": result.resolved,
                 "stage_advanced": result.stage_advanced,
                 # The checkpoint as the transition left it, with the vote it just recorded.
-                "checkpoint": checkpoint_data(result.checkpoint, last_vote=result.decision),
+                # A resolving vote: its ledger event (and, sync mode, its seq and receipt).
+                "checkpoint": checkpoint_data(
+                    cp, last_vote=result.decision, event=await_sealed(cp)
+                ),
             }
         )

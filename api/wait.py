@@ -27,6 +27,7 @@ from api.schema import document_view
 from api.serializers import CheckpointOutSerializer
 from api.throttling import hit, identity
 from api.waiters import WAIT_POLL_INTERVAL
+from approvals.receipts import await_sealed
 from approvals.representations import checkpoint_data
 
 MAX_TIMEOUT = 60.0
@@ -68,7 +69,7 @@ def load_state(principal, pk) -> dict:
     if is_agent(principal):
         note_agent_read(cp)
     # A decision the agent waited for comes with its ledger seq and signed receipt.
-    return checkpoint_data(cp, ledger_wait=True)
+    return checkpoint_data(cp, event=await_sealed(cp))
 
 
 def _django_principal(request: HttpRequest):

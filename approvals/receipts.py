@@ -4,7 +4,9 @@ When a checkpoint is approved (`transitions._resolve`), `receipt_issue` stores a
 same transaction: the checkpoint, the sha256 of the action as approved (edits included:
 `{"tool", "args"}` in canonical JSON), the artifacts' digests, the routing policy, the
 deciders, an expiry and a nonce. Its token (`receipt_token`) is signed with the ledger key
-once the approval event has its ledger sequence number, which the token carries too.
+once the approval event has its ledger sequence number, which the token carries too. Reading
+a token never waits: an edge that must hand one out (the long-poll answer, the webhook, the
+decision response, the hosted runtime) first calls `await_sealed`.
 
 Right before the side effect the agent (the hosted runtime, or an external agent through
 `POST /api/v1/receipts/redeem/`) redeems it with the action it is about to run: a receipt
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from approvals.models import Artifact, Checkpoint, Decision
@@ -105,7 +108,7 @@ def receipt_issue(
     )
 
 
-def resolution_event(cp: Checkpoint) -> tuple[int, int | None] | None:
+def resolution_event(cp: Checkpoint) -> Event | None:
     """(event id, seq) of the event that resolved `cp`."""
     return (
         AuditEvent.objects.filter(
@@ -118,6 +121,9 @@ def resolution_event(cp: Checkpoint) -> tuple[int, int | None] | None:
     )
 
 
+Event = tuple[int, int | None]  # an audit event's (id, seq): seq None until sequenced
+
+
 @dataclass
 class Sealed:
     token: str
@@ -125,24 +131,40 @@ class Sealed:
     event: int
 
 
-def receipt_token(
-    cp: Checkpoint, *, wait: bool = True, event: tuple[int, int | None] | None = None
-) -> Sealed | None:
-    """The signed receipt of an approved checkpoint, carrying its approval's ledger seq. With
-    `wait`, waits for the sequencer (up to 5 s) and raises ReceiptNotReady if it lags;
-    without, None while the approval is not sequenced."""
+def await_sealed(cp: Checkpoint, *, timeout: float | None = None) -> Event | None:
+    """Before showing a resolution someone waits for (the long-poll answer, a webhook, the
+    decision response, the hosted runtime's receipt): get its event into the ledger, so that
+    the representation built next carries its seq and, for an approval, its signed receipt.
+    Returns the event, (id, seq), to pass on as `checkpoint_data(event=...)`: seq still None
+    if the sequencer lags; None for a pending checkpoint.
+
+    Inside the resolving transaction it first inserts the events deferred so far
+    (`audit.flush`), so the event exists to be named. Then `ensure_sequenced`: outside a
+    transaction it runs a batch itself or waits for the standing sequencer (up to `timeout`,
+    default `core.ledger.sequencer.SEQ_WAIT`). Inside one it does not wait: no sequencer sees the
+    transaction's own events before it commits; sync mode (tests) sequences them in-process."""
+    if cp.status == Checkpoint.Status.PENDING:
+        return None
+    audit.flush()
+    event = resolution_event(cp)
+    if event is None or event[1] is not None:
+        return event
+    if connection.in_atomic_block and not settings.HITL_LEDGER_SYNC:
+        return event
+    pk = event[0]
+    return pk, ensure_sequenced([pk], timeout).get(pk)
+
+
+def receipt_token(cp: Checkpoint, *, event: Event | None = None) -> Sealed | None:
+    """The signed receipt of an approved checkpoint, carrying its approval's ledger seq; None
+    while the approval is not sequenced (see `await_sealed`) or it has no receipt. `event`:
+    (event id, seq) of the approval when already read. Reads only."""
     receipt = Receipt.objects.filter(subject=SUBJECT.format(cp.pk)).first()
     if receipt is not None and event is None:
         event = resolution_event(cp)
-    if receipt is None or event is None:
+    if receipt is None or event is None or event[1] is None:
         return None
     pk, seq = event
-    if seq is None and wait:
-        seq = ensure_sequenced([pk]).get(pk)
-        if seq is None:
-            raise ReceiptNotReady("the approval is not in the ledger yet; try again shortly")
-    if seq is None:
-        return None
     claims = {
         "typ": "hitl-receipt/v1",
         "iss": origin(),

@@ -1,6 +1,11 @@
 """How checkpoints look to agents and programs: the JSON of the API (GET, create, long-poll),
 of webhooks, and of the reviewers' queue endpoint.
 
+Pure functions of rows: they read, never write or wait. A resolution's ledger seq and
+receipt are shown once the sequencer has logged it; an edge that must hand them out (the
+long-poll answer, a webhook, the decision response) first calls
+`approvals.receipts.await_sealed` and passes the event it returns.
+
 Built by plain functions, not DRF serializers: on a 2-core box a serializer is a large share
 of a request's CPU, and these run on every create, wait and webhook. The serializer classes in
 `api/serializers.py` describe exactly the same shapes for the OpenAPI schema (and the
@@ -18,7 +23,6 @@ from approvals import receipts, rules
 from approvals.models import Artifact, Checkpoint, Decision
 from audit.models import AuditEvent, AuditVerb
 from core.canonical import action_sha256
-from core.ledger.sequencer import ensure_sequenced
 
 # Inline artifacts up to this size are included in checkpoint responses; bigger ones are
 # fetched from /api/v1/artifacts/{id}/content/.
@@ -76,26 +80,18 @@ def resolution_events(checkpoints: list[Checkpoint]) -> dict[str, tuple[int, int
 _UNKNOWN = object()
 
 
-def ledger_fields(cp: Checkpoint, *, wait: bool = False, event: Any = _UNKNOWN) -> dict[str, Any]:
+def ledger_fields(cp: Checkpoint, *, event: Any = _UNKNOWN) -> dict[str, Any]:
     """Where the resolution is in the ledger (`seq` null for the moment between commit and
-    the sequencer: the merge delay) and, for an approval, its signed receipt. `wait`: wait
-    for the sequencer (up to 5 s) so both are there (long-poll, webhooks). `event`:
-    (event id, seq) when already read (lists)."""
-    wait = wait or settings.HITL_LEDGER_SYNC  # sync mode (tests): sequenced when looked at
+    the sequencer: the merge delay) and, for a sequenced approval, its signed receipt.
+    `event`: (event id, seq) when already read (lists, `receipts.await_sealed`)."""
     if event is _UNKNOWN:
         event = receipts.resolution_event(cp)
     if event is None:
         return {"ledger": None, "receipt": None}
     pk, seq = event
     sealed = None
-    if cp.status == Checkpoint.Status.APPROVED and (seq is not None or wait):
-        try:
-            sealed = receipts.receipt_token(cp, wait=wait, event=(pk, seq))
-        except receipts.ReceiptNotReady:
-            sealed = None
-        seq = sealed.seq if sealed else seq
-    elif seq is None and wait:
-        seq = ensure_sequenced([pk]).get(pk)
+    if cp.status == Checkpoint.Status.APPROVED and seq is not None:
+        sealed = receipts.receipt_token(cp, event=event)
     return {
         "ledger": {
             "event": pk,
@@ -107,7 +103,7 @@ def ledger_fields(cp: Checkpoint, *, wait: bool = False, event: Any = _UNKNOWN) 
 
 
 def decision_data(
-    cp: Checkpoint, last_vote: Decision | None, *, ledger_wait: bool = False, event: Any = _UNKNOWN
+    cp: Checkpoint, last_vote: Decision | None, *, event: Any = _UNKNOWN
 ) -> dict[str, Any] | None:
     """What the agent needs to act: the outcome, the action as approved (maybe edited), the
     answer, the reason, who and when."""
@@ -140,7 +136,7 @@ def decision_data(
         ),
         "automatic": version is not None,
         "decided_at": iso(cp.resolved_at),
-        **ledger_fields(cp, wait=ledger_wait, event=event),
+        **ledger_fields(cp, event=event),
     }
 
 
@@ -165,12 +161,11 @@ def checkpoint_data(
     artifacts: list[Artifact] | None = None,
     last_vote: Decision | None = None,
     agent_slug: str | None = None,
-    ledger_wait: bool = False,
     event: Any = _UNKNOWN,
 ) -> dict[str, Any]:
     """The full checkpoint. Pass `artifacts`/`last_vote` when already loaded; otherwise they
-    are queried (artifacts always, the vote only for resolved checkpoints). `ledger_wait`:
-    a resolved checkpoint's decision waits for its ledger seq and receipt."""
+    are queried (artifacts always, the vote only for resolved checkpoints). `event`: the
+    resolution's (event id, seq) when already read (`ledger_fields`)."""
     if artifacts is None:
         artifacts = list(Artifact.objects.filter(checkpoint=cp).order_by("created_at", "name"))
     if last_vote is None and cp.status in DECIDED:
@@ -206,7 +201,7 @@ def checkpoint_data(
         },
         "review_url": review_url(cp.id),
         "artifacts": [artifact_data(a) for a in artifacts],
-        "decision": decision_data(cp, last_vote, ledger_wait=ledger_wait, event=event),
+        "decision": decision_data(cp, last_vote, event=event),
         "external_id": cp.external_id,
         "allowed_outcomes": rules.allowed_outcomes(cp),
         "reject_options": cp.reject_options,

@@ -48,7 +48,13 @@ from agents.runtime.tools import Preview, StaleAction, Tool, ToolContext, ToolEr
 from agents.services import Ask, ask, refuse_if_halted
 from agents.transitions import run_complete, run_fail, run_request_execute, run_wait
 from approvals.models import RISK_ORDER, Checkpoint
-from approvals.receipts import ReceiptNotReady, ReceiptRefused, receipt_redeem, receipt_token
+from approvals.receipts import (
+    ReceiptNotReady,
+    ReceiptRefused,
+    await_sealed,
+    receipt_redeem,
+    receipt_token,
+)
 from audit import events as audit
 from audit.events import Actor, AuditVerb
 from core.exceptions import Halted
@@ -643,7 +649,10 @@ class Execution:
     def _receipt(self, checkpoint_id) -> str:
         """The approval's signed receipt (waits briefly for the ledger: ReceiptNotReady)."""
         cp = Checkpoint.with_drills.select_related("agent", "policy").get(pk=checkpoint_id)
-        sealed = receipt_token(cp)
+        event = await_sealed(cp)
+        sealed = receipt_token(cp, event=event)
+        if sealed is None and event is not None and event[1] is None:
+            raise ReceiptNotReady("the approval is not in the ledger yet; try again shortly")
         if sealed is None:
             raise ReceiptNotReady(f"checkpoint {checkpoint_id} has no receipt")
         return sealed.token

@@ -18,6 +18,7 @@ from approvals.transitions import checkpoint_decide
 from audit.events import Actor
 from audit.models import AuditEvent
 from core.canonical import action_sha256
+from core.ledger.sequencer import sequence_pending
 from core.ledger.verify import public_keys
 from core.models import Receipt
 from hitl_client.ledger import open_receipt
@@ -31,6 +32,8 @@ ACTION = {"tool": "delete_files", "args": {"paths": ["/var/log/a.log"]}}
 def approved(ask, api, reviewer, **decide) -> dict:
     cp = ask()
     checkpoint_decide(cp["id"], reviewer, decide.pop("outcome", "approve"), **decide)
+    # What the commit does in sync mode (a test's transaction never commits); a read does not.
+    sequence_pending()
     return api.get(f"checkpoints/{cp['id']}/").json()
 
 
