@@ -1,10 +1,11 @@
-"""AuditEvent moves here from approvals (issue 19): the table keeps its name
-(`approvals_auditevent`), so this only tells Django's state; the content type is relabelled so
-that its permissions (and the roles holding them) follow."""
+"""The audit trail (the table keeps its name from approvals).
+
+The migrations of 0.1.0 were squashed into this fresh set (issue 19): a new database is created
+in a few steps instead of 39 migrations, and a database migrated by the old set, up to its
+last migration, is recorded as having these. A database left part-way through the old set must
+first be migrated to the old set's end (see docs/production.md, "Upgrading")."""
 
 from django.db import migrations, models
-
-from core.model_moves import move_content_type
 
 
 class Migration(migrations.Migration):
@@ -12,13 +13,10 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('approvals', '0016_replay_runs_policy_replayed_verb'),
-        ('contenttypes', '0002_remove_content_type_name'),
-        ('auth', '0012_alter_user_first_name_max_length'),
     ]
 
     operations = [
-        migrations.SeparateDatabaseAndState(state_operations=[migrations.CreateModel(
+        migrations.CreateModel(
             name='AuditEvent',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
@@ -39,6 +37,4 @@ class Migration(migrations.Migration):
                 'indexes': [models.Index(condition=models.Q(('seq__isnull', True)), fields=['id'], name='audit_unsequenced'), models.Index(fields=['actor_type', 'actor_id', 'id'], name='audit_actor_id'), models.Index(fields=['target_type', 'target_id', 'id'], name='audit_target_id'), models.Index(fields=['verb', 'id'], name='audit_verb_id'), models.Index(fields=['at'], name='audit_at')],
             },
         ),
-        ]),
-        move_content_type('approvals', 'audit', 'auditevent'),
     ]

@@ -218,32 +218,6 @@ def test_two_fan_outs_of_one_notice_at_once_owe_one_set_of_deliveries(
         assert sorted(sends) == sorted((str(d.pk),) for d in owed)
 
 
-@pytest.mark.django_db(transaction=True)
-def test_an_upgrade_counts_the_notices_it_finds_as_fanned_out(make_checkpoint, ops_team):
-    """Notices written before the fan-out moved after commit had their deliveries written with
-    them: the migration marks them fanned out, so the sweep sends nothing twice."""
-    from django.db.migrations.executor import MigrationExecutor
-
-    before = ("notifications", "0002_agent_and_drill_events")
-    cp = make_checkpoint()
-    Notice.objects.all().delete()
-    executor = MigrationExecutor(connection)
-    latest = executor.loader.graph.leaf_nodes()
-    executor.migrate([before])
-    try:
-        old = MigrationExecutor(connection).loader.project_state(before).apps
-        at = timezone.now() - dt.timedelta(hours=1)
-        old.get_model("notifications", "Notice").objects.create(
-            checkpoint_id=cp.pk, event="checkpoint.requested", role="ops", created_at=at
-        )
-    finally:
-        MigrationExecutor(connection).migrate(latest)
-    notice = Notice.objects.get()
-    assert (notice.fanned_out_at, notice.people) == (at, [])
-    assert sweeps.run()["fanned_out"] == 0
-    assert not Delivery.objects.exists()
-
-
 @pytest.mark.django_db
 def test_a_notice_written_by_a_process_on_the_old_code_is_not_owed_twice(
     make_checkpoint, ops_team, settings
