@@ -144,7 +144,7 @@ def snapshot(now: dt.datetime | None = None) -> Backlog:
     if tasks and tasks.oldest_age is not None and tasks.oldest_age > limit:
         warnings.append(
             f"the oldest queued task has waited {tasks.oldest_age:.0f} s "
-            f"(over {limit} s; {tasks.depth} tasks queued)"
+            f"(over {limit} s; queue depth {tasks.depth})"
         )
     limit = settings.HITL_OUTBOX_WARN_SECONDS
     for lag in outbox:

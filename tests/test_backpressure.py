@@ -141,7 +141,7 @@ def test_the_dashboard_warns_when_the_oldest_task_is_older_than_the_threshold(
     assert "falling behind" not in page
     page = dashboard(75)
     assert "The task cluster is falling behind" in page
-    assert "the oldest queued task has waited 75 s (over 60 s; 2 tasks queued)" in page
+    assert "the oldest queued task has waited 75 s (over 60 s; queue depth 2)" in page
     assert "When the task queue falls behind" in page and "docs/production.md" in page
     settings.HITL_DOCS_URL = "https://docs.example.com/hitl"
     page = dashboard(75)
