@@ -250,3 +250,29 @@ def test_a_broker_it_cannot_reach_leaves_the_task_figures_out_not_the_page(
     page = dashboard(0)
     assert "the task broker could not be read: ConnectionError" in page
     assert snapshot().tasks is None
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_real_portald_warns_and_a_real_cluster_works_the_queue_off(clusters, scrape):
+    """What operators run: `portald` logs the warning for a queue nobody works, `/metrics`
+    says so, and once a `qcluster` runs the queue drains and the gauges say that too."""
+    from tests.cluster import wait_for
+
+    for n in range(3):
+        enqueue("math.floor", n + 0.5)
+    OrmQ.objects.update(lock=timezone.now() - dt.timedelta(seconds=300))
+    portald = clusters("portald")
+    wait_for(
+        lambda: "background work is falling behind" in portald.log.read_text(),
+        30,
+        "portald's backlog watch to warn",
+    )
+    line = next(x for x in portald.log.read_text().splitlines() if "falling behind" in x)
+    assert "WARNING core.backlog" in line and "queue depth 3" in line
+    got = scrape((timezone.now() - T0).total_seconds())
+    assert got[ORM_DEPTH] == 3 and got[ORM_OLDEST] >= 300 and got[BEHIND] == 1
+    clusters()  # a worker at last: it runs the three and its own ping
+    wait_for(lambda: not OrmQ.objects.exists(), 30, "the cluster to drain the queue")
+    got = scrape((timezone.now() - T0).total_seconds())
+    assert (got[ORM_DEPTH], got[ORM_OLDEST], got[BEHIND]) == (0, 0, 0)
