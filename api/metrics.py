@@ -6,8 +6,10 @@ Two sources, one page:
   and clusters set `PROMETHEUS_MULTIPROC_DIR` (see core.metrics): this view then adds up
   every process's files (`MultiProcessCollector`);
 - read from the rows at scrape time (`DatabaseCollector`): queue depth and the oldest pending
-  age by role, decisions by outcome, SLA breaches, webhook deliveries by state. Right across
-  every process and machine, and a handful of indexed queries.
+  age by role, decisions by outcome, SLA breaches, webhook deliveries by state, and the
+  background work's back-pressure (`core.backlog`: the task queue's depth and oldest task's
+  age from the broker, the due outbox rows and the oldest one's age). Right across every
+  process and machine, and a handful of indexed queries.
 
 Access: a bearer token (`HITL_METRICS_TOKEN`) or an allow-listed network
 (`HITL_METRICS_ALLOW`, CIDRs matched against the client address). With neither configured
@@ -38,6 +40,7 @@ from prometheus_client.registry import Collector
 from agents.models import Agent, WebhookDelivery
 from approvals.models import Checkpoint, Decision
 from approvals.signals import checkpoint_resolved
+from core.backlog import snapshot as backlog_snapshot
 from core.clientip import client_ip
 from core.metrics import HTTP_DURATION, HTTP_REQUESTS, TIME_TO_DECISION
 
@@ -122,6 +125,58 @@ class DatabaseCollector(Collector):
         for status in WebhookDelivery.Status.values:
             deliveries.add_metric([status], by_state.get(status, 0))
         yield deliveries
+        yield from backlog_metrics(now)
+
+
+def backlog_metrics(now) -> Iterator:
+    """The background work's back-pressure (`core.backlog`): the task queue as its broker
+    reports it, and the outbox rows that are due. A broker that cannot be read (Redis down)
+    is logged and left out; the rest of the page still answers."""
+    backlog = backlog_snapshot(now)
+    tasks = backlog.tasks
+    if tasks is not None:
+        depth = GaugeMetricFamily(
+            "hitl_task_queue_depth", "Tasks waiting for a django-q2 worker.", labels=["broker"]
+        )
+        depth.add_metric([tasks.broker], tasks.depth)
+        yield depth
+        if tasks.in_flight is not None:
+            taken = GaugeMetricFamily(
+                "hitl_task_queue_in_flight",
+                "Tasks a worker has taken and not acknowledged yet (ORM broker).",
+                labels=["broker"],
+            )
+            taken.add_metric([tasks.broker], tasks.in_flight)
+            yield taken
+        oldest = GaugeMetricFamily(
+            "hitl_task_queue_oldest_age_seconds",
+            "How long the oldest waiting task has waited (0: none waiting; the Redis broker: "
+            "0 also when its package cannot be read).",
+            labels=["broker"],
+        )
+        oldest.add_metric([tasks.broker], tasks.oldest_age or 0.0)
+        yield oldest
+    due = GaugeMetricFamily(
+        "hitl_outbox_due",
+        "Pending outbox rows whose attempt is due (being sent or waiting for a worker), by kind.",
+        labels=["kind"],
+    )
+    oldest_due = GaugeMetricFamily(
+        "hitl_outbox_oldest_due_age_seconds",
+        "How long the oldest due outbox row has waited, by kind (0: none due).",
+        labels=["kind"],
+    )
+    for lag in backlog.outbox:
+        due.add_metric([lag.kind], lag.due)
+        oldest_due.add_metric([lag.kind], lag.oldest_due_age or 0.0)
+    yield due
+    yield oldest_due
+    yield GaugeMetricFamily(
+        "hitl_background_behind",
+        "1 while the task queue or an outbox is older than its threshold "
+        "(HITL_TASK_QUEUE_WARN_SECONDS, HITL_OUTBOX_WARN_SECONDS), else 0.",
+        value=int(backlog.behind),
+    )
 
 
 def registry() -> CollectorRegistry:

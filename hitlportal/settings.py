@@ -648,6 +648,16 @@ HITL_RUN_LEASE = env_int("HITL_RUN_LEASE", 30, minimum=2)
 # Not from the environment: a hosted run gives its worker back after this many seconds and
 # continues in a new task, so one run does not hold a worker (a setting so a test can set 0).
 HITL_RUN_SLICE_SECONDS = 60
+# Back-pressure (core.backlog): the managers' dashboard warns, and portald's backlog watch logs
+# a warning, while the oldest queued task has waited longer than the first, or the oldest due
+# outbox row (notification, webhook, witness head) longer than the second (retries come due
+# between two minute sweeps, so it allows more).
+HITL_TASK_QUEUE_WARN_SECONDS = env_int("HITL_TASK_QUEUE_WARN_SECONDS", 60, minimum=1)
+HITL_OUTBOX_WARN_SECONDS = env_int("HITL_OUTBOX_WARN_SECONDS", 300, minimum=1)
+# Where the manual (docs/, `make docs-build`) is served, if anywhere: pages link to its sections.
+HITL_DOCS_URL = env_str("HITL_DOCS_URL", "").rstrip("/")
+if HITL_DOCS_URL and urlparse(HITL_DOCS_URL).scheme not in ("http", "https"):
+    raise ImproperlyConfigured(f"HITL_DOCS_URL={HITL_DOCS_URL!r} must be an http(s) URL")
 # Housekeeping: finished django-q2 task rows older than this are purged.
 HITL_TASK_RETENTION_HOURS = env_int("HITL_TASK_RETENTION_HOURS", 72, minimum=1)
 # The LLM planner (any OpenAI-compatible chat-completions endpoint); unset = scripted only.

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count
@@ -25,6 +26,7 @@ from django.utils import timezone
 from agents.models import Agent
 from approvals.models import Checkpoint, Decision
 from audit.models import AuditEvent, AuditVerb
+from core import backlog
 from core.exceptions import Conflict, InvalidInput
 from core.queue import enqueue
 from oversight import analytics as metrics
@@ -131,6 +133,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         _ctx(
             request, "Oversight", form=form, board=board, outcomes=outcome_rows, charts=charts,
             query=query, percentiles=metrics.PERCENTILES, items=ITEMS,
+            backlog=backlog.snapshot(), task_warn=settings.HITL_TASK_QUEUE_WARN_SECONDS,
+            outbox_warn=settings.HITL_OUTBOX_WARN_SECONDS, docs_url=settings.HITL_DOCS_URL,
         ),
     )  # fmt: skip
 
