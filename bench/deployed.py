@@ -463,7 +463,12 @@ def probe(dep: Deployment, rate: float, seconds: float, cap: float, series: bool
     r = asyncio.run(web.paced(dep.port, rate, seconds, web.create_request(dep.cfg), count))
     at_stop = dep.monitor.sample()
     drained = dep.drain(DRAIN_WINDOW)
-    held = drained is not None and r["rps"] >= 0.9 * rate and not r["errors"]
+    held = (
+        drained is not None
+        and drained <= DRAIN_WINDOW
+        and r["rps"] >= 0.9 * rate
+        and not r["errors"]
+    )
     samples = [s for s in dep.monitor.samples if t0 <= s["t"] <= time.monotonic()]
     peak = max(samples, key=backlog) if samples else at_stop
     out = {
@@ -519,7 +524,7 @@ def sustain(dep: Deployment, args) -> dict:
     for _ in range(args.bisect):
         if hi is None or lo == 0 or (hi - lo) / lo < 0.1:
             break
-        mid = round((lo + hi) / 2, 1)
+        mid = round((lo + hi) / 2, 2)
         trials.append(probe(dep, mid, args.probe_seconds, args.drain_cap))
         lo, hi = (mid, hi) if trials[-1]["held"] else (lo, mid)
     out = {"trials": trials, "probe_rate": lo, "rate": 0.0, "confirmed": None}
@@ -734,7 +739,7 @@ def main() -> None:
     parser.add_argument("--min-rate", type=float, default=1)
     parser.add_argument("--max-rate", type=float, default=640)
     parser.add_argument("--bisect", type=int, default=2)
-    parser.add_argument("--drain-cap", type=float, default=60, help="s a phase's queue may drain")
+    parser.add_argument("--drain-cap", type=float, default=30, help="s a phase's queue may drain")
     parser.add_argument("--open-rates", default="50,100,150")
     parser.add_argument("--samples", type=int, default=60, help="decision → wake samples")
     parser.add_argument("--wake-background", type=float, default=20, help="creates/s meanwhile")
@@ -745,10 +750,11 @@ def main() -> None:
         help="shorter everything (sustain 30 s, probes 8 s, phases 5 s): under ~6 minutes",
     )
     args = parser.parse_args()
-    if args.quick:
-        args.sustain_seconds = min(args.sustain_seconds, 30)
-        args.probe_seconds, args.duration, args.bisect = 8, 5, 1
-        args.drain_cap, args.samples = 20, 30
+    if args.quick:  # what was not given explicitly
+        quick = dict(sustain_seconds=30, probe_seconds=8, duration=5, bisect=1, drain_cap=15)
+        for name, value in {**quick, "samples": 30}.items():
+            if getattr(args, name) == parser.get_default(name):
+                setattr(args, name, value)
     args.open_rates = [float(r) for r in args.open_rates.split(",") if r]
     url = os.environ.get("DATABASE_URL")
     if not url.startswith("postgres"):
