@@ -245,7 +245,6 @@ class Deployment:
     procs: list = field(default_factory=list)  # (Popen, group)
     ports: dict = field(default_factory=dict)
     monitor: Monitor | None = None
-    pids: set = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.log = open(self.var / "processes.log", "w")  # noqa: SIM115
@@ -331,7 +330,6 @@ class Deployment:
                     continue
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
                 out[pid] = next((g for word, g in CHILDREN if word in cmdline.decode()), "other")
-        self.pids.update(out)
         return out
 
     def cpu(self) -> dict[str, float]:
@@ -379,7 +377,6 @@ class Deployment:
         if self.monitor is not None:
             self.monitor.close()
             self.monitor = None
-        self.groups()  # remember every child before they go
         for proc, _group in reversed(self.procs):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)  # runportal stops its children
@@ -390,11 +387,12 @@ class Deployment:
                 proc.kill()
                 proc.wait()
         sessions = {proc.pid for proc, _group in self.procs}
-        for pid in web.tree_pids(list(self.pids | sessions)):
-            try:  # a child left behind, and only if it is still of a session we started
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:  # a child left behind (orphans go to init): only those of our sessions
+                pid = int(stat.parent.name)
                 if os.getsid(pid) in sessions:
                     os.kill(pid, signal.SIGKILL)
-            except OSError:
+            except (OSError, ValueError):
                 pass
         self.procs = []
         self.log.close()
@@ -589,8 +587,11 @@ def measure(dep: Deployment, args) -> dict:
             def paced(rate=rate):
                 n, count = counting()
                 r = asyncio.run(
-                    web.paced(dep.port, rate, args.duration, web.create_request(cfg), count)
-                )
+                    web.paced(
+                        dep.port, rate, args.duration, web.create_request(cfg), count,
+                        give_up=args.duration + 10,
+                    )
+                )  # fmt: skip
                 return r, n[0]
 
             out[f"open{rate:g}"] = r = run_phase(dep, f"open {rate:g}/s", paced, args.drain_cap)
