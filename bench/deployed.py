@@ -7,6 +7,11 @@ this tree and --before-ref side by side in one run (issue 20).
         .venv/bin/python bench/deployed.py [--quick] [--sustain-seconds 60]
     make bench                       # the same, with the defaults
 
+The processes (--topology): `production` (default) starts runportal's three with the settings
+docs/production.md gives each (granian WSGI for the API with DB_CONN_MAX_AGE=600, uvicorn for
+long-poll with DB_POOL=1, portald and qcluster with DB_CONN_MAX_AGE=600); `runportal` runs
+`manage.py runportal --no-demo` itself (one environment for all: connections per request).
+
 Per deployment (a fresh database `hitl_bench_deployed_<ref>_<broker>`, set up by that tree's
 own code through bench/_api_setup.py: 16 agents with a run each, 8 staff reviewers with email
 in the default review role "ops", which has no channel row of its own, so every request
