@@ -44,6 +44,20 @@ docs: $(STAMP)
 docs-build: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict --site-dir $${DOCS_SITE_DIR:-site}
 
+# Benchmarks (bench/*.py; what each measures and its figures: docs/benchmarks.md).
+# `make bench`: the portal as deployed (bench/deployed.py: web servers, portald, a django-q2
+# cluster, a real SMTP receiver; ORM and Redis broker; this tree against 16693ed) on the
+# PostgreSQL of DATABASE_URL (default below; it makes and drops its own databases), ~25 min;
+# `make bench BENCH_ARGS=--quick` ~6 min. `make bench BENCH=statements` (api, notify, ...)
+# runs bench/<BENCH>.py instead, on its own defaults (SQLite unless DATABASE_URL is set).
+BENCH ?= deployed
+BENCH_ARGS ?=
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+
+bench: $(STAMP)
+	$(if $(filter deployed,$(BENCH)),DATABASE_URL=$${DATABASE_URL:-$(BENCH_DATABASE_URL)}) \
+		$(PY) bench/$(BENCH).py $(BENCH_ARGS)
+
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .

@@ -238,8 +238,12 @@ async def closed(port, clients, duration, make_request, on_body=None, ssl=None) 
     return stats(latencies, duration, errors)
 
 
-async def paced(port, rate, duration, make_request, on_body=None, connections=48, ssl=None) -> dict:
-    """Open loop: request k is due at k / rate; latency counts from when it was due."""
+async def paced(
+    port, rate, duration, make_request, on_body=None, connections=48, ssl=None, give_up=None
+) -> dict:
+    """Open loop: request k is due at k / rate; latency counts from when it was due.
+    `give_up` (s from the start): requests not sent by then are counted as errors
+    ("unsent") instead of sent, so a server far behind does not stretch the run."""
     latencies: list[float] = []
     errors: dict[int, int] = {}
     queue: asyncio.Queue = asyncio.Queue()
@@ -253,6 +257,9 @@ async def paced(port, rate, duration, make_request, on_body=None, connections=48
                 k, due = await queue.get()
                 if k is None:
                     return
+                if give_up is not None and time.perf_counter() > start + give_up:
+                    errors["unsent"] = errors.get("unsent", 0) + 1
+                    continue
                 status, body = await conn.request(*make_request(k % 16, k))
                 if 200 <= status < 300:
                     latencies.append(time.perf_counter() - due)

@@ -50,9 +50,10 @@ class Mail:
 class SmtpReceiver:
     """An SMTP server on 127.0.0.1 (a free port). `hold` makes it keep a client waiting for
     the answer to its DATA (as a slow server does) until `release()`: a sender killed
-    meanwhile never got a "250 accepted", and that mail is dropped, as SMTP says."""
+    meanwhile never got a "250 accepted", and that mail is dropped, as SMTP says. `port`: a
+    fixed one (bench/deployed.py keeps to its range), else a free one."""
 
-    def __init__(self):
+    def __init__(self, port: int = 0):
         self.mails: list[Mail] = []
         self.hold = False
         self._released = threading.Event()
@@ -76,7 +77,7 @@ class SmtpReceiver:
                 )
                 return "250 Message accepted for delivery"
 
-        self.port = _free_port()
+        self.port = port or _free_port()
         self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
         self.controller.start()
         self.url = f"smtp://127.0.0.1:{self.port}"
