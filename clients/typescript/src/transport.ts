@@ -102,12 +102,13 @@ export async function send(t: Transport, call: Call): Promise<any> {
   for (let attempt = 0; ; attempt++) {
     let response: Response | null = null;
     let failure: unknown = null;
+    const signal = AbortSignal.timeout(Math.ceil(seconds * 1000)); // an integer, or it throws
     try {
       response = await t.fetch(target, {
         method: call.method,
         headers,
         body,
-        signal: AbortSignal.timeout(seconds * 1000),
+        signal,
       });
     } catch (error) {
       failure = error;
