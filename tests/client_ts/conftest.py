@@ -60,7 +60,9 @@ def _npm(*args: str, cwd: Path, timeout: float = 600) -> str:
         text=True,
         timeout=timeout,
     )
-    assert proc.returncode == 0, f"npm {' '.join(args)}:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, (
+        f"npm {' '.join(args)}:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    )
     return proc.stdout
 
 
@@ -95,13 +97,19 @@ class Installed:
 
 
 @pytest.fixture(scope="session")
-def installed(tmp_path_factory) -> Installed:
+def dev_tools() -> Path:
+    """clients/typescript with its dev dependencies (`npm ci`, kept while the lock is older)."""
     if node_tools() is None:
         pytest.skip("needs node and npm on PATH (the TypeScript client's build and tests)")
     lock = PACKAGE / "package-lock.json"
     stamp = PACKAGE / "node_modules" / ".package-lock.json"
     if not stamp.exists() or stamp.stat().st_mtime < lock.stat().st_mtime:
         _npm("ci", cwd=PACKAGE)
+    return PACKAGE
+
+
+@pytest.fixture(scope="session")
+def installed(dev_tools, tmp_path_factory) -> Installed:
     _npm("run", "build", cwd=PACKAGE)
     out = tmp_path_factory.mktemp("npm-pack")
     packed = json.loads(_npm("pack", "--json", "--pack-destination", str(out), cwd=PACKAGE))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import tarfile
 import time
 
@@ -18,6 +19,7 @@ from approvals.models import Checkpoint
 from approvals.services import user_token_create
 from audit.models import AuditEvent
 from core.models import Receipt
+from tests.client_ts.conftest import PACKAGE
 from tests.integrations.helpers import wait_for_checkpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -37,10 +39,19 @@ def decide(portal: str, user, checkpoint_id, outcome: str, **body) -> dict:
 
 def verbs(checkpoint: Checkpoint) -> list[str]:
     return list(
-        AuditEvent.objects.filter(target_id=str(checkpoint.pk)).order_by("id").values_list(
-            "verb", flat=True
-        )
+        AuditEvent.objects.filter(target_id=str(checkpoint.pk))
+        .order_by("id")
+        .values_list("verb", flat=True)
     )
+
+
+def test_its_unit_tests_pass(installed):
+    # node's own test runner, on the build the other tests installed
+    proc = subprocess.run(
+        ["node", "--test", "test/"], cwd=PACKAGE, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "# fail 0" in proc.stdout
 
 
 def test_it_is_packed_as_esm_cjs_and_types_without_runtime_dependencies(installed):
@@ -157,7 +168,9 @@ def test_the_openai_agents_adapter_resumes_in_another_process_with_the_decisions
     assert paused["interruptions"] == 2 and paused["executed"] == []
     assert paused["again"] == paused["checkpoints"]  # submitting again: the same checkpoints
     delete, restart = (Checkpoint.objects.get(pk=pk) for pk in paused["checkpoints"])
-    assert delete.external_id == "openai-agents:call_del" and delete.run.external_id == "ts-agents-42"
+    assert (
+        delete.external_id == "openai-agents:call_del" and delete.run.external_id == "ts-agents-42"
+    )
     assert delete.context["source"] == "openai-agents"
     assert delete.action["args"] == {"paths": ["/var/log/a.log", "/etc/passwd"]}
     assert delete.action["args_schema"]["required"] == ["paths"]
