@@ -14,6 +14,33 @@ from audit.events import Actor
 from tests.factories import AgentFactory, UserFactory
 
 
+def _flush_retrying_deadlocks() -> None:
+    """A transactional test's flush (one TRUNCATE of every table) can meet a live portal's
+    background processes (its task cluster, portald) on PostgreSQL, and the database then
+    picks one side of the deadlock to fail. Our side retries: theirs is done a moment later.
+    Any other failure is raised at once."""
+    import time
+
+    from django.core.management.base import CommandError
+    from django.test import TransactionTestCase
+
+    flush = TransactionTestCase._fixture_teardown
+
+    def teardown(self):
+        for attempt in range(5):
+            try:
+                return flush(self)
+            except CommandError as exc:
+                if "deadlock" not in str(exc.__cause__).lower() or attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    TransactionTestCase._fixture_teardown = teardown
+
+
+_flush_retrying_deadlocks()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def strict_audit_payloads():
     """Every audit event the suite writes has only the keys its verb's payload type declares
