@@ -123,11 +123,12 @@ def check_ask(a: Ask) -> None:
         )
 
 
-def refuse_if_halted(agent: Agent) -> None:
+def refuse_if_halted(agent: Agent, *, current: bool = False) -> None:
     """A halted agent (the kill switch) does nothing: Halted (423 at the API) names who
-    halted it, when and why. Read from the database: the caller's row may predate the halt."""
-    halted = Agent.objects.filter(pk=agent.pk, halted_at__isnull=False).first()
-    if halted is not None:
+    halted it, when and why. Read from the database: the caller's row may predate the halt;
+    `current`: the caller read this row inside its transaction, just now (no second read)."""
+    halted = agent if current else Agent.objects.filter(pk=agent.pk).first()
+    if halted is not None and halted.halted_at is not None:
         raise Halted.for_agent(halted)
 
 
@@ -142,11 +143,12 @@ def _refuse_if_finished(run: Run, consequence: str) -> None:
 
 
 def own_run(agent: Agent, run_id) -> Run:
-    """One of `agent`'s runs, else InvalidInput on `run` (it may not learn of others')."""
-    run = Run.objects.filter(pk=run_id, agent=agent).select_related("agent").first()
-    if run is None:
+    """One of `agent`'s runs, with its agent row read afresh (one query), else InvalidInput on
+    `run` (it may not learn of others')."""
+    found = list(Run.objects.filter(pk=run_id, agent=agent).select_related("agent")[:1])
+    if not found:
         raise InvalidInput("No such run of yours.", "run")
-    return run
+    return found[0]
 
 
 def artifact_inputs(agent: Agent, items: list[dict]) -> list[ArtifactInput]:
@@ -185,6 +187,7 @@ def ask(
     *,
     actor: Actor,
     before_wait: Callable[[list[Checkpoint]], None] | None = None,
+    agent_current: bool = False,
 ) -> list[Checkpoint]:
     """The agent asks: the checkpoints (routed by policy) and the run `waiting`, atomically.
 
@@ -196,10 +199,12 @@ def ask(
     A checkpoint that a policy decides automatically is decided once the run waits, so the
     decision reaches the agent exactly as a person's would (resume, webhook, long-poll);
     the returned checkpoints show their outcome. Refused with Halted for a halted agent, and
-    with InvalidInput for a request beyond the limits (`check_ask`)."""
+    with InvalidInput for a request beyond the limits (`check_ask`). `agent_current`: the
+    caller read `run.agent` inside the current transaction (`own_run` in the API's), so its
+    halt mark is current: not read again."""
     for a in asks:
         check_ask(a)
-    refuse_if_halted(run.agent)
+    refuse_if_halted(run.agent, current=agent_current)
     _refuse_if_finished(run, "start a new run to ask again")
     try:
         checkpoints = _ask(run, asks, actor, before_wait)
@@ -264,19 +269,21 @@ def _repeat_of(agent: Agent, a: Ask) -> Checkpoint | None:
     return existing
 
 
-def ask_once(run: Run, a: Ask, *, actor: Actor) -> tuple[Checkpoint, bool]:
+def ask_once(
+    run: Run, a: Ask, *, actor: Actor, agent_current: bool = False
+) -> tuple[Checkpoint, bool]:
     """`ask` for one request named by the client (`a.external_id`): the first time it creates
     the checkpoint; a repeat of the same request (`a.request_sha256`) returns that
     checkpoint, whatever its status; another request under the same id is a Conflict.
     Returns (checkpoint, created). Concurrent first times create one checkpoint."""
     if not a.external_id:
-        return ask(run, [a], actor=actor)[0], True
+        return ask(run, [a], actor=actor, agent_current=agent_current)[0], True
     existing = _repeat_of(run.agent, a)
     if existing is not None:
         return existing, False
     try:
         with transaction.atomic():  # a savepoint: a lost race rolls back only this attempt
-            return ask(run, [a], actor=actor)[0], True
+            return ask(run, [a], actor=actor, agent_current=agent_current)[0], True
     except IntegrityError:
         existing = _repeat_of(run.agent, a)
         if existing is None:

@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, F
 from django.utils import timezone
 
 from agents.models import Agent, Run
@@ -130,10 +130,11 @@ def run_request_resume(run_id, *, reason: str) -> bool:
     """
     with transaction.atomic(savepoint=False):
         pending = Checkpoint.with_drills.filter(run_id=run_id, status=Checkpoint.Status.PENDING)
-        if pending.exists():
-            return False
-        updated = Run.objects.filter(pk=run_id, status=Status.WAITING).update(
-            resume_requested_at=timezone.now(), resume_attempts=F("resume_attempts") + 1
+        # One statement: the waiting run, only if none of its checkpoints is pending.
+        updated = (
+            Run.objects.filter(pk=run_id, status=Status.WAITING)
+            .filter(~Exists(pending))
+            .update(resume_requested_at=timezone.now(), resume_attempts=F("resume_attempts") + 1)
         )
         if not updated:
             return False
@@ -261,6 +262,12 @@ def run_complete_one_shot(checkpoints) -> set:
     theirs is pending, with the outcome as their result, instead of waiting for an agent that
     will never resume them. Returns the ids of the runs it completed."""
     by_run = {cp.run_id: cp for cp in checkpoints}
+    # The flag is set when a run starts and never changes: where every run was read with its
+    # checkpoint (the deciding transition reads it) and none has it, nothing to ask.
+    if all(
+        Checkpoint.run.is_cached(cp) and not cp.run.complete_when_resolved for cp in checkpoints
+    ):
+        return set()
     one_shot = set(
         Run.objects.filter(
             pk__in=list(by_run), complete_when_resolved=True, status=Status.WAITING

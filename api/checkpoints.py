@@ -92,7 +92,7 @@ class CheckpointListCreateView(IdempotentMixin, generics.ListAPIView):
         data.is_valid(raise_exception=True)
         v = data.validated_data
         agent = request.user.agent
-        run = services.own_run(agent, v["run"])
+        run = services.own_run(agent, v["run"])  # its agent row read in this transaction
         artifacts = services.artifact_inputs(agent, v.get("artifacts", []))
         cp, created = services.ask_once(
             run,
@@ -102,6 +102,7 @@ class CheckpointListCreateView(IdempotentMixin, generics.ListAPIView):
                 request_sha256=request_digest(request) if v["external_id"] else "",
             ),
             actor=Actor.for_agent(agent),
+            agent_current=True,
         )
         return Response(
             # No artifacts sent: none to query. Decided by a policy at once: the response

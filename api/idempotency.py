@@ -86,14 +86,15 @@ def run_idempotent(request, body_repr: str, handler: Callable[[], Response]) -> 
     """Run `handler` (the view's POST body) under the request's Idempotency-Key, if any."""
     key = request.headers.get(HEADER)
     if key is None:
-        with audit.atomic():
+        with audit.atomic(all_or_nothing=True):
             return handler()
     if not _valid_key(key):
         raise ValidationError({HEADER: ["Must be 1-255 printable ASCII characters."]})
     scope = scope_for(request.user)
     fp = fingerprint(request.method, request.path, body_repr)
     try:
-        with audit.atomic():
+        # Any exception rolls back the whole request: the transitions inside need no savepoint.
+        with audit.atomic(all_or_nothing=True):
             response = handler()
             if not 200 <= response.status_code < 300:
                 raise _NotStored(response)

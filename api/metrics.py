@@ -259,9 +259,11 @@ def observe_decision(sender, checkpoint: Checkpoint, **kwargs) -> None:
         return
     seconds = (checkpoint.resolved_at - checkpoint.created_at).total_seconds()
     agent_id, tool = checkpoint.agent_id, checkpoint.tool or checkpoint.kind
+    # The deciding transition read the agent with the checkpoint: no query then.
+    known = checkpoint.agent.slug if Checkpoint.agent.is_cached(checkpoint) else None
 
     def observe() -> None:
-        slug = Agent.objects.filter(pk=agent_id).values_list("slug", flat=True).first() or ""
-        TIME_TO_DECISION.labels(slug, tool).observe(seconds)
+        slug = known or Agent.objects.filter(pk=agent_id).values_list("slug", flat=True).first()
+        TIME_TO_DECISION.labels(slug or "", tool).observe(seconds)
 
     transaction.on_commit(observe)

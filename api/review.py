@@ -7,7 +7,6 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics
 from rest_framework.response import Response
 
-from api.access import visible_checkpoint
 from api.idempotency import IdempotentMixin
 from api.pagination import QueuePagination
 from api.permissions import IsPerson
@@ -63,11 +62,10 @@ class DecisionView(IdempotentMixin, generics.GenericAPIView):
     def post(self, request, pk):
         data = DecisionInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        visible_checkpoint(request.user, pk)  # 404 for what they may not see
         v = self._valid = data.validated_data
         # An edit's schema check can take up to a second: before the request's transaction
-        # (on SQLite, the database's write lock) begins.
-        self._checked = checkpoint_edit_check(pk, v["outcome"], v["action"])
+        # (on SQLite, the database's write lock) begins; only on a checkpoint they may see.
+        self._checked = checkpoint_edit_check(pk, v["outcome"], v["action"], viewer=request.user)
         return super().post(request, pk)
 
     def perform_post(self, request, pk):
@@ -84,6 +82,8 @@ class DecisionView(IdempotentMixin, generics.GenericAPIView):
             seen_action_sha256=v["action_sha256"],
             credential=credential_for(request),
             checked=self._checked,
+            # 404 for what they may not see: checked by the read that locks the row.
+            hidden_is_missing=True,
         )
         cp = result.checkpoint
         return Response(
@@ -93,7 +93,10 @@ class DecisionView(IdempotentMixin, generics.GenericAPIView):
                 # The checkpoint as the transition left it, with the vote it just recorded.
                 # A resolving vote: its ledger event (and, sync mode, its seq and receipt).
                 "checkpoint": checkpoint_data(
-                    cp, last_vote=result.decision, event=await_sealed(cp)
+                    cp,
+                    last_vote=result.decision,
+                    artifacts=result.artifacts,
+                    event=await_sealed(cp),
                 ),
             }
         )

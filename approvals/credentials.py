@@ -46,7 +46,11 @@ def credential_for(request) -> Credential:
     """A personal token (DRF puts it in `request.auth`) or the portal session."""
     token = getattr(request, "auth", None)
     user = getattr(request, "user", None)
-    enabled = bool(user is not None and user.is_authenticated and mfa_enabled(user))
+    authenticated = bool(user is not None and user.is_authenticated)
+
+    def enabled() -> bool:  # asked only where step-up applies (a query)
+        return authenticated and mfa_enabled(user)
+
     if isinstance(token, UserToken):
         return Credential(
             TOKEN,

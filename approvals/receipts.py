@@ -63,10 +63,15 @@ def executed_sha256(action: dict | None) -> str:
 
 
 def receipt_issue(
-    cp: Checkpoint, now: dt.datetime, *, deciders: list[str] | None = None
+    cp: Checkpoint,
+    now: dt.datetime,
+    *,
+    deciders: list[str] | None = None,
+    artifacts: list[Artifact] | None = None,
 ) -> Receipt:
     """Inside the approving transaction (`cp` already approved, `final_action` set).
-    `deciders`: who approved, when the caller knows (else read from the votes)."""
+    `deciders`: who approved, when the caller knows (else read from the votes). `artifacts`:
+    the checkpoint's, in order (created_at, name), when the caller read them."""
     if deciders is None:
         deciders = list(
             Decision.objects.filter(
@@ -76,12 +81,15 @@ def receipt_issue(
             .values_list("reviewer__username", flat=True)
         )
         deciders = [name for name in deciders if name]
-    artifacts = [
-        {"ref": f"artifact://{pk}", "sha256": sha}
-        for pk, sha in Artifact.objects.filter(checkpoint=cp)
-        .order_by("created_at", "name")
-        .values_list("pk", "sha256")
-    ]
+    if artifacts is None:
+        digests = (
+            Artifact.objects.filter(checkpoint=cp)
+            .order_by("created_at", "name")
+            .values_list("pk", "sha256")
+        )
+    else:
+        digests = [(a.pk, a.sha256) for a in artifacts]
+    bound = [{"ref": f"artifact://{pk}", "sha256": sha} for pk, sha in digests]
     final = cp.final_action or cp.action
     claims = {
         "checkpoint": str(cp.pk),
@@ -89,7 +97,7 @@ def receipt_issue(
         "agent": cp.agent.slug,
         "tool": (final or {}).get("tool"),
         "action_sha256": executed_sha256(final),
-        "artifacts": artifacts,
+        "artifacts": bound,
         "policy": {
             "id": cp.policy_id,
             "name": cp.policy.name if cp.policy_id else None,
@@ -124,6 +132,16 @@ def resolution_event(cp: Checkpoint) -> Event | None:
 Event = tuple[int, int | None]  # an audit event's (id, seq): seq None until sequenced
 
 
+def _resolution_among(rows: list[AuditEvent], cp: Checkpoint) -> Event | None:
+    """The event that resolved `cp` among rows just inserted (no query), if it is there."""
+    verb, target = AuditVerb.for_status(cp.status), str(cp.pk)
+    for row in rows:
+        is_target = row.target_type == "approvals.checkpoint" and row.target_id == target
+        if row.pk and is_target and row.verb == verb:
+            return row.pk, row.seq
+    return None
+
+
 @dataclass
 class Sealed:
     token: str
@@ -145,8 +163,7 @@ def await_sealed(cp: Checkpoint, *, timeout: float | None = None) -> Event | Non
     transaction's own events before it commits; sync mode (tests) sequences them in-process."""
     if cp.status == Checkpoint.Status.PENDING:
         return None
-    audit.flush()
-    event = resolution_event(cp)
+    event = _resolution_among(audit.flush(), cp) or resolution_event(cp)
     if event is None or event[1] is not None:
         return event
     if connection.in_atomic_block and not settings.HITL_LEDGER_SYNC:

@@ -6,12 +6,14 @@ field errors early; the transition calls them again, because it is the one that 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from approvals.models import RISK_ORDER, Checkpoint, Decision, Risk
@@ -70,20 +72,60 @@ def user_review_roles(user) -> set[str]:
     return cached
 
 
-def can_decide(user, cp: Checkpoint) -> bool:
+@dataclass(frozen=True)
+class Access:
+    """What the role rules ask of one user's roles about one checkpoint, read as columns of
+    the checkpoint's own row (`access_columns`): the row lock of a decision is also its
+    access check, without reading the user's groups first."""
+
+    manager: bool  # in the managers group
+    in_role: bool  # holds the checkpoint's current role (sees it, `checkpoints_visible_to`)
+    reviews: bool  # holds it as a review role (may decide it, `can_decide`)
+
+    def visible(self, user) -> bool:
+        return user.is_superuser or self.manager or self.in_role
+
+
+ACCESS_COLUMNS = ("_access_manager", "_access_in_role", "_access_reviews")
+
+
+def access_columns(user) -> dict[str, Exists]:
+    """Annotations for a checkpoint queryset: the `Access` of `user` to each row."""
+    memberships = get_user_model().groups.through.objects.filter(user_id=user.pk)
+    current = memberships.filter(group__name=OuterRef("current_role"))
+    return dict(
+        zip(
+            ACCESS_COLUMNS,
+            (
+                Exists(memberships.filter(group__name=settings.HITL_MANAGERS_GROUP)),
+                Exists(current),
+                Exists(current.filter(group__in=_review_groups())),
+            ),
+            strict=True,
+        )
+    )
+
+
+def access_of(cp: Checkpoint) -> Access:
+    """The `Access` a checkpoint read with `access_columns` carries."""
+    return Access(*(bool(getattr(cp, name)) for name in ACCESS_COLUMNS))
+
+
+def can_decide(user, cp: Checkpoint, access: Access | None = None) -> bool:
     """The role check: an active staff user (a portal user) who holds the checkpoint's current
     role as a review role, or a superuser. A member of the managers group never decides,
     superuser or not: oversight reads. Four-eyes, the credential and the checkpoint's state
-    are checked by `check_may_review`, `check_credential` and the transition."""
+    are checked by `check_may_review`, `check_credential` and the transition. `access`: the
+    user's roles as read with the checkpoint (`access_of`), else they are read here."""
     if not user or not user.is_authenticated or not user.is_active or not user.is_staff:
         return False
     if getattr(user, "is_agent", False):
         return False
-    if settings.HITL_MANAGERS_GROUP in user_roles(user):
+    if access.manager if access else settings.HITL_MANAGERS_GROUP in user_roles(user):
         return False
     if user.is_superuser:
         return True
-    return cp.current_role in user_review_roles(user)
+    return access.reviews if access else cp.current_role in user_review_roles(user)
 
 
 def four_eyes_excluded_ids(cp: Checkpoint) -> list:
@@ -108,9 +150,9 @@ def deciders(role: str, cp: Checkpoint | None = None):
     return qs.distinct()
 
 
-def check_may_review(user, cp: Checkpoint) -> None:
+def check_may_review(user, cp: Checkpoint, access: Access | None = None) -> None:
     """Claim, be handed, or vote on `cp`: the role, then four-eyes. Raises NotAllowed."""
-    if not can_decide(user, cp):
+    if not can_decide(user, cp, access):
         raise NotAllowed(f"{user.get_username()} is not a reviewer for role {cp.current_role!r}")
     if four_eyes_excluded(user, cp):
         raise NotAllowed("Four-eyes: the requester of a checkpoint cannot review it")
@@ -137,7 +179,12 @@ class Credential:
     kind: str
     mfa_at: dt.datetime | None = None
     scopes: frozenset[str] = frozenset({READ, DECIDE})
-    mfa_enabled: bool = False
+    # A callable is asked only when a check needs the answer (it costs a query).
+    mfa_enabled: bool | Callable[[], bool] = False
+
+    def has_mfa(self) -> bool:
+        value = self.mfa_enabled
+        return bool(value() if callable(value) else value)
 
     @classmethod
     def internal(cls) -> Credential:
@@ -195,14 +242,16 @@ def check_credential(
                 code="chat_not_allowed",
             )
         return
-    if not (credential.mfa_enabled and step_up_applies(cp)):
+    if not step_up_applies(cp):
         return
     if credential.kind == TOKEN:
-        if cp.risk == Risk.CRITICAL and CRITICAL not in credential.scopes:
+        if cp.risk == Risk.CRITICAL and CRITICAL not in credential.scopes and credential.has_mfa():
             raise StepUpRequired(
                 "A critical request needs a token minted with the “decide critical” scope "
                 "after a fresh two-factor confirmation, or a decision on the review page"
             )
+        return
+    if not credential.has_mfa():
         return
     now = now or timezone.now()
     fresh = dt.timedelta(seconds=settings.HITL_STEP_UP_SECONDS)

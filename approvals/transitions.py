@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -40,10 +40,11 @@ from approvals.artifacts import (
     artifact_edits_prepare,
     artifact_edits_save,
 )
-from approvals.models import Checkpoint, Decision, ExpiryAction, PolicyOutcome
+from approvals.models import Artifact, Checkpoint, Decision, ExpiryAction, PolicyOutcome
 from approvals.policies import conditions
 from approvals.receipts import receipt_issue
 from approvals.requests import CheckpointRequest
+from approvals.selectors import checkpoints_visible_to
 from approvals.signals import (
     checkpoint_requested,
     checkpoint_resolved,
@@ -354,6 +355,9 @@ class DecideResult:
     decision: Decision
     resolved: bool
     stage_advanced: bool = False
+    # The checkpoint's artifacts when the transition read them (an approval's receipt binds
+    # their digests): a representation built next need not read them again.
+    artifacts: list[Artifact] | None = None
 
 
 def checkpoint_decide(
@@ -369,6 +373,7 @@ def checkpoint_decide(
     seen_action_sha256: str = "",
     credential: rules.Credential | None = None,
     checked: EditCheck | None = None,
+    hidden_is_missing: bool = False,
 ) -> DecideResult:
     """Record one reviewer's vote; resolve or advance the checkpoint when its stage's quorum
     is reached (one rejection resolves it at once).
@@ -393,20 +398,29 @@ def checkpoint_decide(
     every HTTP edge passes its request's; None means code running inside the portal.
 
     `checked`: `checkpoint_edit_check` of these arguments, run by an edge before it opened its
-    own transaction (else it runs here, before the row is locked)."""
+    own transaction (else it runs here, before the row is locked).
+
+    `hidden_is_missing`: a checkpoint the user may not see (`selectors.checkpoints_visible_to`)
+    raises Checkpoint.DoesNotExist (the API's 404) before any other check."""
     args = action.get("args") if isinstance(action, dict) else None
     if checked is None or checked.args is not args:
         checked = checkpoint_edit_check(checkpoint_id, outcome, action)
     with audit.atomic():
         # Row lock on PostgreSQL; on SQLite the IMMEDIATE transaction already holds the write
-        # lock. The conditional update below re-checks either way.
+        # lock. The conditional update below re-checks either way. The same read is the
+        # access check: the user's roles come as columns of the row (`rules.access_columns`),
+        # and what the response and the receipt show of the row's relations comes with it.
         cp = (
             Checkpoint.with_drills.select_for_update(of=("self",))
-            .select_related("agent")
+            .select_related("agent", "run", "policy", "policy_version")
+            .annotate(**rules.access_columns(user))
             .get(pk=checkpoint_id)
         )
+        access = rules.access_of(cp)
+        if hidden_is_missing and not access.visible(user):
+            raise Checkpoint.DoesNotExist("No such checkpoint.")
         now = timezone.now()
-        _check_vote_allowed(cp, user, now, seen_action_sha256)
+        _check_vote_allowed(cp, user, now, seen_action_sha256, access)
         rules.check_credential(credential or rules.Credential.internal(), cp, now)
         if checked is not None and checked.problem is not None:
             raise checked.problem
@@ -454,17 +468,22 @@ class EditCheck:
     problem: InvalidInput | None
 
 
-def checkpoint_edit_check(checkpoint_id, outcome: str, action: Any) -> EditCheck | None:
+def checkpoint_edit_check(
+    checkpoint_id, outcome: str, action: Any, *, viewer=None
+) -> EditCheck | None:
     """The schema check of a `modify` (None for anything else). It can take up to a second of
     CPU (`HITL_ARGS_SCHEMA_CHECK_BUDGET`), so it runs before any lock is taken: it reads only
-    the original action, which never changes once the checkpoint exists."""
+    the original action, which never changes once the checkpoint exists. `viewer`: only for a
+    checkpoint they may see (else Checkpoint.DoesNotExist), so nobody spends that CPU on a
+    checkpoint that is not theirs to decide."""
     if not (
         outcome == Outcome.MODIFY
         and isinstance(action, dict)
         and isinstance(action.get("args"), dict)
     ):
         return None
-    original = Checkpoint.with_drills.values_list("action", flat=True).get(pk=checkpoint_id)
+    rows = Checkpoint.with_drills if viewer is None else checkpoints_visible_to(viewer)
+    original = rows.values_list("action", flat=True).get(pk=checkpoint_id)
     try:
         rules.check_args_fit(original, action["args"])
     except InvalidInput as exc:
@@ -472,7 +491,13 @@ def checkpoint_edit_check(checkpoint_id, outcome: str, action: Any) -> EditCheck
     return EditCheck(action["args"], None)
 
 
-def _check_vote_allowed(cp: Checkpoint, user, now: dt.datetime, seen_action_sha256: str) -> None:
+def _check_vote_allowed(
+    cp: Checkpoint,
+    user,
+    now: dt.datetime,
+    seen_action_sha256: str,
+    access: rules.Access | None = None,
+) -> None:
     """May `user` vote on `cp` now? State, deadline, role and four-eyes, claim, an earlier
     stage's voter, and the version of the action they saw."""
     if cp.status != Status.PENDING:
@@ -484,7 +509,7 @@ def _check_vote_allowed(cp: Checkpoint, user, now: dt.datetime, seen_action_sha2
             winner="expiry",
             at=cp.deadline,
         )
-    rules.check_may_review(user, cp)
+    rules.check_may_review(user, cp, access)
     if cp.claim_is_active(now) and cp.claimed_by_id != user.pk:
         holder = cp.claimed_by.get_username()
         raise Conflict(f"Checkpoint is claimed by {holder}", status=cp.status, winner=holder)
@@ -553,7 +578,7 @@ def _record_vote(
     approval records the fingerprint of the exact action version it approves."""
     current_action = edited if edited is not None else (cp.final_action or cp.action)
     try:
-        with transaction.atomic():
+        with audit.atomic():  # a savepoint, unless the whole request rolls back anyway
             return Decision.objects.create(
                 checkpoint=cp,
                 reviewer=user,
@@ -705,6 +730,7 @@ def _resolve(
         fields["final_action"] = final_action
         fields["final_action_sha256"] = action_sha256(final_action)
     _conditional_update(cp, **fields)
+    artifacts = None
     data = _resolved_data(
         decision=decision.pk if decision else None,
         reason=reason,
@@ -720,13 +746,14 @@ def _resolve(
             deciders = [f"policy {decision.policy_version.label}"]
         elif decision is not None and alone:
             deciders = [decision.reviewer.get_username()]
-        receipt = receipt_issue(cp, now, deciders=deciders)
+        artifacts = list(Artifact.objects.filter(checkpoint=cp).order_by("created_at", "name"))
+        receipt = receipt_issue(cp, now, deciders=deciders, artifacts=artifacts)
         data["receipt"] = {"id": str(receipt.pk), "expires_at": receipt.expires_at}
     audit.record(actor, AuditVerb.for_status(status), cp, data)
     # Someone waits for this event's seq (its receipt, its long-poll): wake the sequencer.
     sequencer.wake()
     (drill_resolved if cp.drill_id else checkpoint_resolved).send(sender=Checkpoint, checkpoint=cp)
-    return DecideResult(cp, decision, resolved=True)  # type: ignore[arg-type]
+    return DecideResult(cp, decision, resolved=True, artifacts=artifacts)  # type: ignore[arg-type]
 
 
 # --- expire / cancel --------------------------------------------------------------------------

@@ -93,21 +93,41 @@ def deferred() -> Iterator[None]:
     _append([fields for fields, marker in pending if _still_pending(marker)])
 
 
-def flush() -> None:
+def flush() -> list[AuditEvent]:
     """Insert the events deferred so far now (still inside the transaction), e.g. so that a
-    response built before the block ends can name them."""
+    response built before the block ends can name them. Returns the rows inserted (with their
+    ids where the database returns them)."""
     pending = _deferred.get()
-    if pending:
-        _append([fields for fields, marker in pending if _still_pending(marker)])
-        pending.clear()
+    if not pending:
+        return []
+    rows = _append([fields for fields, marker in pending if _still_pending(marker)])
+    pending.clear()
+    return rows
+
+
+# Inside a block opened with `atomic(all_or_nothing=True)`: nested blocks take no savepoint.
+_all_or_nothing: ContextVar[bool] = ContextVar("hitl_audit_all_or_nothing", default=False)
 
 
 @contextmanager
-def atomic(**kwargs: Any) -> Iterator[None]:
+def atomic(*, all_or_nothing: bool = False, **kwargs: Any) -> Iterator[None]:
     """`transaction.atomic(**kwargs)` whose audit events are inserted at the end of the
-    outermost such block: what every transition and service opens."""
-    with transaction.atomic(**kwargs), deferred():
-        yield
+    outermost such block: what every transition and service opens.
+
+    `all_or_nothing`: whoever opens this block rolls all of it back on any exception (an API
+    request's transaction: `api.idempotency`), so the blocks nested inside it need no
+    savepoint of their own (a round trip each on PostgreSQL). A nested block that fails marks
+    the whole block for rollback: code that caught the error and went on querying would get
+    Django's TransactionManagementError, never a half-done change."""
+    if _all_or_nothing.get() and connection.in_atomic_block:
+        kwargs.setdefault("savepoint", False)
+    token = _all_or_nothing.set(True) if all_or_nothing else None
+    try:
+        with transaction.atomic(**kwargs), deferred():
+            yield
+    finally:
+        if token is not None:
+            _all_or_nothing.reset(token)
 
 
 def _still_pending(marker: Any) -> bool:

@@ -19,8 +19,11 @@ from notifications.tasks import fan_out
 # the ORM broker; the fan-out's: its sends') count too.
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# bench/statements.py: create-checkpoint, its fan-out (task), decision (approve).
-CAPS = {"sqlite": (12, 13, 24), "postgresql": (12, 13, 26)}
+# bench/statements.py: create-checkpoint, its fan-out (task), decision (approve). Issue 20 cut
+# the create from 12 and the decision from 24 (SQLite) / 26 (PostgreSQL). The decision's
+# count includes the token's last-use stamp (an UPDATE at most once a minute per token) and,
+# on PostgreSQL, two NOTIFYs (the sequencer's wake, the long-poll's).
+CAPS = {"sqlite": (11, 13, 12), "postgresql": (11, 13, 14)}
 
 BODY = {
     "title": "Delete batch",
