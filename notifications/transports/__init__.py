@@ -52,15 +52,24 @@ AGENT_EVENTS = (Event.AGENT_HALTED, Event.AGENT_RESUMED)
 
 def _announced() -> list[str]:
     """The events a role channel can pick."""
-    return [e for e in Event.values if e not in (Event.DIGEST, Event.CHAT_REPLY, *AGENT_EVENTS)]
+    return [
+        e
+        for e in Event.values
+        if e not in (Event.DIGEST, Event.COALESCED, Event.CHAT_REPLY, *AGENT_EVENTS)
+    ]
 
 
-def send(delivery: Delivery) -> tuple[int | None, str]:
+def send(delivery: Delivery, connection: email.Connection | None = None) -> tuple[int | None, str]:
+    """One attempt; an email goes over `connection` (a batch's) if given."""
     transport = TRANSPORTS[delivery.channel]
     if delivery.event == Event.DIGEST:
-        return email.send_digest(delivery)
+        return email.send_digest(delivery, connection)
+    if delivery.event == Event.COALESCED:
+        return email.send_coalesced(delivery, connection)
     if delivery.event == Event.CHAT_REPLY:
         return slack.send_reply(delivery)
     if delivery.event in AGENT_EVENTS:
-        return email.send_agent(delivery)
+        return email.send_agent(delivery, connection)
+    if delivery.channel == ChannelKind.EMAIL:
+        return email.send(delivery, messages.build(delivery), connection)
     return transport.send(delivery, messages.build(delivery))
