@@ -118,8 +118,9 @@ class Outbox:
     def load(self, pk) -> Any:
         return self.model.objects.get(pk=pk)
 
-    def load_many(self, pks: list) -> list[Any]:
-        return list(self.model.objects.filter(pk__in=pks))
+    def rows(self) -> models.QuerySet:
+        """The rows as a batch loads them (e.g. with what `send` reads of related rows)."""
+        return self.model.objects.all()
 
     @contextmanager
     def session(self) -> Iterator[Any]:
@@ -216,19 +217,25 @@ class Outbox:
         now = timezone.now()
         lease = now + dt.timedelta(seconds=2 * self.lease_seconds())
         with transaction.atomic():
-            claimable = self.model.objects.filter(
-                pk__in=pks, status=OutboxItem.Status.PENDING, next_attempt_at__lte=now
-            ).filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
-            ids = list(claimable.select_for_update(skip_locked=True).values_list("pk", flat=True))
-            if not ids:
+            free = Q(status=OutboxItem.Status.PENDING, next_attempt_at__lte=now) & (
+                Q(locked_until__isnull=True) | Q(locked_until__lte=now)
+            )
+            rows = list(
+                self.rows()
+                .filter(free, pk__in=pks)
+                .select_for_update(skip_locked=True, of=("self",))
+            )
+            if not rows:
                 return []
-            claimed = claimable.filter(pk__in=ids).update(
+            claimed = self.model.objects.filter(free, pk__in=[row.pk for row in rows]).update(
                 locked_until=lease, attempts=F("attempts") + 1, last_attempt_at=now
             )
-            if claimed != len(ids):  # cannot happen under the lock; never send twice
-                raise RuntimeError(f"claimed {claimed} of {len(ids)} locked rows")
-            rows = {row.pk: row for row in self.load_many(ids)}
-        return [rows[pk] for pk in ids if pk in rows]
+            if claimed != len(rows):  # cannot happen under the lock; never send twice
+                raise RuntimeError(f"claimed {claimed} of {len(rows)} locked rows")
+        for row in rows:  # what the UPDATE stored (under the lock: nobody changed them)
+            row.locked_until, row.attempts, row.last_attempt_at = lease, row.attempts + 1, now
+        order = {pk: i for i, pk in enumerate(pks)}
+        return sorted(rows, key=lambda row: order.get(str(row.pk), order.get(row.pk, 0)))
 
     def release(self, rows: list[Any]) -> int:
         """Hand back claimed rows not attempted (their claim's attempt is not counted)."""
@@ -259,17 +266,22 @@ class Outbox:
             chunk, todo = todo[: self.batch_size], todo[self.batch_size :]
             rows = self.claim_many(chunk)
             outcomes["skipped"] += len(chunk) - len(rows)
-            with self.session() as session:
-                for i, row in enumerate(rows):
-                    left = (row.locked_until - timezone.now()).total_seconds()
-                    if i and left < self.lease_seconds():
-                        # Slow sends ate the lease: claim the rest again (a fresh lease)
-                        # rather than send one that the sweep may give to another worker.
-                        self.release(rows[i:])
-                        todo = [r.pk for r in rows[i:]] + todo
-                        break
-                    outcomes[self._attempt(session, row)] += 1
+            todo = [row.pk for row in self._send_claimed(rows, outcomes)] + todo
         return dict(+outcomes)  # (without the zeros)
+
+    def _send_claimed(self, rows: list[Any], outcomes: Counter[str]) -> list[Any]:
+        """Send rows this worker holds within one session, recording each attempt; returns
+        those handed back unsent."""
+        with self.session() as session:
+            for i, row in enumerate(rows):
+                left = (row.locked_until - timezone.now()).total_seconds()
+                if i and left < self.lease_seconds():
+                    # Slow sends ate the lease: hand the rest back to be claimed again (a
+                    # fresh lease) rather than send one the sweep may give to another worker.
+                    self.release(rows[i:])
+                    return rows[i:]
+                outcomes[self._attempt(session, row)] += 1
+        return []
 
     def _attempt(self, session: Any, row: Any) -> str:
         code, error = None, ""

@@ -14,7 +14,7 @@ from audit import events as audit
 from audit.events import Actor, AuditVerb
 from core.outbox import Outbox
 from notifications.models import Delivery, Notice
-from notifications.transports import email
+from notifications.transports import Batch
 from notifications.transports import send as transport_send
 
 
@@ -43,24 +43,22 @@ class NotificationOutbox(Outbox):
     def load(self, pk) -> Delivery:
         return Delivery.objects.select_related("notice", "route", "recipient").get(pk=pk)
 
-    def load_many(self, pks: list) -> list[Delivery]:
-        return list(
-            Delivery.objects.filter(pk__in=pks).select_related("notice", "route", "recipient")
-        )
+    def rows(self):
+        return Delivery.objects.select_related("notice", "route", "recipient")
 
     @contextmanager
-    def session(self) -> Iterator[email.Connection]:
-        """A batch's emails share one SMTP connection."""
-        connection = email.Connection()
+    def session(self) -> Iterator[Batch]:
+        """A batch's emails share one SMTP connection, its notices' messages are built once."""
+        batch = Batch()
         try:
-            yield connection
+            yield batch
         finally:
-            connection.close()
+            batch.close()
 
     def send(self, row: Delivery) -> tuple[int | None, str]:
         return transport_send(row)
 
-    def send_in(self, session: email.Connection | None, row: Delivery) -> tuple[int | None, str]:
+    def send_in(self, session: Batch | None, row: Delivery) -> tuple[int | None, str]:
         return transport_send(row, session)
 
     def finished(self, row: Delivery, outcome: str, error: str) -> None:

@@ -99,17 +99,23 @@ def _send(
     return None, ""
 
 
-def send(
-    delivery: Delivery, message: Message, connection: Connection | None = None
-) -> tuple[int | None, str]:
+def render(message: Message) -> tuple[str, str, str]:
+    """Subject, text and HTML of a notice's email: the same for each of its recipients."""
     context = {"m": message, "settings_url": settings_url()}
-    return _send(
-        delivery,
+    return (
         message.subject,
         render_to_string("notifications/email.txt", context),
         render_to_string("notifications/email.html", context),
-        connection,
     )
+
+
+def send(
+    delivery: Delivery,
+    message: Message,
+    connection: Connection | None = None,
+    rendered: tuple[str, str, str] | None = None,
+) -> tuple[int | None, str]:
+    return _send(delivery, *(rendered or render(message)), connection)
 
 
 def send_agent(delivery: Delivery, connection: Connection | None = None) -> tuple[int | None, str]:
