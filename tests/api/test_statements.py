@@ -19,8 +19,10 @@ from notifications.tasks import fan_out
 # the ORM broker; the fan-out's: its sends') count too.
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# bench/statements.py: create-checkpoint, its fan-out (task), decision (approve).
-CAPS = {"sqlite": (12, 13, 24), "postgresql": (12, 13, 26)}
+# bench/statements.py: create-checkpoint, its fan-out (task), decision (approve). The fan-out
+# task sends its deliveries too since issue 20 (it was 13 without the send, which cost a task
+# of its own per recipient).
+CAPS = {"sqlite": (12, 19, 24), "postgresql": (12, 19, 26)}
 
 BODY = {
     "title": "Delete batch",
