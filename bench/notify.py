@@ -95,7 +95,7 @@ def cost(args: argparse.Namespace) -> None:
             count = len(smtp.mails)
             if expected is not None and count >= expected:
                 break
-            if expected is None and count and time.monotonic() - smtp.mails[-1].received > 5:
+            if expected is None and count and time.time() - smtp.mails[-1].received > 5:
                 break  # coalescing: no more mail for 5 s
             if time.monotonic() > deadline:
                 raise SystemExit(f"{count} of {expected} emails in 600 s")
