@@ -91,7 +91,7 @@ def main() -> None:
     assert response.status_code == 200, response.content
     for name, ctx in (
         ("create-checkpoint", create),
-        ("its fan-out (task)", fanning),
+        ("its fan-out and send (task, 1 reviewer)", fanning),
         ("decision", decide),
     ):
         print(f"{name}: {len(ctx.captured_queries)} statements ({connection.vendor})")

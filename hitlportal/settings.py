@@ -577,6 +577,9 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Per-attempt timeout of every channel, and how long failed notifications are retried.
 HITL_NOTIFY_TIMEOUT = EMAIL_TIMEOUT
 HITL_NOTIFY_RETRY_HOURS = env_int("HITL_NOTIFY_RETRY_HOURS", 6, minimum=1)
+# More new requests than this in a minute to one mailbox: the rest of the minute's come as one
+# "N new requests in your queue" email when the minute is over (0: never coalesce).
+HITL_NOTIFY_COALESCE_PER_MINUTE = env_int("HITL_NOTIFY_COALESCE_PER_MINUTE", 10, minimum=0)
 # Reminders this many seconds before a pending request's deadline and before its SLA target
 # (0: none); an hourly digest collects a person's emails for this many minutes.
 HITL_REMIND_BEFORE_DEADLINE = env_int("HITL_REMIND_BEFORE_DEADLINE", 300, minimum=0)

@@ -170,7 +170,8 @@ class RoleChannelAdmin(AuditedSaveMixin, admin.ModelAdmin):
 @admin.register(Delivery)
 class DeliveryAdmin(ManagersOnlyMixin, OutboxAdminMixin, admin.ModelAdmin):
     """Every notification sent or owed: failures are visible here and re-sent by the action
-    (the same row, the same Message-ID / X-HITL-Delivery)."""
+    (the same row, the same Message-ID / X-HITL-Delivery); coalesced ones (status
+    "coalesced") name the summary that told of them."""
 
     list_display = [
         "created_at",
@@ -182,7 +183,9 @@ class DeliveryAdmin(ManagersOnlyMixin, OutboxAdminMixin, admin.ModelAdmin):
         "last_status_code",
         "next_attempt_at",
         "delivered_at",
+        "coalesced_into",
     ]
+    list_select_related = ["coalesced_into"]
     list_filter = ["status", "channel", "event"]
     search_fields = ["=id", "target", "address", "=notice__checkpoint__id"]
     date_hierarchy = "created_at"

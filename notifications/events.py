@@ -4,8 +4,10 @@
    carrying who is to be told and the facts), one INSERT for a batch, and enqueue at commit one
    `notifications.tasks.fan_out` task with the transaction's new notices.
 2. `fan_out`, the task (and the sweep, for notices whose task was lost): claim the notices
-   not yet fanned out, and owe each recipient and channel one Delivery (or a digest entry);
-   their sends are enqueued when that commits.
+   not yet fanned out, and owe each recipient and channel one Delivery (or a digest entry,
+   or, over a mailbox's limit, a place in a summary: `notifications.coalesce`). When that
+   commits, the task sends them itself, in batches over one SMTP connection (the first
+   batch; the rest in `deliver_many` tasks): a create costs one task, not one per recipient.
 Both take a constant number of queries for any number of checkpoints, so the batched expiry
 sweep can announce hundreds. Events about no checkpoint (an agent halted or resumed) are
 emailed to named people in the transaction (`tell`): rare, and there is no notice to carry
@@ -26,6 +28,7 @@ from approvals.representations import iso
 from approvals.rules import four_eyes_excluded_ids
 from core.queue import enqueue_on_commit
 from notifications import recipients
+from notifications.coalesce import coalesce
 from notifications.models import (
     ChannelKind,
     Delivery,
@@ -135,9 +138,10 @@ def _record(specs: list[Spec]) -> list[Notice]:
     return created
 
 
-def fan_out(notice_ids: list) -> int:
+def fan_out(notice_ids: list, *, send_now: bool = False) -> int:
     """The fan-out of notices (the task, and the sweep's recovery): in one transaction, claim
-    those not fanned out yet and owe their deliveries. The claim is a compare-and-set on
+    those not fanned out yet and owe their deliveries (`send_now`, the task: and send them
+    after the commit, here). The claim is a compare-and-set on
     `fanned_out_at`, taken under the rows' lock (FOR UPDATE on PostgreSQL; SQLite's IMMEDIATE
     transactions hold the write lock from BEGIN), so two workers, a redelivered task or the
     sweep fan a notice out once: the second finds it claimed. Returns how many were claimed."""
@@ -163,7 +167,7 @@ def fan_out(notice_ids: list) -> int:
         # notices' deliveries with them: those are claimed, not owed again.
         pairs = [(_spec(n), n) for n in notices if not n.owed]
         if pairs:
-            _owe(pairs)
+            _owe(pairs, send_now=send_now)
     return len(notices)
 
 
@@ -178,7 +182,7 @@ def _spec(notice: Notice) -> Spec:
     )
 
 
-def _owe(pairs: list[tuple[Spec, Notice]]) -> None:
+def _owe(pairs: list[tuple[Spec, Notice]], *, send_now: bool = False) -> None:
     now = timezone.now()
     prefetch_related_objects([s.checkpoint for s, _n in pairs], "agent")
     roles = {s.role for s, _n in pairs if s.role}
@@ -238,7 +242,8 @@ def _owe(pairs: list[tuple[Spec, Notice]]) -> None:
                         address=user.email,
                     )
                 )  # fmt: skip
-    OUTBOX.owe_many(deliveries, reason=pairs[0][0].event)
+    coalesce(deliveries, now)
+    OUTBOX.owe_many(deliveries, reason=pairs[0][0].event, send_now=send_now)
     DigestEntry.objects.bulk_create(entries)
 
 

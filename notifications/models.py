@@ -32,6 +32,7 @@ class Event(models.TextChoices):
     AGENT_HALTED = "agent.halted", "Agent halted (its owner)"
     AGENT_RESUMED = "agent.resumed", "Agent resumed (its owner)"
     DIGEST = "digest", "Hourly digest"
+    COALESCED = "coalesced", "New requests, coalesced (more than a person can read)"
     CHAT_REPLY = "chat.reply", "Reply to a chat action"
 
 
@@ -98,6 +99,8 @@ class Preference(models.Model):
     class EmailMode(models.TextChoices):
         IMMEDIATE = "immediate", "Immediately"
         DIGEST = "digest", "Hourly digest"
+
+    COALESCED = "coalesced", "New requests, coalesced (more than a person can read)"
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_pref"
@@ -197,11 +200,26 @@ class Notice(models.Model):
 
 
 class Delivery(OutboxItem):
-    """One notification to one recipient through one channel (see `core.outbox`): written in
-    the transaction of the event, sent by `notifications.tasks.deliver`, retried with backoff
-    for HITL_NOTIFY_RETRY_HOURS, re-enqueued by the reconcile sweep when a task was lost."""
+    """One notification to one recipient through one channel (see `core.outbox`): written by
+    the fan-out of its notice, sent in batches (by the fan-out task itself, then
+    `notifications.tasks.deliver_many`), retried with backoff for HITL_NOTIFY_RETRY_HOURS,
+    re-enqueued by the reconcile sweep when a task was lost.
+
+    Coalesced: a notice that would have made a person's mailbox receive more than
+    HITL_NOTIFY_COALESCE_PER_MINUTE in a minute is not sent on its own; its row says so and
+    names the one "N new requests in your queue" delivery (event `coalesced`) that tells of
+    it, sent when its window closes (its `next_attempt_at`)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed (gave up)"
+        COALESCED = "coalesced", "Coalesced (told in a summary)"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
     notice = models.ForeignKey(
         Notice, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
     )
@@ -221,6 +239,14 @@ class Delivery(OutboxItem):
     )
     address = models.CharField(max_length=254, blank=True, help_text="Email address.")
     data = models.JSONField(default=dict, blank=True)
+    coalesced_into = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="coalesced",
+        help_text="Coalesced: the summary delivery that tells of it.",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -230,6 +256,12 @@ class Delivery(OutboxItem):
                 fields=["next_attempt_at"],
                 condition=models.Q(status="pending"),
                 name="notify_due",
+            ),
+            # Coalescing: what a mailbox was sent in the last minute.
+            models.Index(
+                fields=["address", "created_at"],
+                condition=models.Q(channel="email"),
+                name="notify_mailbox_recent",
             ),
         ]
         constraints = [

@@ -4,6 +4,8 @@ re-sends, not every message: the audit trail records decisions, not mail)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
@@ -12,6 +14,7 @@ from audit import events as audit
 from audit.events import Actor, AuditVerb
 from core.outbox import Outbox
 from notifications.models import Delivery, Notice
+from notifications.transports import Batch
 from notifications.transports import send as transport_send
 
 
@@ -28,6 +31,7 @@ def new_delivery(notice: Notice | None, channel: str, target: str, **fields: Any
 class NotificationOutbox(Outbox):
     model = Delivery
     task = "notifications.tasks.deliver"
+    batch_task = "notifications.tasks.deliver_many"
     name = "notification"
 
     def lease_seconds(self) -> int:
@@ -39,8 +43,23 @@ class NotificationOutbox(Outbox):
     def load(self, pk) -> Delivery:
         return Delivery.objects.select_related("notice", "route", "recipient").get(pk=pk)
 
+    def rows(self):
+        return Delivery.objects.select_related("notice", "route", "recipient")
+
+    @contextmanager
+    def session(self) -> Iterator[Batch]:
+        """A batch's emails share one SMTP connection, its notices' messages are built once."""
+        batch = Batch()
+        try:
+            yield batch
+        finally:
+            batch.close()
+
     def send(self, row: Delivery) -> tuple[int | None, str]:
         return transport_send(row)
+
+    def send_in(self, session: Batch | None, row: Delivery) -> tuple[int | None, str]:
+        return transport_send(row, session)
 
     def finished(self, row: Delivery, outcome: str, error: str) -> None:
         if outcome != "failed":

@@ -7,6 +7,8 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import os
+import random
 import socket
 import threading
 import time
@@ -18,9 +20,20 @@ from aiosmtpd.controller import Controller
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port on 127.0.0.1: the system's pick, or one of HITL_TEST_PORTS (e.g.
+    "18100-18199") on a machine whose ports are shared out."""
+    low, _, high = os.environ.get("HITL_TEST_PORTS", "").partition("-")
+    candidates = (
+        random.sample(range(int(low), int(high) + 1), int(high) - int(low) + 1) if high else [0]
+    )
+    for port in candidates:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise OSError(f"no free port in HITL_TEST_PORTS={os.environ['HITL_TEST_PORTS']}")
 
 
 def _until(done, timeout: float, result):
@@ -36,6 +49,7 @@ class Mail:
     sender: str
     recipients: list[str]
     message: EmailMessage
+    peer: tuple = ()  # the client's (host, port): one per SMTP connection
     received: float = field(default_factory=time.time)
 
     @property
@@ -56,11 +70,18 @@ class SmtpReceiver:
     def __init__(self, port: int = 0):
         self.mails: list[Mail] = []
         self.hold = False
+        self.refuse: set[str] = set()  # recipients answered "550" (a mailbox that does not exist)
         self._released = threading.Event()
         self.waiting = threading.Event()  # a client is held
         receiver = self
 
         class Handler:
+            async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+                if address in receiver.refuse:
+                    return "550 5.1.1 no such mailbox"
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
             async def handle_DATA(self, server, session, envelope):
                 if receiver.hold:
                     import asyncio
@@ -73,7 +94,7 @@ class SmtpReceiver:
                     # The client is still there: accepted below.
                 message = email.message_from_bytes(envelope.content, policy=email.policy.default)
                 receiver.mails.append(
-                    Mail(envelope.mail_from, list(envelope.rcpt_tos), message)  # type: ignore[arg-type]
+                    Mail(envelope.mail_from, list(envelope.rcpt_tos), message, tuple(session.peer))  # type: ignore[arg-type]
                 )
                 return "250 Message accepted for delivery"
 
@@ -84,6 +105,11 @@ class SmtpReceiver:
 
     def release(self) -> None:
         self._released.set()
+
+    @property
+    def connections(self) -> int:
+        """How many SMTP connections the accepted mails came over."""
+        return len({m.peer for m in self.mails})
 
     def to(self, address: str) -> list[Mail]:
         return [m for m in self.mails if address in m.recipients]
@@ -146,7 +172,7 @@ class HttpReceiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port or _free_port()), Handler)
         self.base = f"http://127.0.0.1:{self.server.server_port}"
         self.url = f"{self.base}/hook"
         self.thread = threading.Thread(

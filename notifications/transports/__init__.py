@@ -8,6 +8,7 @@ reply's are the email and Slack modules' own business)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from types import ModuleType
 
 from django.core.exceptions import ValidationError
@@ -52,15 +53,50 @@ AGENT_EVENTS = (Event.AGENT_HALTED, Event.AGENT_RESUMED)
 
 def _announced() -> list[str]:
     """The events a role channel can pick."""
-    return [e for e in Event.values if e not in (Event.DIGEST, Event.CHAT_REPLY, *AGENT_EVENTS)]
+    return [
+        e
+        for e in Event.values
+        if e not in (Event.DIGEST, Event.COALESCED, Event.CHAT_REPLY, *AGENT_EVENTS)
+    ]
 
 
-def send(delivery: Delivery) -> tuple[int | None, str]:
+@dataclass
+class Batch:
+    """What the sends of one batch share: one SMTP connection, and each notice's message,
+    built once for all its recipients (it says the same to each)."""
+
+    connection: email.Connection = field(default_factory=email.Connection)
+    built: dict = field(default_factory=dict)
+    rendered: dict = field(default_factory=dict)
+
+    def message(self, delivery: Delivery) -> messages.Message:
+        if delivery.notice_id not in self.built:
+            self.built[delivery.notice_id] = messages.build(delivery)
+        return self.built[delivery.notice_id]
+
+    def email(self, delivery: Delivery) -> tuple[str, str, str]:
+        if delivery.notice_id not in self.rendered:
+            self.rendered[delivery.notice_id] = email.render(self.message(delivery))
+        return self.rendered[delivery.notice_id]
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def send(delivery: Delivery, batch: Batch | None = None) -> tuple[int | None, str]:
+    """One attempt; within a `batch` (its connection, its messages) if given."""
     transport = TRANSPORTS[delivery.channel]
+    connection = batch.connection if batch else None
     if delivery.event == Event.DIGEST:
-        return email.send_digest(delivery)
+        return email.send_digest(delivery, connection)
+    if delivery.event == Event.COALESCED:
+        return email.send_coalesced(delivery, connection)
     if delivery.event == Event.CHAT_REPLY:
         return slack.send_reply(delivery)
     if delivery.event in AGENT_EVENTS:
-        return email.send_agent(delivery)
-    return transport.send(delivery, messages.build(delivery))
+        return email.send_agent(delivery, connection)
+    if batch is None:
+        return transport.send(delivery, messages.build(delivery))
+    if delivery.channel == ChannelKind.EMAIL:
+        return email.send(delivery, batch.message(delivery), connection, batch.email(delivery))
+    return transport.send(delivery, batch.message(delivery))

@@ -68,18 +68,19 @@ def test_the_create_records_the_notice_and_the_task_fans_it_out_after_commit(
     assert broker.calls(FAN_OUT_TASK) == [([notice.pk],)]
     assert broker.calls(OUTBOX.task) == []
 
-    # The cluster runs it: the deliveries, their sends enqueued when it commits.
+    # The cluster runs it: the deliveries, sent by the same task once they are committed
+    # (issue 20: no task per recipient), over one SMTP connection.
     assert run_queued(broker, FAN_OUT_TASK) == ["fanned out 1 of 1 notice(s)"]
     notice.refresh_from_db()
     assert notice.fanned_out_at is not None
     owed = Delivery.objects.filter(notice=notice)
-    assert sorted(owed.values_list("address", "status")) == [
-        ("raj@example.com", "pending"),
-        ("rita@example.com", "pending"),
+    assert sorted(owed.values_list("address", "status", "attempts")) == [
+        ("raj@example.com", "delivered", 1),
+        ("rita@example.com", "delivered", 1),
     ]
-    assert sorted(broker.calls(OUTBOX.task)) == sorted((str(d.pk),) for d in owed)
-    assert run_queued(broker, OUTBOX.task) == ["delivered", "delivered"]
+    assert broker.calls(OUTBOX.task) == [] and broker.calls(OUTBOX.batch_task) == []
     mails = smtp.wait_for(2)
+    assert smtp.connections == 1
     assert sorted(a for m in mails for a in m.recipients) == [
         "raj@example.com",
         "rita@example.com",
@@ -174,10 +175,10 @@ def test_a_notice_that_cannot_be_fanned_out_holds_back_no_other(
     )
     owe = events._owe
 
-    def failing(pairs):
+    def failing(pairs, **kwargs):
         if any(n.checkpoint_id == bad.pk for _s, n in pairs):
             raise ValueError("a bug")
-        owe(pairs)
+        owe(pairs, **kwargs)
 
     monkeypatch.setattr(events, "_owe", failing)
     with django_capture_on_commit_callbacks(execute=True):
@@ -213,9 +214,10 @@ def test_two_fan_outs_of_one_notice_at_once_owe_one_set_of_deliveries(
             "raj@example.com",
             "rita@example.com",
         ]
-        # each send enqueued once, by the fan-out that won
-        sends = [args for args in broker.calls(OUTBOX.task) if args[0] in {str(d.pk) for d in owed}]
-        assert sorted(sends) == sorted((str(d.pk),) for d in owed)
+        # each send enqueued once (in one batch task), by the fan-out that won
+        ids = {str(d.pk) for d in owed}
+        sends = [pk for (pks,) in broker.calls(OUTBOX.batch_task) for pk in pks if pk in ids]
+        assert sorted(sends) == sorted(ids)
 
 
 @pytest.mark.django_db
