@@ -20,6 +20,7 @@ from approvals.models import Checkpoint
 from approvals.transitions import checkpoint_expire
 from audit.models import AuditEvent
 from hitl_client import HitlClient, hooks
+from tests.code import pythonpath
 from tests.integrations.fake_anthropic import FakeAnthropic
 from tests.integrations.helpers import decide, run_in_thread, wait_for_checkpoint
 from tests.receivers import HttpReceiver
@@ -276,7 +277,7 @@ def claude_code(portal, key, tool_input: dict, workdir: Path):
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
             "HITL_URL": portal.url,
             "HITL_API_KEY": key,
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": pythonpath(),
         }
         proc = subprocess.run(
             [str(cli), "-p", "do it", "--output-format", "json", "--max-turns", "3",

@@ -15,18 +15,18 @@ import pytest
 
 from approvals.models import Artifact, Checkpoint
 from approvals.transitions import checkpoint_expire
+from tests.code import CLIENT
 from tests.integrations.helpers import decide
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 APP = Path(__file__).with_name("openai_agents_app.py")
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def app(live_portal, agent_key, tmp_path):
     # Only hitl_client beside the SDK: the SDK's `agents` package must not meet the portal's.
-    (tmp_path / "hitl_client").symlink_to(ROOT / "hitl_client")
+    (tmp_path / "hitl_client").symlink_to(CLIENT / "hitl_client")
 
     def run(*args: str) -> dict:
         env = {
