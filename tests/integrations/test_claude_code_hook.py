@@ -192,15 +192,16 @@ def test_errors_fail_closed(live_portal, agent_key):
     other, _ = hook(live_portal, agent_key, {**event(), "hook_event_name": "Stop"})
     assert other == {}
 
-    # A server that answers 200 with JSON that is not the portal's (a proxy, a wrong URL):
-    # reading it fails in ways no portal error does, and the hook still denies with exit 0.
+    # A server that answers 200 with JSON that is not the portal's (a proxy, a wrong URL): the
+    # client's first contact finds no API version there (docs/client.md, "Versions"), and the
+    # hook still denies with exit 0.
     stranger = HttpReceiver(reply={"ok": True})
     try:
         odd, _ = hook(SimpleNamespace(url=stranger.base), agent_key, event())
     finally:
         stranger.stop()
     assert out(odd)["permissionDecision"] == "deny"
-    assert "KeyError" in out(odd)["permissionDecisionReason"]
+    assert "does not state its API version" in out(odd)["permissionDecisionReason"]
     assert stranger.requests  # it was asked, and answered
 
     # A URL httpx cannot even parse.
