@@ -3,16 +3,30 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
-STAMP := $(VENV)/.installed
+# Two stamps: `make run` installs what running needs (the portal and its client, editable),
+# the test, lint and docs targets add the development extras (test tools, every framework
+# client the integration tests drive). One pip command per stamp: pip satisfies the portal's
+# `hitl-client==<release>` with the editable clients/python of the same command (no index,
+# no `file:` reference, so the same pyproject builds a wheel that needs the released client).
+RUN_STAMP := $(VENV)/.installed-run
+STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test test-fast lint format venv clean bench docs docs-build
+.PHONY: run test test-fast lint format venv venv-run clean bench docs docs-build
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
-	touch $(STAMP)
+
+$(RUN_STAMP): pyproject.toml clients/python/pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e clients/python -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml clients/python/pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e clients/python -e ".[dev]"
+	touch $(STAMP) $(RUN_STAMP)
+
+venv-run: $(RUN_STAMP)
 
 venv: $(STAMP)
 
@@ -21,7 +35,7 @@ venv: $(STAMP)
 .env:
 	printf '# Written by `make run` for development (git-ignored). Production sets real env vars.\nDEBUG=1\n' > .env
 
-run: $(STAMP) .env
+run: $(RUN_STAMP) .env
 	$(PY) manage.py runportal --port $(PORT)
 
 test: $(STAMP)

@@ -137,8 +137,15 @@ def unpack(ref: str) -> Path:
     return target
 
 
+def code_path(tree: Path) -> str:
+    """A tree's code for PYTHONPATH: its packages, and its client where the client is its own
+    distribution (clients/python; older trees have hitl_client/ at the root)."""
+    client = tree / "clients" / "python"
+    return os.pathsep.join([*([str(client)] if client.is_dir() else []), str(tree)])
+
+
 def prepare(cfg: Config, url: str, clients: int, reviewers: int) -> None:
-    cfg.env = {**base_env(), **cfg.env, "PYTHONPATH": str(cfg.tree)}
+    cfg.env = {**base_env(), **cfg.env, "PYTHONPATH": code_path(cfg.tree)}
     database(cfg, url)
     if cfg.env.get("DATABASE_URL", "").startswith("postgres"):
         if cfg.server == "uvicorn":

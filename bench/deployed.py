@@ -272,7 +272,7 @@ class Deployment:
             self.cfg.env["REDIS_URL"] = self.redis_url
         web.prepare(self.cfg, url, clients=16, reviewers=8)  # DB_POOL=1: one ASGI app
         path = [str(KNOBS)] if KNOBS.exists() else []
-        self.cfg.env["PYTHONPATH"] = ":".join([*path, str(self.cfg.tree)])
+        self.cfg.env["PYTHONPATH"] = ":".join([*path, web.code_path(self.cfg.tree)])
         self.cfg.port = self.cfg.wait_port = self.port  # runportal: one app, long-poll too
 
     def start(self, topology: str) -> None:

@@ -106,7 +106,7 @@ def before_commands(tree: Path, public: int, wsgi: int) -> tuple[list[str], list
     out = subprocess.run(
         [sys.executable, "-c", script],
         cwd=tree,
-        env={**os.environ, "PYTHONPATH": str(tree)},
+        env={**os.environ, "PYTHONPATH": load.code_path(tree)},
         capture_output=True,
         text=True,
         check=True,

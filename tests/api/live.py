@@ -16,7 +16,19 @@ from tests import servers
 
 def free_port(skip: int | None = None) -> int:
     """A port the OS says is free (an ephemeral one: other test runs on this machine use
-    fixed ranges). `skip`: one already chosen but not bound yet."""
+    fixed ranges; HITL_TEST_PORTS=18700-18799 confines this run to one). `skip`: one already
+    chosen but not bound yet."""
+    if ports := os.environ.get("HITL_TEST_PORTS"):
+        low, _, high = ports.partition("-")
+        for port in range(int(low), int(high) + 1):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            if port != skip:
+                return port
+        raise RuntimeError(f"no free port in HITL_TEST_PORTS={ports}")
     while True:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))

@@ -10,9 +10,12 @@ import time
 import httpx
 import pytest
 
+from core.version import API_VERSION, __version__
 from tests import servers
 from tests.api.conftest import Api
 from tests.api.live import free_port
+
+VERSIONS = {"version": __version__, "api_version": API_VERSION}  # clients read them
 
 pytestmark = pytest.mark.django_db
 
@@ -68,7 +71,7 @@ def test_with_the_database_down_the_api_answers_503_and_health_leaks_nothing(tmp
                 assert time.monotonic() < deadline, "portal did not answer"
                 time.sleep(0.1)
         assert health.status_code == 503
-        assert health.json() == {"status": "error", "detail": "database unavailable"}
+        assert health.json() == {"status": "error", "detail": "database unavailable", **VERSIONS}
         assert str(missing.parent) not in health.text and "sqlite" not in health.text.lower()
         runs = httpx.get(f"{url}/runs/", headers={"Authorization": "Bearer hitl_ax_y"}, timeout=5)
         assert runs.status_code == 503, runs.text[:500]

@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from approvals.transitions import checkpoint_decide
 from hitlportal.sweeps import run_all
+from tests.code import pythonpath
 from tests.factories import PolicyFactory
 
 pytestmark = pytest.mark.django_db
@@ -143,7 +144,7 @@ def test_it_adds_up_every_process_under_several_workers(client, settings, tmp_pa
         "HTTP_REQUESTS.labels('api/v1/queue/', 'GET', '200').inc(int(sys.argv[1])); "
         "DELIVERY_ATTEMPTS.labels('webhook', 'delivered').inc()"
     )
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": pythonpath()}
     for n in ("3", "4"):
         subprocess.run([sys.executable, "-c", code, n], env=env, check=True, timeout=60)
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))

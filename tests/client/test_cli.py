@@ -16,6 +16,7 @@ from approvals.models import Checkpoint
 from approvals.services import user_token_create
 from approvals.transitions import checkpoint_decide
 from audit.models import AuditEvent
+from tests.code import pythonpath
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -29,7 +30,7 @@ def hitl_env(portal, key) -> dict[str, str]:
     """`key` None: an outsider, with no HITL_API_KEY (nor HITL_TOKEN) in the environment."""
     env = {k: v for k, v in os.environ.items() if k not in ("HITL_API_KEY", "HITL_TOKEN")}
     env["HITL_URL"] = portal.url
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = pythonpath()
     if key is not None:
         env["HITL_API_KEY"] = key
     return env

@@ -83,7 +83,10 @@ def runportal_front(django_db_setup, django_db_blocker, tmp_path_factory):
     # HITL_CODE_DIR: another checkout's runportal (e.g. to see these tests fail on an old one).
     code = Path(os.environ.get("HITL_CODE_DIR") or ROOT)
     if code != ROOT:
-        env["PYTHONPATH"] = str(code)
+        client = code / "clients" / "python"  # the client, where it is its own distribution
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(client), str(code)] if client.is_dir() else [str(code)]
+        )
     log = (tmp / "runportal.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "runportal", "--port", str(port), "--no-demo"],

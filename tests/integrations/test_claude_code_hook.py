@@ -20,6 +20,7 @@ from approvals.models import Checkpoint
 from approvals.transitions import checkpoint_expire
 from audit.models import AuditEvent
 from hitl_client import HitlClient, hooks
+from tests.code import pythonpath
 from tests.integrations.fake_anthropic import FakeAnthropic
 from tests.integrations.helpers import decide, run_in_thread, wait_for_checkpoint
 from tests.receivers import HttpReceiver
@@ -191,15 +192,16 @@ def test_errors_fail_closed(live_portal, agent_key):
     other, _ = hook(live_portal, agent_key, {**event(), "hook_event_name": "Stop"})
     assert other == {}
 
-    # A server that answers 200 with JSON that is not the portal's (a proxy, a wrong URL):
-    # reading it fails in ways no portal error does, and the hook still denies with exit 0.
+    # A server that answers 200 with JSON that is not the portal's (a proxy, a wrong URL): the
+    # client's first contact finds no API version there (docs/client.md, "Versions"), and the
+    # hook still denies with exit 0.
     stranger = HttpReceiver(reply={"ok": True})
     try:
         odd, _ = hook(SimpleNamespace(url=stranger.base), agent_key, event())
     finally:
         stranger.stop()
     assert out(odd)["permissionDecision"] == "deny"
-    assert "KeyError" in out(odd)["permissionDecisionReason"]
+    assert "does not state its API version" in out(odd)["permissionDecisionReason"]
     assert stranger.requests  # it was asked, and answered
 
     # A URL httpx cannot even parse.
@@ -276,7 +278,7 @@ def claude_code(portal, key, tool_input: dict, workdir: Path):
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
             "HITL_URL": portal.url,
             "HITL_API_KEY": key,
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": pythonpath(),
         }
         proc = subprocess.run(
             [str(cli), "-p", "do it", "--output-format", "json", "--max-turns", "3",

@@ -16,6 +16,7 @@ from mcp import Client, ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from approvals.models import Checkpoint
+from tests.code import pythonpath
 from tests.integrations.helpers import decide, run_in_thread, wait_for_checkpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -28,7 +29,7 @@ def stdio_params(portal, key) -> StdioServerParameters:
     return StdioServerParameters(
         command=sys.executable,
         args=["-m", "hitl_client.cli", "mcp"],
-        env={"HITL_URL": portal.url, "HITL_API_KEY": key, "PYTHONPATH": str(ROOT)},
+        env={"HITL_URL": portal.url, "HITL_API_KEY": key, "PYTHONPATH": pythonpath()},
         cwd=str(ROOT),
     )
 

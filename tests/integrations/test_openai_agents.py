@@ -15,32 +15,29 @@ import pytest
 
 from approvals.models import Artifact, Checkpoint
 from approvals.transitions import checkpoint_expire
+from tests.code import CLIENT
 from tests.integrations.helpers import decide
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 APP = Path(__file__).with_name("openai_agents_app.py")
-ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def app(live_portal, agent_key, tmp_path):
-    # Only hitl_client beside the SDK: the SDK's `agents` package must not meet the portal's.
-    (tmp_path / "hitl_client").symlink_to(ROOT / "hitl_client")
+def app_runner(python: str, pythonpath: str, live_portal, agent_key, cwd: Path):
+    """Runs the agent application with `python` (this venv's, or a venv with the installed
+    wheel: tests/integrations/test_installed.py) and only `pythonpath` importable besides."""
 
     def run(*args: str) -> dict:
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(tmp_path),
-            "HITL_URL": live_portal.url,
-            "HITL_API_KEY": agent_key,
-        }
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env.update(HITL_URL=live_portal.url, HITL_API_KEY=agent_key)
+        if pythonpath:
+            env["PYTHONPATH"] = pythonpath
         proc = subprocess.run(
-            [sys.executable, str(APP), *args],
+            [python, str(APP), *args],
             capture_output=True,
             text=True,
             env=env,
-            cwd=tmp_path,
+            cwd=cwd,
             timeout=120,
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -49,7 +46,19 @@ def app(live_portal, agent_key, tmp_path):
     return run
 
 
+@pytest.fixture
+def app(live_portal, agent_key, tmp_path):
+    # Only hitl_client beside the SDK: the SDK's `agents` package must not meet the portal's.
+    (tmp_path / "hitl_client").symlink_to(CLIENT / "hitl_client")
+    return app_runner(sys.executable, str(tmp_path), live_portal, agent_key, tmp_path)
+
+
 def test_edits_run_with_typed_arguments_and_rejections_reach_the_model(app, live_portal, reviewer):
+    edits_and_rejections(app, live_portal, reviewer)
+
+
+def edits_and_rejections(app, live_portal, reviewer) -> None:
+    """The scenario, also run from an installed wheel (test_installed.py)."""
     paused = app("submit", "ticket-42")
     assert paused["interruptions"] == 2 and paused["executed"] == []
     assert paused["again"] == paused["checkpoints"]  # submitting again: the same checkpoints

@@ -681,10 +681,18 @@ export interface components {
         };
         Health: {
             status: string;
+            /** @description The portal's release (hitl-portal). */
+            version: string;
+            /** @description The REST API's version, MAJOR.MINOR: a minor adds, a major removes or changes. A client works with the same major and the same or a newer minor. */
+            api_version: string;
         };
         HealthDown: {
             status: string;
             detail: string;
+            /** @description The portal's release (hitl-portal). */
+            version: string;
+            /** @description The REST API's version, MAJOR.MINOR: a minor adds, a major removes or changes. A client works with the same major and the same or a newer minor. */
+            api_version: string;
         };
         InclusionProof: {
             event: number;

@@ -7,6 +7,7 @@ from hitl_client.errors import (
     ApprovalRejected,
     ConflictError,
     HitlError,
+    IncompatibleServer,
     NotFound,
     WaitTimeout,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "ConflictError",
     "HitlClient",
     "HitlError",
+    "IncompatibleServer",
     "NotFound",
     "Rejection",
     "Run",

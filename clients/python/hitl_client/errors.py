@@ -9,6 +9,17 @@ class HitlError(Exception):
     """Any failure talking to the portal (network, HTTP error, unexpected response)."""
 
 
+class IncompatibleServer(HitlError):
+    """The portal's API version is not one this client can speak (docs/client.md, "Versions").
+    Raised on first contact, before any request that could change something."""
+
+    def __init__(self, url: str, problem: str, server_version: str | None, api_version: str | None):
+        self.url = url
+        self.server_version = server_version
+        self.api_version = api_version
+        super().__init__(f"{url}: {problem}")
+
+
 class ApiError(HitlError):
     def __init__(self, status: int, problem: dict[str, Any] | None, text: str = ""):
         self.status = status

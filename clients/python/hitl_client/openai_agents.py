@@ -1,5 +1,5 @@
 """OpenAI Agents SDK: submit a paused run's tool approvals to the portal, keep its `RunState`
-there, and resume it with the reviewers' decisions (`pip install hitl-portal[openai-agents]`;
+there, and resume it with the reviewers' decisions (`pip install hitl-client[openai-agents]`;
 the SDK is imported only when a state is loaded).
 
     agent = Agent(name="janitor", model=..., tools=wrap_tools([delete_files]))

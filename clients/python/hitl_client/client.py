@@ -28,7 +28,9 @@ from hitl_client._transport import (
     Call,
     Flow,
     Pause,
+    acheck_server,
     asend,
+    check_server,
     outage,
     send,
     twins,
@@ -91,6 +93,8 @@ class HitlClient:
             transport=transport,
         )
         self._ahttp: httpx.AsyncClient | None = None
+        # Set on first contact, when the server's API version is known to be one we speak.
+        self._server_checked = False
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -117,13 +121,18 @@ class HitlClient:
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """One API call (`path` under /api/v1/, `kwargs` httpx's), retried on network errors,
         429 and 5xx (a POST until `outage_timeout`); returns the JSON body, raises ApiError
-        (NotFound, ConflictError) or HitlError. Every method of this client goes through here
-        (or `arequest`)."""
+        (NotFound, ConflictError) or HitlError; before the first, IncompatibleServer if the
+        server's API version is not one this client speaks. Every method of this client goes
+        through here (or `arequest`)."""
+        if not self._server_checked:
+            self._server_checked = check_server(self._http, self.base_url)
         call = Call(method, path, kwargs)
         return send(self._http, call, self.retries, self.outage_timeout)
 
     async def arequest(self, method: str, path: str, **kwargs: Any) -> Any:
         """`request`, awaited."""
+        if not self._server_checked:
+            self._server_checked = await acheck_server(self._async_http(), self.base_url)
         call = Call(method, path, kwargs)
         return await asend(self._async_http(), call, self.retries, self.outage_timeout)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hitl_client.errors import ApiError
+from hitl_client.errors import ApiError, HitlError
 
 if TYPE_CHECKING:
     from hitl_client.client import HitlClient
@@ -131,8 +131,13 @@ def head_message(head: dict) -> bytes:
 
 
 def _verify_ed25519(public_b64: str, signature: bytes, message: bytes) -> bool:
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    try:
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    except ImportError:  # the client's only required dependency is httpx
+        raise HitlError(
+            "checking signatures needs `cryptography`: pip install 'hitl-client[verify]'"
+        ) from None
 
     try:
         Ed25519PublicKey.from_public_bytes(base64.b64decode(public_b64)).verify(signature, message)

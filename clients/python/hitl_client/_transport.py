@@ -8,6 +8,8 @@
   that carries an Idempotency-Key (every POST: a create, a decision, a redemption) is retried
   through an outage until the caller's deadline (`patience`), as `wait()` is: its key makes
   every retry the same request, so a retry never acts twice.
+- `check_server` / `acheck_server` are the first contact: the server's versions from
+  GET health/, before any request that could change something (docs/client.md, "Versions").
 - An operation that makes several requests (start a run and then ask; long-poll in slices) is
   written once, as a generator that yields Calls and receives their results (a `Flow`).
   `twins(flow)` makes it into a blocking method that sends each Call with `self.request` and an
@@ -28,7 +30,8 @@ from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, get_
 
 import httpx
 
-from hitl_client.errors import ApiError, ConflictError, HitlError, NotFound
+from hitl_client._version import compatibility_problem
+from hitl_client.errors import ApiError, ConflictError, HitlError, IncompatibleServer, NotFound
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 
@@ -166,6 +169,46 @@ async def asend(
             return verdict
         await asleep(verdict.delay)
     raise AssertionError("unreachable")
+
+
+# --- first contact -----------------------------------------------------------------------------
+
+
+def _compatible(url: str, outcome: httpx.Response | httpx.TransportError) -> bool:
+    """Reads GET health/'s answer: True once the server is known to speak our API, False if it
+    could not tell now (unreachable, or an error page during an outage: the next call asks
+    again); raises IncompatibleServer when the versions cannot work together."""
+    if isinstance(outcome, httpx.TransportError):
+        return False
+    try:
+        body = outcome.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        if outcome.status_code in RETRY_STATUSES:
+            return False
+        body = {}
+    version, api = body.get("version"), body.get("api_version")
+    problem = compatibility_problem(version, api)
+    if problem:
+        raise IncompatibleServer(url, problem, version, api)
+    return True
+
+
+def check_server(http: httpx.Client, url: str) -> bool:
+    """One GET health/ (no authentication, no retries): see `_compatible`."""
+    try:
+        return _compatible(url, http.request("GET", "health/"))
+    except httpx.TransportError as exc:
+        return _compatible(url, exc)
+
+
+async def acheck_server(http: httpx.AsyncClient, url: str) -> bool:
+    """`check_server` for asyncio."""
+    try:
+        return _compatible(url, await http.request("GET", "health/"))
+    except httpx.TransportError as exc:
+        return _compatible(url, exc)
 
 
 # --- operations written once ---------------------------------------------------------------------
