@@ -152,6 +152,9 @@ def loadavg() -> str:
 # --- the queue, and the database's CPU -------------------------------------------------------
 
 
+COALESCE: str | None = None  # --coalesce-per-minute
+
+
 class Monitor(threading.Thread):
     """Samples, every 0.25 s: the broker's queue, the notices not yet fanned out, the pending
     deliveries, the mails received; and the CPU of the deployment database's backends."""
@@ -193,7 +196,9 @@ class Monitor(threading.Thread):
                     "SELECT count(*) FROM notifications_notice WHERE fanned_out_at IS NULL"
                 ),
                 "deliveries": self._count(
-                    "SELECT count(*) FROM notifications_delivery WHERE status = 'pending'"
+                    # due ones: a coalesced summary waits for its minute to close on purpose
+                    "SELECT count(*) FROM notifications_delivery "
+                    "WHERE status = 'pending' AND next_attempt_at <= now()"
                 ),
                 "mails": self.mail.received,
             }
@@ -264,6 +269,7 @@ class Deployment:
             "HITL_Q_NAME": self.q_name,
             "EMAIL_URL": self.mail.url,
             "DEFAULT_FROM_EMAIL": "portal@example.com",
+            **({"HITL_NOTIFY_COALESCE_PER_MINUTE": COALESCE} if COALESCE is not None else {}),
         }
         if self.broker == "redis":
             import redis
@@ -745,6 +751,12 @@ def main() -> None:
     parser.add_argument("--min-rate", type=float, default=1)
     parser.add_argument("--max-rate", type=float, default=640)
     parser.add_argument("--bisect", type=int, default=2)
+    parser.add_argument(
+        "--coalesce-per-minute",
+        default=None,
+        help="HITL_NOTIFY_COALESCE_PER_MINUTE for the deployments (0: every email sent; "
+        "default: the portal's own, 10 where the code coalesces)",
+    )
     parser.add_argument("--drain-cap", type=float, default=30, help="s a phase's queue may drain")
     parser.add_argument("--open-rates", default="50,100,150")
     parser.add_argument("--samples", type=int, default=60, help="decision → wake samples")
@@ -756,6 +768,8 @@ def main() -> None:
         help="shorter everything (sustain 30 s, probes 8 s, phases 5 s): under ~6 minutes",
     )
     args = parser.parse_args()
+    global COALESCE
+    COALESCE = args.coalesce_per_minute
     if args.quick:  # what was not given explicitly
         quick = dict(sustain_seconds=30, probe_seconds=8, duration=5, bisect=1, drain_cap=15)
         for name, value in {**quick, "samples": 30}.items():
