@@ -574,6 +574,7 @@ class Fleet:
         self.hosts = hosts
         self.down_until: dict[str, float] = {}
         self.retries = 0
+        self.replayed = 0  # answers replayed from the idempotency record (a retry after a 201)
         self.by_host: dict[str, int] = {h.name: 0 for h in hosts}
 
     def pick(self, n: int) -> list[Host]:
@@ -591,6 +592,8 @@ class Fleet:
                     conn = conns[host.name] = await Connection(host.addr, WEB_PORT).open()
                 status, data = await asyncio.wait_for(conn.request(method, path, headers, body), 30)
                 self.by_host[host.name] += 1
+                if conn.headers.get("idempotent-replayed") == "true":
+                    self.replayed += 1
                 return status, data
             except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
                 conn = conns.pop(host.name, None)
@@ -835,15 +838,23 @@ def measure(phase: Phase, args) -> dict:
         out["redis"] = [rpid] if rpid else []
         return out
 
+    idle = Sampler(groups)
+    idle.start()
+    time.sleep(args.idle)
+    idle_cpu = {k: v / args.idle for k, v in idle.finish().items()}  # CPU-s per s, no load
     sampler = Sampler(groups)
     la0 = loadavg()
     sampler.start()
+    window = time.monotonic()
     fleet = Fleet(phase.hosts)
     load = asyncio.run(run_load(fleet, phase.data, args.rate, args.duration, False))
     drain, d = wait_delivered(phase.sink, load, phase.emails, 120)
     cpu = sampler.finish()
+    window = time.monotonic() - window
     conn.close()
     n = max(1, len(load.acked))
+    # the same CPU less what the processes spend idle (polling, standing by, sweeps)
+    marginal = {k: max(0.0, v - idle_cpu.get(k, 0) * window) for k, v in cpu.items()}
     r = {
         "hosts": len(phase.hosts),
         "offered": args.rate,
@@ -854,12 +865,18 @@ def measure(phase: Phase, args) -> dict:
         "drain": drain,
         "deliveries": d,
         "cpu_ms": {k: v / n * 1000 for k, v in cpu.items()},
+        "marginal_ms": {k: v / n * 1000 for k, v in marginal.items()},
+        "idle_cores": idle_cpu,
         "by_host": fleet.by_host,
         "load": f"{la0} -> {loadavg()}",
         "rows": rows_check(phase.db, load),
     }
     app = sum(r["cpu_ms"].get(k, 0) for k in ("web", "cluster", "portald"))
     r["app_ms"], r["total_ms"] = app, app + r["cpu_ms"].get("postgres", 0)
+    m = r["marginal_ms"]
+    r["marginal_app_ms"] = sum(m.get(k, 0) for k in ("web", "cluster", "portald"))
+    r["marginal_total_ms"] = r["marginal_app_ms"] + m.get("postgres", 0)
+    idle_hosts = sum(idle_cpu.get(k, 0) for k in ("web", "cluster", "portald"))
     c = r["cpu_ms"]
     print(
         f"  {len(phase.hosts)} host(s): {r['rps']:.1f} creates/s of {args.rate:.0f} offered, "
@@ -867,7 +884,11 @@ def measure(phase: Phase, args) -> dict:
         f"per create: web {c.get('web', 0):.1f} + cluster {c.get('cluster', 0):.1f} + "
         f"portald {c.get('portald', 0):.1f} = {app:.1f} ms on the hosts, PostgreSQL "
         f"{c.get('postgres', 0):.1f} ms (total {r['total_ms']:.1f}); socat "
-        f"{c.get('socat', 0):.1f}, redis {c.get('redis', 0):.1f} ms; by host {fleet.by_host}; "
+        f"{c.get('socat', 0):.1f}, redis {c.get('redis', 0):.1f} ms; less the idle CPU "
+        f"({idle_hosts * 1000:.0f} ms/s on the hosts, {idle_cpu.get('postgres', 0) * 1000:.0f} "
+        f"ms/s PostgreSQL): web {m.get('web', 0):.1f} + cluster {m.get('cluster', 0):.1f} + "
+        f"portald {m.get('portald', 0):.1f} = {r['marginal_app_ms']:.1f} ms, PostgreSQL "
+        f"{m.get('postgres', 0):.1f} ms; by host {fleet.by_host}; "
         f"errors {load.errors or 0}; {d}; load {r['load']}",
         flush=True,
     )
@@ -890,7 +911,8 @@ def kill_test(phase: Phase, args) -> dict:
     load = asyncio.run(run_load(fleet, phase.data, args.rate, args.duration, True, kill))
     print(
         f"  load done: {len(load.acked)} creates acked, {len(load.decided)} decided, "
-        f"{fleet.retries} retried requests, errors {load.errors or 0}; waiting for deliveries",
+        f"{fleet.retries} retried requests ({fleet.replayed} answered by a replay of the "
+        f"first attempt's response), errors {load.errors or 0}; waiting for deliveries",
         flush=True,
     )
     drain, d = wait_delivered(phase.sink, load, phase.emails, args.settle)
@@ -911,7 +933,7 @@ def kill_test(phase: Phase, args) -> dict:
         "leaders_after": after,
         "takeover_s": moves,
         "retries": fleet.retries,
-        "replayed": load.replayed,
+        "replayed": fleet.replayed,
         "errors": load.errors,
         "by_host": fleet.by_host,
         "load": f"{la0} -> {loadavg()}",
@@ -942,6 +964,7 @@ def main() -> None:
     parser.add_argument("--phases", default="1host,2hosts,kill")
     parser.add_argument("--rate", type=float, default=15, help="offered creates/s")
     parser.add_argument("--duration", type=float, default=30)
+    parser.add_argument("--idle", type=float, default=10, help="s of idle CPU measured first")
     parser.add_argument("--settle", type=float, default=240, help="max wait for deliveries")
     parser.add_argument("--json", default="", help="write the results here")
     parser.add_argument("--cleanup", action="store_true", help="only remove leftovers")
@@ -977,7 +1000,9 @@ def main() -> None:
                 f"\n2 hosts / 1 host: creates/s x{two['rps'] / one['rps']:.2f}, CPU per create "
                 f"on the hosts x{two['app_ms'] / one['app_ms']:.2f}, PostgreSQL "
                 f"x{pg2 / pg1:.2f}, "
-                f"hosts + PostgreSQL x{two['total_ms'] / one['total_ms']:.2f}",
+                f"hosts + PostgreSQL x{two['total_ms'] / one['total_ms']:.2f}; less idle CPU: "
+                f"hosts x{two['marginal_app_ms'] / one['marginal_app_ms']:.2f}, hosts + "
+                f"PostgreSQL x{two['marginal_total_ms'] / one['marginal_total_ms']:.2f}",
                 flush=True,
             )
     finally:
