@@ -303,7 +303,8 @@ def main() -> None:
     c, w = portal["create"], portal["wake"]
     print(
         f"  creates (16 clients): {c['rps']:.0f}/s, p50 {c['p50']:.1f} ms, p99 {c['p99']:.1f} ms, "
-        f"CPU {portal['cpu_per_create_ms']:.1f} ms/create (servers + cluster + sequencer)\n"
+        f"CPU {portal['cpu_per_create_ms']:.1f} ms/create (servers + cluster + sequencer), "
+        f"errors {c['errors'] or 0}\n"
         f"  decision -> wait returns: p50 {w['p50']:.1f} ms, p99 {w['p99']:.1f} ms "
         f"({w['n']} samples); load average {loadavg()}",
         flush=True,
