@@ -9,15 +9,15 @@ Prefect is an optional extra, never installed into the portal's venv. Once:
 Then, from the repository root:
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \\
-        .venv/bin/python bench/peers/prefect.py [--flows 200] [--samples 100] \\
+        .venv/bin/python bench/peers/prefect.py [--flows 100] [--samples 50] [--cluster] \\
         [--prefect-python /tmp/prefect-venv/bin/python]
 
 What runs (one after the other, the load average printed before each):
   portal   this branch as deployed for the API (bench/api.py's configuration: granian 2 workers
-           x 4 threads, uvicorn for long-poll, the sequencer) plus a django-q2 cluster, on its
-           own database `hitl_bench_peers`, ports 18560-18561: creates at 16 clients for
-           --duration s (an agent asking = a paused item), then decision -> the waiting
-           agent's long-poll returns, one at a time, --samples times (bench/api.py's
+           x 4 threads, uvicorn for long-poll, the sequencer; --cluster adds a django-q2
+           cluster), on its own database `hitl_bench_peers`, ports 18560-18561: creates at 16
+           clients for --duration s (an agent asking = a paused item), then decision -> the
+           waiting agent's long-poll returns, one at a time, --samples times (bench/api.py's
            `closed` and `wake_latency`)
   prefect  `prefect server start` on 127.0.0.1:18550 with its database on PostgreSQL
            (`prefect_bench`, recreated, dropped after); --flows async flows started at once in
@@ -260,8 +260,9 @@ def run_portal(args) -> dict:
     bench.prepare(cfg, admin_url(), 16, 8)
     try:
         bench.start(cfg, PORTAL_PORT, 2)
-        manage = str(ROOT / "manage.py")
-        cfg.procs.append(subprocess.Popen([sys.executable, manage, "qcluster"], env=cfg.env))
+        if args.cluster:
+            manage = str(ROOT / "manage.py")
+            cfg.procs.append(subprocess.Popen([sys.executable, manage, "qcluster"], env=cfg.env))
         time.sleep(3)
         roots = [p.pid for p in cfg.procs]
         cpu0 = sum(tree_cpu(pid) for pid in roots)
@@ -283,10 +284,16 @@ def main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--flows", type=int, default=200)
-    parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument("--flows", type=int, default=100)
+    parser.add_argument("--samples", type=int, default=50)
     parser.add_argument("--poll", type=int, default=1, help="Prefect's poll_interval (s)")
     parser.add_argument("--duration", type=float, default=10, help="s of portal creates")
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="also run a django-q2 cluster beside the portal (ORM broker; its notification "
+        "emails to the 8 reviewers go to EMAIL_URL: unreachable, they fail and are retried)",
+    )
     parser.add_argument("--prefect-python", default="/tmp/prefect-venv/bin/python")
     parser.add_argument("--prefect-side", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--server-pid", type=int, default=0, help=argparse.SUPPRESS)
@@ -303,7 +310,8 @@ def main() -> None:
     c, w = portal["create"], portal["wake"]
     print(
         f"  creates (16 clients): {c['rps']:.0f}/s, p50 {c['p50']:.1f} ms, p99 {c['p99']:.1f} ms, "
-        f"CPU {portal['cpu_per_create_ms']:.1f} ms/create (servers + cluster + sequencer), "
+        f"CPU {portal['cpu_per_create_ms']:.1f} ms/create (servers + sequencer"
+        f"{' + cluster' if args.cluster else ''}), "
         f"errors {c['errors'] or 0}\n"
         f"  decision -> wait returns: p50 {w['p50']:.1f} ms, p99 {w['p99']:.1f} ms "
         f"({w['n']} samples); load average {loadavg()}",
