@@ -312,14 +312,20 @@ def stop_host(host: Host) -> None:
 
 
 def start_socat(host: Host) -> list[subprocess.Popen]:
+    from urllib.parse import urlparse
+
+    pg = urlparse(admin_url())
     out = []
-    for port, target in ((PG_PORT, 5432), (REDIS_PORT, 6379)):
+    for port, target in (
+        (PG_PORT, f"{pg.hostname}:{pg.port or 5432}"),
+        (REDIS_PORT, "127.0.0.1:6379"),
+    ):
         out.append(
             subprocess.Popen(
                 [
                     "socat",
                     f"TCP-LISTEN:{port},bind={host.gateway},reuseaddr,fork,backlog=1024,nodelay",
-                    f"TCP:127.0.0.1:{target},nodelay",
+                    f"TCP:{target},nodelay",
                 ],
                 start_new_session=True,
             )
