@@ -22,6 +22,8 @@ Phases, each on a fresh database `hitl_bench_scale_<phase>` and Redis db 8 (flus
           mail has arrived: achieved creates/s, p50/p99, CPU per create by process kind
           (web, cluster, portald on the hosts; PostgreSQL backends of the database; socat)
   2hosts  hosts A and B, the same offered load spread over both
+  1host-x2  the control: two hosts' processes (two of each) in A's namespace, the load spread
+          over both web servers; as 2hosts, less a second namespace, veth and socat
   kill    hosts B then A (B takes both leaders), creates and decisions (each create decided
           1 s after its 201) spread over both; at half time every process of B gets SIGKILL.
           The client fails over to A with the same Idempotency-Key (what a load balancer's
@@ -185,20 +187,28 @@ class Sink:
 
 @dataclass
 class Host:
+    """An application host: `name` (its processes' names), in the namespace `net` (two hosts
+    may share one: the control that has two hosts' processes without a second namespace)."""
+
     name: str
+    net: str = ""
+    port: int = WEB_PORT
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.net = self.net or self.name
 
     @property
     def ns(self) -> str:
-        return f"{PREFIX}-{self.name}"
+        return f"{PREFIX}-{self.net}"
 
     @property
     def addr(self) -> str:
-        return HOSTS[self.name] + ".2"
+        return HOSTS[self.net] + ".2"
 
     @property
     def gateway(self) -> str:
-        return HOSTS[self.name] + ".1"
+        return HOSTS[self.net] + ".1"
 
 
 def base_env(db: str) -> dict:
@@ -232,7 +242,7 @@ def host_env(env: dict, host: Host, kind: str) -> dict:
         **env,
         "DATABASE_URL": f"postgres://postgres@{host.gateway}:{PG_PORT}/{db}?application_name={app}",
         "REDIS_URL": f"redis://{host.gateway}:{REDIS_PORT}/{REDIS_DB}",
-        "HITL_SITE_URL": f"http://{host.addr}:{WEB_PORT}",
+        "HITL_SITE_URL": f"http://{host.addr}:{host.port}",
         "PROMETHEUS_MULTIPROC_DIR": env[f"HITL_BENCH_METRICS_{host.name}"],
     }
 
@@ -241,7 +251,7 @@ def start_host(host: Host, env: dict) -> None:
     env = {**env, f"HITL_BENCH_METRICS_{host.name}": tempfile.mkdtemp(prefix="hitlb-metrics-")}
     manage = str(ROOT / "manage.py")
     commands = {
-        "web": granian_command(host.addr, WEB_PORT, 2, "--backlog", "4096", threads=4),
+        "web": granian_command(host.addr, host.port, 2, "--backlog", "4096", threads=4),
         "cluster": [sys.executable, manage, "qcluster"],
         "portald": [sys.executable, manage, "portald"],
     }
@@ -261,7 +271,7 @@ def start_host(host: Host, env: dict) -> None:
 def wait_healthy(host: Host, timeout: float = 40) -> None:
     async def probe() -> bool:
         try:
-            conn = await Connection(host.addr, WEB_PORT).open()
+            conn = await Connection(host.addr, host.port).open()
         except OSError:
             return False
         try:
@@ -596,7 +606,7 @@ class Fleet:
             try:
                 conn = conns.get(host.name)
                 if conn is None:
-                    conn = conns[host.name] = await Connection(host.addr, WEB_PORT).open()
+                    conn = conns[host.name] = await Connection(host.addr, host.port).open()
                 status, data = await asyncio.wait_for(conn.request(method, path, headers, body), 30)
                 self.by_host[host.name] += 1
                 if conn.headers.get("idempotent-replayed") == "true":
@@ -787,8 +797,8 @@ def loadavg() -> str:
 
 class Phase:
     def __init__(self, name: str, hosts: list[str], sink: Sink):
-        self.name, self.db = name, f"hitl_bench_scale_{name}"
-        self.hosts = [Host(h) for h in hosts]
+        self.name, self.db = name, f"hitl_bench_scale_{name.replace('-', '_')}"
+        self.hosts = [Host(*h) if isinstance(h, tuple) else Host(h) for h in hosts]
         self.sink = sink
         self.socats: list[subprocess.Popen] = []
         self.leaders: Leaders | None = None
@@ -798,7 +808,7 @@ class Phase:
         flush_redis()
         self.env = base_env(self.db)
         self.data = setup(self.env)
-        for host in self.hosts:
+        for host in {h.net: h for h in self.hosts}.values():
             self.socats += start_socat(host)
         self.leaders = Leaders(self.db)
         self.leaders.thread.start()
@@ -997,17 +1007,25 @@ def main() -> None:
         )
         for name in args.phases.split(","):
             print(f"\n{name}", flush=True)
-            hosts = {"1host": ["a"], "2hosts": ["a", "b"], "kill": ["b", "a"]}[name]
+            hosts = {
+                "1host": ["a"],
+                "2hosts": ["a", "b"],
+                # two hosts' processes in host A's namespace: what sharing 2 cores costs
+                "1host-x2": ["a", ("a2", "a", WEB_PORT + 1)],
+                "kill": ["b", "a"],
+            }[name]
             key = name if name not in results else f"{name}-again"  # a bracketing re-run
             with Phase(name, hosts, sink) as phase:
                 results[key] = kill_test(phase, args) if name == "kill" else measure(phase, args)
-        for first in ("1host", "1host-again"):
-            if first not in results or "2hosts" not in results:
+        for first, second in [
+            (a, b) for a in ("1host", "1host-again", "1host-x2") for b in ("2hosts", "1host-x2")
+        ]:
+            if first == second or first not in results or second not in results:
                 continue
-            one, two = results[first], results["2hosts"]
+            one, two = results[first], results[second]
             pg1, pg2 = (max(1e-9, r["cpu_ms"].get("postgres", 0)) for r in (one, two))
             print(
-                f"\n2 hosts / {first}: creates/s x{two['rps'] / one['rps']:.2f}, CPU per create "
+                f"\n{second} / {first}: creates/s x{two['rps'] / one['rps']:.2f}, CPU per create "
                 f"on the hosts x{two['app_ms'] / one['app_ms']:.2f}, PostgreSQL "
                 f"x{pg2 / pg1:.2f}, "
                 f"hosts + PostgreSQL x{two['total_ms'] / one['total_ms']:.2f}; less idle CPU: "
