@@ -51,6 +51,7 @@ import os
 import re
 import resource
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -194,6 +195,7 @@ class Host:
     net: str = ""
     port: int = WEB_PORT
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    metrics: str = ""  # its PROMETHEUS_MULTIPROC_DIR
 
     def __post_init__(self):
         self.net = self.net or self.name
@@ -248,7 +250,8 @@ def host_env(env: dict, host: Host, kind: str) -> dict:
 
 
 def start_host(host: Host, env: dict) -> None:
-    env = {**env, f"HITL_BENCH_METRICS_{host.name}": tempfile.mkdtemp(prefix="hitlb-metrics-")}
+    host.metrics = tempfile.mkdtemp(prefix="hitlb-metrics-")  # removed by stop_host
+    env = {**env, f"HITL_BENCH_METRICS_{host.name}": host.metrics}
     manage = str(ROOT / "manage.py")
     commands = {
         "web": granian_command(host.addr, host.port, 2, "--backlog", "4096", threads=4),
@@ -319,6 +322,8 @@ def stop_host(host: Host) -> None:
     for proc in host.procs.values():
         proc.wait()
     host.procs.clear()
+    if host.metrics:
+        shutil.rmtree(host.metrics, ignore_errors=True)
 
 
 def start_socat(host: Host) -> list[subprocess.Popen]:
