@@ -20,10 +20,14 @@ $(VENV)/bin/python:
 
 $(RUN_STAMP): pyproject.toml clients/python/pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e clients/python -e .
+	@# A venv made before the client had its own distribution: uninstalling the old portal
+	@# there removes the `hitl` script the client has just installed; put it back.
+	test -x $(VENV)/bin/hitl || $(PY) -m pip install --quiet --no-deps --force-reinstall -e clients/python
 	touch $(RUN_STAMP)
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e clients/python -e ".[dev]"
+	test -x $(VENV)/bin/hitl || $(PY) -m pip install --quiet --no-deps --force-reinstall -e clients/python
 	touch $(STAMP) $(RUN_STAMP)
 
 venv-run: $(RUN_STAMP)
