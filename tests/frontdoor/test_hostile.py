@@ -176,7 +176,10 @@ def test_a_flood_of_huge_heads_does_not_stall_anyone_else(runportal_front):
         stop.set()
         for thread in threads:
             thread.join()
-    assert answers and set(answers) <= {b"HTTP/1.1 431 Request Header Fields Too Large"}, answers
+    # Refused: answered 431, or reset when the server closed on the rest of a head it had
+    # already refused (a close with unread data is a reset to a client still sending)
+    refused = b"HTTP/1.1 431 Request Header Fields Too Large"
+    assert refused in answers and set(answers) <= {refused, b"reset"}, answers
     assert all(answered), answered
 
 
