@@ -55,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _http import Connection  # noqa: E402
+from _proc import tree_pids  # noqa: E402
 
 from hitlportal.servers import (  # noqa: E402
     granian_command,
@@ -386,22 +387,6 @@ async def wake_latency(cfg: Config, samples: int, background_rate: float) -> dic
 
 
 # --- CPU and the ledger ----------------------------------------------------------------------
-
-
-def tree_pids(roots: list[int]) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], list(roots)
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo += children.get(pid, [])
-    return out
 
 
 def cpu_seconds(pids: list[int]) -> float:

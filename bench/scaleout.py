@@ -68,6 +68,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _http import Connection  # noqa: E402
+from _proc import tree_pids  # noqa: E402
 
 from hitlportal.servers import granian_command  # noqa: E402
 
@@ -349,22 +350,6 @@ def start_socat(host: Host) -> list[subprocess.Popen]:
 
 
 # --- CPU -------------------------------------------------------------------------------------
-
-
-def tree_pids(roots: list[int]) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], list(roots)
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo += children.get(pid, [])
-    return out
 
 
 def ticks(pid: int) -> int | None:
