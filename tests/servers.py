@@ -11,8 +11,13 @@ Two topologies, each as users run it:
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +58,29 @@ def start_portal(port: int, env: dict[str, str], workers: int = 1) -> Portal:
     proc = subprocess.Popen(cmd, cwd=env.get("HITL_CODE_DIR", ROOT), env=env)
     wait_healthy(proc, port)
     return Portal(port, proc)
+
+
+@contextmanager
+def runportal(port: int, env: dict[str, str], log: Path, cwd: Path = ROOT) -> Iterator[str]:
+    """`manage.py runportal --no-demo` on `port` (its web server, portald and task cluster),
+    output to `log`; yields its URL once healthy, and stops every process it started as
+    Ctrl-C does (SIGINT), killing the process group if that takes over 30 s."""
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "runportal", "--port", str(port), "--no-demo"],
+            cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        try:
+            wait_healthy(proc, port, timeout=120)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
 
 
 def wait_healthy(proc: subprocess.Popen, port: int, timeout: float = 30) -> None:

@@ -8,10 +8,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,23 +153,8 @@ def portal(django_db_setup, django_db_blocker, tmp_path_factory, receiver):
             "HITL_ALLOW_PRIVATE_URLS": "1",  # the webhook receiver is on 127.0.0.1
         }
     )
-    log = (tmp / "runportal.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "runportal", "--port", str(port), "--no-demo"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    try:
-        servers.wait_healthy(proc, port, timeout=120)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
+    with servers.runportal(port, env, tmp / "runportal.log") as url:
+        yield url
 
 
 @pytest.fixture

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,23 +84,8 @@ def runportal_front(django_db_setup, django_db_blocker, tmp_path_factory):
         env["PYTHONPATH"] = os.pathsep.join(
             [str(client), str(code)] if client.is_dir() else [str(code)]
         )
-    log = (tmp / "runportal.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "runportal", "--port", str(port), "--no-demo"],
-        cwd=code, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    try:
-        servers.wait_healthy(proc, port, timeout=120)
-        yield Front("runportal", f"http://127.0.0.1:{port}")
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
+    with servers.runportal(port, env, tmp / "runportal.log", cwd=code) as url:
+        yield Front("runportal", url)
 
 
 @pytest.fixture(scope="package")
